@@ -1,0 +1,65 @@
+"""Dependencies shared by the routers, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.errors import GatewayError
+from gateway.queue.dispatch import Dispatcher
+from gateway.settings import Settings
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request: committed when the route returns, rolled back if it raises."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            if session.in_transaction():
+                await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_dispatcher(request: Request) -> Dispatcher:
+    return request.app.state.dispatcher  # type: ignore[no-any-return]
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+
+
+def require_api_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+    expected: str | None = request.app.state.api_key
+    if expected is None or not hmac.compare_digest(
+        credentials.credentials.encode(), expected.encode()
+    ):
+        raise Unauthorized("invalid API key")
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+]
+

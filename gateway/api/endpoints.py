@@ -1,0 +1,147 @@
+"""`/v1/endpoints`: subscriptions, their secrets, test sends and recovery."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Query, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import Cursor, DispatcherDep, Limit, SessionDep, SettingsDep
+from gateway.api.events import published_out
+from gateway.api.schemas import (
+    DeliveryOut,
+    EndpointCreate,
+    EndpointCreated,
+    EndpointOut,
+    EndpointUpdate,
+    EventPublished,
+    Page,
+    Recover,
+    Recovered,
+    SecretOut,
+    SecretRotate,
+)
+from gateway.errors import Conflict
+from gateway.outbound import endpoints as service
+from gateway.outbound.fanout import publish
+from gateway.store.models import Delivery, Endpoint
+from gateway.store.queries import page
+
+router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
+async def create_endpoint(
+    body: EndpointCreate, session: SessionDep, settings: SettingsDep
+) -> Endpoint:
+    """Subscribe a URL; the answer is the only one (besides `/secret`) that shows the secret."""
+    endpoint = await service.create_endpoint(session, body, settings.allowed_networks)
+    await session.commit()
+    return endpoint
+
+
+@router.get("", response_model=Page[EndpointOut])
+async def list_endpoints(
+    session: SessionDep,
+    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    query = select(Endpoint)
+    if tenant_id is not None:
+        query = query.where(Endpoint.tenant_id == tenant_id)
+    rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
+    return {"data": rows, "next_cursor": next_cursor}
+
+
+@router.get("/{endpoint_id}", response_model=EndpointOut)
+async def get_endpoint(endpoint_id: str, session: SessionDep) -> Endpoint:
+    return await service.get_endpoint(session, endpoint_id)
+
+
+@router.patch("/{endpoint_id}", response_model=EndpointOut)
+async def update_endpoint(
+    endpoint_id: str, body: EndpointUpdate, session: SessionDep, settings: SettingsDep
+) -> Endpoint:
+    endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks)
+    await session.commit()
+    return endpoint
+
+
+@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_endpoint(endpoint_id: str, session: SessionDep) -> Response:
+    """Delete the endpoint with its deliveries and their attempt logs."""
+    endpoint = await service.get_endpoint(session, endpoint_id)
+    await session.delete(endpoint)
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{endpoint_id}/secret", response_model=SecretOut)
+async def get_secret(endpoint_id: str, session: SessionDep) -> dict[str, object]:
+    endpoint = await service.get_endpoint(session, endpoint_id)
+    return {
+        "secret": endpoint.secret,
+        "previous_secret_expires_at": service.live_previous_secret_expiry(endpoint),
+    }
+
+
+@router.post("/{endpoint_id}/secret/rotate", response_model=SecretOut)
+async def rotate_secret(
+    endpoint_id: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Annotated[SecretRotate | None, Body()] = None,
+) -> dict[str, object]:
+    """New secret (given or generated); the previous one keeps signing beside it for 24 hours."""
+    endpoint = await service.get_endpoint(session, endpoint_id)
+    service.rotate_secret(endpoint, body.secret if body else None,
+                          settings.secret_rotation_overlap_hours)
+    await session.commit()
+    return {"secret": endpoint.secret,
+            "previous_secret_expires_at": endpoint.previous_secret_expires_at}
+
+
+@router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED,
+             response_model=EventPublished)
+async def send_test(
+    endpoint_id: str, session: SessionDep, dispatcher: DispatcherDep
+) -> dict[str, object]:
+    """Send a `webhook.test` event to this endpoint only, whatever its type filters."""
+    endpoint = await service.get_endpoint(session, endpoint_id)
+    if endpoint.disabled:
+        raise Conflict(f"endpoint {endpoint_id} is disabled")
+    published = await publish(
+        session, dispatcher, event_type="webhook.test",
+        data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
+        tenant_id=endpoint.tenant_id, endpoint_ids=[endpoint.id], ignore_type_filters=True,
+    )
+    return published_out(published)
+
+
+@router.post("/{endpoint_id}/recover", response_model=Recovered)
+async def recover(
+    endpoint_id: str, body: Recover, session: SessionDep, dispatcher: DispatcherDep
+) -> dict[str, int]:
+    """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
+    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until)
+    return {"requeued": count}
+
+
+@router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryOut])
+async def list_endpoint_deliveries(
+    endpoint_id: str,
+    session: SessionDep,
+    status_filter: Annotated[
+        str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    await service.get_endpoint(session, endpoint_id)
+    query = select(Delivery).where(Delivery.endpoint_id == endpoint_id)
+    if status_filter is not None:
+        query = query.where(Delivery.status == status_filter)
+    rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+    return {"data": rows, "next_cursor": next_cursor}

@@ -1,0 +1,102 @@
+"""`/v1/events`: publish, and read what was published or received."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import Cursor, DispatcherDep, Limit, SessionDep
+from gateway.api.schemas import DeliveryOut, EventCreate, EventOut, EventPublished, Page
+from gateway.errors import NotFound
+from gateway.outbound.fanout import Published, publish
+from gateway.store.models import Delivery, Event
+from gateway.store.queries import page
+
+router = APIRouter(prefix="/v1/events", tags=["events"])
+
+
+def event_out(event: Event) -> dict[str, object]:
+    return {
+        "id": event.id, "type": event.type, "data": json.loads(event.data),
+        "tenant_id": event.tenant_id, "source_id": event.source_id,
+        "created_at": event.created_at,
+    }
+
+
+def published_out(published: Published) -> dict[str, object]:
+    return {**event_out(published.event), "deliveries": published.deliveries}
+
+
+@router.post(
+    "", status_code=status.HTTP_202_ACCEPTED, response_model=EventPublished,
+    responses={200: {"model": EventPublished,
+                     "description": "A repeat of an earlier Idempotency-Key: the first event"}},
+)
+async def publish_event(
+    body: EventCreate,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> dict[str, object]:
+    """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
+    published = await publish(
+        session, dispatcher, event_type=body.type, data=body.data, tenant_id=body.tenant_id,
+        endpoint_ids=body.endpoint_ids, idempotency_key=idempotency_key,
+    )
+    if not published.created:
+        response.status_code = status.HTTP_200_OK
+    return published_out(published)
+
+
+@router.get("", response_model=Page[EventOut])
+async def list_events(
+    session: SessionDep,
+    type: Annotated[str | None, Query(max_length=255)] = None,
+    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
+    source_id: Annotated[str | None, Query(max_length=40)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    query = select(Event)
+    if type is not None:
+        query = query.where(Event.type == type)
+    if tenant_id is not None:
+        query = query.where(Event.tenant_id == tenant_id)
+    if source_id is not None:
+        query = query.where(Event.source_id == source_id)
+    rows, next_cursor = await page(session, query, Event.id, limit, cursor)
+    return {"data": [event_out(e) for e in rows], "next_cursor": next_cursor}
+
+
+async def _get_event(session: SessionDep, event_id: str) -> Event:
+    event = await session.get(Event, event_id)
+    if event is None:
+        raise NotFound(f"event {event_id} not found")
+    return event
+
+
+@router.get("/{event_id}", response_model=EventOut)
+async def get_event(event_id: str, session: SessionDep) -> dict[str, object]:
+    return event_out(await _get_event(session, event_id))
+
+
+@router.get("/{event_id}/deliveries", response_model=Page[DeliveryOut])
+async def list_event_deliveries(
+    event_id: str,
+    session: SessionDep,
+    status_filter: Annotated[
+        str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, object]:
+    await _get_event(session, event_id)
+    query = select(Delivery).where(Delivery.event_id == event_id)
+    if status_filter is not None:
+        query = query.where(Delivery.status == status_filter)
+    rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+    return {"data": rows, "next_cursor": next_cursor}

@@ -1,0 +1,88 @@
+"""The `gateway` command: serve the API, run workers, migrate the database."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from gateway.settings import Settings
+
+app = typer.Typer(help="Webhook gateway: signed, retried webhook delivery.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"]) or "configuration"
+            err.print(f"[red]invalid configuration[/red] GATEWAY_{where.upper()}: {error['msg']}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes (needs Redis).")] = 1,
+) -> None:
+    """Serve the HTTP API; without GATEWAY_REDIS_URL it also delivers, in-process."""
+    import uvicorn
+
+    from gateway import migrate as migrations
+
+    settings = _settings()
+    if settings.embedded and workers > 1:
+        err.print("[red]--workers above 1 needs GATEWAY_REDIS_URL[/red]: in embedded mode "
+                  "each process would deliver on its own.")
+        raise typer.Exit(2)
+    if settings.is_sqlite:
+        migrations.upgrade(settings)  # embedded: one command gives a working gateway
+    uvicorn.run(
+        "gateway.main:create_app", factory=True, host=host, port=port, workers=workers,
+        loop="uvloop", http="httptools", log_level=settings.log_level.lower(),
+        access_log=False, timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run an arq delivery worker (needs GATEWAY_REDIS_URL)."""
+    import asyncio
+
+    import uvloop
+
+    from gateway.logs import configure_logging
+    from gateway.queue.worker import create_worker
+
+    settings = _settings()
+    if settings.redis_url is None:
+        err.print("[red]GATEWAY_REDIS_URL is not set[/red]: workers take their jobs from Redis. "
+                  "Without Redis, `gateway serve` delivers in-process.")
+        raise typer.Exit(2)
+    configure_logging(settings.log_level)
+    logging.getLogger("arq").setLevel(logging.WARNING)
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    create_worker(settings).run()
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Create or upgrade the database schema."""
+    from gateway import migrate as migrations
+
+    settings = _settings()
+    migrations.upgrade(settings, revision)
+    err.print(f"[green]database at {revision}[/green]")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,39 @@
+"""Errors the services raise; each carries the HTTP status the API answers with.
+
+Routers never build error responses by hand: a service raises one of these and the
+handler in `main.py` turns it into `{"detail": ...}` with its status.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status_code = 500
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(GatewayError):
+    status_code = 404
+
+
+class Conflict(GatewayError):
+    status_code = 409
+
+
+class Invalid(GatewayError):
+    """A request that is well-formed JSON but names something impossible."""
+
+    status_code = 422
+
+    def __init__(self, detail: str, loc: tuple[str | int, ...] = ("body",)) -> None:
+        super().__init__(detail)
+        self.loc = loc
+
+
+class Unavailable(GatewayError):
+    """The database or queue cannot be reached: the client may retry."""
+
+    status_code = 503

@@ -1,0 +1,130 @@
+"""The app factory: routers, error handlers, and the lifespan that owns every connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from gateway import __version__
+from gateway.api import deliveries, endpoints, events, health
+from gateway.api.deps import require_api_key
+from gateway.apikey import resolve_api_key
+from gateway.db import create_engine, create_sessionmaker
+from gateway.errors import GatewayError, Invalid
+from gateway.limits import BodyLimitMiddleware
+from gateway.logs import configure_logging
+from gateway.outbound.client import create_delivery_client
+from gateway.outbound.context import DeliveryContext
+from gateway.outbound.sweeper import sweep
+from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
+from gateway.queue.jobs import CTX_KEY, FUNCTIONS
+from gateway.settings import Settings, get_settings
+
+log = logging.getLogger("gateway")
+
+DESCRIPTION = """
+Publish events with `POST /v1/events`; the gateway signs them per the Standard
+Webhooks specification and delivers them to every subscribed endpoint, with
+retries and a full attempt log. Management routes need `Authorization: Bearer <key>`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.settings = settings
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.api_key = resolve_api_key(settings)
+        sweeper: asyncio.Task[None] | None = None
+        delivery: DeliveryContext | None = None
+        dispatcher: Dispatcher
+        if settings.redis_url is None:
+            # Embedded mode: this process delivers too, with the same code as a worker.
+            ctx: dict[str, Any] = {}
+            dispatcher = InProcessDispatcher(FUNCTIONS, ctx, settings.worker_max_jobs)
+            delivery = DeliveryContext(settings, app.state.sessionmaker,
+                                       create_delivery_client(settings), dispatcher)
+            ctx[CTX_KEY] = delivery
+            sweeper = asyncio.create_task(_sweep_forever(delivery), name="sweeper")
+            log.info("embedded mode: deliveries run in this process")
+        else:
+            dispatcher = ArqDispatcher(settings.redis_url, settings.queue_name)
+        app.state.dispatcher = dispatcher
+        try:
+            yield
+        finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
+            await dispatcher.close()
+            if delivery is not None:
+                await delivery.client.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Webhook gateway", version=__version__, description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    authenticated = [Depends(require_api_key)]
+    for module in (endpoints, events, deliveries):
+        app.include_router(module.router, dependencies=authenticated)
+    app.include_router(health.router)
+    _add_error_handlers(app)
+    return app
+
+
+async def _sweep_forever(ctx: DeliveryContext) -> None:
+    while True:
+        try:
+            await sweep(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("sweep failed, will retry: %s", type(exc).__name__)
+        await asyncio.sleep(ctx.settings.sweep_interval)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, Invalid):
+            content: dict[str, Any] = {"detail": [
+                {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}
+            ]}
+        else:
+            content = {"detail": exc.detail}
+        return JSONResponse(content, status_code=exc.status_code, headers=headers)
+
+    async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse({"detail": "the database is unavailable; try again shortly"},
+                            status_code=503, headers={"Retry-After": "5"})
+
+    for exc_type in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError):
+        app.add_exception_handler(exc_type, unavailable)
+
+    @app.exception_handler(DBAPIError)
+    async def db_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await unavailable(request, exc)
+        return await internal_error(request, exc)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path,
+                  exc_info=(type(exc), exc, exc.__traceback__))
+        return JSONResponse({"detail": "internal error"}, status_code=500)

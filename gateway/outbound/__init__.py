@@ -1,0 +1,1 @@
+"""The outbound path: fan-out, signing, retry policy, HTTP client and delivery."""

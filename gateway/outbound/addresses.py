@@ -1,0 +1,141 @@
+"""Which addresses endpoints may reach: public ones, and private ones only when allowed.
+
+Checked when an endpoint is saved and again at connect time (`GuardedResolver`),
+so a name that later resolves somewhere private (DNS rebinding) is still refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+class RefusedAddress(OSError):
+    """The destination is on a network endpoints may not reach."""
+
+
+def parse_ip(host: str) -> IPAddress | None:
+    """The address a literal host denotes, decoding legacy forms (`2130706433`, `0177.0.0.1`)."""
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if host and all(c in "0123456789abcdefxABCDEFX." for c in host) and host[0].isdigit():
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    if isinstance(ip, ipaddress.IPv4Address):
+        return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
+def refusal_reason(ip: IPAddress, allowed: Sequence[Network] = ()) -> str | None:
+    """Why `ip` may not be reached, or None when it may."""
+    if any(ip in net for net in allowed if net.version == ip.version):
+        return None
+    inner = _embedded_ipv4(ip)
+    if inner is not None:
+        reason = refusal_reason(inner, allowed)
+        return f"{reason} (embedded in {ip})" if reason else None
+    if ip.is_loopback:
+        return f"{ip} is a loopback address"
+    if ip.is_link_local:
+        return f"{ip} is a link-local address"
+    if ip.is_multicast:
+        return f"{ip} is a multicast address"
+    if ip.is_private or not ip.is_global:
+        return f"{ip} is a private or reserved address"
+    return None
+
+
+def check_ip(ip: IPAddress, allowed: Sequence[Network]) -> None:
+    reason = refusal_reason(ip, allowed)
+    if reason:
+        raise RefusedAddress(f"{reason}; set GATEWAY_ALLOWED_NETWORKS to allow it")
+
+
+async def check_url(url: str, allowed: Sequence[Network]) -> None:
+    """Save-time check: ValueError when the host is, or resolves only to, refused addresses.
+
+    A name that does not resolve now is accepted: DNS may not exist yet, and the
+    connect-time check applies to whatever it resolves to later.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must use http or https")
+    host = parts.hostname
+    if not host:
+        raise ValueError("url must have a host")
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    ip = parse_ip(host)
+    if ip is not None:
+        reason = refusal_reason(ip, allowed)
+        if reason:
+            raise ValueError(f"url host {reason}; set GATEWAY_ALLOWED_NETWORKS to allow it")
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return
+    reasons = [refusal_reason(ipaddress.ip_address(info[4][0]), allowed) for info in infos]
+    if reasons and all(reasons):
+        raise ValueError(
+            f"url host {host} resolves only to refused addresses ({reasons[0]}); "
+            "set GATEWAY_ALLOWED_NETWORKS to allow it"
+        )
+
+
+class GuardedResolver(AbstractResolver):
+    """aiohttp resolver that drops refused addresses, so no connection is opened to one."""
+
+    def __init__(self, allowed: Sequence[Network]) -> None:
+        self._allowed = list(allowed)
+        self._inner = DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        kept: list[ResolveResult] = []
+        reason = None
+        for result in results:
+            reason_here = refusal_reason(ipaddress.ip_address(result["host"]), self._allowed)
+            if reason_here is None:
+                kept.append(result)
+            else:
+                reason = reason_here
+        if not kept:
+            raise RefusedAddress(f"{host} resolves to {reason}; set GATEWAY_ALLOWED_NETWORKS "
+                                 "to allow it")
+        return kept
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+

@@ -1,0 +1,316 @@
+"""Deliver claimed deliveries: one job sends to many endpoints at once and records every attempt.
+
+A job claims its deliveries in one short transaction (a lease in `locked_until`),
+sends without holding any database connection, then records all attempts in one
+more transaction. A worker that dies mid-flight leaves only expired leases, which
+the sweeper hands out again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
+from gateway.outbound.context import DeliveryContext
+from gateway.outbound.payload import event_body
+from gateway.outbound.retry import next_delay, parse_retry_after
+from gateway.outbound.signer import secret_key, signature_header
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT
+from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event
+from gateway.timeutil import as_utc, utcnow
+
+log = logging.getLogger("gateway.delivery")
+
+RESPONSE_BODY_LIMIT = 4096
+# Deliveries one job claims; an event with more endpoints continues in further jobs,
+# so that no job runs past its timeout waiting for connection slots.
+CLAIM_BATCH = 500
+# Clocks of API hosts and workers differ a little; work due this soon is due now.
+CLOCK_SLACK = timedelta(seconds=1)
+
+
+@dataclass
+class _Job:
+    delivery_id: str
+    attempt: int
+    endpoint: Endpoint
+    event: Event
+    body: bytes
+
+
+@dataclass
+class _Outcome:
+    started_at: datetime
+    status_code: int | None
+    duration_ms: int
+    response_body: str | None
+    error: str | None
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+async def deliver_event(ctx: DeliveryContext, event_id: str) -> int:
+    """Send an event to every endpoint it is due for; returns the number of attempts."""
+    return await _deliver(ctx, Delivery.event_id == event_id, continuation=event_id)
+
+
+async def deliver_deliveries(ctx: DeliveryContext, delivery_ids: Sequence[str]) -> int:
+    """Send the given deliveries, those still due and not claimed by another worker."""
+    if not delivery_ids:
+        return 0
+    return await _deliver(ctx, Delivery.id.in_(list(delivery_ids)))  # type: ignore[attr-defined]
+
+
+async def _deliver(ctx: DeliveryContext, which: object, continuation: str | None = None) -> int:
+    jobs, lease = await _claim(ctx, which)
+    if not jobs:
+        return 0
+    if continuation is not None and len(jobs) == CLAIM_BATCH:
+        # More of this event is waiting: let another job (maybe another worker) take it.
+        await ctx.dispatcher.enqueue(
+            DELIVER_EVENT, continuation, job_id=f"evt:{continuation}:{jobs[-1].delivery_id}"
+        )
+    outcomes = await asyncio.gather(*(_attempt_guarded(ctx, job) for job in jobs))
+    await _record(ctx, jobs, outcomes, lease)
+    return len(jobs)
+
+
+async def _claim(ctx: DeliveryContext, which: object) -> tuple[list[_Job], datetime]:
+    now = utcnow()
+    # The lease outlives the job's own timeout: by then the job has finished or died.
+    lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
+    async with ctx.sessionmaker() as session, session.begin():
+        due_ids = (
+            select(Delivery.id)
+            .where(
+                which,  # type: ignore[arg-type]
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.next_attempt_at <= now + CLOCK_SLACK,  # type: ignore[operator]
+                or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),  # type: ignore[union-attr, operator]
+            )
+            .order_by(Delivery.id)
+            .limit(CLAIM_BATCH)
+        )
+        if session.bind.dialect.name == "postgresql":
+            due_ids = due_ids.with_for_update(skip_locked=True)
+        claimed = (
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(due_ids.scalar_subquery()))  # type: ignore[attr-defined]
+                .values(locked_until=lease)
+                .returning(Delivery.id, Delivery.event_id, Delivery.endpoint_id,
+                           Delivery.attempt_count)
+            )
+        ).all()
+        if not claimed:
+            return [], lease
+        events = {
+            e.id: e
+            for e in await session.scalars(
+                select(Event).where(Event.id.in_({row.event_id for row in claimed}))  # type: ignore[attr-defined]
+            )
+        }
+        endpoints = {
+            e.id: e
+            for e in await session.scalars(
+                select(Endpoint).where(Endpoint.id.in_({row.endpoint_id for row in claimed}))  # type: ignore[attr-defined]
+            )
+        }
+    bodies = {event_id: event_body(event) for event_id, event in events.items()}
+    jobs = [
+        _Job(row.id, row.attempt_count + 1, endpoints[row.endpoint_id], events[row.event_id],
+             bodies[row.event_id])
+        for row in sorted(claimed, key=lambda r: r.id)
+    ]
+    return jobs, lease
+
+
+async def _attempt_guarded(ctx: DeliveryContext, job: _Job) -> _Outcome:
+    try:
+        return await _attempt(ctx, job)
+    except Exception as exc:  # a bug must cost one attempt, not the whole batch
+        log.exception("attempt %s of %s failed inside the gateway", job.attempt, job.delivery_id)
+        return _Outcome(utcnow(), None, 0, None, f"internal error: {type(exc).__name__}")
+
+
+async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
+    endpoint = job.endpoint
+    if endpoint.disabled:
+        return _Outcome(utcnow(), None, 0, None, "endpoint is disabled")
+    async with ctx.slots:
+        started_at = utcnow()
+        start = time.perf_counter()
+
+        def elapsed_ms() -> int:
+            return int((time.perf_counter() - start) * 1000)
+
+        timeout = ctx.settings.delivery_timeout
+        try:
+            _check_literal_host(endpoint.url, ctx)
+            timestamp = int(time.time())
+            headers = dict(endpoint.headers or {})
+            headers.update({
+                "content-type": "application/json",
+                "webhook-id": job.event.id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": signature_header(
+                    _signing_keys(endpoint, started_at), job.event.id, timestamp, job.body
+                ),
+            })
+            async with asyncio.timeout(timeout):
+                async with ctx.client.stream(
+                    "POST", endpoint.url, content=job.body, headers=headers
+                ) as response:
+                    body = await _read_capped(response)
+        except TimeoutError:
+            return _Outcome(started_at, None, elapsed_ms(), None, f"timed out after {timeout:g}s")
+        except RefusedAddress as exc:
+            return _Outcome(started_at, None, elapsed_ms(), None, f"refused: {exc}")
+        except httpx.HTTPError as exc:
+            return _Outcome(started_at, None, elapsed_ms(), None, _describe(exc))
+        except OSError as exc:
+            return _Outcome(started_at, None, elapsed_ms(), None, f"connection error: {exc}")
+    status = response.status_code
+    error = None
+    if 300 <= status < 400:
+        location = response.headers.get("location", "")
+        error = "redirect not followed"
+        if location:
+            error = f"redirect to {location[:200]!r} not followed"
+    retry_after = (
+        parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
+    )
+    return _Outcome(started_at, status, elapsed_ms(), body, error, retry_after)
+
+
+def _check_literal_host(url: str, ctx: DeliveryContext) -> None:
+    # aiohttp asks the resolver only for names; a literal address is checked here.
+    host = urlsplit(url).hostname or ""
+    ip = parse_ip(host)
+    if ip is not None:
+        check_ip(ip, ctx.settings.allowed_networks)
+
+
+def _signing_keys(endpoint: Endpoint, now: datetime) -> list[bytes]:
+    keys = [secret_key(endpoint.secret)]
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
+        keys.append(secret_key(endpoint.previous_secret))
+    return keys
+
+
+async def _read_capped(response: httpx.Response) -> str:
+    """The first 4 KiB of the body; the rest is never read, so a huge body costs nothing."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= RESPONSE_BODY_LIMIT:
+            break
+    return b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, RefusedAddress) or isinstance(
+        getattr(cause, "os_error", None), RefusedAddress
+    ):
+        return f"refused: {getattr(cause, 'os_error', cause)}"
+    kind = {
+        httpx.ConnectError: "connection failed",
+        httpx.ConnectTimeout: "connection failed",
+        httpx.ReadError: "connection lost while reading the response",
+        httpx.RemoteProtocolError: "invalid HTTP response",
+        httpx.UnsupportedProtocol: "unsupported URL",
+    }.get(type(exc), "request failed")
+    detail = str(exc) or type(exc).__name__
+    return f"{kind}: {detail}"[:1000]
+
+
+async def _record(
+    ctx: DeliveryContext, jobs: list[_Job], outcomes: list[_Outcome], lease: datetime
+) -> None:
+    now = utcnow()
+    schedule = ctx.settings.retry_schedule
+    attempt_rows = []
+    delivery_rows = []
+    retries: list[tuple[str, int, float]] = []
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        attempt_rows.append({
+            "delivery_id": job.delivery_id,
+            "attempt": job.attempt,
+            "started_at": outcome.started_at,
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+            "response_body": outcome.response_body,
+            "error": outcome.error,
+        })
+        delay = None
+        if not outcome.ok and not job.endpoint.disabled:
+            delay = next_delay(job.attempt, schedule, outcome.retry_after)
+        if outcome.ok:
+            status, next_at = DeliveryStatus.SUCCEEDED, None
+        elif delay is None:
+            status, next_at = DeliveryStatus.FAILED, None
+        else:
+            status, next_at = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
+            retries.append((job.delivery_id, job.attempt, delay))
+        delivery_rows.append({
+            "b_id": job.delivery_id,
+            "b_lease": lease,
+            "v_status": status,
+            "v_attempt_count": job.attempt,
+            "v_next_attempt_at": next_at,
+            "v_dispatched_at": now,
+            "v_last_status_code": outcome.status_code,
+            "v_updated_at": now,
+        })
+    # Only rows this job still owns are updated: a delivery deleted with its
+    # endpoint meanwhile is skipped rather than failing the batch.
+    update_owned = (
+        update(Delivery)
+        .where(Delivery.id == bindparam("b_id"), Delivery.locked_until == bindparam("b_lease"))  # type: ignore[arg-type]
+        .values(
+            status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
+            next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None,
+            dispatched_at=bindparam("v_dispatched_at"),
+            last_status_code=bindparam("v_last_status_code"), updated_at=bindparam("v_updated_at"),
+        )
+    )
+    # Core executemany on the connection: one round trip per statement, not per row.
+    try:
+        async with ctx.sessionmaker() as session, session.begin():
+            conn = await session.connection()
+            await conn.execute(insert(Attempt), attempt_rows)
+            await conn.execute(update_owned, delivery_rows)
+    except IntegrityError:
+        # Some delivery vanished (endpoint deleted) or was re-claimed: record one by one.
+        for attempt_row, delivery_row in zip(attempt_rows, delivery_rows, strict=True):
+            try:
+                async with ctx.sessionmaker() as session, session.begin():
+                    conn = await session.connection()
+                    result = await conn.execute(update_owned, delivery_row)
+                    if result.rowcount:
+                        await conn.execute(insert(Attempt), attempt_row)
+            except IntegrityError:
+                log.warning("attempt of %s not recorded: the delivery changed meanwhile",
+                            attempt_row["delivery_id"])
+    for delivery_id, attempt, delay in retries:
+        await ctx.dispatcher.enqueue(
+            DELIVER_DELIVERIES, [delivery_id], job_id=f"dlv:{delivery_id}:{attempt}",
+            defer_seconds=delay,
+        )

@@ -1,0 +1,153 @@
+"""Endpoints: create, change, rotate secrets, and hand failed deliveries back to the queue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.api.schemas import EndpointCreate, EndpointUpdate
+from gateway.errors import Conflict, Invalid, NotFound
+from gateway.ids import new_id
+from gateway.outbound.addresses import Network, check_url
+from gateway.outbound.signer import generate_secret
+from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher
+from gateway.store.models import Delivery, DeliveryStatus, Endpoint
+from gateway.timeutil import as_utc, utcnow
+
+REQUEUE_JOB_SIZE = 100
+
+
+async def _checked_url(url: str, allowed: Sequence[Network]) -> str:
+    try:
+        await check_url(url, allowed)
+    except ValueError as exc:
+        raise Invalid(str(exc), loc=("body", "url")) from None
+    return url
+
+
+async def get_endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
+    endpoint = await session.get(Endpoint, endpoint_id)
+    if endpoint is None:
+        raise NotFound(f"endpoint {endpoint_id} not found")
+    return endpoint
+
+
+async def create_endpoint(
+    session: AsyncSession, body: EndpointCreate, allowed: Sequence[Network]
+) -> Endpoint:
+    now = utcnow()
+    endpoint = Endpoint(
+        id=new_id("ep"),
+        url=await _checked_url(body.url, allowed),
+        tenant_id=body.tenant_id,
+        description=body.description,
+        event_types=body.event_types,
+        source_ids=body.source_ids,
+        secret=body.secret or generate_secret(),
+        headers=body.headers,
+        rate_limit=body.rate_limit,
+        disabled=body.disabled,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(endpoint)
+    return endpoint
+
+
+async def update_endpoint(
+    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, allowed: Sequence[Network]
+) -> Endpoint:
+    endpoint = await get_endpoint(session, endpoint_id)
+    changes = body.model_dump(exclude_unset=True)
+    if "url" in changes:
+        if changes["url"] is None:
+            raise Invalid("url cannot be null", loc=("body", "url"))
+        await _checked_url(changes["url"], allowed)
+    for field in ("disabled", "headers"):
+        if field in changes and changes[field] is None:
+            raise Invalid(f"{field} cannot be null", loc=("body", field))
+    for field, value in changes.items():
+        setattr(endpoint, field, value)
+    endpoint.updated_at = utcnow()
+    return endpoint
+
+
+def rotate_secret(endpoint: Endpoint, new_secret: str | None, overlap_hours: float) -> None:
+    """The old secret keeps signing beside the new one for `overlap_hours`."""
+    now = utcnow()
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
+    endpoint.secret = new_secret or generate_secret()
+    endpoint.updated_at = now
+
+
+def live_previous_secret_expiry(endpoint: Endpoint) -> datetime | None:
+    expires = endpoint.previous_secret_expires_at
+    if endpoint.previous_secret and expires is not None and as_utc(expires) > utcnow():
+        return expires
+    return None
+
+
+async def requeue(session: AsyncSession, dispatcher: Dispatcher, where: list[object]) -> int:
+    """Put the matching failed deliveries back to pending, due now; commit; dispatch."""
+    now = utcnow()
+    ids = list(
+        (
+            await session.execute(
+                update(Delivery)
+                .where(Delivery.status == DeliveryStatus.FAILED, *where)  # type: ignore[arg-type]
+                .values(status=DeliveryStatus.PENDING, next_attempt_at=now, dispatched_at=now,
+                        updated_at=now)
+                .returning(Delivery.id)
+            )
+        ).scalars()
+    )
+    await session.commit()
+    ids.sort()
+    stamp = int(now.timestamp() * 1000)
+    for start in range(0, len(ids), REQUEUE_JOB_SIZE):
+        chunk = ids[start:start + REQUEUE_JOB_SIZE]
+        await dispatcher.enqueue(DELIVER_DELIVERIES, chunk, job_id=f"requeue:{chunk[0]}:{stamp}")
+    return len(ids)
+
+
+async def recover(
+    session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str,
+    since: datetime, until: datetime | None,
+) -> int:
+    endpoint = await get_endpoint(session, endpoint_id)
+    if endpoint.disabled:
+        raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
+    where: list[object] = [Delivery.endpoint_id == endpoint_id,
+                           Delivery.created_at >= as_utc(since)]  # type: ignore[operator]
+    if until is not None:
+        where.append(Delivery.created_at < as_utc(until))  # type: ignore[operator]
+    return await requeue(session, dispatcher, where)
+
+
+async def retry_delivery(
+    session: AsyncSession, dispatcher: Dispatcher, delivery_id: str
+) -> Delivery:
+    """One more attempt now, whatever the delivery's state, unless one is in flight."""
+    delivery = await session.get(Delivery, delivery_id)
+    if delivery is None:
+        raise NotFound(f"delivery {delivery_id} not found")
+    now = utcnow()
+    if delivery.locked_until is not None and as_utc(delivery.locked_until) > now:
+        raise Conflict(f"delivery {delivery_id} is being attempted right now")
+    endpoint = await get_endpoint(session, delivery.endpoint_id)
+    if endpoint.disabled:
+        raise Conflict(f"endpoint {endpoint.id} is disabled; enable it before retrying")
+    delivery.status = DeliveryStatus.PENDING
+    delivery.next_attempt_at = now
+    delivery.dispatched_at = now
+    delivery.updated_at = now
+    await session.commit()
+    await dispatcher.enqueue(
+        DELIVER_DELIVERIES, [delivery_id],
+        job_id=f"retry:{delivery_id}:{delivery.attempt_count}",
+    )
+    return delivery

@@ -1,0 +1,32 @@
+"""Which endpoints an event goes to: event-type filters and source filters."""
+
+from __future__ import annotations
+
+from gateway.store.models import Endpoint
+
+
+def type_matches(filters: list[str] | None, event_type: str) -> bool:
+    """`None`, `[]` or `"*"` match everything; `"invoice.*"` matches `invoice.paid`."""
+    if not filters:
+        return True
+    for pattern in filters:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def source_matches(source_ids: list[str] | None, source_id: str | None) -> bool:
+    """An endpoint with `source_ids` only gets events from those inbound sources."""
+    if source_ids is None:
+        return True
+    return source_id is not None and source_id in source_ids
+
+
+def endpoint_matches(endpoint: Endpoint, event_type: str, source_id: str | None) -> bool:
+    return (
+        not endpoint.disabled
+        and type_matches(endpoint.event_types, event_type)
+        and source_matches(endpoint.source_ids, source_id)
+    )

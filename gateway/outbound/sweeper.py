@@ -1,0 +1,73 @@
+"""The sweeper: re-dispatches deliveries that are due but that no job is working on.
+
+This is what makes a 202 a promise. Whatever was lost (a Redis flush, a dead
+worker, a dispatch that failed after commit), the database still says the
+delivery is pending, and once it is overdue by `sweep_grace` with no live lease
+it is dispatched again. `dispatched_at` is bumped as it goes, so each delivery
+is re-dispatched at most once per grace period: no storm of duplicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+
+from gateway.outbound.context import DeliveryContext
+from gateway.queue.dispatch import DELIVER_DELIVERIES
+from gateway.store.models import Delivery, DeliveryStatus
+from gateway.timeutil import utcnow
+
+log = logging.getLogger("gateway.sweeper")
+
+JOB_SIZE = 100  # deliveries per re-dispatched job
+MAX_BATCHES = 20  # per sweep, so one sweep stays short however large the backlog
+
+
+async def sweep(ctx: DeliveryContext) -> int:
+    """Re-dispatch stale due deliveries; returns how many."""
+    settings = ctx.settings
+    total = 0
+    for _ in range(MAX_BATCHES):
+        now = utcnow()
+        stale = now - timedelta(seconds=settings.sweep_grace)
+        async with ctx.sessionmaker() as session, session.begin():
+            due = (
+                select(Delivery.id)
+                .where(
+                    Delivery.status == DeliveryStatus.PENDING,
+                    Delivery.next_attempt_at <= stale,  # type: ignore[operator]
+                    or_(Delivery.dispatched_at.is_(None), Delivery.dispatched_at <= stale),  # type: ignore[union-attr, operator]
+                    or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),  # type: ignore[union-attr, operator]
+                )
+                .order_by(Delivery.next_attempt_at)
+                .limit(settings.sweep_batch)
+            )
+            if session.bind.dialect.name == "postgresql":
+                due = due.with_for_update(skip_locked=True)
+            ids = list(
+                (
+                    await session.execute(
+                        update(Delivery)
+                        .where(Delivery.id.in_(due.scalar_subquery()))  # type: ignore[attr-defined]
+                        .values(dispatched_at=now)
+                        .returning(Delivery.id)
+                    )
+                ).scalars()
+            )
+        if not ids:
+            break
+        ids.sort()
+        stamp = int(now.timestamp())
+        for start in range(0, len(ids), JOB_SIZE):
+            chunk = ids[start:start + JOB_SIZE]
+            await ctx.dispatcher.enqueue(
+                DELIVER_DELIVERIES, chunk, job_id=f"sweep:{chunk[0]}:{stamp}"
+            )
+        total += len(ids)
+        if len(ids) < settings.sweep_batch:
+            break
+    if total:
+        log.info("sweeper re-dispatched %d overdue deliveries", total)
+    return total

@@ -1,0 +1,1 @@
+"""Getting work to the delivery code: arq on Redis, or in-process in embedded mode."""

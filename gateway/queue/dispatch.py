@@ -1,0 +1,105 @@
+"""Dispatchers hand a job to the delivery code: arq on Redis, or in-process (embedded).
+
+Dispatch is only ever a hint. The database is the truth: a job that is lost
+(Redis flushed, process killed) is found again by the sweeper, and every job id
+is deterministic, so dispatching the same work twice queues it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, Protocol
+
+from arq.connections import ArqRedis
+from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
+
+log = logging.getLogger("gateway.queue")
+
+DELIVER_EVENT = "deliver_event"
+DELIVER_DELIVERIES = "deliver_deliveries"
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+
+class Dispatcher(Protocol):
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
+    ) -> bool:
+        """Queue a job; False when it could not be queued now (the sweeper will catch up)."""
+
+    async def ping(self) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ArqDispatcher:
+    def __init__(self, redis_url: str, queue_name: str) -> None:
+        # No ping at start: the API must come up, and keep accepting events,
+        # while Redis is down. Connections are made on first use.
+        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.redis = ArqRedis(pool, default_queue_name=queue_name)
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
+    ) -> bool:
+        try:
+            await self.redis.enqueue_job(
+                function, *args, _job_id=job_id,
+                _defer_by=timedelta(seconds=defer_seconds) if defer_seconds > 0 else None,
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("queue unavailable, job %s left to the sweeper: %s", job_id,
+                        type(exc).__name__)
+            return False
+        return True
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+
+class InProcessDispatcher:
+    """Embedded mode: jobs run as tasks of this process, at most `max_jobs` at once."""
+
+    def __init__(self, functions: dict[str, JobFunction], ctx: dict[str, Any], max_jobs: int):
+        self._functions = functions
+        self._ctx = ctx
+        self._slots = asyncio.Semaphore(max_jobs)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
+    ) -> bool:
+        if job_id in self._tasks:  # the same job is already waiting or running
+            return True
+        task = asyncio.create_task(self._run(function, args, defer_seconds), name=job_id)
+        self._tasks[job_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(job_id, None))
+        return True
+
+    async def _run(self, function: str, args: tuple[Any, ...], defer_seconds: float) -> None:
+        if defer_seconds > 0:
+            await asyncio.sleep(defer_seconds)
+        async with self._slots:
+            try:
+                await self._functions[function](self._ctx, *args)
+            except Exception:
+                log.exception("job %s failed", function)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

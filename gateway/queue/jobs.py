@@ -1,0 +1,38 @@
+"""The job functions, shared by arq workers and the embedded dispatcher.
+
+Thin wrappers: the work is in `gateway.outbound`, which takes its context as an
+argument and is tested directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.outbound import delivery, sweeper
+from gateway.outbound.context import DeliveryContext
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT, JobFunction
+
+CTX_KEY = "gateway"
+
+
+def _gw(ctx: dict[str, Any]) -> DeliveryContext:
+    return ctx[CTX_KEY]  # type: ignore[no-any-return]
+
+
+async def deliver_event(ctx: dict[str, Any], event_id: str) -> int:
+    return await delivery.deliver_event(_gw(ctx), event_id)
+
+
+async def deliver_deliveries(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> int:
+    return await delivery.deliver_deliveries(_gw(ctx), delivery_ids)
+
+
+async def sweep(ctx: dict[str, Any]) -> int:
+    return await sweeper.sweep(_gw(ctx))
+
+
+FUNCTIONS: dict[str, JobFunction] = {
+    DELIVER_EVENT: deliver_event,
+    DELIVER_DELIVERIES: deliver_deliveries,
+}

@@ -1,0 +1,1 @@
+"""SQLModel tables and the queries the services need."""

@@ -1,0 +1,107 @@
+"""The tables. Times are naive UTC; ids are prefixed ULIDs, so ordering by id is by age."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from gateway.timeutil import utcnow
+
+# Fixed constraint names, so migrations are the same on PostgreSQL and SQLite.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class DeliveryStatus:
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Endpoint(SQLModel, table=True):
+    __tablename__ = "endpoint"
+
+    id: str = Field(primary_key=True, max_length=40)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    tenant_id: str | None = Field(default=None, index=True, max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    source_ids: list[str] | None = Field(default=None, sa_column=Column(JSON))
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    previous_secret: str | None = Field(default=None, sa_column=Column(Text))
+    previous_secret_expires_at: datetime | None = None
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    rate_limit: int | None = None
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "event"
+
+    id: str = Field(primary_key=True, max_length=40)
+    type: str = Field(index=True, max_length=255)
+    tenant_id: str | None = Field(default=None, index=True, max_length=255)
+    source_id: str | None = Field(default=None, index=True, max_length=40)
+    # The JSON text exactly as first serialised: every attempt signs the same bytes.
+    data: str = Field(sa_column=Column(Text, nullable=False))
+    idempotency_key: str | None = Field(
+        default=None, sa_column=Column(String(255), unique=True, nullable=True)
+    )
+    request_hash: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Delivery(SQLModel, table=True):
+    """One (event, endpoint) pair: the unit that is retried and that succeeds or fails."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        # The sweeper's scan: due pending deliveries, oldest first.
+        Index("ix_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    event_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("event.id", ondelete="CASCADE"), index=True,
+                         nullable=False)
+    )
+    endpoint_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("endpoint.id", ondelete="CASCADE"), index=True,
+                         nullable=False)
+    )
+    status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
+    attempt_count: int = 0
+    next_attempt_at: datetime | None = Field(default_factory=utcnow)
+    # A worker that claims a delivery owns it until then; a dead worker's claim lapses.
+    locked_until: datetime | None = None
+    # When it was last handed to the queue; the sweeper re-dispatches only stale ones.
+    dispatched_at: datetime | None = Field(default_factory=utcnow)
+    last_status_code: int | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Attempt(SQLModel, table=True):
+    __tablename__ = "attempt"
+
+    delivery_id: str = Field(
+        sa_column=Column(String(40), ForeignKey("delivery.id", ondelete="CASCADE"),
+                         primary_key=True)
+    )
+    attempt: int = Field(primary_key=True)
+    started_at: datetime
+    status_code: int | None = None
+    duration_ms: int = 0
+    response_body: str | None = Field(default=None, sa_column=Column(Text))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+
+
