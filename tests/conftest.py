@@ -1,0 +1,284 @@
+"""Fixtures: a real receiver, and the gateway as users run it, on both backends.
+
+`gw` runs every test that takes it twice: on SQLite with in-process delivery
+(`gateway serve` alone), and on PostgreSQL + Redis with a separate arq worker
+(`gateway serve` + `gateway worker`). Both are real processes; tests talk to
+them over HTTP and isolate by truncating the tables before each test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+
+from tests.receiver import Receiver, wait_until
+
+API_KEY = "test-key-" + uuid.uuid4().hex
+TABLES = ("attempt", "delivery", "event", "endpoint")
+# Small numbers so that whole retry schedules run in seconds.
+TEST_ENV = {
+    "GATEWAY_API_KEY": API_KEY,
+    "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+    "GATEWAY_RETRY_SCHEDULE": "0.3,0.6,1",
+    "GATEWAY_DELIVERY_TIMEOUT": "2",
+    "GATEWAY_SWEEP_INTERVAL": "1",
+    "GATEWAY_SWEEP_GRACE": "2",
+    "GATEWAY_LOG_LEVEL": "INFO",
+}
+PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
+                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url.replace("+asyncpg", ""))
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port),
+                                      timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+_PG_MISSING: str | None = None
+if not _answers(PG_URL, 5432):
+    _PG_MISSING = f"PostgreSQL does not answer at {make_url(PG_URL).render_as_string()}"
+elif not _answers(REDIS_URL, 6379):
+    _PG_MISSING = f"Redis does not answer at {REDIS_URL}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _PG_MISSING and os.environ.get("CI", "").lower() == "true":
+        raise pytest.UsageError(f"CI=true but {_PG_MISSING}: the PostgreSQL + Redis half "
+                                "of the suite cannot run")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _PG_MISSING:
+        terminalreporter.write_line("")
+        terminalreporter.write_line(
+            f"!!! THE POSTGRESQL + REDIS HALF OF THE SUITE WAS SKIPPED: {_PG_MISSING}. "
+            "Set GATEWAY_TEST_DATABASE_URL and GATEWAY_TEST_REDIS_URL.",
+            red=True, bold=True,
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Gateway:
+    """The gateway's processes for one backend, and an API client for them."""
+
+    def __init__(self, backend: str, workdir: Path) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.env = {**os.environ, **TEST_ENV}
+        for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
+            self.env.pop(name, None)
+        if backend == "sqlite":
+            self.database_url = f"sqlite+aiosqlite:///{workdir}/gateway.db"
+            self.redis_url: str | None = None
+        else:
+            self.database_url = _create_pg_database()
+            self.redis_url = REDIS_URL
+            self.queue = f"gwtest:{uuid.uuid4().hex[:8]}"
+            self.env["GATEWAY_REDIS_URL"] = self.redis_url
+            self.env["GATEWAY_QUEUE_NAME"] = self.queue
+        self.env["GATEWAY_DATABASE_URL"] = self.database_url
+        self.port = _free_port()
+        self.server: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}",
+                                headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+
+    # processes
+
+    def _spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
+        return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=self.env,
+                                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+
+    def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=self.env,
+                              cwd=self.workdir, capture_output=True, text=True, timeout=120)
+
+    def start_server(self) -> None:
+        self.server = self._spawn("serve", "--port", str(self.port), name="server")
+        wait_until(self._healthy, 30, "the gateway to answer /healthz")
+
+    def _healthy(self) -> bool:
+        assert self.server is not None
+        if self.server.poll() is not None:
+            raise AssertionError(f"gateway serve exited: {self.log_tail('server')}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        assert self.redis_url is not None
+        client = redis.Redis.from_url(self.redis_url)
+        client.delete(f"{self.queue}:health-check")
+        proc = self._spawn("worker", name=f"worker{len(self.workers)}")
+        self.workers.append(proc)
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"gateway worker exited: {self.log_tail('worker0')}")
+            return bool(client.exists(f"{self.queue}:health-check"))
+
+        wait_until(ready, 30, "the worker to start")
+        return proc
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        proc.send_signal(sig)
+        proc.wait(30)
+        if proc in self.workers:
+            self.workers.remove(proc)
+
+    def kill_server(self, sig: int = signal.SIGKILL) -> None:
+        assert self.server is not None
+        self.server.send_signal(sig)
+        self.server.wait(30)
+
+    def start(self) -> None:
+        if self.backend == "postgres":
+            result = self.run_cli("migrate")
+            assert result.returncode == 0, result.stderr
+        self.start_server()
+        if self.backend == "postgres":
+            self.start_worker()
+
+    def stop(self) -> None:
+        for proc in [*self.workers, self.server]:
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.workers, self.server]:
+            if proc is not None:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.api.close()
+        if self.backend == "postgres":
+            _drop_pg_database(self.database_url)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        path = self.workdir / f"{name}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    # state
+
+    def reset(self) -> None:
+        """Empty every table: each test starts from nothing."""
+        if self.backend == "sqlite":
+            path = make_url(self.database_url).database
+            with sqlite3.connect(str(path), timeout=30) as conn:
+                for table in TABLES:
+                    conn.execute(f"DELETE FROM {table}")
+        else:
+            # Redis is left alone: jobs of earlier tests name rows that are gone now,
+            # so they do nothing.
+            asyncio.run(_pg_execute(self.database_url, f"TRUNCATE {', '.join(TABLES)} CASCADE"))
+
+    def sql(self, statement: str) -> list[tuple[object, ...]]:
+        """Read the database directly (for checks the API does not expose)."""
+        if self.backend == "sqlite":
+            with sqlite3.connect(str(make_url(self.database_url).database), timeout=30) as conn:
+                return list(conn.execute(statement).fetchall())
+        return asyncio.run(_pg_fetch(self.database_url, statement))
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _pg_execute(url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def _pg_fetch(url: str, statement: str) -> list[tuple[object, ...]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    try:
+        return [tuple(row) for row in await conn.fetch(statement)]
+    finally:
+        await conn.close()
+
+
+def _create_pg_database() -> str:
+    """A fresh database for this run, so the tests never touch anything else."""
+    name = f"gateway_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    asyncio.run(_pg_execute(PG_URL, f'CREATE DATABASE "{name}"'))
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_database(url: str) -> None:
+    name = make_url(url).database
+    asyncio.run(_pg_execute(PG_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgres", id="postgres",
+                 marks=pytest.mark.skipif(_PG_MISSING is not None, reason=_PG_MISSING or "")),
+]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Gateway]:
+    instance = Gateway(request.param, tmp_path_factory.mktemp(request.param))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    """The gateway, emptied for this test, with its processes running."""
+    if gateway.server is None or gateway.server.poll() is not None:
+        gateway.start_server()
+    if gateway.backend == "postgres" and not any(w.poll() is None for w in gateway.workers):
+        gateway.start_worker()
+    gateway.reset()
+    return gateway
+
+
+@pytest.fixture
+def path() -> str:
+    """A receiver path of this test's own."""
+    return f"/{uuid.uuid4().hex[:12]}"

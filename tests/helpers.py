@@ -1,0 +1,38 @@
+"""Small steps most tests take through the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Gateway
+from tests.receiver import wait_until
+
+
+def make_endpoint(gw: Gateway, url: str, **fields: object) -> dict[str, Any]:
+    response = gw.api.post("/v1/endpoints", json={"url": url, **fields})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def publish(gw: Gateway, event_type: str = "user.created", data: dict[str, Any] | None = None,
+            **fields: object) -> dict[str, Any]:
+    response = gw.api.post("/v1/events", json={"type": event_type, "data": data or {"n": 1},
+                                               **fields})
+    assert response.status_code == 202, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def wait_delivery(gw: Gateway, delivery_id: str, status: str, timeout: float = 20
+                  ) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        body = gw.api.get(f"/v1/deliveries/{delivery_id}").json()
+        return body if body["status"] == status else None
+
+    return wait_until(check, timeout, f"delivery {delivery_id} to be {status}")  # type: ignore[no-any-return]
+
+
+def deliveries_of(gw: Gateway, event_id: str) -> list[dict[str, Any]]:
+    response = gw.api.get(f"/v1/events/{event_id}/deliveries")
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
