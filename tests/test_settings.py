@@ -1,0 +1,52 @@
+"""The settings object parses what operators write and refuses unsafe combinations."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.ids import new_id
+from gateway.settings import Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.database_url == "sqlite+aiosqlite:///./gateway.db"
+    assert settings.retry_schedule == [5, 300, 1800, 7200, 18000, 36000, 36000]
+    assert settings.max_attempts == 8
+    assert settings.delivery_timeout == 15
+    assert settings.embedded and settings.allowed_networks == []
+
+
+def test_env_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GATEWAY_RETRY_SCHEDULE", "1, 2.5,10")
+    monkeypatch.setenv("GATEWAY_ALLOWED_NETWORKS", "127.0.0.0/8, 10.0.0.0/8,::1/128")
+    monkeypatch.setenv("GATEWAY_REDIS_URL", "redis://127.0.0.1:6379/0")
+    settings = Settings()
+    assert settings.retry_schedule == [1, 2.5, 10]
+    assert [str(n) for n in settings.allowed_networks] == ["127.0.0.0/8", "10.0.0.0/8", "::1/128"]
+    assert not settings.embedded
+
+
+def test_job_timeout_must_exceed_delivery_timeout() -> None:
+    # A job timeout at or under the attempt timeout makes arq re-run jobs still sending.
+    with pytest.raises(ValidationError, match="JOB_TIMEOUT"):
+        Settings(delivery_timeout=30, job_timeout=30)
+    assert Settings(delivery_timeout=30).job_timeout == 70
+
+
+@pytest.mark.parametrize("field, value", [("retry_schedule", "5,-1"),
+                                          ("allowed_networks", "not-a-network"),
+                                          ("delivery_timeout", "0")])
+def test_bad_values_refused(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
+    monkeypatch.setenv(f"GATEWAY_{field.upper()}", value)
+    with pytest.raises((ValidationError, ValueError)):
+        Settings()
+
+
+def test_ids_are_prefixed_and_sort_by_time() -> None:
+    ids = [new_id("evt") for _ in range(50)]
+    assert all(i.startswith("evt_") and len(i) == 30 for i in ids)
+    assert len(set(ids)) == 50
+    later = new_id("evt")
+    assert later[:14] >= ids[0][:14]
