@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from gateway.store.models import Endpoint
+from typing import Any, Protocol
+
+
+class Subscription(Protocol):
+    """What matching reads of an endpoint (an `Endpoint`, or a row of those columns)."""
+
+    @property
+    def event_types(self) -> list[str] | None: ...
+    @property
+    def source_ids(self) -> list[str] | None: ...
+    @property
+    def disabled(self) -> bool: ...
 
 
 def type_matches(filters: list[str] | None, event_type: str) -> bool:
@@ -24,7 +35,7 @@ def source_matches(source_ids: list[str] | None, source_id: str | None) -> bool:
     return source_id is not None and source_id in source_ids
 
 
-def endpoint_matches(endpoint: Endpoint, event_type: str, source_id: str | None) -> bool:
+def endpoint_matches(endpoint: Subscription | Any, event_type: str, source_id: str | None) -> bool:
     return (
         not endpoint.disabled
         and type_matches(endpoint.event_types, event_type)
