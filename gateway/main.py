@@ -68,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper is not None:
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
+            if delivery is not None:
+                await delivery.drain(grace=settings.delivery_timeout + 5)
             await dispatcher.close()
             if delivery is not None:
                 await delivery.client.aclose()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from gateway.db import SessionMaker
+from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
 
@@ -18,9 +19,28 @@ class DeliveryContext:
     sessionmaker: SessionMaker
     client: httpx.AsyncClient
     dispatcher: Dispatcher
+    limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     # In-flight attempts of this process; waiting for a slot is not counted
     # against an attempt's timeout.
     slots: asyncio.Semaphore = field(init=False)
+    # Attempts that outlived their job's patience, finishing in the background.
+    stragglers: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+
+    def keep(self, task: asyncio.Task[None]) -> None:
+        self.stragglers.add(task)
+        task.add_done_callback(self.stragglers.discard)
+
+    async def drain(self, grace: float) -> None:
+        """Let background attempts finish for up to `grace` seconds, then cancel them.
+
+        A cancelled attempt keeps its lease until it lapses; the sweeper then
+        sends it again, so nothing is lost, at worst sent twice.
+        """
+        if self.stragglers:
+            await asyncio.wait(set(self.stragglers), timeout=grace)
+        for task in set(self.stragglers):
+            task.cancel()
+        await asyncio.gather(*self.stragglers, return_exceptions=True)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
@@ -37,6 +37,12 @@ RESPONSE_BODY_LIMIT = 4096
 CLAIM_BATCH = 500
 # Clocks of API hosts and workers differ a little; work due this soon is due now.
 CLOCK_SLACK = timedelta(seconds=1)
+# How long a job waits for its attempts. Healthy endpoints answer well within it;
+# attempts to slow ones are left to finish in the background, so that they do not
+# hold a job slot that later events to healthy endpoints need.
+MAX_PATIENCE = 1.0
+# A rate-limit slot this close is waited for; a later one puts the delivery off.
+RATE_WAIT_IN_JOB = 0.25
 
 
 @dataclass
@@ -46,6 +52,7 @@ class _Job:
     endpoint: Endpoint
     event: Event
     body: bytes
+    rate_slot_at: datetime | None
 
 
 @dataclass
@@ -56,6 +63,8 @@ class _Outcome:
     response_body: str | None
     error: str | None
     retry_after: float | None = None
+    # Not sent: the endpoint's rate limit puts it off by this many seconds.
+    deferred: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -83,9 +92,32 @@ async def _deliver(ctx: DeliveryContext, which: object, continuation: str | None
         await ctx.dispatcher.enqueue(
             DELIVER_EVENT, continuation, job_id=f"evt:{continuation}:{jobs[-1].delivery_id}"
         )
-    outcomes = await asyncio.gather(*(_attempt_guarded(ctx, job) for job in jobs))
-    await _record(ctx, jobs, outcomes, lease)
+    tasks = [asyncio.create_task(_attempt_guarded(ctx, job)) for job in jobs]
+    patience = min(MAX_PATIENCE, ctx.settings.delivery_timeout / 4)
+    done, pending = await asyncio.wait(tasks, timeout=patience)
+    finished = [(job, task.result()) for job, task in zip(jobs, tasks, strict=True)
+                if task in done]
+    if finished:
+        await _record(ctx, finished, lease)
+    if pending:
+        slow = [(job, task) for job, task in zip(jobs, tasks, strict=True) if task in pending]
+        ctx.keep(asyncio.create_task(_record_stragglers(ctx, slow, lease)))
     return len(jobs)
+
+
+async def _record_stragglers(
+    ctx: DeliveryContext, slow: list[tuple[_Job, asyncio.Task[_Outcome]]], lease: datetime
+) -> None:
+    job_of = {task: job for job, task in slow}
+    pending = set(job_of)
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            await _record(ctx, [(job_of[task], task.result()) for task in done], lease)
+    except asyncio.CancelledError:
+        for task in pending:
+            task.cancel()
+        raise
 
 
 async def _claim(ctx: DeliveryContext, which: object) -> tuple[list[_Job], datetime]:
@@ -112,7 +144,7 @@ async def _claim(ctx: DeliveryContext, which: object) -> tuple[list[_Job], datet
                 .where(Delivery.id.in_(due_ids.scalar_subquery()))  # type: ignore[attr-defined]
                 .values(locked_until=lease)
                 .returning(Delivery.id, Delivery.event_id, Delivery.endpoint_id,
-                           Delivery.attempt_count)
+                           Delivery.attempt_count, Delivery.rate_slot_at)
             )
         ).all()
         if not claimed:
@@ -132,7 +164,7 @@ async def _claim(ctx: DeliveryContext, which: object) -> tuple[list[_Job], datet
     bodies = {event_id: event_body(event) for event_id, event in events.items()}
     jobs = [
         _Job(row.id, row.attempt_count + 1, endpoints[row.endpoint_id], events[row.event_id],
-             bodies[row.event_id])
+             bodies[row.event_id], row.rate_slot_at)
         for row in sorted(claimed, key=lambda r: r.id)
     ]
     return jobs, lease
@@ -150,6 +182,15 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     endpoint = job.endpoint
     if endpoint.disabled:
         return _Outcome(utcnow(), None, 0, None, "endpoint is disabled")
+    if endpoint.rate_limit:
+        if job.rate_slot_at is not None:  # a slot reserved when it was put off
+            wait = (as_utc(job.rate_slot_at) - utcnow()).total_seconds()
+        else:
+            wait = await ctx.limiter.reserve(endpoint.id, endpoint.rate_limit)
+        if wait > RATE_WAIT_IN_JOB:
+            return _Outcome(utcnow(), None, 0, None, None, deferred=wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
     async with ctx.slots:
         started_at = utcnow()
         start = time.perf_counter()
@@ -242,41 +283,49 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 async def _record(
-    ctx: DeliveryContext, jobs: list[_Job], outcomes: list[_Outcome], lease: datetime
+    ctx: DeliveryContext, results: list[tuple[_Job, _Outcome]], lease: datetime
 ) -> None:
     now = utcnow()
     schedule = ctx.settings.retry_schedule
     attempt_rows = []
     delivery_rows = []
-    retries: list[tuple[str, int, float]] = []
-    for job, outcome in zip(jobs, outcomes, strict=True):
-        attempt_rows.append({
-            "delivery_id": job.delivery_id,
-            "attempt": job.attempt,
-            "started_at": outcome.started_at,
-            "status_code": outcome.status_code,
-            "duration_ms": outcome.duration_ms,
-            "response_body": outcome.response_body,
-            "error": outcome.error,
-        })
-        delay = None
-        if not outcome.ok and not job.endpoint.disabled:
-            delay = next_delay(job.attempt, schedule, outcome.retry_after)
+    retries: list[tuple[str, str, float]] = []
+    for job, outcome in results:
+        attempt = job.attempt
+        if outcome.deferred is not None:
+            attempt -= 1  # not sent, so not an attempt
+            delay: float | None = outcome.deferred
+        else:
+            attempt_rows.append({
+                "delivery_id": job.delivery_id,
+                "attempt": attempt,
+                "started_at": outcome.started_at,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_body": outcome.response_body,
+                "error": outcome.error,
+            })
+            delay = None
+            if not outcome.ok and not job.endpoint.disabled:
+                delay = next_delay(attempt, schedule, outcome.retry_after)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None
         elif delay is None:
             status, next_at = DeliveryStatus.FAILED, None
         else:
             status, next_at = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
-            retries.append((job.delivery_id, job.attempt, delay))
+            retries.append((job.delivery_id, f"{attempt}:{int(next_at.timestamp() * 1000)}",
+                            delay))
         delivery_rows.append({
             "b_id": job.delivery_id,
             "b_lease": lease,
             "v_status": status,
-            "v_attempt_count": job.attempt,
+            "v_attempt_count": attempt,
             "v_next_attempt_at": next_at,
             "v_dispatched_at": now,
-            "v_last_status_code": outcome.status_code,
+            "v_rate_slot_at": next_at if outcome.deferred is not None else None,
+            # A put-off delivery keeps the status code of its last real attempt.
+            "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
             "v_updated_at": now,
         })
     # Only rows this job still owns are updated: a delivery deleted with its
@@ -287,30 +336,37 @@ async def _record(
         .values(
             status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
             next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None,
-            dispatched_at=bindparam("v_dispatched_at"),
-            last_status_code=bindparam("v_last_status_code"), updated_at=bindparam("v_updated_at"),
+            dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
+            last_status_code=case(
+                (bindparam("v_last_status_code") == -1, Delivery.last_status_code),
+                else_=bindparam("v_last_status_code"),
+            ),
+            updated_at=bindparam("v_updated_at"),
         )
     )
     # Core executemany on the connection: one round trip per statement, not per row.
     try:
         async with ctx.sessionmaker() as session, session.begin():
             conn = await session.connection()
-            await conn.execute(insert(Attempt), attempt_rows)
+            if attempt_rows:
+                await conn.execute(insert(Attempt), attempt_rows)
             await conn.execute(update_owned, delivery_rows)
     except IntegrityError:
         # Some delivery vanished (endpoint deleted) or was re-claimed: record one by one.
-        for attempt_row, delivery_row in zip(attempt_rows, delivery_rows, strict=True):
+        attempts_by_id = {row["delivery_id"]: row for row in attempt_rows}
+        for delivery_row in delivery_rows:
+            attempt_row = attempts_by_id.get(delivery_row["b_id"])
             try:
                 async with ctx.sessionmaker() as session, session.begin():
                     conn = await session.connection()
                     result = await conn.execute(update_owned, delivery_row)
-                    if result.rowcount:
+                    if result.rowcount and attempt_row is not None:
                         await conn.execute(insert(Attempt), attempt_row)
             except IntegrityError:
                 log.warning("attempt of %s not recorded: the delivery changed meanwhile",
-                            attempt_row["delivery_id"])
-    for delivery_id, attempt, delay in retries:
+                            delivery_row["b_id"])
+    for delivery_id, tag, delay in retries:
         await ctx.dispatcher.enqueue(
-            DELIVER_DELIVERIES, [delivery_id], job_id=f"dlv:{delivery_id}:{attempt}",
+            DELIVER_DELIVERIES, [delivery_id], job_id=f"dlv:{delivery_id}:{tag}",
             defer_seconds=delay,
         )

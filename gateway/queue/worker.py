@@ -17,6 +17,7 @@ from arq.worker import Worker, func
 from gateway.db import create_engine, create_sessionmaker
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
+from gateway.outbound.ratelimit import RedisRateLimiter
 from gateway.queue.dispatch import ArqDispatcher
 from gateway.queue.jobs import CTX_KEY, FUNCTIONS, sweep
 from gateway.settings import Settings
@@ -33,11 +34,13 @@ def create_worker(settings: Settings) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings)
         ctx["engine"] = engine
+        dispatcher = ArqDispatcher(redis_url, settings.queue_name)
         ctx[CTX_KEY] = DeliveryContext(
             settings=settings,
             sessionmaker=create_sessionmaker(engine),
             client=create_delivery_client(settings),
-            dispatcher=ArqDispatcher(redis_url, settings.queue_name),
+            dispatcher=dispatcher,
+            limiter=RedisRateLimiter(dispatcher.redis, settings.queue_name),
         )
         log.info("worker ready: queue %s, %d jobs at once, %d attempts in flight",
                  settings.queue_name, settings.worker_max_jobs, settings.delivery_concurrency)
@@ -45,6 +48,7 @@ def create_worker(settings: Settings) -> Worker:
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         gw: DeliveryContext | None = ctx.get(CTX_KEY)
         if gw is not None:
+            await gw.drain(grace=settings.delivery_timeout + 5)
             await gw.client.aclose()
             await gw.dispatcher.close()
         if "engine" in ctx:

@@ -85,6 +85,8 @@ class Delivery(SQLModel, table=True):
     locked_until: datetime | None = None
     # When it was last handed to the queue; the sweeper re-dispatches only stale ones.
     dispatched_at: datetime | None = Field(default_factory=utcnow)
+    # A send slot reserved under the endpoint's rate_limit, to be used when it comes.
+    rate_slot_at: datetime | None = None
     last_status_code: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
