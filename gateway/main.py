@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -99,7 +100,25 @@ async def _sweep_forever(ctx: DeliveryContext) -> None:
         await asyncio.sleep(ctx.settings.sweep_interval)
 
 
+def _printable(value: object) -> object:
+    """A loc part that JSON can carry whatever the client sent (lone surrogates included)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
+
+
 def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes each rejected value back as "input": for a
+        # bad secret that would be the secret itself. Field, message and type suffice.
+        detail = [
+            {"type": error.get("type"), "loc": [_printable(p) for p in error.get("loc", ())],
+             "msg": _printable(error.get("msg", ""))}
+            for error in exc.errors()
+        ]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None

@@ -111,7 +111,7 @@ class Gateway:
     # processes
 
     def _spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
-        log = open(self.workdir / f"{name}.log", "ab")  # noqa: SIM115
+        log = open(self.workdir / f"{name}.log", "ab")
         return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=self.env,
                                 cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from gateway.outbound.ratelimit import MemoryRateLimiter
 from tests.conftest import Gateway
@@ -36,5 +37,5 @@ def test_memory_limiter_hands_out_evenly_spaced_slots() -> None:
 
     waits = asyncio.run(burst())
     assert waits[0] == 0
-    for earlier, later in zip(waits, waits[1:], strict=False):
+    for earlier, later in itertools.pairwise(waits):
         assert 0.24 <= later - earlier <= 0.26

@@ -5,20 +5,18 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
-from gateway.api.deps import DispatcherDep, SessionDep
+from gateway.api.deps import DispatcherDep, IdPath, SessionDep
 from gateway.api.schemas import DeliveryDetail, DeliveryOut
-from gateway.errors import NotFound
 from gateway.outbound.endpoints import retry_delivery
 from gateway.store.models import Attempt, Delivery
+from gateway.store.queries import get_or_404
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail)
-async def get_delivery(delivery_id: str, session: SessionDep) -> dict[str, object]:
-    delivery = await session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise NotFound(f"delivery {delivery_id} not found")
+async def get_delivery(delivery_id: IdPath, session: SessionDep) -> dict[str, object]:
+    delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
     attempts = await session.scalars(
         select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.attempt)  # type: ignore[arg-type]
     )
@@ -27,6 +25,6 @@ async def get_delivery(delivery_id: str, session: SessionDep) -> dict[str, objec
 
 @router.post("/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED,
              response_model=DeliveryOut)
-async def retry(delivery_id: str, session: SessionDep, dispatcher: DispatcherDep) -> Delivery:
+async def retry(delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep) -> Delivery:
     """Queue one more attempt now (also for a succeeded delivery: a resend)."""
     return await retry_delivery(session, dispatcher, delivery_id)

@@ -10,10 +10,11 @@ import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.api.schemas import Text
 from gateway.errors import GatewayError
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
@@ -64,6 +65,10 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]
 Cursor = Annotated[
-    str | None, Query(max_length=64, description="`next_cursor` of the previous page")
+    str | None,
+    Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$",
+          description="`next_cursor` of the previous page"),
 ]
+IdPath = Annotated[str, Path(max_length=255)]
+TextFilter = Annotated[Text | None, Query(max_length=255)]
 

@@ -7,7 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import Cursor, DispatcherDep, Limit, SessionDep, SettingsDep
+from gateway.api.deps import (
+    Cursor,
+    DispatcherDep,
+    IdPath,
+    Limit,
+    SessionDep,
+    SettingsDep,
+    TextFilter,
+)
 from gateway.api.events import published_out
 from gateway.api.schemas import (
     DeliveryOut,
@@ -44,7 +52,7 @@ async def create_endpoint(
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(
     session: SessionDep,
-    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
+    tenant_id: TextFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
@@ -56,13 +64,13 @@ async def list_endpoints(
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint_id: str, session: SessionDep) -> Endpoint:
+async def get_endpoint(endpoint_id: IdPath, session: SessionDep) -> Endpoint:
     return await service.get_endpoint(session, endpoint_id)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
-    endpoint_id: str, body: EndpointUpdate, session: SessionDep, settings: SettingsDep
+    endpoint_id: IdPath, body: EndpointUpdate, session: SessionDep, settings: SettingsDep
 ) -> Endpoint:
     endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks)
     await session.commit()
@@ -70,7 +78,7 @@ async def update_endpoint(
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_endpoint(endpoint_id: str, session: SessionDep) -> Response:
+async def delete_endpoint(endpoint_id: IdPath, session: SessionDep) -> Response:
     """Delete the endpoint with its deliveries and their attempt logs."""
     endpoint = await service.get_endpoint(session, endpoint_id)
     await session.delete(endpoint)
@@ -79,7 +87,7 @@ async def delete_endpoint(endpoint_id: str, session: SessionDep) -> Response:
 
 
 @router.get("/{endpoint_id}/secret", response_model=SecretOut)
-async def get_secret(endpoint_id: str, session: SessionDep) -> dict[str, object]:
+async def get_secret(endpoint_id: IdPath, session: SessionDep) -> dict[str, object]:
     endpoint = await service.get_endpoint(session, endpoint_id)
     return {
         "secret": endpoint.secret,
@@ -89,7 +97,7 @@ async def get_secret(endpoint_id: str, session: SessionDep) -> dict[str, object]
 
 @router.post("/{endpoint_id}/secret/rotate", response_model=SecretOut)
 async def rotate_secret(
-    endpoint_id: str,
+    endpoint_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
     body: Annotated[SecretRotate | None, Body()] = None,
@@ -106,7 +114,7 @@ async def rotate_secret(
 @router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED,
              response_model=EventPublished)
 async def send_test(
-    endpoint_id: str, session: SessionDep, dispatcher: DispatcherDep
+    endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep
 ) -> dict[str, object]:
     """Send a `webhook.test` event to this endpoint only, whatever its type filters."""
     endpoint = await service.get_endpoint(session, endpoint_id)
@@ -122,7 +130,7 @@ async def send_test(
 
 @router.post("/{endpoint_id}/recover", response_model=Recovered)
 async def recover(
-    endpoint_id: str, body: Recover, session: SessionDep, dispatcher: DispatcherDep
+    endpoint_id: IdPath, body: Recover, session: SessionDep, dispatcher: DispatcherDep
 ) -> dict[str, int]:
     """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
     count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until)
@@ -131,7 +139,7 @@ async def recover(
 
 @router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_endpoint_deliveries(
-    endpoint_id: str,
+    endpoint_id: IdPath,
     session: SessionDep,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")

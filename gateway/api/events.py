@@ -8,12 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import Cursor, DispatcherDep, Limit, SessionDep
+from gateway.api.deps import Cursor, DispatcherDep, IdPath, Limit, SessionDep, TextFilter
 from gateway.api.schemas import DeliveryOut, EventCreate, EventOut, EventPublished, Page
-from gateway.errors import NotFound
 from gateway.outbound.fanout import Published, publish
 from gateway.store.models import Delivery, Event
-from gateway.store.queries import page
+from gateway.store.queries import get_or_404, page
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -55,9 +54,9 @@ async def publish_event(
 @router.get("", response_model=Page[EventOut])
 async def list_events(
     session: SessionDep,
-    type: Annotated[str | None, Query(max_length=255)] = None,
-    tenant_id: Annotated[str | None, Query(max_length=255)] = None,
-    source_id: Annotated[str | None, Query(max_length=40)] = None,
+    type: TextFilter = None,
+    tenant_id: TextFilter = None,
+    source_id: TextFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
@@ -72,21 +71,14 @@ async def list_events(
     return {"data": [event_out(e) for e in rows], "next_cursor": next_cursor}
 
 
-async def _get_event(session: SessionDep, event_id: str) -> Event:
-    event = await session.get(Event, event_id)
-    if event is None:
-        raise NotFound(f"event {event_id} not found")
-    return event
-
-
 @router.get("/{event_id}", response_model=EventOut)
-async def get_event(event_id: str, session: SessionDep) -> dict[str, object]:
-    return event_out(await _get_event(session, event_id))
+async def get_event(event_id: IdPath, session: SessionDep) -> dict[str, object]:
+    return event_out(await get_or_404(session, Event, event_id, "event"))
 
 
 @router.get("/{event_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_event_deliveries(
-    event_id: str,
+    event_id: IdPath,
     session: SessionDep,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
@@ -94,7 +86,7 @@ async def list_event_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    await _get_event(session, event_id)
+    await get_or_404(session, Event, event_id, "event")
     query = select(Delivery).where(Delivery.event_id == event_id)
     if status_filter is not None:
         query = query.where(Delivery.status == status_filter)

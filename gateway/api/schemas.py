@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from gateway.outbound.signer import secret_key
 
@@ -21,9 +21,26 @@ RESERVED_HEADERS = {
     "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent", "te", "upgrade",
 }
 
+# Header values go on the wire as they are: visible ASCII, spaces and tabs only.
+_HEADER_VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
+MAX_DATA_DEPTH = 64
+
+
+def storable(value: str) -> str:
+    """Refuse what no database column can hold: NUL, and lone UTF-16 surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(storable)]
 EventType = Annotated[str, Field(min_length=1, max_length=255, pattern=EVENT_TYPE_PATTERN)]
-TenantId = Annotated[str, Field(min_length=1, max_length=255)]
-ObjectId = Annotated[str, Field(min_length=1, max_length=40)]
+TenantId = Annotated[Text, Field(min_length=1, max_length=255)]
+ObjectId = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")]
 
 
 class _Input(BaseModel):
@@ -49,8 +66,10 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
             raise ValueError(f"invalid header name {name!r}")
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by the gateway and cannot be overridden")
-        if any(c in header_value for c in "\r\n\0"):
-            raise ValueError(f"header {name!r} has a line break or NUL in its value")
+        if not _HEADER_VALUE_RE.match(header_value):
+            raise ValueError(
+                f"header {name!r} must have a value of printable ASCII characters"
+            )
     return value
 
 
@@ -61,9 +80,9 @@ def _check_secret(value: str | None) -> str | None:
 
 
 class EndpointCreate(_Input):
-    url: str = Field(min_length=1, max_length=2048)
+    url: Text = Field(min_length=1, max_length=2048)
     tenant_id: TenantId | None = None
-    description: str | None = Field(None, max_length=1000)
+    description: Text | None = Field(None, max_length=1000)
     event_types: list[str] | None = Field(None, max_length=500)
     source_ids: list[ObjectId] | None = Field(None, max_length=500)
     secret: str | None = None
@@ -79,9 +98,9 @@ class EndpointCreate(_Input):
 
 
 class EndpointUpdate(_Input):
-    url: str | None = Field(None, min_length=1, max_length=2048)
+    url: Text | None = Field(None, min_length=1, max_length=2048)
     tenant_id: TenantId | None = None
-    description: str | None = Field(None, max_length=1000)
+    description: Text | None = Field(None, max_length=1000)
     event_types: list[str] | None = Field(None, max_length=500)
     source_ids: list[ObjectId] | None = Field(None, max_length=500)
     headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
@@ -137,6 +156,29 @@ class EventCreate(_Input):
     data: dict[str, Any]
     tenant_id: TenantId | None = None
     endpoint_ids: list[ObjectId] | None = Field(None, max_length=1000)
+
+    @field_validator("data")
+    @classmethod
+    def _check_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json(value, 1)
+        return value
+
+
+def _check_json(value: Any, depth: int) -> None:
+    """What receivers can parse: no NaN or infinities, sane nesting, valid Unicode."""
+    if depth > MAX_DATA_DEPTH:
+        raise ValueError(f"data is nested deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        raise ValueError("data must not contain NaN or Infinity (they are not JSON)")
+    if isinstance(value, str):
+        storable(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            storable(key)
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
 
 
 class EventOut(BaseModel):

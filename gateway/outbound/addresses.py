@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -19,6 +20,9 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_HOSTNAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
+)
 
 
 class RefusedAddress(OSError):
@@ -83,16 +87,24 @@ async def check_url(url: str, allowed: Sequence[Network]) -> None:
     A name that does not resolve now is accepted: DNS may not exist yet, and the
     connect-time check applies to whatever it resolves to later.
     """
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("url must not contain spaces or control characters")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError("url must use http or https")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("url must not contain credentials; send them with the endpoint's headers")
     host = parts.hostname
     if not host:
         raise ValueError("url must have a host")
     try:
-        parts.port  # noqa: B018  (raises on a bad port)
+        port = parts.port
     except ValueError:
         raise ValueError("url has an invalid port") from None
+    if port == 0:
+        raise ValueError("url has an invalid port")
+    if parse_ip(host) is None and not _HOSTNAME_RE.match(host):
+        raise ValueError(f"url host {host!r} is not a valid host name")
     ip = parse_ip(host)
     if ip is not None:
         reason = refusal_reason(ip, allowed)

@@ -9,12 +9,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.schemas import EndpointCreate, EndpointUpdate
-from gateway.errors import Conflict, Invalid, NotFound
+from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
 from gateway.outbound.addresses import Network, check_url
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint
+from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
 REQUEUE_JOB_SIZE = 100
@@ -29,10 +30,7 @@ async def _checked_url(url: str, allowed: Sequence[Network]) -> str:
 
 
 async def get_endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
-    endpoint = await session.get(Endpoint, endpoint_id)
-    if endpoint is None:
-        raise NotFound(f"endpoint {endpoint_id} not found")
-    return endpoint
+    return await get_or_404(session, Endpoint, endpoint_id, "endpoint")
 
 
 async def create_endpoint(
@@ -132,9 +130,7 @@ async def retry_delivery(
     session: AsyncSession, dispatcher: Dispatcher, delivery_id: str
 ) -> Delivery:
     """One more attempt now, whatever the delivery's state, unless one is in flight."""
-    delivery = await session.get(Delivery, delivery_id)
-    if delivery is None:
-        raise NotFound(f"delivery {delivery_id} not found")
+    delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
     now = utcnow()
     if delivery.locked_until is not None and as_utc(delivery.locked_until) > now:
         raise Conflict(f"delivery {delivery_id} is being attempted right now")

@@ -1,14 +1,28 @@
-"""Queries shared by the services: keyset pages, newest first."""
+"""Queries shared by the services: look-ups by id and keyset pages, newest first."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
+from gateway.errors import NotFound
+
 M = TypeVar("M", bound=SQLModel)
+
+# What our ids are made of; anything else cannot name a row (and a NUL would make
+# PostgreSQL fail the query rather than find nothing).
+_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+
+
+async def get_or_404(session: AsyncSession, model: type[M], object_id: str, what: str) -> M:
+    row = await session.get(model, object_id) if _ID_RE.match(object_id) else None
+    if row is None:
+        raise NotFound(f"{what} {object_id!r} not found")
+    return row
 
 
 async def page(
