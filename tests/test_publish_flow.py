@@ -8,7 +8,7 @@ from standardwebhooks import Webhook
 
 from tests.conftest import Gateway
 from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
-from tests.receiver import Receiver
+from tests.receiver import Receiver, Reply
 
 
 def test_published_event_arrives_signed_per_standard_webhooks(
@@ -37,3 +37,19 @@ def test_published_event_arrives_signed_per_standard_webhooks(
     assert attempt["status_code"] == 200
     assert attempt["error"] is None
     assert json.loads(attempt["response_body"]) == {"ok": True}
+
+
+def test_cookies_set_by_one_endpoint_never_reach_another(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    # Both endpoints share the one delivery client and the same host.
+    setter, other = f"{path}/setter", f"{path}/other"
+    receiver.set(setter, Reply(200, headers={"Set-Cookie": "session=stolen; Path=/"}))
+    make_endpoint(gw, receiver.url(setter))
+    make_endpoint(gw, receiver.url(other))
+    publish(gw, "a.b")
+    receiver.wait_for(setter, 1)
+    receiver.wait_for(other, 1)
+    publish(gw, "a.c")
+    for request in receiver.wait_for(setter, 2) + receiver.wait_for(other, 2):
+        assert "cookie" not in request.headers

@@ -6,6 +6,8 @@ aiohttp transport it sends several times more requests per second on one loop.
 
 from __future__ import annotations
 
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -26,10 +28,15 @@ def create_delivery_client(settings: Settings) -> httpx.AsyncClient:
             use_dns_cache=False,  # resolve at every connect: no cached answer skips the guard
             keepalive_timeout=30,
         )
-        return aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        return aiohttp.ClientSession(connector=connector, auto_decompress=False,
+                                     cookie_jar=aiohttp.DummyCookieJar())
 
+    # One client serves every endpoint: a cookie one endpoint sets must never be
+    # sent to another, so the jar accepts none.
+    no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
     return httpx.AsyncClient(
         transport=AiohttpTransport(client=session_factory),
+        cookies=no_cookies,
         follow_redirects=False,
         timeout=httpx.Timeout(settings.delivery_timeout),
         headers={"user-agent": USER_AGENT},

@@ -14,11 +14,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import bindparam, case, insert, or_, select, update
+from sqlalchemy import Row, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql import ColumnElement
 
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
@@ -49,8 +51,8 @@ RATE_WAIT_IN_JOB = 0.25
 class _Job:
     delivery_id: str
     attempt: int
-    endpoint: Endpoint
-    event: Event
+    endpoint: Row[Any]  # a row of the endpoint table
+    event: Row[Any]  # a row of the event table
     body: bytes
     rate_slot_at: datetime | None
 
@@ -73,17 +75,19 @@ class _Outcome:
 
 async def deliver_event(ctx: DeliveryContext, event_id: str) -> int:
     """Send an event to every endpoint it is due for; returns the number of attempts."""
-    return await _deliver(ctx, Delivery.event_id == event_id, continuation=event_id)
+    return await _deliver(ctx, _DELIVERY.c.event_id == event_id, continuation=event_id)
 
 
 async def deliver_deliveries(ctx: DeliveryContext, delivery_ids: Sequence[str]) -> int:
     """Send the given deliveries, those still due and not claimed by another worker."""
     if not delivery_ids:
         return 0
-    return await _deliver(ctx, Delivery.id.in_(list(delivery_ids)))  # type: ignore[attr-defined]
+    return await _deliver(ctx, _DELIVERY.c.id.in_(list(delivery_ids)))
 
 
-async def _deliver(ctx: DeliveryContext, which: object, continuation: str | None = None) -> int:
+async def _deliver(
+    ctx: DeliveryContext, which: ColumnElement[bool], continuation: str | None = None
+) -> int:
     jobs, lease = await _claim(ctx, which)
     if not jobs:
         return 0
@@ -120,48 +124,52 @@ async def _record_stragglers(
         raise
 
 
-async def _claim(ctx: DeliveryContext, which: object) -> tuple[list[_Job], datetime]:
+# Core tables, not ORM entities, on the hot path: the same SQL for a fraction of the CPU.
+_DELIVERY = Delivery.__table__
+_EVENT = Event.__table__
+_ENDPOINT = Endpoint.__table__
+_ATTEMPT = Attempt.__table__
+
+
+async def _claim(ctx: DeliveryContext, which: ColumnElement[bool]) -> tuple[list[_Job], datetime]:
     now = utcnow()
     # The lease outlives the job's own timeout: by then the job has finished or died.
     lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
+    d = _DELIVERY.c
     async with ctx.sessionmaker() as session, session.begin():
+        conn = await session.connection()
         due_ids = (
-            select(Delivery.id)
+            select(d.id)
             .where(
-                which,  # type: ignore[arg-type]
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.next_attempt_at <= now + CLOCK_SLACK,  # type: ignore[operator]
-                or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),  # type: ignore[union-attr, operator]
+                which,
+                d.status == DeliveryStatus.PENDING,
+                d.next_attempt_at <= now + CLOCK_SLACK,
+                or_(d.locked_until.is_(None), d.locked_until < now),
             )
-            .order_by(Delivery.id)
+            .order_by(d.id)
             .limit(CLAIM_BATCH)
         )
-        if session.bind.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             due_ids = due_ids.with_for_update(skip_locked=True)
         claimed = (
-            await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(due_ids.scalar_subquery()))  # type: ignore[attr-defined]
+            await conn.execute(
+                update(_DELIVERY)
+                .where(d.id.in_(due_ids.scalar_subquery()))
                 .values(locked_until=lease)
-                .returning(Delivery.id, Delivery.event_id, Delivery.endpoint_id,
-                           Delivery.attempt_count, Delivery.rate_slot_at)
+                .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at)
             )
         ).all()
         if not claimed:
             return [], lease
-        events = {
-            e.id: e
-            for e in await session.scalars(
-                select(Event).where(Event.id.in_({row.event_id for row in claimed}))  # type: ignore[attr-defined]
-            )
-        }
-        endpoints = {
-            e.id: e
-            for e in await session.scalars(
-                select(Endpoint).where(Endpoint.id.in_({row.endpoint_id for row in claimed}))  # type: ignore[attr-defined]
-            )
-        }
-    bodies = {event_id: event_body(event) for event_id, event in events.items()}
+        event_ids = {row.event_id for row in claimed}
+        endpoint_ids = {row.endpoint_id for row in claimed}
+        events = {e.id: e for e in await conn.execute(
+            select(_EVENT).where(_EVENT.c.id.in_(event_ids)))}
+        endpoints = {e.id: e for e in await conn.execute(
+            select(_ENDPOINT).where(_ENDPOINT.c.id.in_(endpoint_ids)))}
+    bodies = {
+        e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()
+    }
     jobs = [
         _Job(row.id, row.attempt_count + 1, endpoints[row.endpoint_id], events[row.event_id],
              bodies[row.event_id], row.rate_slot_at)
@@ -245,7 +253,7 @@ def _check_literal_host(url: str, ctx: DeliveryContext) -> None:
         check_ip(ip, ctx.settings.allowed_networks)
 
 
-def _signing_keys(endpoint: Endpoint, now: datetime) -> list[bytes]:
+def _signing_keys(endpoint: Row[Any], now: datetime) -> list[bytes]:
     keys = [secret_key(endpoint.secret)]
     expires = endpoint.previous_secret_expires_at
     if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
@@ -330,15 +338,16 @@ async def _record(
         })
     # Only rows this job still owns are updated: a delivery deleted with its
     # endpoint meanwhile is skipped rather than failing the batch.
+    d = _DELIVERY.c
     update_owned = (
-        update(Delivery)
-        .where(Delivery.id == bindparam("b_id"), Delivery.locked_until == bindparam("b_lease"))  # type: ignore[arg-type]
+        update(_DELIVERY)
+        .where(d.id == bindparam("b_id"), d.locked_until == bindparam("b_lease"))
         .values(
             status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
             next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None,
             dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
             last_status_code=case(
-                (bindparam("v_last_status_code") == -1, Delivery.last_status_code),
+                (bindparam("v_last_status_code") == -1, d.last_status_code),
                 else_=bindparam("v_last_status_code"),
             ),
             updated_at=bindparam("v_updated_at"),
@@ -349,7 +358,7 @@ async def _record(
         async with ctx.sessionmaker() as session, session.begin():
             conn = await session.connection()
             if attempt_rows:
-                await conn.execute(insert(Attempt), attempt_rows)
+                await conn.execute(insert(_ATTEMPT), attempt_rows)
             await conn.execute(update_owned, delivery_rows)
     except IntegrityError:
         # Some delivery vanished (endpoint deleted) or was re-claimed: record one by one.
@@ -361,7 +370,7 @@ async def _record(
                     conn = await session.connection()
                     result = await conn.execute(update_owned, delivery_row)
                     if result.rowcount and attempt_row is not None:
-                        await conn.execute(insert(Attempt), attempt_row)
+                        await conn.execute(insert(_ATTEMPT), attempt_row)
             except IntegrityError:
                 log.warning("attempt of %s not recorded: the delivery changed meanwhile",
                             delivery_row["b_id"])

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
-from gateway.store.models import Event
 from gateway.timeutil import rfc3339
 
 
-def event_body(event: Event) -> bytes:
+def event_body(event_id: str, event_type: str, created_at: datetime, data: str) -> bytes:
     # `data` is stored as the exact JSON text that was published, so it is spliced
     # in rather than re-serialised: every attempt signs the same bytes.
     head = json.dumps(
-        {"id": event.id, "type": event.type, "timestamp": rfc3339(event.created_at)},
+        {"id": event_id, "type": event_type, "timestamp": rfc3339(created_at)},
         separators=(",", ":"),
     )
-    return f'{head[:-1]},"data":{event.data}}}'.encode()
+    return f'{head[:-1]},"data":{data}}}'.encode()
