@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 from sqlalchemy import select
+from sqlmodel import col
 
 from gateway.api.deps import DispatcherDep, IdPath, SessionDep
 from gateway.api.schemas import DeliveryDetail, DeliveryOut
@@ -18,7 +19,9 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 async def get_delivery(delivery_id: IdPath, session: SessionDep) -> dict[str, object]:
     delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
     attempts = await session.scalars(
-        select(Attempt).where(Attempt.delivery_id == delivery_id).order_by(Attempt.attempt)  # type: ignore[arg-type]
+        select(Attempt)
+        .where(col(Attempt.delivery_id) == delivery_id)
+        .order_by(col(Attempt.attempt))
     )
     return {**delivery.model_dump(), "attempts": list(attempts)}
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response, status
 from sqlalchemy import select
+from sqlmodel import col
 
 from gateway.api.deps import (
     Cursor,
@@ -58,7 +59,7 @@ async def list_endpoints(
 ) -> dict[str, object]:
     query = select(Endpoint)
     if tenant_id is not None:
-        query = query.where(Endpoint.tenant_id == tenant_id)
+        query = query.where(col(Endpoint.tenant_id) == tenant_id)
     rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
     return {"data": rows, "next_cursor": next_cursor}
 
@@ -148,8 +149,8 @@ async def list_endpoint_deliveries(
     cursor: Cursor = None,
 ) -> dict[str, object]:
     await service.get_endpoint(session, endpoint_id)
-    query = select(Delivery).where(Delivery.endpoint_id == endpoint_id)
+    query = select(Delivery).where(col(Delivery.endpoint_id) == endpoint_id)
     if status_filter is not None:
-        query = query.where(Delivery.status == status_filter)
+        query = query.where(col(Delivery.status) == status_filter)
     rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
     return {"data": rows, "next_cursor": next_cursor}

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select
+from sqlmodel import col
 
 from gateway.api.deps import Cursor, DispatcherDep, IdPath, Limit, SessionDep, TextFilter
 from gateway.api.schemas import DeliveryOut, EventCreate, EventOut, EventPublished, Page
@@ -62,11 +63,11 @@ async def list_events(
 ) -> dict[str, object]:
     query = select(Event)
     if type is not None:
-        query = query.where(Event.type == type)
+        query = query.where(col(Event.type) == type)
     if tenant_id is not None:
-        query = query.where(Event.tenant_id == tenant_id)
+        query = query.where(col(Event.tenant_id) == tenant_id)
     if source_id is not None:
-        query = query.where(Event.source_id == source_id)
+        query = query.where(col(Event.source_id) == source_id)
     rows, next_cursor = await page(session, query, Event.id, limit, cursor)
     return {"data": [event_out(e) for e in rows], "next_cursor": next_cursor}
 
@@ -87,8 +88,8 @@ async def list_event_deliveries(
     cursor: Cursor = None,
 ) -> dict[str, object]:
     await get_or_404(session, Event, event_id, "event")
-    query = select(Delivery).where(Delivery.event_id == event_id)
+    query = select(Delivery).where(col(Delivery.event_id) == event_id)
     if status_filter is not None:
-        query = query.where(Delivery.status == status_filter)
+        query = query.where(col(Delivery.status) == status_filter)
     rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
     return {"data": rows, "next_cursor": next_cursor}

@@ -28,7 +28,7 @@ from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT
-from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event
+from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import as_utc, utcnow
 
 log = logging.getLogger("gateway.delivery")
@@ -125,10 +125,10 @@ async def _record_stragglers(
 
 
 # Core tables, not ORM entities, on the hot path: the same SQL for a fraction of the CPU.
-_DELIVERY = Delivery.__table__
-_EVENT = Event.__table__
-_ENDPOINT = Endpoint.__table__
-_ATTEMPT = Attempt.__table__
+_DELIVERY = table(Delivery)
+_EVENT = table(Event)
+_ENDPOINT = table(Endpoint)
+_ATTEMPT = table(Attempt)
 
 
 async def _claim(ctx: DeliveryContext, which: ColumnElement[bool]) -> tuple[list[_Job], datetime]:
@@ -279,13 +279,14 @@ def _describe(exc: httpx.HTTPError) -> str:
         getattr(cause, "os_error", None), RefusedAddress
     ):
         return f"refused: {getattr(cause, 'os_error', cause)}"
-    kind = {
+    kinds: dict[type[httpx.HTTPError], str] = {
         httpx.ConnectError: "connection failed",
         httpx.ConnectTimeout: "connection failed",
         httpx.ReadError: "connection lost while reading the response",
         httpx.RemoteProtocolError: "invalid HTTP response",
         httpx.UnsupportedProtocol: "unsupported URL",
-    }.get(type(exc), "request failed")
+    }
+    kind = kinds.get(type(exc), "request failed")
     detail = str(exc) or type(exc).__name__
     return f"{kind}: {detail}"[:1000]
 

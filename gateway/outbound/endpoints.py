@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+from sqlmodel import col
 
 from gateway.api.schemas import EndpointCreate, EndpointUpdate
 from gateway.errors import Conflict, Invalid
@@ -89,17 +91,19 @@ def live_previous_secret_expiry(endpoint: Endpoint) -> datetime | None:
     return None
 
 
-async def requeue(session: AsyncSession, dispatcher: Dispatcher, where: list[object]) -> int:
+async def requeue(
+    session: AsyncSession, dispatcher: Dispatcher, where: list[ColumnElement[bool]]
+) -> int:
     """Put the matching failed deliveries back to pending, due now; commit; dispatch."""
     now = utcnow()
     ids = list(
         (
             await session.execute(
                 update(Delivery)
-                .where(Delivery.status == DeliveryStatus.FAILED, *where)  # type: ignore[arg-type]
+                .where(col(Delivery.status) == DeliveryStatus.FAILED, *where)
                 .values(status=DeliveryStatus.PENDING, next_attempt_at=now, dispatched_at=now,
                         updated_at=now)
-                .returning(Delivery.id)
+                .returning(col(Delivery.id))
             )
         ).scalars()
     )
@@ -119,10 +123,10 @@ async def recover(
     endpoint = await get_endpoint(session, endpoint_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
-    where: list[object] = [Delivery.endpoint_id == endpoint_id,
-                           Delivery.created_at >= as_utc(since)]  # type: ignore[operator]
+    where: list[ColumnElement[bool]] = [col(Delivery.endpoint_id) == endpoint_id,
+                           col(Delivery.created_at) >= as_utc(since)]
     if until is not None:
-        where.append(Delivery.created_at < as_utc(until))  # type: ignore[operator]
+        where.append(col(Delivery.created_at) < as_utc(until))
     return await requeue(session, dispatcher, where)
 
 

@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import Row, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
 from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import DELIVER_EVENT, Dispatcher
-from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event
+from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.fanout")
@@ -73,9 +74,9 @@ async def publish(
     )
     # Core inserts: the ORM's unit of work costs more CPU than the database does here.
     try:
-        await session.execute(insert(Event.__table__), [event.model_dump()])
+        await session.execute(insert(table(Event)), [event.model_dump()])
         if matched:
-            await session.execute(insert(Delivery.__table__), [
+            await session.execute(insert(table(Delivery)), [
                 {
                     "id": new_id("dlv"), "event_id": event.id, "endpoint_id": endpoint_id,
                     "status": DeliveryStatus.PENDING, "attempt_count": 0,
@@ -101,14 +102,15 @@ async def publish(
 
 async def _candidates(
     session: AsyncSession, tenant_id: str | None, endpoint_ids: list[str] | None
-) -> list[Row[Any]]:
+) -> list[Row[str, list[str] | None, list[str] | None, bool]]:
     """The endpoints the event may go to: only the columns that matching reads."""
-    query = select(Endpoint.id, Endpoint.event_types, Endpoint.source_ids, Endpoint.disabled)
+    query = select(col(Endpoint.id), col(Endpoint.event_types), col(Endpoint.source_ids),
+                   col(Endpoint.disabled))
     if tenant_id is not None:
-        query = query.where(Endpoint.tenant_id == tenant_id)
+        query = query.where(col(Endpoint.tenant_id) == tenant_id)
     if endpoint_ids is not None:
         wanted = set(endpoint_ids)
-        query = query.where(Endpoint.id.in_(wanted))  # type: ignore[attr-defined]
+        query = query.where(col(Endpoint.id).in_(wanted))
         endpoints = list((await session.execute(query)).all())
         missing = wanted - {ep.id for ep in endpoints}
         if missing:
@@ -118,7 +120,7 @@ async def _candidates(
                 loc=("body", "endpoint_ids"),
             )
         return endpoints
-    query = query.where(Endpoint.disabled.is_(False))  # type: ignore[attr-defined]
+    query = query.where(col(Endpoint.disabled).is_(False))
     return list((await session.execute(query)).all())
 
 
@@ -126,13 +128,13 @@ async def _by_idempotency_key(
     session: AsyncSession, key: str, request_hash: str | None
 ) -> Published | None:
     event = (
-        await session.scalars(select(Event).where(Event.idempotency_key == key))
+        await session.scalars(select(Event).where(col(Event.idempotency_key) == key))
     ).one_or_none()
     if event is None:
         return None
     if event.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request")
     count = await session.scalar(
-        select(func.count()).select_from(Delivery).where(Delivery.event_id == event.id)
+        select(func.count()).select_from(Delivery).where(col(Delivery.event_id) == event.id)
     )
     return Published(event, count or 0, created=False)

@@ -13,6 +13,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import or_, select, update
+from sqlmodel import col
 
 from gateway.outbound.context import DeliveryContext
 from gateway.queue.dispatch import DELIVER_DELIVERIES
@@ -34,25 +35,26 @@ async def sweep(ctx: DeliveryContext) -> int:
         stale = now - timedelta(seconds=settings.sweep_grace)
         async with ctx.sessionmaker() as session, session.begin():
             due = (
-                select(Delivery.id)
+                select(col(Delivery.id))
                 .where(
-                    Delivery.status == DeliveryStatus.PENDING,
-                    Delivery.next_attempt_at <= stale,  # type: ignore[operator]
-                    or_(Delivery.dispatched_at.is_(None), Delivery.dispatched_at <= stale),  # type: ignore[union-attr, operator]
-                    or_(Delivery.locked_until.is_(None), Delivery.locked_until < now),  # type: ignore[union-attr, operator]
+                    col(Delivery.status) == DeliveryStatus.PENDING,
+                    col(Delivery.next_attempt_at) <= stale,
+                    or_(col(Delivery.dispatched_at).is_(None),
+                        col(Delivery.dispatched_at) <= stale),
+                    or_(col(Delivery.locked_until).is_(None), col(Delivery.locked_until) < now),
                 )
-                .order_by(Delivery.next_attempt_at)
+                .order_by(col(Delivery.next_attempt_at))
                 .limit(settings.sweep_batch)
             )
-            if session.bind.dialect.name == "postgresql":
+            if (await session.connection()).dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
             ids = list(
                 (
                     await session.execute(
                         update(Delivery)
-                        .where(Delivery.id.in_(due.scalar_subquery()))  # type: ignore[attr-defined]
+                        .where(col(Delivery.id).in_(due.scalar_subquery()))
                         .values(dispatched_at=now)
-                        .returning(Delivery.id)
+                        .returning(col(Delivery.id))
                     )
                 ).scalars()
             )

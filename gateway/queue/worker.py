@@ -56,7 +56,8 @@ def create_worker(settings: Settings) -> Worker:
 
     step = max(1, min(30, int(settings.sweep_interval)))
     return Worker(
-        functions=[func(f, name=name, timeout=job_timeout) for name, f in FUNCTIONS.items()],
+        functions=[func(f, name=name, timeout=job_timeout)  # type: ignore[arg-type]
+                   for name, f in FUNCTIONS.items()],
         cron_jobs=[
             cron(sweep, name="sweep", second=set(range(0, 60, step)), run_at_startup=True,
                  unique=True, timeout=job_timeout, keep_result=0)

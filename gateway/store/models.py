@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from gateway.timeutil import utcnow
@@ -107,3 +107,8 @@ class Attempt(SQLModel, table=True):
     error: str | None = Field(default=None, sa_column=Column(Text))
 
 
+
+
+def table(model: type[SQLModel]) -> Table:
+    """The Core table of a model, for statements on hot paths that skip the ORM."""
+    return model.__table__  # type: ignore[attr-defined,no-any-return]
