@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway import __version__
-from gateway.api import deliveries, endpoints, events, health
+from gateway.api import deliveries, endpoints, events, health, inbound, sources
 from gateway.api.deps import require_api_key
 from gateway.apikey import resolve_api_key
 from gateway.db import create_engine, create_sessionmaker
@@ -82,8 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     authenticated = [Depends(require_api_key)]
-    for module in (endpoints, events, deliveries):
+    for module in (endpoints, events, deliveries, sources):
         app.include_router(module.router, dependencies=authenticated)
+    app.include_router(inbound.router)
     app.include_router(health.router)
     _add_error_handlers(app)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Annotated
 
@@ -10,7 +11,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from gateway.api.deps import Cursor, DispatcherDep, IdPath, Limit, SessionDep, TextFilter
-from gateway.api.schemas import DeliveryOut, EventCreate, EventOut, EventPublished, Page
+from gateway.api.schemas import (
+    DeliveryOut,
+    EventCreate,
+    EventDetail,
+    EventOut,
+    EventPublished,
+    Page,
+)
 from gateway.outbound.fanout import Published, publish
 from gateway.store.models import Delivery, Event
 from gateway.store.queries import get_or_404, page
@@ -40,12 +48,14 @@ async def publish_event(
     session: SessionDep,
     dispatcher: DispatcherDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     published = await publish(
         session, dispatcher, event_type=body.type, data=body.data, tenant_id=body.tenant_id,
-        endpoint_ids=body.endpoint_ids, idempotency_key=idempotency_key,
+        endpoint_ids=body.endpoint_ids,
+        # Namespaced apart from the delivery ids of inbound sources, which share the column.
+        idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
     )
     if not published.created:
         response.status_code = status.HTTP_200_OK
@@ -72,9 +82,19 @@ async def list_events(
     return {"data": [event_out(e) for e in rows], "next_cursor": next_cursor}
 
 
-@router.get("/{event_id}", response_model=EventOut)
+@router.get("/{event_id}", response_model=EventDetail)
 async def get_event(event_id: IdPath, session: SessionDep) -> dict[str, object]:
-    return event_out(await get_or_404(session, Event, event_id, "event"))
+    """The event; one received through a source also shows the request as it came in."""
+    event = await get_or_404(session, Event, event_id, "event")
+    detail = event_out(event)
+    if event.raw_body is not None:
+        try:
+            body, encoding = event.raw_body.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            body, encoding = base64.b64encode(event.raw_body).decode(), "base64"
+        detail.update(headers=event.raw_headers, body=body, body_encoding=encoding,
+                      verification=event.verification)
+    return detail
 
 
 @router.get("/{event_id}/deliveries", response_model=Page[DeliveryOut])

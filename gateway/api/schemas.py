@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gateway.inbound.verifiers import StandardVerifier
 from gateway.outbound.signer import secret_key
 
 T = TypeVar("T")
@@ -160,11 +161,11 @@ class EventCreate(_Input):
     @field_validator("data")
     @classmethod
     def _check_data(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_json(value, 1)
+        check_json_value(value)
         return value
 
 
-def _check_json(value: Any, depth: int) -> None:
+def check_json_value(value: Any, depth: int = 1) -> None:
     """What receivers can parse: no NaN or infinities, sane nesting, valid Unicode."""
     if depth > MAX_DATA_DEPTH:
         raise ValueError(f"data is nested deeper than {MAX_DATA_DEPTH} levels")
@@ -175,10 +176,10 @@ def _check_json(value: Any, depth: int) -> None:
     elif isinstance(value, dict):
         for key, item in value.items():
             storable(key)
-            _check_json(item, depth + 1)
+            check_json_value(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_json(item, depth + 1)
+            check_json_value(item, depth + 1)
 
 
 class EventOut(BaseModel):
@@ -222,3 +223,98 @@ class DeliveryDetail(DeliveryOut):
 class Page(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None
+
+
+# Inbound sources
+
+Provider = Literal["stripe", "github", "gitlab", "shopify", "slack", "standard", "hmac"]
+HeaderName = Annotated[str, Field(min_length=1, max_length=255, pattern=_HEADER_NAME_RE.pattern)]
+
+
+class HmacOptions(_Input):
+    """How a generic sender signs: which header, which hash, which encoding."""
+
+    header: HeaderName
+    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: Annotated[Text, Field(max_length=64)] = ""
+    id_header: HeaderName | None = None
+    type_field: Annotated[Text, Field(min_length=1, max_length=255)] | None = None
+
+
+def check_source_options(provider: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """The options normalised for the provider; ValueError naming the problem."""
+    if provider == "hmac":
+        if not options:
+            raise ValueError("options with at least 'header' are required for provider 'hmac'")
+        return HmacOptions.model_validate(options).model_dump()
+    if options:
+        raise ValueError(f"provider {provider!r} takes no options")
+    return {}
+
+
+def check_source_secret(provider: str, secret: str) -> str:
+    if provider == "standard":
+        StandardVerifier.key(secret)
+    return secret
+
+
+SourceSecret = Annotated[Text, Field(min_length=1, max_length=1024)]
+Tolerance = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
+
+
+class SourceCreate(_Input):
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    provider: Provider
+    secret: SourceSecret
+    options: dict[str, Any] | None = None
+    tolerance_seconds: Tolerance = 300
+    disabled: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> SourceCreate:
+        self.options = check_source_options(self.provider, self.options)
+        check_source_secret(self.provider, self.secret)
+        return self
+
+
+class SourceUpdate(_Input):
+    name: Annotated[Text, Field(min_length=1, max_length=255)] | None = None
+    secret: SourceSecret | None = None
+    options: dict[str, Any] | None = None
+    tolerance_seconds: Tolerance | None = None
+    disabled: bool | None = None
+
+
+class SourceOut(BaseModel):
+    id: str
+    name: str
+    provider: str
+    options: dict[str, Any]
+    tolerance_seconds: int
+    disabled: bool
+    ingest_path: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceCreated(SourceOut):
+    secret: str
+
+
+class SourceSecretOut(BaseModel):
+    secret: str
+
+
+class InboundAccepted(BaseModel):
+    status: Literal["accepted", "duplicate"]
+    event_id: str
+
+
+class EventDetail(EventOut):
+    """An event with, when it came in through a source, the request as received."""
+
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    body_encoding: Literal["utf-8", "base64"] | None = None
+    verification: str | None = None

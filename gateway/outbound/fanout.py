@@ -29,6 +29,15 @@ log = logging.getLogger("gateway.fanout")
 
 
 @dataclass
+class Received:
+    """The request an inbound event came in, kept beside it."""
+
+    body: bytes
+    headers: dict[str, str]
+    verification: str
+
+
+@dataclass
 class Published:
     event: Event
     deliveries: int
@@ -50,13 +59,21 @@ async def publish(
     source_id: str | None = None,
     idempotency_key: str | None = None,
     ignore_type_filters: bool = False,
+    received: Received | None = None,
 ) -> Published:
+    """Store and fan out one event.
+
+    `idempotency_key` makes a repeat return the first event. A key from the API
+    must repeat the same request (409 otherwise); a key from an inbound source
+    (a provider's delivery id) answers any repeat with the first event.
+    """
     data_text = serialize_data(data)
     request_hash = None
     if idempotency_key is not None:
-        request_hash = hashlib.sha256(
-            json.dumps([event_type, data_text, tenant_id, endpoint_ids]).encode()
-        ).hexdigest()
+        if received is None:
+            request_hash = hashlib.sha256(
+                json.dumps([event_type, data_text, tenant_id, endpoint_ids]).encode()
+            ).hexdigest()
         earlier = await _by_idempotency_key(session, idempotency_key, request_hash)
         if earlier is not None:
             return earlier
@@ -70,6 +87,9 @@ async def publish(
     event = Event(
         id=new_id("evt"), type=event_type, tenant_id=tenant_id, source_id=source_id,
         data=data_text, idempotency_key=idempotency_key, request_hash=request_hash,
+        raw_body=received.body if received else None,
+        raw_headers=received.headers if received else None,
+        verification=received.verification if received else None,
         created_at=now,
     )
     # Core inserts: the ORM's unit of work costs more CPU than the database does here.
@@ -132,7 +152,7 @@ async def _by_idempotency_key(
     ).one_or_none()
     if event is None:
         return None
-    if event.request_hash != request_hash:
+    if request_hash is not None and event.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request")
     count = await session.scalar(
         select(func.count()).select_from(Delivery).where(col(Delivery.event_id) == event.id)

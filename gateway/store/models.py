@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, String, Table, Text
 from sqlmodel import Field, SQLModel
 
 from gateway.timeutil import utcnow
@@ -44,6 +45,22 @@ class Endpoint(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Source(SQLModel, table=True):
+    """An inbound URL (`/in/{id}`) that a provider such as Stripe or GitHub posts to."""
+
+    __tablename__ = "source"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=255)
+    provider: str = Field(max_length=32)
+    secret: str = Field(sa_column=Column(Text, nullable=False))
+    options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    tolerance_seconds: int = 300
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Event(SQLModel, table=True):
     __tablename__ = "event"
 
@@ -57,6 +74,10 @@ class Event(SQLModel, table=True):
         default=None, sa_column=Column(String(255), unique=True, nullable=True)
     )
     request_hash: str | None = Field(default=None, max_length=64)
+    # Received through a source: the request as it came, and how it was verified.
+    raw_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    raw_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
+    verification: str | None = Field(default=None, max_length=255)
     created_at: datetime = Field(default_factory=utcnow)
 
 

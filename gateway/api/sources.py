@@ -1,0 +1,68 @@
+"""`/v1/sources`: the inbound URLs given to providers."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import Cursor, IdPath, Limit, SessionDep
+from gateway.api.schemas import (
+    Page,
+    SourceCreate,
+    SourceCreated,
+    SourceOut,
+    SourceSecretOut,
+    SourceUpdate,
+)
+from gateway.inbound import sources as service
+from gateway.store.models import Source
+from gateway.store.queries import page
+
+router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+
+def source_out(source: Source) -> dict[str, object]:
+    return {**source.model_dump(exclude={"secret"}), "ingest_path": service.ingest_path(source)}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)
+async def create_source(body: SourceCreate, session: SessionDep) -> dict[str, object]:
+    """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
+    source = service.create_source(session, body)
+    await session.commit()
+    return {**source_out(source), "secret": source.secret}
+
+
+@router.get("", response_model=Page[SourceOut])
+async def list_sources(
+    session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, object]:
+    rows, next_cursor = await page(session, select(Source), Source.id, limit, cursor)
+    return {"data": [source_out(s) for s in rows], "next_cursor": next_cursor}
+
+
+@router.get("/{source_id}", response_model=SourceOut)
+async def get_source(source_id: IdPath, session: SessionDep) -> dict[str, object]:
+    return source_out(await service.get_source(session, source_id))
+
+
+@router.get("/{source_id}/secret", response_model=SourceSecretOut)
+async def get_source_secret(source_id: IdPath, session: SessionDep) -> dict[str, str]:
+    return {"secret": (await service.get_source(session, source_id)).secret}
+
+
+@router.patch("/{source_id}", response_model=SourceOut)
+async def update_source(
+    source_id: IdPath, body: SourceUpdate, session: SessionDep
+) -> dict[str, object]:
+    source = await service.update_source(session, source_id, body)
+    await session.commit()
+    return source_out(source)
+
+
+@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_source(source_id: IdPath, session: SessionDep) -> Response:
+    """Stop accepting at its URL; events it received stay."""
+    await session.delete(await service.get_source(session, source_id))
+    await session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

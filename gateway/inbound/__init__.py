@@ -1,0 +1,1 @@
+"""The inbound path: sources, one verifier per provider, and ingest."""

@@ -1,0 +1,59 @@
+"""Sources: the inbound URLs users give to providers, with the secret each verifies with."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.api.schemas import (
+    SourceCreate,
+    SourceUpdate,
+    check_source_options,
+    check_source_secret,
+)
+from gateway.errors import Invalid
+from gateway.ids import new_id
+from gateway.store.models import Source
+from gateway.store.queries import get_or_404
+from gateway.timeutil import utcnow
+
+
+def ingest_path(source: Source) -> str:
+    return f"/in/{source.id}"
+
+
+async def get_source(session: AsyncSession, source_id: str) -> Source:
+    return await get_or_404(session, Source, source_id, "source")
+
+
+def create_source(session: AsyncSession, body: SourceCreate) -> Source:
+    now = utcnow()
+    source = Source(
+        id=new_id("src"), name=body.name, provider=body.provider, secret=body.secret,
+        options=body.options or {}, tolerance_seconds=body.tolerance_seconds,
+        disabled=body.disabled, created_at=now, updated_at=now,
+    )
+    session.add(source)
+    return source
+
+
+async def update_source(session: AsyncSession, source_id: str, body: SourceUpdate) -> Source:
+    source = await get_source(session, source_id)
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        if value is None and field != "options":
+            raise Invalid(f"{field} cannot be null", loc=("body", field))
+    # Options and secret are checked against the provider, which a PATCH cannot change.
+    if "options" in changes:
+        try:
+            changes["options"] = check_source_options(source.provider, changes["options"])
+        except ValueError as exc:
+            raise Invalid(str(exc), loc=("body", "options")) from None
+    if "secret" in changes:
+        try:
+            check_source_secret(source.provider, changes["secret"])
+        except ValueError as exc:
+            raise Invalid(str(exc), loc=("body", "secret")) from None
+    for field, value in changes.items():
+        setattr(source, field, value)
+    source.updated_at = utcnow()
+    return source
