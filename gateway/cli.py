@@ -84,5 +84,38 @@ def migrate(
     err.print(f"[green]database at {revision}[/green]")
 
 
+keys = typer.Typer(help="Manage API keys (directly in the database).", no_args_is_help=True)
+app.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")],
+    tenant: Annotated[str | None, typer.Option(help="Scope the key to this tenant_id.")] = None,
+) -> None:
+    """Create an API key and print it (it is shown this once; only its hash is kept)."""
+    import asyncio
+
+    from gateway.auth import create_key
+    from gateway.db import create_engine, create_sessionmaker
+
+    settings = _settings()
+
+    async def create() -> tuple[str, str]:
+        engine = create_engine(settings)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                row, key = await create_key(session, name, tenant)
+                await session.commit()
+                return row.id, key
+        finally:
+            await engine.dispose()
+
+    key_id, key = asyncio.run(create())
+    err.print(f"created {key_id}" + (f" for tenant {tenant}" if tenant else "")
+              + "; the key is shown only now:")
+    print(key)
+
+
 if __name__ == "__main__":
     app()

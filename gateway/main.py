@@ -15,9 +15,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway import __version__
-from gateway.api import deliveries, endpoints, events, health, inbound, sources
-from gateway.api.deps import require_api_key
+from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
+from gateway.api.deps import get_principal
 from gateway.apikey import resolve_api_key
+from gateway.auth import KeyStore
 from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid
 from gateway.limits import BodyLimitMiddleware
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = create_engine(settings)
         app.state.settings = settings
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.api_key = resolve_api_key(settings)
+        app.state.keys = KeyStore(resolve_api_key(settings))
         sweeper: asyncio.Task[None] | None = None
         delivery: DeliveryContext | None = None
         dispatcher: Dispatcher
@@ -81,8 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    authenticated = [Depends(require_api_key)]
-    for module in (endpoints, events, deliveries, sources):
+    authenticated = [Depends(get_principal)]
+    for module in (endpoints, events, deliveries, sources, api_keys):
         app.include_router(module.router, dependencies=authenticated)
     app.include_router(inbound.router)
     app.include_router(health.router)

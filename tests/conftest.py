@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from tests.receiver import Receiver, wait_until
 
 API_KEY = "test-key-" + uuid.uuid4().hex
-TABLES = ("attempt", "delivery", "event", "endpoint", "source")
+TABLES = ("attempt", "delivery", "event", "endpoint", "source", "api_key")
 # Small numbers so that whole retry schedules run in seconds.
 TEST_ENV = {
     "GATEWAY_API_KEY": API_KEY,

@@ -6,18 +6,19 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlmodel import col
 
-from gateway.api.deps import DispatcherDep, IdPath, SessionDep
+from gateway.api.deps import DispatcherDep, IdPath, PrincipalDep, SessionDep
 from gateway.api.schemas import DeliveryDetail, DeliveryOut
-from gateway.outbound.endpoints import retry_delivery
+from gateway.outbound import endpoints as service
 from gateway.store.models import Attempt, Delivery
-from gateway.store.queries import get_or_404
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
 @router.get("/{delivery_id}", response_model=DeliveryDetail)
-async def get_delivery(delivery_id: IdPath, session: SessionDep) -> dict[str, object]:
-    delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
+async def get_delivery(
+    delivery_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> dict[str, object]:
+    delivery = await service.get_delivery(session, delivery_id, principal.tenant_id)
     attempts = await session.scalars(
         select(Attempt)
         .where(col(Attempt.delivery_id) == delivery_id)
@@ -28,6 +29,8 @@ async def get_delivery(delivery_id: IdPath, session: SessionDep) -> dict[str, ob
 
 @router.post("/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED,
              response_model=DeliveryOut)
-async def retry(delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep) -> Delivery:
+async def retry(
+    delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
+) -> Delivery:
     """Queue one more attempt now (also for a succeeded delivery: a resend)."""
-    return await retry_delivery(session, dispatcher, delivery_id)
+    return await service.retry_delivery(session, dispatcher, delivery_id, principal.tenant_id)

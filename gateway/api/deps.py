@@ -6,7 +6,6 @@ costly hop for what is a dictionary lookup.
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -15,13 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.schemas import Text
-from gateway.errors import GatewayError
+from gateway.auth import KeyStore, Principal, Unauthorized
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
-
-
-class Unauthorized(GatewayError):
-    status_code = 401
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -47,20 +42,19 @@ async def get_dispatcher(request: Request) -> Dispatcher:
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
-async def require_api_key(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
+    session: Annotated[AsyncSession, Depends(get_session)],
+) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    expected: str | None = request.app.state.api_key
-    if expected is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.encode()
-    ):
-        raise Unauthorized("invalid API key")
+    keys: KeyStore = request.app.state.keys
+    return await keys.authenticate(session, credentials.credentials)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]

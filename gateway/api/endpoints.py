@@ -13,6 +13,7 @@ from gateway.api.deps import (
     DispatcherDep,
     IdPath,
     Limit,
+    PrincipalDep,
     SessionDep,
     SettingsDep,
     TextFilter,
@@ -31,6 +32,7 @@ from gateway.api.schemas import (
     SecretOut,
     SecretRotate,
 )
+from gateway.auth import scoped_tenant
 from gateway.errors import Conflict
 from gateway.outbound import endpoints as service
 from gateway.outbound.fanout import publish
@@ -42,9 +44,10 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
 async def create_endpoint(
-    body: EndpointCreate, session: SessionDep, settings: SettingsDep
+    body: EndpointCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
 ) -> Endpoint:
     """Subscribe a URL; the answer is the only one (besides `/secret`) that shows the secret."""
+    body.tenant_id = scoped_tenant(principal, body.tenant_id)
     endpoint = await service.create_endpoint(session, body, settings.allowed_networks)
     await session.commit()
     return endpoint
@@ -53,43 +56,54 @@ async def create_endpoint(
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(
     session: SessionDep,
+    principal: PrincipalDep,
     tenant_id: TextFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
     query = select(Endpoint)
-    if tenant_id is not None:
-        query = query.where(col(Endpoint.tenant_id) == tenant_id)
+    for tenant in {tenant_id, principal.tenant_id} - {None}:
+        query = query.where(col(Endpoint.tenant_id) == tenant)
     rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
     return {"data": rows, "next_cursor": next_cursor}
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
-async def get_endpoint(endpoint_id: IdPath, session: SessionDep) -> Endpoint:
-    return await service.get_endpoint(session, endpoint_id)
+async def get_endpoint(
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> Endpoint:
+    return await service.get_endpoint(session, endpoint_id, principal.tenant_id)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
-    endpoint_id: IdPath, body: EndpointUpdate, session: SessionDep, settings: SettingsDep
+    endpoint_id: IdPath, body: EndpointUpdate, session: SessionDep, settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> Endpoint:
-    endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks)
+    if "tenant_id" in body.model_fields_set:
+        body.tenant_id = scoped_tenant(principal, body.tenant_id)
+    endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks,
+                                             principal.tenant_id)
     await session.commit()
     return endpoint
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_endpoint(endpoint_id: IdPath, session: SessionDep) -> Response:
+async def delete_endpoint(
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> Response:
     """Delete the endpoint with its deliveries and their attempt logs."""
-    endpoint = await service.get_endpoint(session, endpoint_id)
+    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     await session.delete(endpoint)
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{endpoint_id}/secret", response_model=SecretOut)
-async def get_secret(endpoint_id: IdPath, session: SessionDep) -> dict[str, object]:
-    endpoint = await service.get_endpoint(session, endpoint_id)
+async def get_secret(
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> dict[str, object]:
+    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     return {
         "secret": endpoint.secret,
         "previous_secret_expires_at": service.live_previous_secret_expiry(endpoint),
@@ -101,10 +115,11 @@ async def rotate_secret(
     endpoint_id: IdPath,
     session: SessionDep,
     settings: SettingsDep,
+    principal: PrincipalDep,
     body: Annotated[SecretRotate | None, Body()] = None,
 ) -> dict[str, object]:
     """New secret (given or generated); the previous one keeps signing beside it for 24 hours."""
-    endpoint = await service.get_endpoint(session, endpoint_id)
+    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     service.rotate_secret(endpoint, body.secret if body else None,
                           settings.secret_rotation_overlap_hours)
     await session.commit()
@@ -115,10 +130,10 @@ async def rotate_secret(
 @router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED,
              response_model=EventPublished)
 async def send_test(
-    endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep
+    endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
 ) -> dict[str, object]:
     """Send a `webhook.test` event to this endpoint only, whatever its type filters."""
-    endpoint = await service.get_endpoint(session, endpoint_id)
+    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled")
     published = await publish(
@@ -131,10 +146,12 @@ async def send_test(
 
 @router.post("/{endpoint_id}/recover", response_model=Recovered)
 async def recover(
-    endpoint_id: IdPath, body: Recover, session: SessionDep, dispatcher: DispatcherDep
+    endpoint_id: IdPath, body: Recover, session: SessionDep, dispatcher: DispatcherDep,
+    principal: PrincipalDep,
 ) -> dict[str, int]:
     """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
-    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until)
+    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until,
+                                  principal.tenant_id)
     return {"requeued": count}
 
 
@@ -142,13 +159,14 @@ async def recover(
 async def list_endpoint_deliveries(
     endpoint_id: IdPath,
     session: SessionDep,
+    principal: PrincipalDep,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    await service.get_endpoint(session, endpoint_id)
+    await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     query = select(Delivery).where(col(Delivery.endpoint_id) == endpoint_id)
     if status_filter is not None:
         query = query.where(col(Delivery.status) == status_filter)

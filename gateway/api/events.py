@@ -10,7 +10,15 @@ from fastapi import APIRouter, Header, Query, Response, status
 from sqlalchemy import select
 from sqlmodel import col
 
-from gateway.api.deps import Cursor, DispatcherDep, IdPath, Limit, SessionDep, TextFilter
+from gateway.api.deps import (
+    Cursor,
+    DispatcherDep,
+    IdPath,
+    Limit,
+    PrincipalDep,
+    SessionDep,
+    TextFilter,
+)
 from gateway.api.schemas import (
     DeliveryOut,
     EventCreate,
@@ -19,6 +27,7 @@ from gateway.api.schemas import (
     EventPublished,
     Page,
 )
+from gateway.auth import scoped_tenant
 from gateway.outbound.fanout import Published, publish
 from gateway.store.models import Delivery, Event
 from gateway.store.queries import get_or_404, page
@@ -47,12 +56,14 @@ async def publish_event(
     body: EventCreate,
     session: SessionDep,
     dispatcher: DispatcherDep,
+    principal: PrincipalDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     published = await publish(
-        session, dispatcher, event_type=body.type, data=body.data, tenant_id=body.tenant_id,
+        session, dispatcher, event_type=body.type, data=body.data,
+        tenant_id=scoped_tenant(principal, body.tenant_id),
         endpoint_ids=body.endpoint_ids,
         # Namespaced apart from the delivery ids of inbound sources, which share the column.
         idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
@@ -65,6 +76,7 @@ async def publish_event(
 @router.get("", response_model=Page[EventOut])
 async def list_events(
     session: SessionDep,
+    principal: PrincipalDep,
     type: TextFilter = None,
     tenant_id: TextFilter = None,
     source_id: TextFilter = None,
@@ -74,8 +86,8 @@ async def list_events(
     query = select(Event)
     if type is not None:
         query = query.where(col(Event.type) == type)
-    if tenant_id is not None:
-        query = query.where(col(Event.tenant_id) == tenant_id)
+    for tenant in {tenant_id, principal.tenant_id} - {None}:
+        query = query.where(col(Event.tenant_id) == tenant)
     if source_id is not None:
         query = query.where(col(Event.source_id) == source_id)
     rows, next_cursor = await page(session, query, Event.id, limit, cursor)
@@ -83,9 +95,11 @@ async def list_events(
 
 
 @router.get("/{event_id}", response_model=EventDetail)
-async def get_event(event_id: IdPath, session: SessionDep) -> dict[str, object]:
+async def get_event(
+    event_id: IdPath, session: SessionDep, principal: PrincipalDep
+) -> dict[str, object]:
     """The event; one received through a source also shows the request as it came in."""
-    event = await get_or_404(session, Event, event_id, "event")
+    event = await get_or_404(session, Event, event_id, "event", principal.tenant_id)
     detail = event_out(event)
     if event.raw_body is not None:
         try:
@@ -101,13 +115,14 @@ async def get_event(event_id: IdPath, session: SessionDep) -> dict[str, object]:
 async def list_event_deliveries(
     event_id: IdPath,
     session: SessionDep,
+    principal: PrincipalDep,
     status_filter: Annotated[
         str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
     ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    await get_or_404(session, Event, event_id, "event")
+    await get_or_404(session, Event, event_id, "event", principal.tenant_id)
     query = select(Delivery).where(col(Delivery.event_id) == event_id)
     if status_filter is not None:
         query = query.where(col(Delivery.status) == status_filter)

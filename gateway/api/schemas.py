@@ -318,3 +318,23 @@ class EventDetail(EventOut):
     body: str | None = None
     body_encoding: Literal["utf-8", "base64"] | None = None
     verification: str | None = None
+
+
+# API keys
+
+class ApiKeyCreate(_Input):
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    tenant_id: TenantId | None = None
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    key_prefix: str
+    tenant_id: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str

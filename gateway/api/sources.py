@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import Cursor, IdPath, Limit, SessionDep
+from gateway.api.deps import Cursor, IdPath, Limit, PrincipalDep, SessionDep
 from gateway.api.schemas import (
     Page,
     SourceCreate,
@@ -18,7 +18,13 @@ from gateway.inbound import sources as service
 from gateway.store.models import Source
 from gateway.store.queries import page
 
-router = APIRouter(prefix="/v1/sources", tags=["sources"])
+
+async def _admin_only(principal: PrincipalDep) -> None:
+    principal.require_admin()
+
+
+# Sources belong to the operator, not to a tenant.
+router = APIRouter(prefix="/v1/sources", tags=["sources"], dependencies=[Depends(_admin_only)])
 
 
 def source_out(source: Source) -> dict[str, object]:

@@ -11,7 +11,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.api.schemas import EndpointCreate, EndpointUpdate
-from gateway.errors import Conflict, Invalid
+from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
 from gateway.outbound.addresses import Network, check_url
 from gateway.outbound.signer import generate_secret
@@ -31,8 +31,11 @@ async def _checked_url(url: str, allowed: Sequence[Network]) -> str:
     return url
 
 
-async def get_endpoint(session: AsyncSession, endpoint_id: str) -> Endpoint:
-    return await get_or_404(session, Endpoint, endpoint_id, "endpoint")
+async def get_endpoint(
+    session: AsyncSession, endpoint_id: str, tenant_id: str | None = None
+) -> Endpoint:
+    """The endpoint; with `tenant_id` (a scoped key's), 404 for another tenant's."""
+    return await get_or_404(session, Endpoint, endpoint_id, "endpoint", tenant_id)
 
 
 async def create_endpoint(
@@ -58,9 +61,10 @@ async def create_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, allowed: Sequence[Network]
+    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, allowed: Sequence[Network],
+    tenant_id: str | None = None,
 ) -> Endpoint:
-    endpoint = await get_endpoint(session, endpoint_id)
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     changes = body.model_dump(exclude_unset=True)
     if "url" in changes:
         if changes["url"] is None:
@@ -118,9 +122,9 @@ async def requeue(
 
 async def recover(
     session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str,
-    since: datetime, until: datetime | None,
+    since: datetime, until: datetime | None, tenant_id: str | None = None,
 ) -> int:
-    endpoint = await get_endpoint(session, endpoint_id)
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
     where: list[ColumnElement[bool]] = [col(Delivery.endpoint_id) == endpoint_id,
@@ -130,11 +134,24 @@ async def recover(
     return await requeue(session, dispatcher, where)
 
 
+async def get_delivery(
+    session: AsyncSession, delivery_id: str, tenant_id: str | None = None
+) -> Delivery:
+    """The delivery; with `tenant_id`, 404 unless its endpoint is that tenant's."""
+    delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
+    if tenant_id is not None:
+        endpoint = await session.get(Endpoint, delivery.endpoint_id)
+        if endpoint is None or endpoint.tenant_id != tenant_id:
+            raise NotFound(f"delivery {delivery_id!r} not found")
+    return delivery
+
+
 async def retry_delivery(
-    session: AsyncSession, dispatcher: Dispatcher, delivery_id: str
+    session: AsyncSession, dispatcher: Dispatcher, delivery_id: str,
+    tenant_id: str | None = None,
 ) -> Delivery:
     """One more attempt now, whatever the delivery's state, unless one is in flight."""
-    delivery = await get_or_404(session, Delivery, delivery_id, "delivery")
+    delivery = await get_delivery(session, delivery_id, tenant_id)
     now = utcnow()
     if delivery.locked_until is not None and as_utc(delivery.locked_until) > now:
         raise Conflict(f"delivery {delivery_id} is being attempted right now")

@@ -45,6 +45,22 @@ class Endpoint(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class ApiKey(SQLModel, table=True):
+    """A management key. Only its SHA-256 is stored; the key is shown once, at creation."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=255)
+    key_hash: str = Field(sa_column=Column(String(64), unique=True, nullable=False))
+    # The first characters, so that a user can tell keys apart in a list.
+    key_prefix: str = Field(max_length=16)
+    # A key scoped to a tenant sees and changes only that tenant's objects.
+    tenant_id: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
 class Source(SQLModel, table=True):
     """An inbound URL (`/in/{id}`) that a provider such as Stripe or GitHub posts to."""
 

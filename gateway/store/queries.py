@@ -18,9 +18,13 @@ M = TypeVar("M", bound=SQLModel)
 _ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
-async def get_or_404(session: AsyncSession, model: type[M], object_id: str, what: str) -> M:
+async def get_or_404(
+    session: AsyncSession, model: type[M], object_id: str, what: str,
+    tenant_id: str | None = None,
+) -> M:
+    """The row, or 404; with `tenant_id`, also 404 for another tenant's row (no leak)."""
     row = await session.get(model, object_id) if _ID_RE.match(object_id) else None
-    if row is None:
+    if row is None or (tenant_id is not None and getattr(row, "tenant_id", None) != tenant_id):
         raise NotFound(f"{what} {object_id!r} not found")
     return row
 

@@ -1,0 +1,49 @@
+"""`/v1/api-keys`: create (the key is shown once), list, revoke. Admin keys only."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy import select
+
+from gateway.api.deps import Cursor, IdPath, Limit, PrincipalDep, SessionDep
+from gateway.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page
+from gateway.auth import create_key
+from gateway.store.models import ApiKey
+from gateway.store.queries import get_or_404, page
+from gateway.timeutil import utcnow
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+async def create_api_key(
+    body: ApiKeyCreate, session: SessionDep, principal: PrincipalDep
+) -> dict[str, object]:
+    """A new key, shown in this answer only; give `tenant_id` to scope it to one tenant."""
+    principal.require_admin()
+    row, key = await create_key(session, body.name, body.tenant_id)
+    await session.commit()
+    return {**row.model_dump(), "key": key}
+
+
+@router.get("", response_model=Page[ApiKeyOut])
+async def list_api_keys(
+    session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, object]:
+    principal.require_admin()
+    rows, next_cursor = await page(session, select(ApiKey), ApiKey.id, limit, cursor)
+    return {"data": rows, "next_cursor": next_cursor}
+
+
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def revoke_api_key(
+    key_id: IdPath, request: Request, session: SessionDep, principal: PrincipalDep
+) -> Response:
+    """Revoke at once here, and within seconds in every other process."""
+    principal.require_admin()
+    row = await get_or_404(session, ApiKey, key_id, "API key")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.commit()
+    request.app.state.keys.forget()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

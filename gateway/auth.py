@@ -1,0 +1,113 @@
+"""Who is calling: the bootstrap key (`GATEWAY_API_KEY`) or a created key, stored hashed.
+
+A created key may be scoped to one tenant: it then sees and changes only that
+tenant's endpoints, events and deliveries, and gets 404 for anything else, so
+that existence does not leak. Keys are looked up by their SHA-256 (they are
+long random strings, so a fast hash is enough) and cached for a few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from gateway.errors import GatewayError, Invalid
+from gateway.ids import new_id
+from gateway.store.models import ApiKey
+from gateway.timeutil import utcnow
+
+KEY_PREFIX = "gw_"
+# A revoked key stops working everywhere within this many seconds.
+CACHE_SECONDS = 5.0
+
+
+class Unauthorized(GatewayError):
+    status_code = 401
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    key_id: str | None  # None for the bootstrap key
+    tenant_id: str | None  # None: every tenant
+
+    @property
+    def is_admin(self) -> bool:
+        return self.tenant_id is None
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise Forbidden("this API key is scoped to one tenant and cannot do this")
+
+
+ADMIN = Principal(None, None)
+
+
+def scoped_tenant(principal: Principal, requested: str | None) -> str | None:
+    """The tenant a write applies to: a scoped key's own, whatever the body says."""
+    if principal.tenant_id is None:
+        return requested
+    if requested is not None and requested != principal.tenant_id:
+        raise Invalid(f"this API key is scoped to tenant {principal.tenant_id!r}",
+                      loc=("body", "tenant_id"))
+    return principal.tenant_id
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    """Resolves a presented key to a principal; one per process."""
+
+    def __init__(self, bootstrap_key: str | None) -> None:
+        self._bootstrap = bootstrap_key.encode() if bootstrap_key else None
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def authenticate(self, session: AsyncSession, presented: str) -> Principal:
+        if self._bootstrap is not None and hmac.compare_digest(presented.encode(),
+                                                               self._bootstrap):
+            return ADMIN
+        digest = hash_key(presented)
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            principal = cached[1]
+        else:
+            row = (await session.execute(
+                select(col(ApiKey.id), col(ApiKey.tenant_id)).where(
+                    col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
+            )).first()
+            principal = Principal(row.id, row.tenant_id) if row else None
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[digest] = (now + CACHE_SECONDS, principal)
+        if principal is None:
+            raise Unauthorized("invalid API key")
+        return principal
+
+    def forget(self) -> None:
+        """Drop cached look-ups (after a revocation in this process)."""
+        self._cache.clear()
+
+
+async def create_key(session: AsyncSession, name: str, tenant_id: str | None) -> tuple[ApiKey, str]:
+    key = generate_key()
+    row = ApiKey(id=new_id("key"), name=name, key_hash=hash_key(key), key_prefix=key[:10],
+                 tenant_id=tenant_id, created_at=utcnow())
+    session.add(row)
+    return row, key
