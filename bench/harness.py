@@ -20,6 +20,8 @@ from types import TracebackType
 import httpx
 from sqlalchemy.engine import make_url
 
+from gateway.crypto import generate_key
+
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -66,6 +68,7 @@ class Stack:
             "GATEWAY_REDIS_URL": REDIS_URL,
             "GATEWAY_QUEUE_NAME": f"bench:{self.db}",
             "GATEWAY_API_KEY": self.api_key,
+            "GATEWAY_SECRET_KEY": generate_key(),
             "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8",
             "GATEWAY_LOG_LEVEL": "WARNING",
         }

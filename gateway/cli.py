@@ -117,5 +117,59 @@ def keys_create(
     print(key)
 
 
+secret_key = typer.Typer(help="The key that encrypts secrets at rest.", no_args_is_help=True)
+app.add_typer(secret_key, name="secret-key")
+
+
+@secret_key.command("generate")
+def secret_key_generate() -> None:
+    """Print a new key for GATEWAY_SECRET_KEY."""
+    from gateway.crypto import generate_key
+
+    print(generate_key())
+
+
+@secret_key.command("rotate")
+def secret_key_rotate() -> None:
+    """Re-encrypt every stored secret under GATEWAY_SECRET_KEY.
+
+    Set the new key in GATEWAY_SECRET_KEY and the old one in GATEWAY_OLD_SECRET_KEYS
+    (for this command and for every running process), run this, then drop the old key.
+    """
+    import asyncio
+
+    from rich.progress import Progress
+
+    from gateway.crypto import SecretKeyError, load_box
+    from gateway.db import create_engine, create_sessionmaker
+    from gateway.rekey import count_rows, rotate
+
+    settings = _settings()
+    if not settings.secret_key:
+        err.print("[red]GATEWAY_SECRET_KEY is not set[/red]: set the new key there and the "
+                  "old one in GATEWAY_OLD_SECRET_KEYS.")
+        raise typer.Exit(2)
+
+    async def run() -> int:
+        box = load_box(settings)
+        engine = create_engine(settings)
+        try:
+            sessionmaker = create_sessionmaker(engine)
+            with Progress(console=err, transient=True) as progress:
+                task = progress.add_task("re-encrypting", total=await count_rows(sessionmaker))
+                return await rotate(sessionmaker, box,
+                                    lambda n: progress.advance(task, n))
+        finally:
+            await engine.dispose()
+
+    try:
+        changed = asyncio.run(run())
+    except SecretKeyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    err.print(f"[green]re-encrypted {changed} rows[/green] under the current key; "
+              "GATEWAY_OLD_SECRET_KEYS can be emptied once every process has the new key.")
+
+
 if __name__ == "__main__":
     app()

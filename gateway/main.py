@@ -19,6 +19,7 @@ from gateway.api import api_keys, deliveries, endpoints, events, health, inbound
 from gateway.api.deps import get_principal
 from gateway.apikey import resolve_api_key
 from gateway.auth import KeyStore
+from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid
 from gateway.limits import BodyLimitMiddleware
@@ -45,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        box = load_box(settings)
         engine = create_engine(settings)
         app.state.settings = settings
+        app.state.box = box
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.keys = KeyStore(resolve_api_key(settings))
         sweeper: asyncio.Task[None] | None = None
@@ -57,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ctx: dict[str, Any] = {}
             dispatcher = InProcessDispatcher(FUNCTIONS, ctx, settings.worker_max_jobs)
             delivery = DeliveryContext(settings, app.state.sessionmaker,
-                                       create_delivery_client(settings), dispatcher)
+                                       create_delivery_client(settings), dispatcher, box)
             ctx[CTX_KEY] = delivery
             sweeper = asyncio.create_task(_sweep_forever(delivery), name="sweeper")
             log.info("embedded mode: deliveries run in this process")

@@ -11,6 +11,8 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
+from gateway.crypto import parse_key
+
 DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
 
 
@@ -28,6 +30,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
     redis_url: str | None = None
     api_key: str | None = None
+    # Encrypts secrets at rest (32 bytes, URL-safe base64); old keys still open values
+    # sealed under them until `gateway secret-key rotate` has re-sealed everything.
+    secret_key: str | None = None
+    old_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allowed_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
         Field(default_factory=list)
     )
@@ -75,7 +81,26 @@ class Settings(BaseSettings):
             raise ValueError("retry delays must not be negative")
         return value
 
-    @field_validator("redis_url", "api_key", mode="before")
+    @field_validator("old_secret_keys", mode="before")
+    @classmethod
+    def _parse_old_keys(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _check_secret_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_key(value)
+        return value
+
+    @field_validator("old_secret_keys")
+    @classmethod
+    def _check_old_keys(cls, value: list[str]) -> list[str]:
+        for key in value:
+            parse_key(key)
+        return value
+
+    @field_validator("redis_url", "api_key", "secret_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

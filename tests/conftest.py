@@ -25,13 +25,16 @@ import pytest
 import redis
 from sqlalchemy.engine import make_url
 
+from gateway.crypto import generate_key
 from tests.receiver import Receiver, wait_until
 
 API_KEY = "test-key-" + uuid.uuid4().hex
+SECRET_KEY = generate_key()
 TABLES = ("attempt", "delivery", "event", "endpoint", "source", "api_key")
 # Small numbers so that whole retry schedules run in seconds.
 TEST_ENV = {
     "GATEWAY_API_KEY": API_KEY,
+    "GATEWAY_SECRET_KEY": SECRET_KEY,
     "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
     "GATEWAY_RETRY_SCHEDULE": "0.3,0.6,1",
     "GATEWAY_DELIVERY_TIMEOUT": "2",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.schemas import Text
 from gateway.auth import KeyStore, Principal, Unauthorized
+from gateway.crypto import SecretBox
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
 
@@ -53,7 +54,12 @@ async def get_principal(
     return await keys.authenticate(session, credentials.credentials)
 
 
+async def get_box(request: Request) -> SecretBox:
+    return request.app.state.box  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+BoxDep = Annotated[SecretBox, Depends(get_box)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]

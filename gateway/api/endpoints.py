@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from gateway.api.deps import (
+    BoxDep,
     Cursor,
     DispatcherDep,
     IdPath,
@@ -33,6 +34,7 @@ from gateway.api.schemas import (
     SecretRotate,
 )
 from gateway.auth import scoped_tenant
+from gateway.crypto import SecretBox
 from gateway.errors import Conflict
 from gateway.outbound import endpoints as service
 from gateway.outbound.fanout import publish
@@ -42,21 +44,33 @@ from gateway.store.queries import page
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
+def endpoint_out(endpoint: Endpoint, box: SecretBox, with_secret: bool = False
+                 ) -> dict[str, object]:
+    """The endpoint as the API shows it: header values opened, the secret only on request."""
+    out = endpoint.model_dump(exclude={"secret", "previous_secret"})
+    out["headers"] = box.open_headers(endpoint.headers)
+    if with_secret:
+        out["secret"] = box.open(endpoint.secret, service.SECRET)
+    return out
+
+
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
 async def create_endpoint(
-    body: EndpointCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep
-) -> Endpoint:
+    body: EndpointCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep,
+    box: BoxDep,
+) -> dict[str, object]:
     """Subscribe a URL; the answer is the only one (besides `/secret`) that shows the secret."""
     body.tenant_id = scoped_tenant(principal, body.tenant_id)
-    endpoint = await service.create_endpoint(session, body, settings.allowed_networks)
+    endpoint = await service.create_endpoint(session, body, settings.allowed_networks, box)
     await session.commit()
-    return endpoint
+    return endpoint_out(endpoint, box, with_secret=True)
 
 
 @router.get("", response_model=Page[EndpointOut])
 async def list_endpoints(
     session: SessionDep,
     principal: PrincipalDep,
+    box: BoxDep,
     tenant_id: TextFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -65,27 +79,27 @@ async def list_endpoints(
     for tenant in {tenant_id, principal.tenant_id} - {None}:
         query = query.where(col(Endpoint.tenant_id) == tenant)
     rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
-    return {"data": rows, "next_cursor": next_cursor}
+    return {"data": [endpoint_out(e, box) for e in rows], "next_cursor": next_cursor}
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
 async def get_endpoint(
-    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
-) -> Endpoint:
-    return await service.get_endpoint(session, endpoint_id, principal.tenant_id)
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
+) -> dict[str, object]:
+    return endpoint_out(await service.get_endpoint(session, endpoint_id, principal.tenant_id), box)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
     endpoint_id: IdPath, body: EndpointUpdate, session: SessionDep, settings: SettingsDep,
-    principal: PrincipalDep,
-) -> Endpoint:
+    principal: PrincipalDep, box: BoxDep,
+) -> dict[str, object]:
     if "tenant_id" in body.model_fields_set:
         body.tenant_id = scoped_tenant(principal, body.tenant_id)
     endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks,
-                                             principal.tenant_id)
+                                             box, principal.tenant_id)
     await session.commit()
-    return endpoint
+    return endpoint_out(endpoint, box)
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -101,11 +115,11 @@ async def delete_endpoint(
 
 @router.get("/{endpoint_id}/secret", response_model=SecretOut)
 async def get_secret(
-    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
     endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     return {
-        "secret": endpoint.secret,
+        "secret": box.open(endpoint.secret, service.SECRET),
         "previous_secret_expires_at": service.live_previous_secret_expiry(endpoint),
     }
 
@@ -116,14 +130,15 @@ async def rotate_secret(
     session: SessionDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    box: BoxDep,
     body: Annotated[SecretRotate | None, Body()] = None,
 ) -> dict[str, object]:
     """New secret (given or generated); the previous one keeps signing beside it for 24 hours."""
     endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    service.rotate_secret(endpoint, body.secret if body else None,
-                          settings.secret_rotation_overlap_hours)
+    secret = service.rotate_secret(endpoint, body.secret if body else None,
+                                   settings.secret_rotation_overlap_hours, box)
     await session.commit()
-    return {"secret": endpoint.secret,
+    return {"secret": secret,
             "previous_secret_expires_at": endpoint.previous_secret_expires_at}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import DispatcherDep, IdPath, SessionDep
+from gateway.api.deps import BoxDep, DispatcherDep, IdPath, SessionDep
 from gateway.api.schemas import InboundAccepted
 from gateway.inbound.ingest import ingest
 
@@ -23,11 +23,12 @@ router = APIRouter(tags=["inbound"])
     },
 )
 async def receive(
-    source_id: IdPath, request: Request, session: SessionDep, dispatcher: DispatcherDep
+    source_id: IdPath, request: Request, session: SessionDep, dispatcher: DispatcherDep,
+    box: BoxDep,
 ) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
-    result = await ingest(session, dispatcher, source_id, request.headers, body)
+    result = await ingest(session, dispatcher, box, source_id, request.headers, body)
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

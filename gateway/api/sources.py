@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import Cursor, IdPath, Limit, PrincipalDep, SessionDep
+from gateway.api.deps import BoxDep, Cursor, IdPath, Limit, PrincipalDep, SessionDep
 from gateway.api.schemas import (
     Page,
     SourceCreate,
@@ -32,11 +32,12 @@ def source_out(source: Source) -> dict[str, object]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)
-async def create_source(body: SourceCreate, session: SessionDep) -> dict[str, object]:
+async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep
+                        ) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
-    source = service.create_source(session, body)
+    source = service.create_source(session, body, box)
     await session.commit()
-    return {**source_out(source), "secret": source.secret}
+    return {**source_out(source), "secret": body.secret}
 
 
 @router.get("", response_model=Page[SourceOut])
@@ -53,15 +54,17 @@ async def get_source(source_id: IdPath, session: SessionDep) -> dict[str, object
 
 
 @router.get("/{source_id}/secret", response_model=SourceSecretOut)
-async def get_source_secret(source_id: IdPath, session: SessionDep) -> dict[str, str]:
-    return {"secret": (await service.get_source(session, source_id)).secret}
+async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep
+                            ) -> dict[str, str]:
+    source = await service.get_source(session, source_id)
+    return {"secret": box.open(source.secret, service.SECRET)}
 
 
 @router.patch("/{source_id}", response_model=SourceOut)
 async def update_source(
-    source_id: IdPath, body: SourceUpdate, session: SessionDep
+    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep
 ) -> dict[str, object]:
-    source = await service.update_source(session, source_id, body)
+    source = await service.update_source(session, source_id, body, box)
     await session.commit()
     return source_out(source)
 

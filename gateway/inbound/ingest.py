@@ -18,7 +18,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.schemas import check_json_value, storable
+from gateway.crypto import SecretBox
 from gateway.errors import GatewayError
+from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.outbound.fanout import Received, publish
 from gateway.queue.dispatch import Dispatcher
@@ -48,13 +50,14 @@ class Ingested:
 
 
 async def ingest(
-    session: AsyncSession, dispatcher: Dispatcher, source_id: str,
+    session: AsyncSession, dispatcher: Dispatcher, box: SecretBox, source_id: str,
     headers: Mapping[str, str], body: bytes,
 ) -> Ingested:
     source = await get_or_404(session, Source, source_id, "source")
     if source.disabled:
         raise SourceDisabled(f"source {source_id} is disabled")
-    config = SourceConfig(source.secret, source.options, source.tolerance_seconds)
+    config = SourceConfig(box.open(source.secret, SECRET), source.options,
+                          source.tolerance_seconds)
     try:
         verified = VERIFIERS[source.provider].verify(config, headers, body, time.time())
     except VerificationFailed as exc:

@@ -10,6 +10,7 @@ from gateway.api.schemas import (
     check_source_options,
     check_source_secret,
 )
+from gateway.crypto import SecretBox
 from gateway.errors import Invalid
 from gateway.ids import new_id
 from gateway.store.models import Source
@@ -25,10 +26,14 @@ async def get_source(session: AsyncSession, source_id: str) -> Source:
     return await get_or_404(session, Source, source_id, "source")
 
 
-def create_source(session: AsyncSession, body: SourceCreate) -> Source:
+SECRET = "source.secret"  # what a sealed source secret is bound to
+
+
+def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> Source:
     now = utcnow()
     source = Source(
-        id=new_id("src"), name=body.name, provider=body.provider, secret=body.secret,
+        id=new_id("src"), name=body.name, provider=body.provider,
+        secret=box.seal(body.secret, SECRET),
         options=body.options or {}, tolerance_seconds=body.tolerance_seconds,
         disabled=body.disabled, created_at=now, updated_at=now,
     )
@@ -36,7 +41,9 @@ def create_source(session: AsyncSession, body: SourceCreate) -> Source:
     return source
 
 
-async def update_source(session: AsyncSession, source_id: str, body: SourceUpdate) -> Source:
+async def update_source(
+    session: AsyncSession, source_id: str, body: SourceUpdate, box: SecretBox
+) -> Source:
     source = await get_source(session, source_id)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
@@ -53,6 +60,7 @@ async def update_source(session: AsyncSession, source_id: str, body: SourceUpdat
             check_source_secret(source.provider, changes["secret"])
         except ValueError as exc:
             raise Invalid(str(exc), loc=("body", "secret")) from None
+        changes["secret"] = box.seal(changes["secret"], SECRET)
     for field, value in changes.items():
         setattr(source, field, value)
     source.updated_at = utcnow()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.queue.dispatch import Dispatcher
@@ -19,6 +20,7 @@ class DeliveryContext:
     sessionmaker: SessionMaker
     client: httpx.AsyncClient
     dispatcher: Dispatcher
+    box: SecretBox  # opens the endpoint secrets and header values stored sealed
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     # In-flight attempts of this process; waiting for a slot is not counted
     # against an attempt's timeout.

@@ -22,8 +22,10 @@ from sqlalchemy import Row, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
+from gateway.crypto import SecretBox
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
+from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
@@ -210,13 +212,14 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
         try:
             _check_literal_host(endpoint.url, ctx)
             timestamp = int(time.time())
-            headers = dict(endpoint.headers or {})
+            headers = ctx.box.open_headers(endpoint.headers)
             headers.update({
                 "content-type": "application/json",
                 "webhook-id": job.event.id,
                 "webhook-timestamp": str(timestamp),
                 "webhook-signature": signature_header(
-                    _signing_keys(endpoint, started_at), job.event.id, timestamp, job.body
+                    _signing_keys(ctx.box, endpoint, started_at), job.event.id, timestamp,
+                    job.body,
                 ),
             })
             async with asyncio.timeout(timeout):
@@ -253,11 +256,10 @@ def _check_literal_host(url: str, ctx: DeliveryContext) -> None:
         check_ip(ip, ctx.settings.allowed_networks)
 
 
-def _signing_keys(endpoint: Row[Any], now: datetime) -> list[bytes]:
-    keys = [secret_key(endpoint.secret)]
-    expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and as_utc(expires) > now:
-        keys.append(secret_key(endpoint.previous_secret))
+def _signing_keys(box: SecretBox, endpoint: Row[Any], now: datetime) -> list[bytes]:
+    keys = [secret_key(box.open(endpoint.secret, SECRET))]
+    if live_previous_secret_expiry(endpoint, now) is not None:
+        keys.append(secret_key(box.open(endpoint.previous_secret, SECRET)))
     return keys
 
 

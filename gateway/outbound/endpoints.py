@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.api.schemas import EndpointCreate, EndpointUpdate
+from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
 from gateway.outbound.addresses import Network, check_url
@@ -21,6 +23,7 @@ from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
 REQUEUE_JOB_SIZE = 100
+SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
 
 
 async def _checked_url(url: str, allowed: Sequence[Network]) -> str:
@@ -39,7 +42,7 @@ async def get_endpoint(
 
 
 async def create_endpoint(
-    session: AsyncSession, body: EndpointCreate, allowed: Sequence[Network]
+    session: AsyncSession, body: EndpointCreate, allowed: Sequence[Network], box: SecretBox
 ) -> Endpoint:
     now = utcnow()
     endpoint = Endpoint(
@@ -49,8 +52,8 @@ async def create_endpoint(
         description=body.description,
         event_types=body.event_types,
         source_ids=body.source_ids,
-        secret=body.secret or generate_secret(),
-        headers=body.headers,
+        secret=box.seal(body.secret or generate_secret(), SECRET),
+        headers=box.seal_headers(body.headers),
         rate_limit=body.rate_limit,
         disabled=body.disabled,
         created_at=now,
@@ -62,7 +65,7 @@ async def create_endpoint(
 
 async def update_endpoint(
     session: AsyncSession, endpoint_id: str, body: EndpointUpdate, allowed: Sequence[Network],
-    tenant_id: str | None = None,
+    box: SecretBox, tenant_id: str | None = None,
 ) -> Endpoint:
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     changes = body.model_dump(exclude_unset=True)
@@ -73,24 +76,33 @@ async def update_endpoint(
     for field in ("disabled", "headers"):
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
+    if "headers" in changes:
+        changes["headers"] = box.seal_headers(changes["headers"])
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
     return endpoint
 
 
-def rotate_secret(endpoint: Endpoint, new_secret: str | None, overlap_hours: float) -> None:
-    """The old secret keeps signing beside the new one for `overlap_hours`."""
+def rotate_secret(
+    endpoint: Endpoint, new_secret: str | None, overlap_hours: float, box: SecretBox
+) -> str:
+    """The new secret; the old one keeps signing beside it for `overlap_hours`."""
     now = utcnow()
+    secret = new_secret or generate_secret()
     endpoint.previous_secret = endpoint.secret
     endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
-    endpoint.secret = new_secret or generate_secret()
+    endpoint.secret = box.seal(secret, SECRET)
     endpoint.updated_at = now
+    return secret
 
 
-def live_previous_secret_expiry(endpoint: Endpoint) -> datetime | None:
+def live_previous_secret_expiry(
+    endpoint: Endpoint | Row[Any], now: datetime | None = None
+) -> datetime | None:
+    """When the previous secret stops signing, or None when it no longer does."""
     expires = endpoint.previous_secret_expires_at
-    if endpoint.previous_secret and expires is not None and as_utc(expires) > utcnow():
+    if endpoint.previous_secret and expires is not None and as_utc(expires) > (now or utcnow()):
         return expires
     return None
 

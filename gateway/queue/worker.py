@@ -14,6 +14,7 @@ from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
+from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
@@ -31,6 +32,8 @@ def create_worker(settings: Settings) -> Worker:
     redis_url = settings.redis_url
     job_timeout = settings.job_timeout or 60.0
 
+    box = load_box(settings)  # before anything starts: a bad key stops the worker here
+
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings)
         ctx["engine"] = engine
@@ -40,6 +43,7 @@ def create_worker(settings: Settings) -> Worker:
             sessionmaker=create_sessionmaker(engine),
             client=create_delivery_client(settings),
             dispatcher=dispatcher,
+            box=box,
             limiter=RedisRateLimiter(dispatcher.redis, settings.queue_name),
         )
         log.info("worker ready: queue %s, %d jobs at once, %d attempts in flight",
