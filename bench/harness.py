@@ -69,6 +69,8 @@ class Stack:
             "GATEWAY_QUEUE_NAME": f"bench:{self.db}",
             "GATEWAY_API_KEY": self.api_key,
             "GATEWAY_SECRET_KEY": generate_key(),
+            "GATEWAY_API_RATE_LIMIT": "1000000",
+            "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
             "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8",
             "GATEWAY_LOG_LEVEL": "WARNING",
         }

@@ -40,6 +40,7 @@ class Forbidden(GatewayError):
 class Principal:
     key_id: str | None  # None for the bootstrap key
     tenant_id: str | None  # None: every tenant
+    rate_limit: int | None = None  # requests per second; None: the configured default
 
     @property
     def is_admin(self) -> bool:
@@ -89,10 +90,10 @@ class KeyStore:
             principal = cached[1]
         else:
             row = (await session.execute(
-                select(col(ApiKey.id), col(ApiKey.tenant_id)).where(
+                select(col(ApiKey.id), col(ApiKey.tenant_id), col(ApiKey.rate_limit)).where(
                     col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
             )).first()
-            principal = Principal(row.id, row.tenant_id) if row else None
+            principal = Principal(row.id, row.tenant_id, row.rate_limit) if row else None
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[digest] = (now + CACHE_SECONDS, principal)
@@ -105,9 +106,11 @@ class KeyStore:
         self._cache.clear()
 
 
-async def create_key(session: AsyncSession, name: str, tenant_id: str | None) -> tuple[ApiKey, str]:
+async def create_key(
+    session: AsyncSession, name: str, tenant_id: str | None, rate_limit: int | None = None
+) -> tuple[ApiKey, str]:
     key = generate_key()
     row = ApiKey(id=new_id("key"), name=name, key_hash=hash_key(key), key_prefix=key[:10],
-                 tenant_id=tenant_id, created_at=utcnow())
+                 tenant_id=tenant_id, rate_limit=rate_limit, created_at=utcnow())
     session.add(row)
     return row, key

@@ -33,6 +33,14 @@ class Invalid(GatewayError):
         self.loc = loc
 
 
+class TooManyRequests(GatewayError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: float) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class Unavailable(GatewayError):
     """The database or queue cannot be reached: the client may retry."""
 

@@ -16,8 +16,21 @@ def _encode(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+_last = (0, 0)
+
+
 def new_id(prefix: str) -> str:
-    """`prefix_` + 10 chars of milliseconds + 16 chars of randomness (a ULID)."""
+    """`prefix_` + 10 chars of milliseconds + 16 chars of randomness (a ULID).
+
+    Within one process ids are strictly increasing, also within a millisecond
+    (the random part is incremented), so "newest first" holds for them.
+    """
+    global _last
     millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    last_millis, last_rand = _last
+    if millis <= last_millis:
+        millis, rand = last_millis, last_rand + 1
+    else:
+        rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
+    _last = (millis, rand)
     return f"{prefix}_{_encode(millis, 10)}{_encode(rand, 16)}"

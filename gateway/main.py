@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,11 +22,12 @@ from gateway.apikey import resolve_api_key
 from gateway.auth import KeyStore
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
-from gateway.errors import GatewayError, Invalid
+from gateway.errors import GatewayError, Invalid, TooManyRequests
 from gateway.limits import BodyLimitMiddleware
 from gateway.logs import configure_logging
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
+from gateway.outbound.ratelimit import MemoryAdmission, RedisAdmission
 from gateway.outbound.sweeper import sweep
 from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
 from gateway.queue.jobs import CTX_KEY, FUNCTIONS
@@ -67,6 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             dispatcher = ArqDispatcher(settings.redis_url, settings.queue_name)
         app.state.dispatcher = dispatcher
+        app.state.admission = (
+            RedisAdmission(dispatcher.redis, settings.queue_name)
+            if isinstance(dispatcher, ArqDispatcher) else MemoryAdmission()
+        )
         try:
             yield
         finally:
@@ -127,6 +133,8 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         if isinstance(exc, Invalid):
             content: dict[str, Any] = {"detail": [
                 {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     )
     delivery_timeout: float = Field(15.0, gt=0, le=300)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Requests per second, per API key and per inbound source (each can set its own).
+    api_rate_limit: int = Field(1000, ge=1)
+    inbound_rate_limit: int = Field(1000, ge=1)
 
     # Queue and worker tuning: arq's defaults cap a worker near 200 jobs/s (poll delay).
     queue_name: str = "gateway:queue"

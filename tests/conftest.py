@@ -35,6 +35,9 @@ TABLES = ("attempt", "delivery", "event", "endpoint", "source", "api_key")
 TEST_ENV = {
     "GATEWAY_API_KEY": API_KEY,
     "GATEWAY_SECRET_KEY": SECRET_KEY,
+    # Limits are tested with keys and sources of their own; the suite itself is not limited.
+    "GATEWAY_API_RATE_LIMIT": "1000000",
+    "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
     "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
     "GATEWAY_RETRY_SCHEDULE": "0.3,0.6,1",
     "GATEWAY_DELIVERY_TIMEOUT": "2",

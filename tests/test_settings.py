@@ -50,3 +50,9 @@ def test_ids_are_prefixed_and_sort_by_time() -> None:
     assert len(set(ids)) == 50
     later = new_id("evt")
     assert later[:14] >= ids[0][:14]
+
+
+def test_ids_made_in_one_millisecond_still_sort_in_order() -> None:
+    ids = [new_id("dlv") for _ in range(2000)]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)

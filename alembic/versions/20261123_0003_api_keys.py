@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("key_hash", sa.String(length=64), nullable=False),
         sa.Column("key_prefix", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("tenant_id", sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True),
+        sa.Column("rate_limit", sa.Integer(), nullable=True),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("revoked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_key")),

@@ -21,7 +21,7 @@ async def create_api_key(
 ) -> dict[str, object]:
     """A new key, shown in this answer only; give `tenant_id` to scope it to one tenant."""
     principal.require_admin()
-    row, key = await create_key(session, body.name, body.tenant_id)
+    row, key = await create_key(session, body.name, body.tenant_id, body.rate_limit)
     await session.commit()
     return {**row.model_dump(), "key": key}
 

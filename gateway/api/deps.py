@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.api.schemas import Text
 from gateway.auth import KeyStore, Principal, Unauthorized
 from gateway.crypto import SecretBox
+from gateway.errors import TooManyRequests
+from gateway.outbound.ratelimit import Admission
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
 
@@ -51,7 +53,13 @@ async def get_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     keys: KeyStore = request.app.state.keys
-    return await keys.authenticate(session, credentials.credentials)
+    principal = await keys.authenticate(session, credentials.credentials)
+    rate = principal.rate_limit or request.app.state.settings.api_rate_limit
+    admission: Admission = request.app.state.admission
+    wait = await admission.admit(f"key:{principal.key_id or 'bootstrap'}", rate)
+    if wait > 0:
+        raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
+    return principal
 
 
 async def get_box(request: Request) -> SecretBox:

@@ -20,6 +20,7 @@ router = APIRouter(tags=["inbound"])
         403: {"description": "The source is disabled"},
         404: {"description": "No such source"},
         413: {"description": "Body over the size limit"},
+        429: {"description": "Over the source's rate limit; see Retry-After"},
     },
 )
 async def receive(
@@ -28,7 +29,9 @@ async def receive(
 ) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
-    result = await ingest(session, dispatcher, box, source_id, request.headers, body)
+    state = request.app.state
+    result = await ingest(session, dispatcher, box, state.admission,
+                          state.settings.inbound_rate_limit, source_id, request.headers, body)
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

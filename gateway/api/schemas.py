@@ -6,7 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from gateway.inbound.verifiers import StandardVerifier
 from gateway.outbound.signer import secret_key
@@ -247,7 +255,13 @@ def check_source_options(provider: str, options: dict[str, Any] | None) -> dict[
     if provider == "hmac":
         if not options:
             raise ValueError("options with at least 'header' are required for provider 'hmac'")
-        return HmacOptions.model_validate(options).model_dump()
+        try:
+            return HmacOptions.model_validate(options).model_dump()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise ValueError(f"invalid hmac options ({problems})") from None
     if options:
         raise ValueError(f"provider {provider!r} takes no options")
     return {}
@@ -267,15 +281,27 @@ class SourceCreate(_Input):
     name: Annotated[Text, Field(min_length=1, max_length=255)]
     provider: Provider
     secret: SourceSecret
-    options: dict[str, Any] | None = None
+    # Validated when absent too: hmac cannot do without its options.
+    options: dict[str, Any] | None = Field(None, validate_default=True)
     tolerance_seconds: Tolerance = 300
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
     disabled: bool = False
 
-    @model_validator(mode="after")
-    def _check(self) -> SourceCreate:
-        self.options = check_source_options(self.provider, self.options)
-        check_source_secret(self.provider, self.secret)
-        return self
+    # Checked against the provider, declared before them, so that errors name the field.
+    @field_validator("secret")
+    @classmethod
+    def _check_secret(cls, value: str, info: ValidationInfo) -> str:
+        if "provider" in info.data:
+            check_source_secret(info.data["provider"], value)
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _check_options(cls, value: dict[str, Any] | None, info: ValidationInfo
+                       ) -> dict[str, Any] | None:
+        if "provider" not in info.data:
+            return value
+        return check_source_options(info.data["provider"], value)
 
 
 class SourceUpdate(_Input):
@@ -283,6 +309,7 @@ class SourceUpdate(_Input):
     secret: SourceSecret | None = None
     options: dict[str, Any] | None = None
     tolerance_seconds: Tolerance | None = None
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
     disabled: bool | None = None
 
 
@@ -292,6 +319,7 @@ class SourceOut(BaseModel):
     provider: str
     options: dict[str, Any]
     tolerance_seconds: int
+    rate_limit: int | None
     disabled: bool
     ingest_path: str
     created_at: datetime
@@ -325,6 +353,7 @@ class EventDetail(EventOut):
 class ApiKeyCreate(_Input):
     name: Annotated[Text, Field(min_length=1, max_length=255)]
     tenant_id: TenantId | None = None
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
 
 
 class ApiKeyOut(BaseModel):
@@ -332,6 +361,7 @@ class ApiKeyOut(BaseModel):
     name: str
     key_prefix: str
     tenant_id: str | None
+    rate_limit: int | None
     created_at: datetime
     revoked_at: datetime | None
 

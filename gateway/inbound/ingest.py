@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.schemas import check_json_value, storable
 from gateway.crypto import SecretBox
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, TooManyRequests
 from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.outbound.fanout import Received, publish
+from gateway.outbound.ratelimit import Admission
 from gateway.queue.dispatch import Dispatcher
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404
@@ -50,12 +51,17 @@ class Ingested:
 
 
 async def ingest(
-    session: AsyncSession, dispatcher: Dispatcher, box: SecretBox, source_id: str,
-    headers: Mapping[str, str], body: bytes,
+    session: AsyncSession, dispatcher: Dispatcher, box: SecretBox, admission: Admission,
+    default_rate: int, source_id: str, headers: Mapping[str, str], body: bytes,
 ) -> Ingested:
     source = await get_or_404(session, Source, source_id, "source")
     if source.disabled:
         raise SourceDisabled(f"source {source_id} is disabled")
+    # Before verification: a flood must not buy itself HMAC work.
+    rate = source.rate_limit or default_rate
+    wait = await admission.admit(f"source:{source.id}", rate)
+    if wait > 0:
+        raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
     config = SourceConfig(box.open(source.secret, SECRET), source.options,
                           source.tolerance_seconds)
     try:

@@ -35,6 +35,7 @@ def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> 
         id=new_id("src"), name=body.name, provider=body.provider,
         secret=box.seal(body.secret, SECRET),
         options=body.options or {}, tolerance_seconds=body.tolerance_seconds,
+        rate_limit=body.rate_limit,
         disabled=body.disabled, created_at=now, updated_at=now,
     )
     session.add(source)
@@ -47,7 +48,7 @@ async def update_source(
     source = await get_source(session, source_id)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
-        if value is None and field != "options":
+        if value is None and field not in ("options", "rate_limit"):
             raise Invalid(f"{field} cannot be null", loc=("body", field))
     # Options and secret are checked against the provider, which a PATCH cannot change.
     if "options" in changes:

@@ -98,12 +98,12 @@ def parse_payload(headers: Mapping[str, str], body: bytes) -> Any:
         if "payload" in fields:
             try:
                 return json.loads(fields["payload"])
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         return fields
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting exhausts the parser's recursion
         return None
 
 

@@ -67,3 +67,62 @@ class RedisRateLimiter:
             log.warning("rate limiter unavailable, sending anyway: %s", type(exc).__name__)
             return 0.0
         return max(0.0, float(wait))
+
+
+# Admission control for incoming requests (per API key, per inbound source): the same
+# cell-rate algorithm, but a request over the rate is refused rather than put off.
+# KEYS[1] holds the theoretical arrival time; returns the seconds to wait, 0 if admitted.
+_ADMIT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local over = tat - now - burst
+if over > 0 then return tostring(over) end
+local ttl = math.ceil((tat - now + interval) * 1000) + 1000
+redis.call('SET', KEYS[1], tostring(tat + interval), 'PX', ttl)
+return '0'
+"""
+
+
+class Admission(Protocol):
+    async def admit(self, key: str, rate: float) -> float:
+        """0 when a request may proceed, else the seconds until one may (Retry-After)."""
+
+
+def _burst(rate: float) -> float:
+    # A second's worth of requests may arrive at once.
+    return max(0.0, (rate - 1) / rate)
+
+
+class MemoryAdmission:
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+
+    async def admit(self, key: str, rate: float) -> float:
+        now = time.time()
+        tat = max(self._tat.get(key, 0.0), now)
+        over = tat - now - _burst(rate)
+        if over > 0:
+            return over
+        self._tat[key] = tat + 1.0 / rate
+        if len(self._tat) > 100_000:
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return 0.0
+
+
+class RedisAdmission:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._admit = redis.register_script(_ADMIT)
+        self._prefix = prefix
+
+    async def admit(self, key: str, rate: float) -> float:
+        try:
+            wait = await self._admit(keys=[f"{self._prefix}:admit:{key}"],
+                                     args=[repr(time.time()), repr(1.0 / rate),
+                                           repr(_burst(rate))])
+        except (RedisError, OSError) as exc:
+            log.warning("admission limiter unavailable, admitting: %s", type(exc).__name__)
+            return 0.0
+        return max(0.0, float(wait))

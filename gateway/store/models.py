@@ -57,6 +57,8 @@ class ApiKey(SQLModel, table=True):
     key_prefix: str = Field(max_length=16)
     # A key scoped to a tenant sees and changes only that tenant's objects.
     tenant_id: str | None = Field(default=None, max_length=255)
+    # Requests per second this key may make; None: GATEWAY_API_RATE_LIMIT.
+    rate_limit: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     revoked_at: datetime | None = None
 
@@ -72,6 +74,8 @@ class Source(SQLModel, table=True):
     secret: str = Field(sa_column=Column(Text, nullable=False))
     options: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     tolerance_seconds: int = 300
+    # Requests per second accepted at /in/{id}; None: GATEWAY_INBOUND_RATE_LIMIT.
+    rate_limit: int | None = None
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
