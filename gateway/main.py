@@ -18,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from gateway import __version__
 from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
 from gateway.api.deps import get_principal
+from gateway.api.schemas import error_responses
 from gateway.apikey import resolve_api_key
 from gateway.auth import KeyStore
 from gateway.crypto import load_box
@@ -92,8 +93,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     authenticated = [Depends(get_principal)]
+    managed = error_responses(401, 403, 404, 409, 413, 429, 503)
     for module in (endpoints, events, deliveries, sources, api_keys):
-        app.include_router(module.router, dependencies=authenticated)
+        app.include_router(module.router, dependencies=authenticated, responses=managed)
     app.include_router(inbound.router)
     app.include_router(health.router)
     _add_error_handlers(app)

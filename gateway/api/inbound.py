@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import BoxDep, DispatcherDep, IdPath, SessionDep
-from gateway.api.schemas import InboundAccepted
+from gateway.api.schemas import ErrorOut, InboundAccepted, error_responses
 from gateway.inbound.ingest import ingest
 
 router = APIRouter(tags=["inbound"])
@@ -16,11 +16,10 @@ router = APIRouter(tags=["inbound"])
     "/in/{source_id}",
     response_model=InboundAccepted,
     responses={
-        401: {"description": "Signature missing, wrong, expired or replayed; nothing stored"},
-        403: {"description": "The source is disabled"},
-        404: {"description": "No such source"},
-        413: {"description": "Body over the size limit"},
-        429: {"description": "Over the source's rate limit; see Retry-After"},
+        **error_responses(404, 413, 429, 503),
+        401: {"model": ErrorOut,
+              "description": "Signature missing, wrong, expired or replayed; nothing stored"},
+        403: {"model": ErrorOut, "description": "The source is disabled"},
     },
 )
 async def receive(

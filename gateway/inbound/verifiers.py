@@ -238,7 +238,9 @@ class StandardVerifier:
 
     @staticmethod
     def key(secret: str) -> bytes:
-        key = _b64decode(secret.removeprefix("whsec_"))
+        encoded = secret.removeprefix("whsec_")
+        # Senders often drop the padding; the reference libraries restore it, so do we.
+        key = _b64decode(encoded + "=" * (-len(encoded) % 4))
         if not key:
             raise ValueError("secret must be 'whsec_' followed by base64")
         return key
