@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     allowed_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
         Field(default_factory=list)
     )
+    # Name servers (`host` or `host:port`) to resolve endpoint hosts with; empty: the system's.
+    dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [float(s) for s in DEFAULT_RETRY_SCHEDULE.split(",")]
     )
@@ -84,7 +86,7 @@ class Settings(BaseSettings):
             raise ValueError("retry delays must not be negative")
         return value
 
-    @field_validator("old_secret_keys", mode="before")
+    @field_validator("old_secret_keys", "dns_servers", mode="before")
     @classmethod
     def _parse_old_keys(cls, value: object) -> object:
         return _split_csv(value)

@@ -26,6 +26,7 @@ import redis
 from sqlalchemy.engine import make_url
 
 from gateway.crypto import generate_key
+from tests.dns import TestDNS
 from tests.receiver import Receiver, wait_until
 
 API_KEY = "test-key-" + uuid.uuid4().hex
@@ -38,7 +39,8 @@ TEST_ENV = {
     # Limits are tested with keys and sources of their own; the suite itself is not limited.
     "GATEWAY_API_RATE_LIMIT": "1000000",
     "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
-    "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8,::1/128",
+    # Only the receiver's address: the rest of 127/8 plays the private networks.
+    "GATEWAY_ALLOWED_NETWORKS": "127.0.0.1/32,::1/128",
     "GATEWAY_RETRY_SCHEDULE": "0.3,0.6,1",
     "GATEWAY_DELIVERY_TIMEOUT": "2",
     "GATEWAY_SWEEP_INTERVAL": "1",
@@ -92,10 +94,11 @@ def _free_port() -> int:
 class Gateway:
     """The gateway's processes for one backend, and an API client for them."""
 
-    def __init__(self, backend: str, workdir: Path) -> None:
+    def __init__(self, backend: str, workdir: Path, dns: TestDNS) -> None:
         self.backend = backend
         self.workdir = workdir
-        self.env = {**os.environ, **TEST_ENV}
+        self.dns = dns
+        self.env = {**os.environ, **TEST_ENV, "GATEWAY_DNS_SERVERS": dns.address}
         for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
             self.env.pop(name, None)
         if backend == "sqlite":
@@ -264,10 +267,18 @@ BACKENDS = [
 ]
 
 
+@pytest.fixture(scope="session")
+def dns() -> Iterator[TestDNS]:
+    server = TestDNS()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-            ) -> Iterator[Gateway]:
-    instance = Gateway(request.param, tmp_path_factory.mktemp(request.param))
+def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            dns: TestDNS) -> Iterator[Gateway]:
+    instance = Gateway(request.param, tmp_path_factory.mktemp(request.param), dns)
     instance.start()
     yield instance
     instance.stop()

@@ -61,7 +61,7 @@ async def create_endpoint(
 ) -> dict[str, object]:
     """Subscribe a URL; the answer is the only one (besides `/secret`) that shows the secret."""
     body.tenant_id = scoped_tenant(principal, body.tenant_id)
-    endpoint = await service.create_endpoint(session, body, settings.allowed_networks, box)
+    endpoint = await service.create_endpoint(session, body, settings, box)
     await session.commit()
     return endpoint_out(endpoint, box, with_secret=True)
 
@@ -96,8 +96,8 @@ async def update_endpoint(
 ) -> dict[str, object]:
     if "tenant_id" in body.model_fields_set:
         body.tenant_id = scoped_tenant(principal, body.tenant_id)
-    endpoint = await service.update_endpoint(session, endpoint_id, body, settings.allowed_networks,
-                                             box, principal.tenant_id)
+    endpoint = await service.update_endpoint(session, endpoint_id, body, settings, box,
+                                             principal.tenant_id)
     await session.commit()
     return endpoint_out(endpoint, box)
 

@@ -6,7 +6,6 @@ so a name that later resolves somewhere private (DNS rebinding) is still refused
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
 import socket
@@ -14,7 +13,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import DefaultResolver
+from aiohttp.resolver import AsyncResolver, DefaultResolver
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -81,7 +80,14 @@ def check_ip(ip: IPAddress, allowed: Sequence[Network]) -> None:
         raise RefusedAddress(f"{reason}; set GATEWAY_ALLOWED_NETWORKS to allow it")
 
 
-async def check_url(url: str, allowed: Sequence[Network]) -> None:
+def make_resolver(nameservers: Sequence[str] = ()) -> AbstractResolver:
+    """The system resolver, or c-ares asking `nameservers` (`host` or `host:port`)."""
+    if nameservers:
+        return AsyncResolver(nameservers=list(nameservers))
+    return DefaultResolver()
+
+
+async def check_url(url: str, allowed: Sequence[Network], nameservers: Sequence[str] = ()) -> None:
     """Save-time check: ValueError when the host is, or resolves only to, refused addresses.
 
     A name that does not resolve now is accepted: DNS may not exist yet, and the
@@ -111,11 +117,14 @@ async def check_url(url: str, allowed: Sequence[Network]) -> None:
         if reason:
             raise ValueError(f"url host {reason}; set GATEWAY_ALLOWED_NETWORKS to allow it")
         return
+    resolver = make_resolver(nameservers)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        results = await resolver.resolve(host, 0, socket.AF_UNSPEC)
     except (OSError, UnicodeError):
         return
-    reasons = [refusal_reason(ipaddress.ip_address(info[4][0]), allowed) for info in infos]
+    finally:
+        await resolver.close()
+    reasons = [refusal_reason(ipaddress.ip_address(r["host"]), allowed) for r in results]
     if reasons and all(reasons):
         raise ValueError(
             f"url host {host} resolves only to refused addresses ({reasons[0]}); "
@@ -126,9 +135,9 @@ async def check_url(url: str, allowed: Sequence[Network]) -> None:
 class GuardedResolver(AbstractResolver):
     """aiohttp resolver that drops refused addresses, so no connection is opened to one."""
 
-    def __init__(self, allowed: Sequence[Network]) -> None:
+    def __init__(self, allowed: Sequence[Network], nameservers: Sequence[str] = ()) -> None:
         self._allowed = list(allowed)
-        self._inner = DefaultResolver()
+        self._inner = make_resolver(nameservers)
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET

@@ -24,7 +24,7 @@ def create_delivery_client(settings: Settings) -> httpx.AsyncClient:
         connector = aiohttp.TCPConnector(
             limit=settings.delivery_concurrency,
             limit_per_host=settings.connections_per_host,
-            resolver=GuardedResolver(settings.allowed_networks),
+            resolver=GuardedResolver(settings.allowed_networks, settings.dns_servers),
             use_dns_cache=False,  # resolve at every connect: no cached answer skips the guard
             keepalive_timeout=30,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,9 +14,10 @@ from gateway.api.schemas import EndpointCreate, EndpointUpdate
 from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
-from gateway.outbound.addresses import Network, check_url
+from gateway.outbound.addresses import check_url
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher
+from gateway.settings import Settings
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
@@ -26,9 +26,9 @@ REQUEUE_JOB_SIZE = 100
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
 
 
-async def _checked_url(url: str, allowed: Sequence[Network]) -> str:
+async def _checked_url(url: str, settings: Settings) -> str:
     try:
-        await check_url(url, allowed)
+        await check_url(url, settings.allowed_networks, settings.dns_servers)
     except ValueError as exc:
         raise Invalid(str(exc), loc=("body", "url")) from None
     return url
@@ -42,12 +42,12 @@ async def get_endpoint(
 
 
 async def create_endpoint(
-    session: AsyncSession, body: EndpointCreate, allowed: Sequence[Network], box: SecretBox
+    session: AsyncSession, body: EndpointCreate, settings: Settings, box: SecretBox
 ) -> Endpoint:
     now = utcnow()
     endpoint = Endpoint(
         id=new_id("ep"),
-        url=await _checked_url(body.url, allowed),
+        url=await _checked_url(body.url, settings),
         tenant_id=body.tenant_id,
         description=body.description,
         event_types=body.event_types,
@@ -64,7 +64,7 @@ async def create_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, allowed: Sequence[Network],
+    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, settings: Settings,
     box: SecretBox, tenant_id: str | None = None,
 ) -> Endpoint:
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
@@ -72,7 +72,7 @@ async def update_endpoint(
     if "url" in changes:
         if changes["url"] is None:
             raise Invalid("url cannot be null", loc=("body", "url"))
-        await _checked_url(changes["url"], allowed)
+        await _checked_url(changes["url"], settings)
     for field in ("disabled", "headers"):
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
