@@ -35,6 +35,7 @@ def serve(
     import uvicorn
 
     from gateway import migrate as migrations
+    from gateway.logs import configure_logging
 
     settings = _settings()
     if settings.embedded and workers > 1:
@@ -43,8 +44,11 @@ def serve(
         raise typer.Exit(2)
     if settings.is_sqlite:
         migrations.upgrade(settings)  # embedded: one command gives a working gateway
+    configure_logging(settings.log_level)
     uvicorn.run(
         "gateway.main:create_app", factory=True, host=host, port=port, workers=workers,
+        # uvicorn's records go through the gateway's handler, and its secret filter.
+        log_config=None,
         loop="uvloop", http="httptools", log_level=settings.log_level.lower(),
         access_log=False, timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )

@@ -1,8 +1,34 @@
-"""Logging set-up for every process: one line per record, to stderr."""
+"""Logging set-up for every process: one line per record, to stderr, with secrets masked.
+
+Nothing secret is logged on purpose; the filter is the second line of defence, for
+text that reaches a log from elsewhere (an exception message, a library).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+
+_SECRETS = re.compile(
+    r"whsec_[A-Za-z0-9+/=]+"  # endpoint and Standard Webhooks secrets
+    r"|gw_[A-Za-z0-9_\-]{16,}"  # API keys
+    r"|(?i:bearer)\s+\S+"  # Authorization values
+    r"|v[01][,=][A-Za-z0-9+/=]{20,}"  # Standard Webhooks, Stripe and Slack signatures
+    r"|sha(?:1|256|512)=[0-9a-fA-F]{20,}"  # GitHub-style signatures
+)
+
+
+class RedactSecrets(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRETS.sub("[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info:
+            # Format the traceback here so that its text can be masked as well.
+            text = logging.Formatter().formatException(record.exc_info)
+            record.exc_info, record.exc_text = None, _SECRETS.sub("[redacted]", text)
+        return True
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -10,6 +36,7 @@ def configure_logging(level: str = "INFO") -> None:
     if not any(getattr(h, "_gateway", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RedactSecrets())
         handler._gateway = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -189,6 +190,13 @@ class Gateway:
         if self.backend == "postgres":
             _drop_pg_database(self.database_url)
 
+    def leaked_secrets(self) -> list[str]:
+        """Log lines of this gateway's processes that carry a secret, key or signature."""
+        pattern = re.compile(re.escape(API_KEY) + "|" + re.escape(SECRET_KEY)
+                             + r"|whsec_[A-Za-z0-9+/]{8}|gw_[A-Za-z0-9_\-]{16}|Bearer [^\s\[]")
+        return [f"{log.name}: {line[:200]}" for log in self.workdir.glob("*.log")
+                for line in log.read_text(errors="replace").splitlines() if pattern.search(line)]
+
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.workdir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
@@ -282,6 +290,9 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     instance.start()
     yield instance
     instance.stop()
+    # Everything the suite did on this backend was logged: none of it may be secret.
+    leaks = instance.leaked_secrets()
+    assert not leaks, "secrets in the gateway's logs:\n" + "\n".join(leaks[:20])
 
 
 @pytest.fixture

@@ -56,3 +56,24 @@ def test_ids_made_in_one_millisecond_still_sort_in_order() -> None:
     ids = [new_id("dlv") for _ in range(2000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_log_filter_masks_secrets_in_messages_and_tracebacks() -> None:
+    import logging
+
+    from gateway.logs import RedactSecrets
+
+    secrets = ["whsec_" + "A" * 40, "gw_" + "b" * 40, "Bearer " + "c" * 20,
+               "v1," + "D" * 44, "sha256=" + "e" * 64, "v0=" + "f" * 64]
+    try:
+        raise ValueError(" ".join(secrets))
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "got %s", (secrets[0],),
+                                   sys.exc_info())
+    assert RedactSecrets().filter(record)
+    text = record.getMessage() + (record.exc_text or "")
+    for secret in secrets:
+        assert secret not in text
+    assert "[redacted]" in text
