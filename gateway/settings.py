@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(500, ge=1)
     # How long the previous secret keeps signing after a rotation.
     secret_rotation_overlap_hours: float = Field(24.0, ge=0)
+    # Endpoint health: failures in a row that open the breaker, its longest open spell,
+    # and how long an endpoint may do nothing but fail before it is disabled.
+    breaker_threshold: int = Field(5, ge=1)
+    breaker_base_open: float = Field(5.0, gt=0)
+    breaker_max_open: float = Field(300.0, gt=0)
+    disable_after: float = Field(5 * 24 * 3600.0, gt=0)
     log_level: str = "INFO"
 
     @field_validator("retry_schedule", mode="before")

@@ -132,6 +132,8 @@ class EndpointOut(BaseModel):
     headers: dict[str, str]
     rate_limit: int | None
     disabled: bool
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
     created_at: datetime
     updated_at: datetime
 

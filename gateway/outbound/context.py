@@ -27,6 +27,8 @@ class DeliveryContext:
     slots: asyncio.Semaphore = field(init=False)
     # Attempts that outlived their job's patience, finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Endpoints whose half-open breaker has a probe in flight from this process.
+    probing: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.delivery_concurrency)

@@ -26,6 +26,7 @@ from gateway.crypto import SecretBox
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
+from gateway.outbound.health import breaker_wait, record_health
 from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
@@ -47,6 +48,11 @@ CLOCK_SLACK = timedelta(seconds=1)
 MAX_PATIENCE = 1.0
 # A rate-limit slot this close is waited for; a later one puts the delivery off.
 RATE_WAIT_IN_JOB = 0.25
+# Claims in a row that ended with nothing recorded (the worker died, or a bug in the
+# gateway) before a delivery is given up as failed rather than tried forever.
+MAX_STALLED_CLAIMS = 5
+STALLED_ERROR = (f"given up: {MAX_STALLED_CLAIMS} tries in a row ended inside the gateway "
+                 "(a crash or a bug, not the endpoint); see the worker logs")
 
 
 @dataclass
@@ -57,6 +63,7 @@ class _Job:
     event: Row[Any]  # a row of the event table
     body: bytes
     rate_slot_at: datetime | None
+    stalled_claims: int
 
 
 @dataclass
@@ -67,8 +74,10 @@ class _Outcome:
     response_body: str | None
     error: str | None
     retry_after: float | None = None
-    # Not sent: the endpoint's rate limit puts it off by this many seconds.
+    # Not sent: the endpoint's rate limit or breaker puts it off by this many seconds.
     deferred: float | None = None
+    # Not sent, and not to be: the gateway itself kept failing on this delivery.
+    dead: bool = False
 
     @property
     def ok(self) -> bool:
@@ -157,8 +166,9 @@ async def _claim(ctx: DeliveryContext, which: ColumnElement[bool]) -> tuple[list
             await conn.execute(
                 update(_DELIVERY)
                 .where(d.id.in_(due_ids.scalar_subquery()))
-                .values(locked_until=lease)
-                .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at)
+                .values(locked_until=lease, stalled_claims=d.stalled_claims + 1)
+                .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at,
+                           d.stalled_claims)
             )
         ).all()
         if not claimed:
@@ -174,7 +184,7 @@ async def _claim(ctx: DeliveryContext, which: ColumnElement[bool]) -> tuple[list
     }
     jobs = [
         _Job(row.id, row.attempt_count + 1, endpoints[row.endpoint_id], events[row.event_id],
-             bodies[row.event_id], row.rate_slot_at)
+             bodies[row.event_id], row.rate_slot_at, row.stalled_claims - 1)
         for row in sorted(claimed, key=lambda r: r.id)
     ]
     return jobs, lease
@@ -192,6 +202,11 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     endpoint = job.endpoint
     if endpoint.disabled:
         return _Outcome(utcnow(), None, 0, None, "endpoint is disabled")
+    if job.stalled_claims > MAX_STALLED_CLAIMS:
+        return _Outcome(utcnow(), None, 0, None, STALLED_ERROR, dead=True)
+    wait = breaker_wait(ctx, endpoint, utcnow())
+    if wait > 0:
+        return _Outcome(utcnow(), None, 0, None, None, deferred=wait)
     if endpoint.rate_limit:
         if job.rate_slot_at is not None:  # a slot reserved when it was put off
             wait = (as_utc(job.rate_slot_at) - utcnow()).total_seconds()
@@ -317,7 +332,10 @@ async def _record(
                 "error": outcome.error,
             })
             delay = None
-            if not outcome.ok and not job.endpoint.disabled:
+            # Not retried: a disabled endpoint, a delivery given up, and 410 Gone, after
+            # which the endpoint is disabled (Standard Webhooks guidance).
+            if (not outcome.ok and not job.endpoint.disabled and not outcome.dead
+                    and outcome.status_code != 410):
                 delay = next_delay(attempt, schedule, outcome.retry_after)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None
@@ -347,7 +365,7 @@ async def _record(
         .where(d.id == bindparam("b_id"), d.locked_until == bindparam("b_lease"))
         .values(
             status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
-            next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None,
+            next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None, stalled_claims=0,
             dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
             last_status_code=case(
                 (bindparam("v_last_status_code") == -1, d.last_status_code),
@@ -377,6 +395,14 @@ async def _record(
             except IntegrityError:
                 log.warning("attempt of %s not recorded: the delivery changed meanwhile",
                             delivery_row["b_id"])
+    await record_health(
+        ctx,
+        [(job.endpoint, outcome.status_code, outcome.ok) for job, outcome in results
+         if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled],
+        now,
+    )
+    for job, _outcome in results:
+        ctx.probing.discard(job.endpoint.id)
     for delivery_id, tag, delay in retries:
         await ctx.dispatcher.enqueue(
             DELIVER_DELIVERIES, [delivery_id], job_id=f"dlv:{delivery_id}:{tag}",

@@ -78,10 +78,20 @@ async def update_endpoint(
             raise Invalid(f"{field} cannot be null", loc=("body", field))
     if "headers" in changes:
         changes["headers"] = box.seal_headers(changes["headers"])
+    if changes.get("disabled") is False:
+        # Re-enabled by hand: it starts with a clean bill of health.
+        changes.update(disabled_reason=None, failing_since=None, consecutive_failures=0,
+                       circuit_open_until=None)
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
     return endpoint
+
+
+def close_breaker(endpoint: Endpoint) -> None:
+    """A user retrying or recovering says the endpoint is back: try it at once."""
+    endpoint.circuit_open_until = None
+    endpoint.consecutive_failures = 0
 
 
 def rotate_secret(
@@ -139,6 +149,7 @@ async def recover(
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
+    close_breaker(endpoint)
     where: list[ColumnElement[bool]] = [col(Delivery.endpoint_id) == endpoint_id,
                            col(Delivery.created_at) >= as_utc(since)]
     if until is not None:
@@ -170,6 +181,7 @@ async def retry_delivery(
     endpoint = await get_endpoint(session, delivery.endpoint_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint.id} is disabled; enable it before retrying")
+    close_breaker(endpoint)
     delivery.status = DeliveryStatus.PENDING
     delivery.next_attempt_at = now
     delivery.dispatched_at = now

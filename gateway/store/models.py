@@ -41,6 +41,12 @@ class Endpoint(SQLModel, table=True):
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rate_limit: int | None = None
     disabled: bool = False
+    # Health: why it was disabled (410 Gone, or failing too long), since when every
+    # attempt has failed, and the circuit breaker that spaces attempts out meanwhile.
+    disabled_reason: str | None = Field(default=None, max_length=255)
+    failing_since: datetime | None = None
+    consecutive_failures: int = 0
+    circuit_open_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -128,6 +134,8 @@ class Delivery(SQLModel, table=True):
     dispatched_at: datetime | None = Field(default_factory=utcnow)
     # A send slot reserved under the endpoint's rate_limit, to be used when it comes.
     rate_slot_at: datetime | None = None
+    # Claims that ended without anything recorded (a crash or a bug); bounded.
+    stalled_claims: int = 0
     last_status_code: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

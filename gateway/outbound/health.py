@@ -1,0 +1,141 @@
+"""Endpoint health: a circuit breaker for failing endpoints, and disabling dead ones.
+
+Following the Standard Webhooks guidance: a `410 Gone` disables an endpoint at
+once, and one that has done nothing but fail for `GATEWAY_DISABLE_AFTER` is
+disabled too; any success resets that. Each disable publishes an
+`endpoint.disabled` event, which other endpoints can subscribe to.
+
+Meanwhile the breaker keeps a failing endpoint from soaking up connections: after
+`GATEWAY_BREAKER_THRESHOLD` failures in a row (timeouts, connection errors, 5xx,
+429) its deliveries are put off, not attempted, for a while that doubles each
+time (up to `GATEWAY_BREAKER_MAX_OPEN`); then one probe is let through.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, update
+
+from gateway.outbound.context import DeliveryContext
+from gateway.outbound.fanout import publish
+from gateway.store.models import Endpoint, table
+from gateway.timeutil import as_utc, rfc3339
+
+log = logging.getLogger("gateway.health")
+
+_ENDPOINT = table(Endpoint)
+PROBE_WAIT = 2.0  # seconds to put off a delivery while another one probes the endpoint
+
+
+def unhealthy(status_code: int | None) -> bool:
+    """A failure that says the endpoint is down or overloaded, not that it refused us."""
+    return status_code is None or status_code >= 500 or status_code == 429
+
+
+def breaker_wait(ctx: DeliveryContext, endpoint: Row[Any], now: datetime) -> float:
+    """Seconds to put a delivery off because the endpoint's breaker is open; 0 to send."""
+    open_until = endpoint.circuit_open_until
+    if open_until is not None and as_utc(open_until) > now:
+        # Spread over the first spell's length, so that they do not all return at once.
+        wait = (as_utc(open_until) - now).total_seconds()
+        return wait + random.uniform(0, ctx.settings.breaker_base_open)
+    if endpoint.consecutive_failures >= ctx.settings.breaker_threshold:
+        # Half open: one delivery at a time (per process) finds out whether it is back.
+        if endpoint.id in ctx.probing:
+            return PROBE_WAIT + random.uniform(0, 1)
+        ctx.probing.add(endpoint.id)
+    return 0.0
+
+
+@dataclass
+class _Tally:
+    endpoint: Row[Any]
+    successes: int = 0
+    unhealthy: int = 0
+    failures: int = 0
+    gone: bool = False
+
+
+async def record_health(
+    ctx: DeliveryContext, results: Iterable[tuple[Row[Any], int | None, bool]], now: datetime
+) -> None:
+    """Update health from (endpoint, status code, ok) of the attempts just recorded."""
+    tallies: dict[str, _Tally] = {}
+    for endpoint, status_code, ok in results:
+        ctx.probing.discard(endpoint.id)
+        tally = tallies.setdefault(endpoint.id, _Tally(endpoint))
+        if ok:
+            tally.successes += 1
+        else:
+            tally.failures += 1
+            tally.unhealthy += unhealthy(status_code)
+            tally.gone |= status_code == 410
+    for tally in tallies.values():
+        try:
+            await _apply(ctx, tally, now)
+        except Exception:  # health bookkeeping must never lose the attempts themselves
+            log.exception("could not update the health of endpoint %s", tally.endpoint.id)
+
+
+async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
+    endpoint, c = tally.endpoint, _ENDPOINT.c
+    if tally.successes:
+        if endpoint.failing_since is not None or endpoint.consecutive_failures:
+            async with ctx.sessionmaker() as session, session.begin():
+                await session.execute(update(_ENDPOINT).where(c.id == endpoint.id).values(
+                    failing_since=None, consecutive_failures=0, circuit_open_until=None))
+        return
+    if tally.gone:
+        await _disable(ctx, endpoint, "the endpoint answered 410 Gone", now)
+        return
+    async with ctx.sessionmaker() as session, session.begin():
+        row = (await session.execute(
+            update(_ENDPOINT).where(c.id == endpoint.id)
+            .values(
+                failing_since=endpoint.failing_since or now,
+                # A quick refusal (4xx) shows the endpoint is up: the breaker starts over.
+                consecutive_failures=(c.consecutive_failures + tally.unhealthy
+                                      if tally.unhealthy == tally.failures else 0),
+            )
+            .returning(c.consecutive_failures, c.failing_since)
+        )).first()
+        if row is None:
+            return
+        settings = ctx.settings
+        if row.consecutive_failures >= settings.breaker_threshold:
+            doublings = min(20, row.consecutive_failures - settings.breaker_threshold)
+            open_for = min(settings.breaker_max_open, settings.breaker_base_open * 2 ** doublings)
+            await session.execute(update(_ENDPOINT).where(c.id == endpoint.id).values(
+                circuit_open_until=now + timedelta(seconds=open_for)))
+    failing_since = as_utc(row.failing_since)
+    if now - failing_since >= timedelta(seconds=ctx.settings.disable_after):
+        await _disable(ctx, endpoint,
+                       f"every attempt has failed since {rfc3339(failing_since)}", now)
+
+
+async def _disable(ctx: DeliveryContext, endpoint: Row[Any], reason: str, now: datetime) -> None:
+    c = _ENDPOINT.c
+    async with ctx.sessionmaker() as session:
+        async with session.begin():
+            changed = (await session.execute(
+                update(_ENDPOINT).where(c.id == endpoint.id, c.disabled.is_(False))
+                .values(disabled=True, disabled_reason=reason, updated_at=now,
+                        circuit_open_until=None)
+                .returning(c.id)
+            )).first()
+        if changed is None:
+            return  # already disabled, by someone else or by hand: announce it once
+        log.warning("endpoint %s disabled: %s", endpoint.id, reason)
+        await publish(
+            session, ctx.dispatcher, event_type="endpoint.disabled",
+            data={"endpoint_id": endpoint.id, "reason": reason,
+                  "tenant_id": endpoint.tenant_id,
+                  "failing_since": rfc3339(endpoint.failing_since)},
+            tenant_id=endpoint.tenant_id,
+        )
