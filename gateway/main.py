@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from gateway.logs import configure_logging
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import MemoryAdmission, RedisAdmission
+from gateway.outbound.retention import purge
 from gateway.outbound.sweeper import sweep
 from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
 from gateway.queue.jobs import CTX_KEY, FUNCTIONS
@@ -103,9 +105,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _sweep_forever(ctx: DeliveryContext) -> None:
+    """Embedded mode's cron: the sweeper every `sweep_interval`, retention every hour."""
+    next_purge = 0.0
     while True:
         try:
             await sweep(ctx)
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + 3600
+                await purge(ctx.sessionmaker, ctx.settings.retention_days)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(500, ge=1)
     # How long the previous secret keeps signing after a rotation.
     secret_rotation_overlap_hours: float = Field(24.0, ge=0)
+    # Events (with their deliveries and attempts) older than this are purged.
+    retention_days: float = Field(30.0, gt=0)
     # Endpoint health: failures in a row that open the breaker, its longest open spell,
     # and how long an endpoint may do nothing but fail before it is disabled.
     breaker_threshold: int = Field(5, ge=1)

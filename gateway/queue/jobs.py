@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from gateway.outbound import delivery, sweeper
+from gateway.outbound import delivery, retention, sweeper
 from gateway.outbound.context import DeliveryContext
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT, JobFunction
 
@@ -30,6 +30,11 @@ async def deliver_deliveries(ctx: dict[str, Any], delivery_ids: Sequence[str]) -
 
 async def sweep(ctx: dict[str, Any]) -> int:
     return await sweeper.sweep(_gw(ctx))
+
+
+async def purge_expired(ctx: dict[str, Any]) -> int:
+    gw = _gw(ctx)
+    return await retention.purge(gw.sessionmaker, gw.settings.retention_days)
 
 
 FUNCTIONS: dict[str, JobFunction] = {

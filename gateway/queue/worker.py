@@ -20,7 +20,7 @@ from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import RedisRateLimiter
 from gateway.queue.dispatch import ArqDispatcher
-from gateway.queue.jobs import CTX_KEY, FUNCTIONS, sweep
+from gateway.queue.jobs import CTX_KEY, FUNCTIONS, purge_expired, sweep
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.worker")
@@ -64,7 +64,10 @@ def create_worker(settings: Settings) -> Worker:
                    for name, f in FUNCTIONS.items()],
         cron_jobs=[
             cron(sweep, name="sweep", second=set(range(0, 60, step)), run_at_startup=True,
-                 unique=True, timeout=job_timeout, keep_result=0)
+                 unique=True, timeout=job_timeout, keep_result=0),
+            # Hourly, in batches; `unique` makes one worker of many do it.
+            cron(purge_expired, name="purge_expired", minute=17, second=0, unique=True,
+                 timeout=3600, keep_result=0),
         ],
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=settings.queue_name,
