@@ -82,9 +82,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper is not None:
                 sweeper.cancel()
                 await asyncio.gather(sweeper, return_exceptions=True)
+            # Graceful: attempts in flight finish and are recorded; nothing new starts.
+            grace = settings.delivery_timeout + 5
+            await dispatcher.close(grace)
             if delivery is not None:
-                await delivery.drain(grace=settings.delivery_timeout + 5)
-            await dispatcher.close()
+                await delivery.drain(grace)
             if delivery is not None:
                 await delivery.client.aclose()
             await engine.dispose()

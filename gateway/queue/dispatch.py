@@ -33,7 +33,7 @@ class Dispatcher(Protocol):
 
     async def ping(self) -> bool: ...
 
-    async def close(self) -> None: ...
+    async def close(self, grace: float = 0) -> None: ...
 
 
 class ArqDispatcher:
@@ -63,7 +63,7 @@ class ArqDispatcher:
         except (RedisError, OSError):
             return False
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0) -> None:
         await self.redis.aclose()
 
 
@@ -75,6 +75,7 @@ class InProcessDispatcher:
         self._ctx = ctx
         self._slots = asyncio.Semaphore(max_jobs)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
@@ -90,15 +91,26 @@ class InProcessDispatcher:
         if defer_seconds > 0:
             await asyncio.sleep(defer_seconds)
         async with self._slots:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
             try:
                 await self._functions[function](self._ctx, *args)
             except Exception:
                 log.exception("job %s failed", function)
+            finally:
+                self._running.discard(task)
 
     async def ping(self) -> bool:
         return True
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 0) -> None:
+        """Drop waiting jobs (the database still has them), let running ones finish."""
+        for task in list(self._tasks.values()):
+            if task not in self._running:
+                task.cancel()
+        if self._running and grace > 0:
+            await asyncio.wait(set(self._running), timeout=grace)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
