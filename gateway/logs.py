@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
 _SECRETS = re.compile(
     r"whsec_[A-Za-z0-9+/=]+"  # endpoint and Standard Webhooks secrets
@@ -42,3 +43,26 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     # httpx logs every request at INFO: far too much at thousands a second.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class Throttled:
+    """Logs a recurring warning at most once per `every` seconds, counting what it skipped.
+
+    An outage (Redis down, say) must not turn every request into a log line.
+    """
+
+    def __init__(self, logger: logging.Logger, every: float = 10.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every) < self._every:
+            self._skipped[key] = self._skipped.get(key, 0) + 1
+            return
+        skipped = self._skipped.pop(key, 0)
+        self._last[key] = now
+        suffix = f" ({skipped} more like it since the last report)" if skipped else ""
+        self._logger.warning(message + suffix, *args)

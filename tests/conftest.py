@@ -27,7 +27,7 @@ import redis
 from sqlalchemy.engine import make_url
 
 from gateway.crypto import generate_key
-from tests.dns import TestDNS
+from tests.dns import ScriptedDNS
 from tests.receiver import Receiver, wait_until
 
 API_KEY = "test-key-" + uuid.uuid4().hex
@@ -97,7 +97,8 @@ def _free_port() -> int:
 class Gateway:
     """The gateway's processes for one backend, and an API client for them."""
 
-    def __init__(self, backend: str, workdir: Path, dns: TestDNS) -> None:
+    def __init__(self, backend: str, workdir: Path, dns: ScriptedDNS,
+                 redis_url: str = REDIS_URL) -> None:
         self.backend = backend
         self.workdir = workdir
         self.dns = dns
@@ -109,7 +110,7 @@ class Gateway:
             self.redis_url: str | None = None
         else:
             self.database_url = _create_pg_database()
-            self.redis_url = REDIS_URL
+            self.redis_url = redis_url
             self.queue = f"gwtest:{uuid.uuid4().hex[:8]}"
             self.env["GATEWAY_REDIS_URL"] = self.redis_url
             self.env["GATEWAY_QUEUE_NAME"] = self.queue
@@ -278,8 +279,8 @@ BACKENDS = [
 
 
 @pytest.fixture(scope="session")
-def dns() -> Iterator[TestDNS]:
-    server = TestDNS()
+def dns() -> Iterator[ScriptedDNS]:
+    server = ScriptedDNS()
     server.start()
     yield server
     server.stop()
@@ -287,7 +288,7 @@ def dns() -> Iterator[TestDNS]:
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            dns: TestDNS) -> Iterator[Gateway]:
+            dns: ScriptedDNS) -> Iterator[Gateway]:
     instance = Gateway(request.param, tmp_path_factory.mktemp(request.param), dns)
     instance.start()
     yield instance

@@ -54,7 +54,7 @@ class QuietLogger:
         return lambda *args, **kwargs: None
 
 
-class TestDNS:
+class ScriptedDNS:
     def __init__(self) -> None:
         self.resolver = ScriptedResolver()
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

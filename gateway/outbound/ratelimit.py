@@ -16,7 +16,10 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from gateway.logs import Throttled
+
 log = logging.getLogger("gateway.ratelimit")
+_outage = Throttled(log)
 
 # KEYS[1] holds the next free slot (unix seconds). Returns the wait for the slot
 # this call reserves.
@@ -64,7 +67,8 @@ class RedisRateLimiter:
                                        args=[repr(time.time()), repr(1.0 / rate)])
         except (RedisError, OSError) as exc:
             # Fail open: a Redis outage must not stop deliveries.
-            log.warning("rate limiter unavailable, sending anyway: %s", type(exc).__name__)
+            _outage.warning("limiter", "rate limiter unavailable, sending anyway: %s",
+                            type(exc).__name__)
             return 0.0
         return max(0.0, float(wait))
 
@@ -123,6 +127,7 @@ class RedisAdmission:
                                      args=[repr(time.time()), repr(1.0 / rate),
                                            repr(_burst(rate))])
         except (RedisError, OSError) as exc:
-            log.warning("admission limiter unavailable, admitting: %s", type(exc).__name__)
+            _outage.warning("admission", "request rate limiter unavailable, admitting: %s",
+                            type(exc).__name__)
             return 0.0
         return max(0.0, float(wait))

@@ -17,7 +17,10 @@ from arq.connections import ArqRedis
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
+from gateway.logs import Throttled
+
 log = logging.getLogger("gateway.queue")
+_outage = Throttled(log)
 
 DELIVER_EVENT = "deliver_event"
 DELIVER_DELIVERIES = "deliver_deliveries"
@@ -52,8 +55,8 @@ class ArqDispatcher:
                 _defer_by=timedelta(seconds=defer_seconds) if defer_seconds > 0 else None,
             )
         except (RedisError, OSError) as exc:
-            log.warning("queue unavailable, job %s left to the sweeper: %s", job_id,
-                        type(exc).__name__)
+            _outage.warning("enqueue", "queue unavailable (%s): jobs are left to the sweeper",
+                            type(exc).__name__)
             return False
         return True
 

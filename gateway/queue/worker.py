@@ -7,12 +7,15 @@ its endpoints, so the limits that matter are HTTP concurrency and the poll delay
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 from arq import cron
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
@@ -24,6 +27,31 @@ from gateway.queue.jobs import CTX_KEY, FUNCTIONS, purge_expired, sweep
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.worker")
+
+
+class ResilientWorker(Worker):
+    """An arq worker that rides out a Redis outage instead of exiting.
+
+    arq lets a connection error in its poll loop end the worker; here the loop
+    waits and tries again (backing off to 5 s), logging once when Redis goes and
+    once when it is back. Jobs lost with Redis are found again by the sweeper.
+    """
+
+    _down_since: float | None = None
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except (RedisError, OSError) as exc:
+            now = time.monotonic()
+            if self._down_since is None:
+                self._down_since = now
+                log.warning("Redis unreachable (%s); waiting for it", type(exc).__name__)
+            await asyncio.sleep(min(5.0, 0.2 + (now - self._down_since) / 4))
+            return
+        if self._down_since is not None:
+            log.warning("Redis is back after %.1fs", time.monotonic() - self._down_since)
+            self._down_since = None
 
 
 def create_worker(settings: Settings) -> Worker:
@@ -59,7 +87,7 @@ def create_worker(settings: Settings) -> Worker:
             await ctx["engine"].dispose()
 
     step = max(1, min(30, int(settings.sweep_interval)))
-    return Worker(
+    return ResilientWorker(
         functions=[func(f, name=name, timeout=job_timeout)  # type: ignore[arg-type]
                    for name, f in FUNCTIONS.items()],
         cron_jobs=[
