@@ -30,9 +30,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it costs a round trip per checkout. A connection that died with
-    # a database restart fails once, and SQLAlchemy then drops the whole pool.
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_recycle=1800)
+    # Pre-ping costs a round trip per checkout, but without it the first request
+    # after a database restart fails on a dead connection instead of getting a new one.
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+                               pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

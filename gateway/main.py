@@ -25,8 +25,10 @@ from gateway.auth import KeyStore
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid, TooManyRequests
+from gateway.inbound.ingest import InboundContext
 from gateway.limits import BodyLimitMiddleware
 from gateway.logs import configure_logging
+from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import MemoryAdmission, RedisAdmission
@@ -76,6 +78,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             RedisAdmission(dispatcher.redis, settings.queue_name)
             if isinstance(dispatcher, ArqDispatcher) else MemoryAdmission()
         )
+        app.state.batcher = PublishBatcher(app.state.sessionmaker, dispatcher)
+        app.state.inbound = InboundContext(box, app.state.admission,
+                                           settings.inbound_rate_limit, app.state.batcher)
         try:
             yield
         finally:
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await asyncio.gather(sweeper, return_exceptions=True)
             # Graceful: attempts in flight finish and are recorded; nothing new starts.
             grace = settings.delivery_timeout + 5
+            await app.state.batcher.close()
             await dispatcher.close(grace)
             if delivery is not None:
                 await delivery.drain(grace)

@@ -188,3 +188,29 @@ def test_a_delivery_that_keeps_failing_inside_the_gateway_ends_failed(
     detail = wait_until(failed, 30, "the delivery to fail")
     assert all("internal error" in a["error"] for a in detail["attempts"])
     assert receiver.received(path) == []
+
+
+def _pg_restart() -> None:
+    version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+                   check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.skipif(not Path("/etc/postgresql").is_dir() or not Path("/usr/bin/pg_ctlcluster")
+                    .exists(), reason="needs the local PostgreSQL cluster to restart")
+def test_postgres_restart_answers_503_and_loses_nothing_accepted(
+    stack: tuple[Gateway, RedisServer], receiver: Receiver, path: str
+) -> None:
+    gw, _ = stack
+    paths = [f"{path}/a", f"{path}/b"]
+    for p in paths:
+        make_endpoint(gw, receiver.url(p))
+    with Publisher(gw) as publisher:
+        wait_until(lambda: len(publisher.accepted) >= 30, 30, "30 events published")
+        _pg_restart()
+        at = len(publisher.accepted)
+        wait_until(lambda: len(publisher.accepted) >= at + 30, 60, "publishing after the restart")
+    # While it was down, publish said so (503), and never 2xx for an event it had not stored.
+    assert set(publisher.refused) <= {503}, publisher.refused
+    _expect_all(gw, receiver, publisher.accepted, paths)
+    assert gw.api.get("/readyz").status_code == 200

@@ -6,13 +6,12 @@ import base64
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from sqlalchemy import select
 from sqlmodel import col
 
 from gateway.api.deps import (
     Cursor,
-    DispatcherDep,
     IdPath,
     Limit,
     PrincipalDep,
@@ -28,7 +27,8 @@ from gateway.api.schemas import (
     Page,
 )
 from gateway.auth import scoped_tenant
-from gateway.outbound.fanout import Published, publish
+from gateway.outbound.batcher import PublishBatcher
+from gateway.outbound.fanout import Publish, Published
 from gateway.store.models import Delivery, Event
 from gateway.store.queries import get_or_404, page
 
@@ -54,20 +54,20 @@ def published_out(published: Published) -> dict[str, object]:
 )
 async def publish_event(
     body: EventCreate,
-    session: SessionDep,
-    dispatcher: DispatcherDep,
+    request: Request,
     principal: PrincipalDep,
     response: Response,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
-    published = await publish(
-        session, dispatcher, event_type=body.type, data=body.data,
+    batcher: PublishBatcher = request.app.state.batcher
+    published = await batcher.publish(Publish(
+        body.type, body.data,
         tenant_id=scoped_tenant(principal, body.tenant_id),
         endpoint_ids=body.endpoint_ids,
         # Namespaced apart from the delivery ids of inbound sources, which share the column.
         idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
-    )
+    ))
     if not published.created:
         response.status_code = status.HTTP_200_OK
     return published_out(published)

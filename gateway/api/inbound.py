@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import BoxDep, DispatcherDep, IdPath, SessionDep
+from gateway.api.deps import IdPath, SessionDep
 from gateway.api.schemas import ErrorOut, InboundAccepted, error_responses
 from gateway.inbound.ingest import ingest
 
@@ -23,14 +23,11 @@ router = APIRouter(tags=["inbound"])
     },
 )
 async def receive(
-    source_id: IdPath, request: Request, session: SessionDep, dispatcher: DispatcherDep,
-    box: BoxDep,
+    source_id: IdPath, request: Request, session: SessionDep
 ) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
-    state = request.app.state
-    result = await ingest(session, dispatcher, box, state.admission,
-                          state.settings.inbound_rate_limit, source_id, request.headers, body)
+    result = await ingest(session, request.app.state.inbound, source_id, request.headers, body)
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

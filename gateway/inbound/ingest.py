@@ -22,9 +22,9 @@ from gateway.crypto import SecretBox
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
-from gateway.outbound.fanout import Received, publish
+from gateway.outbound.batcher import PublishBatcher
+from gateway.outbound.fanout import Publish, Received
 from gateway.outbound.ratelimit import Admission
-from gateway.queue.dispatch import Dispatcher
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404
 
@@ -50,19 +50,29 @@ class Ingested:
     challenge: str | None = None
 
 
+@dataclass
+class InboundContext:
+    """What ingest needs beyond the request, built once per process."""
+
+    box: SecretBox
+    admission: Admission
+    default_rate: int
+    batcher: PublishBatcher
+
+
 async def ingest(
-    session: AsyncSession, dispatcher: Dispatcher, box: SecretBox, admission: Admission,
-    default_rate: int, source_id: str, headers: Mapping[str, str], body: bytes,
+    session: AsyncSession, ctx: InboundContext, source_id: str,
+    headers: Mapping[str, str], body: bytes,
 ) -> Ingested:
     source = await get_or_404(session, Source, source_id, "source")
     if source.disabled:
         raise SourceDisabled(f"source {source_id} is disabled")
     # Before verification: a flood must not buy itself HMAC work.
-    rate = source.rate_limit or default_rate
-    wait = await admission.admit(f"source:{source.id}", rate)
+    rate = source.rate_limit or ctx.default_rate
+    wait = await ctx.admission.admit(f"source:{source.id}", rate)
     if wait > 0:
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
-    config = SourceConfig(box.open(source.secret, SECRET), source.options,
+    config = SourceConfig(ctx.box.open(source.secret, SECRET), source.options,
                           source.tolerance_seconds)
     try:
         verified = VERIFIERS[source.provider].verify(config, headers, body, time.time())
@@ -73,14 +83,13 @@ async def ingest(
         return Ingested("challenge", challenge=verified.challenge)
 
     delivery_id = verified.delivery_id or hashlib.sha256(body).hexdigest()
-    published = await publish(
-        session, dispatcher,
-        event_type=event_type(verified.event_type),
-        data=event_data(verified.payload, body),
+    await session.close()  # done with it: the batcher writes in its own transaction
+    published = await ctx.batcher.publish(Publish(
+        event_type(verified.event_type), event_data(verified.payload, body),
         source_id=source.id,
         idempotency_key=_dedup_key(source.id, delivery_id),
         received=Received(body, stored_headers(headers), verified.verification),
-    )
+    ))
     return Ingested("accepted" if published.created else "duplicate", published.event.id)
 
 

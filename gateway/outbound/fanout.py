@@ -1,16 +1,20 @@
-"""Publishing: store an event and one delivery per matching endpoint, commit, then dispatch.
+"""Publishing: store events and one delivery per matching endpoint, commit, then dispatch.
 
 The commit comes first: once it returns, the event will be delivered whatever
 happens to the queue, because the sweeper finds pending deliveries in the
 database. Dispatch afterwards only makes it fast.
+
+`publish_many` stores a batch of events in one transaction (see `batcher.py`,
+which groups concurrent publishes); `publish` is the batch of one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select
@@ -27,6 +31,8 @@ from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.fanout")
 
+Subscription = Row[str, list[str] | None, list[str] | None, bool]
+
 
 @dataclass
 class Received:
@@ -35,6 +41,34 @@ class Received:
     body: bytes
     headers: dict[str, str]
     verification: str
+
+
+@dataclass
+class Publish:
+    """One event to publish, as the API or an inbound source asked for it.
+
+    `idempotency_key` makes a repeat return the first event. A key from the API
+    must repeat the same request (409 otherwise); a key from an inbound source
+    (a provider's delivery id) answers any repeat with the first event.
+    """
+
+    event_type: str
+    data: dict[str, Any]
+    tenant_id: str | None = None
+    endpoint_ids: list[str] | None = None
+    source_id: str | None = None
+    idempotency_key: str | None = None
+    ignore_type_filters: bool = False
+    received: Received | None = None
+    data_text: str = field(init=False)
+    request_hash: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.data_text = serialize_data(self.data)
+        if self.idempotency_key is not None and self.received is None:
+            self.request_hash = hashlib.sha256(json.dumps(
+                [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
+            ).encode()).hexdigest()
 
 
 @dataclass
@@ -49,111 +83,145 @@ def serialize_data(data: dict[str, Any]) -> str:
 
 
 async def publish(
-    session: AsyncSession,
-    dispatcher: Dispatcher,
-    *,
-    event_type: str,
-    data: dict[str, Any],
-    tenant_id: str | None = None,
-    endpoint_ids: list[str] | None = None,
-    source_id: str | None = None,
-    idempotency_key: str | None = None,
-    ignore_type_filters: bool = False,
-    received: Received | None = None,
+    session: AsyncSession, dispatcher: Dispatcher, *, event_type: str, data: dict[str, Any],
+    **options: Any,
 ) -> Published:
-    """Store and fan out one event.
+    [result] = await publish_many(session, dispatcher, [Publish(event_type, data, **options)])
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    `idempotency_key` makes a repeat return the first event. A key from the API
-    must repeat the same request (409 otherwise); a key from an inbound source
-    (a provider's delivery id) answers any repeat with the first event.
+
+async def publish_many(
+    session: AsyncSession, dispatcher: Dispatcher, items: list[Publish]
+) -> list[Published | Exception]:
+    """Store the batch in one transaction; per item, the event or the error it gets (4xx).
+
+    If the batch trips over a concurrent writer (the same idempotency key committed
+    elsewhere meanwhile), it is rolled back and each item done on its own.
     """
-    data_text = serialize_data(data)
-    request_hash = None
-    if idempotency_key is not None:
-        if received is None:
-            request_hash = hashlib.sha256(
-                json.dumps([event_type, data_text, tenant_id, endpoint_ids]).encode()
-            ).hexdigest()
-        earlier = await _by_idempotency_key(session, idempotency_key, request_hash)
-        if earlier is not None:
-            return earlier
-
-    candidates = await _candidates(session, tenant_id, endpoint_ids)
-    matched = [
-        ep.id for ep in candidates
-        if (ignore_type_filters and not ep.disabled) or endpoint_matches(ep, event_type, source_id)
-    ]
-    now = utcnow()
-    event = Event(
-        id=new_id("evt"), type=event_type, tenant_id=tenant_id, source_id=source_id,
-        data=data_text, idempotency_key=idempotency_key, request_hash=request_hash,
-        raw_body=received.body if received else None,
-        raw_headers=received.headers if received else None,
-        verification=received.verification if received else None,
-        created_at=now,
-    )
-    # Core inserts: the ORM's unit of work costs more CPU than the database does here.
     try:
-        await session.execute(insert(table(Event)), [event.model_dump()])
-        if matched:
-            await session.execute(insert(table(Delivery)), [
-                {
-                    "id": new_id("dlv"), "event_id": event.id, "endpoint_id": endpoint_id,
-                    "status": DeliveryStatus.PENDING, "attempt_count": 0,
-                    "next_attempt_at": now, "dispatched_at": now,
-                    "created_at": now, "updated_at": now,
-                }
-                for endpoint_id in matched
-            ])
-        await session.commit()
+        results = await _store(session, items)
     except IntegrityError:
         await session.rollback()
-        if idempotency_key is None:
-            raise
-        # Another request with the same key committed first.
-        earlier = await _by_idempotency_key(session, idempotency_key, request_hash)
+        if len(items) > 1:
+            return [(await publish_many(session, dispatcher, [item]))[0] for item in items]
+        # Another request with the same key committed first: answer with its event.
+        key = items[0].idempotency_key
+        earlier = await _by_idempotency_key(session, key) if key is not None else None
         if earlier is None:
             raise
-        return earlier
-    if matched:
-        await dispatcher.enqueue(DELIVER_EVENT, event.id, job_id=f"evt:{event.id}")
-    return Published(event, len(matched), created=True)
+        return [_repeat(earlier, items[0])]
+    await asyncio.gather(*(
+        dispatcher.enqueue(DELIVER_EVENT, r.event.id, job_id=f"evt:{r.event.id}")
+        for r in results if isinstance(r, Published) and r.created and r.deliveries
+    ))
+    return results
 
 
-async def _candidates(
-    session: AsyncSession, tenant_id: str | None, endpoint_ids: list[str] | None
-) -> list[Row[str, list[str] | None, list[str] | None, bool]]:
-    """The endpoints the event may go to: only the columns that matching reads."""
-    query = select(col(Endpoint.id), col(Endpoint.event_types), col(Endpoint.source_ids),
-                   col(Endpoint.disabled))
+async def _store(session: AsyncSession, items: list[Publish]) -> list[Published | Exception]:
+    results: list[Published | Exception] = []
+    candidates_for: dict[str | None, list[Subscription]] = {}
+    events: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    keys_in_batch: dict[str, Published] = {}
+    now = utcnow()
+    for item in items:
+        try:
+            if item.idempotency_key is not None:
+                earlier = keys_in_batch.get(item.idempotency_key) or await _by_idempotency_key(
+                    session, item.idempotency_key)
+                if earlier is not None:
+                    results.append(_repeat(earlier, item))
+                    continue
+            if item.endpoint_ids is not None:
+                candidates = await _named_endpoints(session, item.tenant_id, item.endpoint_ids)
+            else:
+                if item.tenant_id not in candidates_for:
+                    candidates_for[item.tenant_id] = await _enabled_endpoints(
+                        session, item.tenant_id)
+                candidates = candidates_for[item.tenant_id]
+        except (Invalid, Conflict) as exc:
+            results.append(exc)
+            continue
+        matched = [
+            ep.id for ep in candidates
+            if (item.ignore_type_filters and not ep.disabled)
+            or endpoint_matches(ep, item.event_type, item.source_id)
+        ]
+        received = item.received
+        event = Event(
+            id=new_id("evt"), type=item.event_type, tenant_id=item.tenant_id,
+            source_id=item.source_id, data=item.data_text,
+            idempotency_key=item.idempotency_key, request_hash=item.request_hash,
+            raw_body=received.body if received else None,
+            raw_headers=received.headers if received else None,
+            verification=received.verification if received else None,
+            created_at=now,
+        )
+        events.append(event.model_dump())
+        deliveries.extend(
+            {"id": new_id("dlv"), "event_id": event.id, "endpoint_id": endpoint_id,
+             "status": DeliveryStatus.PENDING, "attempt_count": 0, "stalled_claims": 0,
+             "next_attempt_at": now, "dispatched_at": now, "created_at": now,
+             "updated_at": now}
+            for endpoint_id in matched
+        )
+        published = Published(event, len(matched), created=True)
+        if item.idempotency_key is not None:
+            keys_in_batch[item.idempotency_key] = published
+        results.append(published)
+    # Core inserts, one statement per table for the whole batch: the ORM's unit of
+    # work costs more CPU than the database does here.
+    if events:
+        await session.execute(insert(table(Event)), events)
+    if deliveries:
+        await session.execute(insert(table(Delivery)), deliveries)
+    await session.commit()
+    return results
+
+
+def _repeat(earlier: Published, item: Publish) -> Published | Exception:
+    if item.request_hash is not None and earlier.event.request_hash != item.request_hash:
+        return Conflict("Idempotency-Key was already used with a different request")
+    return Published(earlier.event, earlier.deliveries, created=False)
+
+
+async def _enabled_endpoints(session: AsyncSession, tenant_id: str | None) -> list[Subscription]:
+    """The endpoints an event may go to: only the columns that matching reads."""
+    query = _subscriptions().where(col(Endpoint.disabled).is_(False))
     if tenant_id is not None:
         query = query.where(col(Endpoint.tenant_id) == tenant_id)
-    if endpoint_ids is not None:
-        wanted = set(endpoint_ids)
-        query = query.where(col(Endpoint.id).in_(wanted))
-        endpoints = list((await session.execute(query)).all())
-        missing = wanted - {ep.id for ep in endpoints}
-        if missing:
-            scope = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
-            raise Invalid(
-                f"unknown endpoint_ids{scope}: {', '.join(sorted(missing))}",
-                loc=("body", "endpoint_ids"),
-            )
-        return endpoints
-    query = query.where(col(Endpoint.disabled).is_(False))
     return list((await session.execute(query)).all())
 
 
-async def _by_idempotency_key(
-    session: AsyncSession, key: str, request_hash: str | None
-) -> Published | None:
+async def _named_endpoints(
+    session: AsyncSession, tenant_id: str | None, endpoint_ids: list[str]
+) -> list[Subscription]:
+    wanted = set(endpoint_ids)
+    query = _subscriptions().where(col(Endpoint.id).in_(wanted))
+    if tenant_id is not None:
+        query = query.where(col(Endpoint.tenant_id) == tenant_id)
+    endpoints = list((await session.execute(query)).all())
+    missing = wanted - {ep.id for ep in endpoints}
+    if missing:
+        scope = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
+        raise Invalid(f"unknown endpoint_ids{scope}: {', '.join(sorted(missing))}",
+                      loc=("body", "endpoint_ids"))
+    return endpoints
+
+
+def _subscriptions() -> Any:
+    return select(col(Endpoint.id), col(Endpoint.event_types), col(Endpoint.source_ids),
+                  col(Endpoint.disabled))
+
+
+async def _by_idempotency_key(session: AsyncSession, key: str) -> Published | None:
     event = (
         await session.scalars(select(Event).where(col(Event.idempotency_key) == key))
     ).one_or_none()
     if event is None:
         return None
-    if request_hash is not None and event.request_hash != request_hash:
-        raise Conflict("Idempotency-Key was already used with a different request")
     count = await session.scalar(
         select(func.count()).select_from(Delivery).where(col(Delivery.event_id) == event.id)
     )
