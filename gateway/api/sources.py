@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import select
 
 from gateway.api.deps import BoxDep, Cursor, IdPath, Limit, PrincipalDep, SessionDep
@@ -62,16 +62,18 @@ async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep
 
 @router.patch("/{source_id}", response_model=SourceOut)
 async def update_source(
-    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep
+    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep, request: Request
 ) -> dict[str, object]:
     source = await service.update_source(session, source_id, body, box)
     await session.commit()
+    request.app.state.inbound.forget(source_id)
     return source_out(source)
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_source(source_id: IdPath, session: SessionDep) -> Response:
+async def delete_source(source_id: IdPath, session: SessionDep, request: Request) -> Response:
     """Stop accepting at its URL; events it received stay."""
     await session.delete(await service.get_source(session, source_id))
     await session.commit()
+    request.app.state.inbound.forget(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

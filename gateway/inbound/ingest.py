@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,6 +50,20 @@ class Ingested:
     challenge: str | None = None
 
 
+# How long a process trusts what it read of a source. Changes made through this
+# process apply at once (`forget`); through another, within this many seconds.
+SOURCE_CACHE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _SourceView:
+    id: str
+    provider: str
+    config: SourceConfig  # the secret in it is opened
+    rate_limit: int | None
+    disabled: bool
+
+
 @dataclass
 class InboundContext:
     """What ingest needs beyond the request, built once per process."""
@@ -58,13 +72,33 @@ class InboundContext:
     admission: Admission
     default_rate: int
     batcher: PublishBatcher
+    _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
+
+    async def source(self, session: AsyncSession, source_id: str) -> _SourceView:
+        now = time.monotonic()
+        cached = self._sources.get(source_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        row = await get_or_404(session, Source, source_id, "source")
+        view = _SourceView(
+            row.id, row.provider,
+            SourceConfig(self.box.open(row.secret, SECRET), row.options, row.tolerance_seconds),
+            row.rate_limit, row.disabled,
+        )
+        if len(self._sources) > 10_000:
+            self._sources.clear()
+        self._sources[source_id] = (now + SOURCE_CACHE_SECONDS, view)
+        return view
+
+    def forget(self, source_id: str) -> None:
+        self._sources.pop(source_id, None)
 
 
 async def ingest(
     session: AsyncSession, ctx: InboundContext, source_id: str,
     headers: Mapping[str, str], body: bytes,
 ) -> Ingested:
-    source = await get_or_404(session, Source, source_id, "source")
+    source = await ctx.source(session, source_id)
     if source.disabled:
         raise SourceDisabled(f"source {source_id} is disabled")
     # Before verification: a flood must not buy itself HMAC work.
@@ -72,10 +106,8 @@ async def ingest(
     wait = await ctx.admission.admit(f"source:{source.id}", rate)
     if wait > 0:
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
-    config = SourceConfig(ctx.box.open(source.secret, SECRET), source.options,
-                          source.tolerance_seconds)
     try:
-        verified = VERIFIERS[source.provider].verify(config, headers, body, time.time())
+        verified = VERIFIERS[source.provider].verify(source.config, headers, body, time.time())
     except VerificationFailed as exc:
         log.info("inbound request to %s refused: %s", source_id, exc)
         raise Unauthorized(f"verification failed: {exc}") from None

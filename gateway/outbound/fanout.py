@@ -124,13 +124,14 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
-    keys_in_batch: dict[str, Published] = {}
+    # Earlier events of the batch's idempotency keys, found with one query.
+    keys_in_batch = await _by_idempotency_keys(
+        session, [i.idempotency_key for i in items if i.idempotency_key is not None])
     now = utcnow()
     for item in items:
         try:
             if item.idempotency_key is not None:
-                earlier = keys_in_batch.get(item.idempotency_key) or await _by_idempotency_key(
-                    session, item.idempotency_key)
+                earlier = keys_in_batch.get(item.idempotency_key)
                 if earlier is not None:
                     results.append(_repeat(earlier, item))
                     continue
@@ -214,6 +215,22 @@ async def _named_endpoints(
 def _subscriptions() -> Any:
     return select(col(Endpoint.id), col(Endpoint.event_types), col(Endpoint.source_ids),
                   col(Endpoint.disabled))
+
+
+async def _by_idempotency_keys(session: AsyncSession, keys: list[str]) -> dict[str, Published]:
+    if not keys:
+        return {}
+    events = list(await session.scalars(
+        select(Event).where(col(Event.idempotency_key).in_(set(keys)))))
+    if not events:
+        return {}
+    counts = dict((await session.execute(
+        select(col(Delivery.event_id), func.count()).where(
+            col(Delivery.event_id).in_([e.id for e in events]))
+        .group_by(col(Delivery.event_id))
+    )).tuples().all())
+    return {e.idempotency_key: Published(e, counts.get(e.id, 0), created=False)
+            for e in events if e.idempotency_key is not None}
 
 
 async def _by_idempotency_key(session: AsyncSession, key: str) -> Published | None:
