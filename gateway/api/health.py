@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlmodel import col
+
+from gateway.db import SessionMaker
+from gateway.metrics import DISABLED, OLDEST_DUE, PENDING, render
+from gateway.store.models import Delivery, DeliveryStatus, Endpoint
+from gateway.timeutil import as_utc, utcnow
+
+log = logging.getLogger("gateway.health")
 
 router = APIRouter(tags=["health"])
 
@@ -33,5 +42,26 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request) -> Response:
+    """Prometheus text: counters of this process, and the backlog read from the database."""
+    try:
+        await _observe_backlog(request.app.state.sessionmaker)
+    except Exception as exc:  # metrics must answer while the database is down
+        log.warning("metrics: backlog not read: %s", type(exc).__name__)
+    body, content_type = render()
+    return Response(body, media_type=content_type)
+
+
+async def _observe_backlog(sessionmaker: SessionMaker) -> None:
+    now = utcnow()
+    async with sessionmaker() as session:
+        pending = await session.scalar(select(func.count()).select_from(Delivery).where(
+            col(Delivery.status) == DeliveryStatus.PENDING))
+        oldest = await session.scalar(select(func.min(col(Delivery.next_attempt_at))).where(
+            col(Delivery.status) == DeliveryStatus.PENDING,
+            col(Delivery.next_attempt_at) <= now))
+        disabled = await session.scalar(select(func.count()).select_from(Endpoint).where(
+            col(Endpoint.disabled).is_(True)))
+    PENDING.set(pending or 0)
+    OLDEST_DUE.set((now - as_utc(oldest)).total_seconds() if oldest is not None else 0)
+    DISABLED.set(disabled or 0)

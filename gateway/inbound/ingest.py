@@ -22,6 +22,7 @@ from gateway.crypto import SecretBox
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
+from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.fanout import Publish, Received
 from gateway.outbound.ratelimit import Admission
@@ -100,18 +101,23 @@ async def ingest(
 ) -> Ingested:
     source = await ctx.source(session, source_id)
     if source.disabled:
+        INBOUND.labels(source.provider, "disabled").inc()
         raise SourceDisabled(f"source {source_id} is disabled")
     # Before verification: a flood must not buy itself HMAC work.
     rate = source.rate_limit or ctx.default_rate
     wait = await ctx.admission.admit(f"source:{source.id}", rate)
     if wait > 0:
+        INBOUND.labels(source.provider, "rate_limited").inc()
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
     try:
         verified = VERIFIERS[source.provider].verify(source.config, headers, body, time.time())
     except VerificationFailed as exc:
         log.info("inbound request to %s refused: %s", source_id, exc)
+        INBOUND.labels(source.provider, "refused").inc()
+        VERIFICATION_FAILURES.labels(source.provider, exc.reason).inc()
         raise Unauthorized(f"verification failed: {exc}") from None
     if verified.challenge is not None:
+        INBOUND.labels(source.provider, "challenge").inc()
         return Ingested("challenge", challenge=verified.challenge)
 
     delivery_id = verified.delivery_id or hashlib.sha256(body).hexdigest()
@@ -122,7 +128,9 @@ async def ingest(
         idempotency_key=_dedup_key(source.id, delivery_id),
         received=Received(body, stored_headers(headers), verified.verification),
     ))
-    return Ingested("accepted" if published.created else "duplicate", published.event.id)
+    status = "accepted" if published.created else "duplicate"
+    INBOUND.labels(source.provider, status).inc()
+    return Ingested(status, published.event.id)
 
 
 def _dedup_key(source_id: str, delivery_id: str) -> str:

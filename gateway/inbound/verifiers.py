@@ -19,7 +19,14 @@ from urllib.parse import parse_qs
 
 
 class VerificationFailed(Exception):
-    """The request is not provably from the provider; the message says why, never a secret."""
+    """The request is not provably from the provider; the message says why, never a secret.
+
+    `reason` is a short code for metrics: missing_header, malformed, bad_signature, expired.
+    """
+
+    def __init__(self, message: str, reason: str = "bad_signature") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ class Verifier(Protocol):
 def _header(headers: Mapping[str, str], name: str) -> str:
     value = headers.get(name)
     if not value:
-        raise VerificationFailed(f"missing {name} header")
+        raise VerificationFailed(f"missing {name} header", "missing_header")
     return value
 
 
@@ -57,10 +64,11 @@ def _check_timestamp(raw: str, config: SourceConfig, now: float) -> int:
     try:
         timestamp = int(raw.strip())
     except ValueError:
-        raise VerificationFailed("malformed signature timestamp") from None
+        raise VerificationFailed("malformed signature timestamp", "malformed") from None
     if abs(now - timestamp) > config.tolerance_seconds:
         raise VerificationFailed(
-            f"signature timestamp is outside the tolerance of {config.tolerance_seconds}s"
+            f"signature timestamp is outside the tolerance of {config.tolerance_seconds}s",
+            "expired",
         )
     return timestamp
 
@@ -137,7 +145,7 @@ class StripeVerifier:
             elif key == "v1":
                 signatures.append(value)
         if timestamp is None or not signatures:
-            raise VerificationFailed("malformed Stripe-Signature header")
+            raise VerificationFailed("malformed Stripe-Signature header", "malformed")
         expected = _hmac(config.secret.encode(), f"{timestamp}.".encode() + body).hex()
         if not _matches(expected, signatures):
             raise VerificationFailed("no v1 signature matches")
@@ -158,7 +166,7 @@ class GitHubVerifier:
         header = _header(headers, "x-hub-signature-256")
         scheme, _, signature = header.partition("=")
         if scheme != "sha256" or not signature:
-            raise VerificationFailed("malformed X-Hub-Signature-256 header")
+            raise VerificationFailed("malformed X-Hub-Signature-256 header", "malformed")
         if not _matches(_hmac(config.secret.encode(), body).hex(), [signature.lower()]):
             raise VerificationFailed("signature does not match")
         payload = parse_payload(headers, body)
@@ -196,7 +204,7 @@ class ShopifyVerifier:
     ) -> Verified:
         signature = _b64decode(_header(headers, "x-shopify-hmac-sha256"))
         if signature is None:
-            raise VerificationFailed("malformed X-Shopify-Hmac-Sha256 header")
+            raise VerificationFailed("malformed X-Shopify-Hmac-Sha256 header", "malformed")
         if not _matches(_hmac(config.secret.encode(), body), [signature]):
             raise VerificationFailed("signature does not match")
         return Verified(headers.get("x-shopify-webhook-id"), headers.get("x-shopify-topic"),
@@ -214,7 +222,7 @@ class SlackVerifier:
         timestamp = _header(headers, "x-slack-request-timestamp")
         version, _, signature = _header(headers, "x-slack-signature").partition("=")
         if version != "v0" or not signature:
-            raise VerificationFailed("malformed X-Slack-Signature header")
+            raise VerificationFailed("malformed X-Slack-Signature header", "malformed")
         expected = _hmac(config.secret.encode(), f"v0:{timestamp}:".encode() + body).hex()
         if not _matches(expected, [signature.lower()]):
             raise VerificationFailed("signature does not match")

@@ -23,6 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql import ColumnElement
 
 from gateway.crypto import SecretBox
+from gateway.metrics import (
+    ATTEMPT_SECONDS,
+    ATTEMPTS,
+    DEFERRED,
+    FINISHED,
+    IN_FLIGHT,
+    status_class,
+)
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
@@ -76,6 +84,7 @@ class _Outcome:
     retry_after: float | None = None
     # Not sent: the endpoint's rate limit or breaker puts it off by this many seconds.
     deferred: float | None = None
+    deferred_by: str = ""
     # Not sent, and not to be: the gateway itself kept failing on this delivery.
     dead: bool = False
 
@@ -206,19 +215,21 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
         return _Outcome(utcnow(), None, 0, None, STALLED_ERROR, dead=True)
     wait = breaker_wait(ctx, endpoint, utcnow())
     if wait > 0:
-        return _Outcome(utcnow(), None, 0, None, None, deferred=wait)
+        return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="breaker")
     if endpoint.rate_limit:
         if job.rate_slot_at is not None:  # a slot reserved when it was put off
             wait = (as_utc(job.rate_slot_at) - utcnow()).total_seconds()
         else:
             wait = await ctx.limiter.reserve(endpoint.id, endpoint.rate_limit)
         if wait > RATE_WAIT_IN_JOB:
-            return _Outcome(utcnow(), None, 0, None, None, deferred=wait)
+            return _Outcome(utcnow(), None, 0, None, None, deferred=wait,
+                            deferred_by="rate_limit")
         if wait > 0:
             await asyncio.sleep(wait)
     async with ctx.slots:
         started_at = utcnow()
         start = time.perf_counter()
+        IN_FLIGHT.inc()
 
         def elapsed_ms() -> int:
             return int((time.perf_counter() - start) * 1000)
@@ -250,6 +261,9 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
             return _Outcome(started_at, None, elapsed_ms(), None, _describe(exc))
         except OSError as exc:
             return _Outcome(started_at, None, elapsed_ms(), None, f"connection error: {exc}")
+        finally:
+            IN_FLIGHT.dec()
+            ATTEMPT_SECONDS.observe(time.perf_counter() - start)
     status = response.status_code
     error = None
     if 300 <= status < 400:
@@ -308,6 +322,16 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"{kind}: {detail}"[:1000]
 
 
+def _count(outcome: _Outcome) -> None:
+    if outcome.deferred is not None:
+        DEFERRED.labels(outcome.deferred_by).inc()
+    elif outcome.ok:
+        ATTEMPTS.labels("success", status_class(outcome.status_code)).inc()
+    else:
+        kind = "failure" if outcome.status_code is not None else "error"
+        ATTEMPTS.labels(kind, status_class(outcome.status_code)).inc()
+
+
 async def _record(
     ctx: DeliveryContext, results: list[tuple[_Job, _Outcome]], lease: datetime
 ) -> None:
@@ -337,6 +361,7 @@ async def _record(
             if (not outcome.ok and not job.endpoint.disabled and not outcome.dead
                     and outcome.status_code != 410):
                 delay = next_delay(attempt, schedule, outcome.retry_after)
+        _count(outcome)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None
         elif delay is None:
@@ -345,6 +370,8 @@ async def _record(
             status, next_at = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
             retries.append((job.delivery_id, f"{attempt}:{int(next_at.timestamp() * 1000)}",
                             delay))
+        if status != DeliveryStatus.PENDING:
+            FINISHED.labels(status).inc()
         delivery_rows.append({
             "b_id": job.delivery_id,
             "b_lease": lease,

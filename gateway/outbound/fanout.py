@@ -24,6 +24,7 @@ from sqlmodel import col
 
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
+from gateway.metrics import EVENTS
 from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import DELIVER_EVENT, Dispatcher
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
@@ -112,6 +113,9 @@ async def publish_many(
         if earlier is None:
             raise
         return [_repeat(earlier, items[0])]
+    for r in results:
+        if isinstance(r, Published) and r.created:
+            EVENTS.labels("inbound" if r.event.source_id else "api", r.event.type).inc()
     await asyncio.gather(*(
         dispatcher.enqueue(DELIVER_EVENT, r.event.id, job_id=f"evt:{r.event.id}")
         for r in results if isinstance(r, Published) and r.created and r.deliveries

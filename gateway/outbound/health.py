@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import Row, update
 
+from gateway.metrics import ENDPOINTS_DISABLED
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.fanout import publish
 from gateway.store.models import Endpoint, table
@@ -92,7 +93,7 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
                     failing_since=None, consecutive_failures=0, circuit_open_until=None))
         return
     if tally.gone:
-        await _disable(ctx, endpoint, "the endpoint answered 410 Gone", now)
+        await _disable(ctx, endpoint, "the endpoint answered 410 Gone", now, "gone")
         return
     async with ctx.sessionmaker() as session, session.begin():
         row = (await session.execute(
@@ -116,10 +117,12 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
     failing_since = as_utc(row.failing_since)
     if now - failing_since >= timedelta(seconds=ctx.settings.disable_after):
         await _disable(ctx, endpoint,
-                       f"every attempt has failed since {rfc3339(failing_since)}", now)
+                       f"every attempt has failed since {rfc3339(failing_since)}", now, "failing")
 
 
-async def _disable(ctx: DeliveryContext, endpoint: Row[Any], reason: str, now: datetime) -> None:
+async def _disable(
+    ctx: DeliveryContext, endpoint: Row[Any], reason: str, now: datetime, code: str
+) -> None:
     c = _ENDPOINT.c
     async with ctx.sessionmaker() as session:
         async with session.begin():
@@ -132,6 +135,7 @@ async def _disable(ctx: DeliveryContext, endpoint: Row[Any], reason: str, now: d
         if changed is None:
             return  # already disabled, by someone else or by hand: announce it once
         log.warning("endpoint %s disabled: %s", endpoint.id, reason)
+        ENDPOINTS_DISABLED.labels(code).inc()
         await publish(
             session, ctx.dispatcher, event_type="endpoint.disabled",
             data={"endpoint_id": endpoint.id, "reason": reason,

@@ -1,0 +1,60 @@
+"""`/metrics`: Prometheus text with the series operators need, moving as the gateway works."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import Gateway
+from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
+from tests.receiver import Receiver
+
+
+def _samples(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = gw.api.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(response.text)
+            for s in family.samples}
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)  # type: ignore[no-any-return]
+
+
+def test_metrics_count_events_attempts_and_inbound_refusals(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    before = _samples(gw)
+    make_endpoint(gw, receiver.url(path))
+    event = publish(gw, "metric.test")
+    [delivery] = deliveries_of(gw, event["id"])
+    wait_delivery(gw, delivery["id"], "succeeded")
+    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github",
+                                              "secret": "s"}).json()
+    body = b'{"zen": "x"}'
+    gw.api.post(source["ingest_path"], content=body,
+                headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+    good = "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()
+    gw.api.post(source["ingest_path"], content=body, headers={
+        "X-Hub-Signature-256": good, "X-GitHub-Event": "ping", "X-GitHub-Delivery": "m1"})
+    after = _samples(gw)
+
+    def grew(name: str, **labels: str) -> bool:
+        return _value(after, name, **labels) - _value(before, name, **labels) >= 1
+
+    assert grew("gateway_events_total", origin="api", type="metric.test")
+    assert grew("gateway_events_total", origin="inbound", type="ping")
+    assert grew("gateway_inbound_requests_total", provider="github", outcome="refused")
+    assert grew("gateway_inbound_requests_total", provider="github", outcome="accepted")
+    assert grew("gateway_inbound_verification_failures_total", provider="github",
+                reason="bad_signature")
+    assert ("gateway_deliveries_pending", ()) in after
+    assert ("gateway_oldest_due_delivery_seconds", ()) in after
+    if gw.backend == "sqlite":  # embedded: this process also delivered
+        assert grew("gateway_delivery_attempts_total", outcome="success", status_class="2xx")
+        assert grew("gateway_deliveries_finished_total", status="succeeded")
+        assert _value(after, "gateway_delivery_attempt_seconds_count") >= 1
