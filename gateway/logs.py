@@ -1,14 +1,20 @@
 """Logging set-up for every process: one line per record, to stderr, with secrets masked.
 
-Nothing secret is logged on purpose; the filter is the second line of defence, for
-text that reaches a log from elsewhere (an exception message, a library).
+JSON lines (python-json-logger) for machines, or plain text on a terminal. Records
+carry the request id of the HTTP request they happened in, and the delivery code
+adds event, delivery and endpoint ids. Nothing secret is logged on purpose; the
+filter is the second line of defence, for text that reaches a log from elsewhere.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
 
 _SECRETS = re.compile(
     r"whsec_[A-Za-z0-9+/=]+"  # endpoint and Standard Webhooks secrets
@@ -17,6 +23,16 @@ _SECRETS = re.compile(
     r"|v[01][,=][A-Za-z0-9+/=]{20,}"  # Standard Webhooks, Stripe and Slack signatures
     r"|sha(?:1|256|512)=[0-9a-fA-F]{20,}"  # GitHub-style signatures
 )
+
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+class RequestContext(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            record.request_id = REQUEST_ID.get()
+        return True
 
 
 class RedactSecrets(logging.Filter):
@@ -32,11 +48,20 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """`fmt`: json, console, or auto (console on a terminal, JSON otherwise)."""
     root = logging.getLogger()
     if not any(getattr(h, "_gateway", False) for h in root.handlers):
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
+            handler.setFormatter(JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            ))
+        else:
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RequestContext())
         handler.addFilter(RedactSecrets())
         handler._gateway = True  # type: ignore[attr-defined]
         root.addHandler(handler)

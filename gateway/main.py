@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from gateway import __version__
+from gateway.access import AccessLog
 from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
 from gateway.api.deps import get_principal
 from gateway.api.schemas import error_responses
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLog)  # outermost: it sees the 413s too
     authenticated = [Depends(get_principal)]
     managed = error_responses(401, 403, 404, 409, 413, 429, 503)
     for module in (endpoints, events, deliveries, sources, api_keys):

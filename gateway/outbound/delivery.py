@@ -322,7 +322,14 @@ def _describe(exc: httpx.HTTPError) -> str:
     return f"{kind}: {detail}"[:1000]
 
 
-def _count(outcome: _Outcome) -> None:
+def _count(job: _Job, outcome: _Outcome) -> None:
+    """Metrics and the attempt's log line."""
+    log.info("attempt %s", "deferred" if outcome.deferred is not None else
+             "ok" if outcome.ok else "failed", extra={
+                 "event_id": job.event.id, "delivery_id": job.delivery_id,
+                 "endpoint_id": job.endpoint.id, "attempt": job.attempt,
+                 "status_code": outcome.status_code, "duration_ms": outcome.duration_ms,
+                 "error": outcome.error, "deferred_s": outcome.deferred})
     if outcome.deferred is not None:
         DEFERRED.labels(outcome.deferred_by).inc()
     elif outcome.ok:
@@ -361,7 +368,7 @@ async def _record(
             if (not outcome.ok and not job.endpoint.disabled and not outcome.dead
                     and outcome.status_code != 410):
                 delay = next_delay(attempt, schedule, outcome.retry_after)
-        _count(outcome)
+        _count(job, outcome)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None
         elif delay is None:
