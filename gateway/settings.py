@@ -27,52 +27,159 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./gateway.db"
-    redis_url: str | None = None
-    api_key: str | None = None
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./gateway.db",
+        description="SQLAlchemy async URL of the database: `postgresql+asyncpg://...` in "
+        "production, `sqlite+aiosqlite:///...` for a single embedded process.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL for the arq delivery queue and the shared rate limits; unset "
+        "means embedded mode, where `gateway serve` delivers in-process.",
+    )
+    api_key: str | None = Field(
+        None,
+        description="Bootstrap admin API key (`Authorization: Bearer <key>`); unset, embedded "
+        "mode generates one into `gateway.api_key` beside the database, and otherwise only "
+        "keys created with `gateway keys create` or `POST /v1/api-keys` are accepted.",
+    )
     # Encrypts secrets at rest (32 bytes, URL-safe base64); old keys still open values
     # sealed under them until `gateway secret-key rotate` has re-sealed everything.
-    secret_key: str | None = None
-    old_secret_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    secret_key: str | None = Field(
+        None,
+        description="Key that encrypts endpoint and source secrets and custom header values "
+        "at rest (32 bytes, URL-safe base64, from `gateway secret-key generate`); required "
+        "unless the database is SQLite, where one is generated into `gateway.secret_key`.",
+    )
+    old_secret_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated previous secret keys, still accepted for reading "
+        "while `gateway secret-key rotate` re-encrypts everything under the current key.",
+    )
     allowed_networks: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
-        Field(default_factory=list)
+        Field(
+            default_factory=list,
+            description="Comma-separated CIDRs that endpoints may reach although they are "
+            "private, loopback or otherwise refused (for example `10.1.0.0/16`).",
+        )
     )
     # Name servers (`host` or `host:port`) to resolve endpoint hosts with; empty: the system's.
-    dns_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    retry_schedule: Annotated[list[float], NoDecode] = Field(
-        default_factory=lambda: [float(s) for s in DEFAULT_RETRY_SCHEDULE.split(",")]
+    dns_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated name servers (`host` or `host:port`) that resolve "
+        "endpoint hosts; empty uses the system's resolver.",
     )
-    delivery_timeout: float = Field(15.0, gt=0, le=300)
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [float(s) for s in DEFAULT_RETRY_SCHEDULE.split(",")],
+        description="Comma-separated seconds to wait after each failed attempt, spread by "
+        "about 20%; a delivery gets one attempt more than there are entries.",
+    )
+    delivery_timeout: float = Field(
+        15.0, gt=0, le=300,
+        description="Seconds one delivery attempt may take, from connecting to the last byte "
+        "of the answer.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024,
+        description="Largest request body the API and inbound routes accept, in bytes "
+        "(413 above it).",
+    )
     # Requests per second, per API key and per inbound source (each can set its own).
-    api_rate_limit: int = Field(1000, ge=1)
-    inbound_rate_limit: int = Field(1000, ge=1)
+    api_rate_limit: int = Field(
+        1000, ge=1,
+        description="Requests per second allowed per API key, unless the key sets its own "
+        "(429 with Retry-After above it).",
+    )
+    inbound_rate_limit: int = Field(
+        1000, ge=1,
+        description="Requests per second allowed per inbound source, unless the source sets "
+        "its own (429 with Retry-After above it).",
+    )
 
     # Queue and worker tuning: arq's defaults cap a worker near 200 jobs/s (poll delay).
-    queue_name: str = "gateway:queue"
-    worker_max_jobs: int = Field(200, ge=1)
-    worker_poll_delay: float = Field(0.02, gt=0, le=5)
-    job_timeout: float | None = Field(None, gt=0)
+    queue_name: str = Field(
+        "gateway:queue",
+        description="Name of the arq queue in Redis, also the prefix of the rate-limit keys; "
+        "the API and all workers must use the same one.",
+    )
+    worker_max_jobs: int = Field(
+        200, ge=1,
+        description="Jobs one worker process (or an embedded `gateway serve`) runs at once; "
+        "one job sends an event to many endpoints.",
+    )
+    worker_poll_delay: float = Field(
+        0.02, gt=0, le=5,
+        description="Seconds a worker waits between polls of the queue.",
+    )
+    job_timeout: float | None = Field(
+        None, gt=0,
+        description="Seconds an arq job may run, which is also the lease on the deliveries "
+        "it claims; unset means 2 x GATEWAY_DELIVERY_TIMEOUT + 10, the smallest allowed.",
+    )
     # In-flight HTTP requests per process, and per endpoint host, so one slow host
     # cannot take every connection.
-    delivery_concurrency: int = Field(500, ge=1)
-    connections_per_host: int = Field(50, ge=1)
+    delivery_concurrency: int = Field(
+        500, ge=1,
+        description="HTTP delivery attempts in flight at once per process.",
+    )
+    connections_per_host: int = Field(
+        50, ge=1,
+        description="Connections open at once to one endpoint host per process, so that one "
+        "slow host cannot take every connection.",
+    )
     # Sweeper: how often it runs and how overdue a delivery must be before it is
     # re-dispatched (its own job had that long to run).
-    sweep_interval: float = Field(10.0, gt=0)
-    sweep_grace: float = Field(30.0, ge=0)
-    sweep_batch: int = Field(500, ge=1)
+    sweep_interval: float = Field(
+        10.0, gt=0,
+        description="Seconds between sweeper runs (workers round it down to whole seconds, "
+        "between 1 and 30).",
+    )
+    sweep_grace: float = Field(
+        30.0, ge=0,
+        description="Seconds a due delivery may wait for its own job before the sweeper "
+        "dispatches it again.",
+    )
+    sweep_batch: int = Field(
+        500, ge=1,
+        description="Overdue deliveries the sweeper takes per database round, up to 20 "
+        "rounds per run.",
+    )
     # How long the previous secret keeps signing after a rotation.
-    secret_rotation_overlap_hours: float = Field(24.0, ge=0)
+    secret_rotation_overlap_hours: float = Field(
+        24.0, ge=0,
+        description="Hours the previous endpoint secret keeps signing beside the new one "
+        "after a rotation.",
+    )
     # Events (with their deliveries and attempts) older than this are purged.
-    retention_days: float = Field(30.0, gt=0)
+    retention_days: float = Field(
+        30.0, gt=0,
+        description="Days events are kept, with their deliveries and attempts, before the "
+        "hourly purge removes them (events with a pending delivery are kept).",
+    )
     # Endpoint health: failures in a row that open the breaker, its longest open spell,
     # and how long an endpoint may do nothing but fail before it is disabled.
-    breaker_threshold: int = Field(5, ge=1)
-    breaker_base_open: float = Field(5.0, gt=0)
-    breaker_max_open: float = Field(300.0, gt=0)
-    disable_after: float = Field(5 * 24 * 3600.0, gt=0)
-    log_level: str = "INFO"
+    breaker_threshold: int = Field(
+        5, ge=1,
+        description="Failures in a row (timeouts, connection errors, 5xx, 429) that open an "
+        "endpoint's circuit breaker.",
+    )
+    breaker_base_open: float = Field(
+        5.0, gt=0,
+        description="Seconds the breaker first stays open, doubled with each further failure.",
+    )
+    breaker_max_open: float = Field(
+        300.0, gt=0,
+        description="Longest time the breaker stays open in one spell, in seconds.",
+    )
+    disable_after: float = Field(
+        5 * 24 * 3600.0, gt=0,
+        description="Seconds an endpoint may do nothing but fail before it is disabled "
+        "(a 410 Gone disables it at once).",
+    )
+    log_level: str = Field(
+        "INFO",
+        description="Log level of every process: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",
+    )
 
     @field_validator("retry_schedule", mode="before")
     @classmethod
