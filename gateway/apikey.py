@@ -31,8 +31,8 @@ def resolve_api_key(settings: Settings) -> str | None:
     if settings.api_key:
         return settings.api_key
     if not settings.embedded:
-        log.warning("GATEWAY_API_KEY is not set: /v1 routes refuse every request "
-                    "until a key is configured")
+        log.warning("GATEWAY_API_KEY is not set: only keys made with `gateway keys create` "
+                    "are accepted")
         return None
     path = key_file(settings)
     try:
