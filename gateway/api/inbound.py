@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.api.deps import IdPath, SessionDep
-from gateway.api.schemas import ErrorOut, InboundAccepted, error_responses
+from gateway.api.schemas import ErrorOut, InboundAccepted, InboundChallenge, error_responses
 from gateway.inbound.ingest import ingest
 
 router = APIRouter(tags=["inbound"])
@@ -14,7 +14,7 @@ router = APIRouter(tags=["inbound"])
 
 @router.post(
     "/in/{source_id}",
-    response_model=InboundAccepted,
+    response_model=InboundAccepted | InboundChallenge,
     responses={
         **error_responses(404, 413, 429, 503),
         401: {"model": ErrorOut,

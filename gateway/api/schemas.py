@@ -18,6 +18,7 @@ from pydantic import (
 
 from gateway.inbound.verifiers import StandardVerifier
 from gateway.outbound.signer import secret_key
+from gateway.timeutil import as_utc
 
 T = TypeVar("T")
 
@@ -153,9 +154,21 @@ class SecretRotate(_Input):
     _secret = field_validator("secret")(_check_secret)
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """Taken to UTC now, so that a date past the calendar's edge is a 422, not a 500."""
+    if value is None:
+        return None
+    try:
+        return as_utc(value)
+    except OverflowError:
+        raise ValueError("date is out of range once taken to UTC") from None
+
+
 class Recover(_Input):
     since: datetime
     until: datetime | None = None
+
+    _utc = field_validator("since", "until")(_in_utc)
 
 
 class Recovered(BaseModel):
@@ -354,6 +367,12 @@ class SourceSecretOut(BaseModel):
 class InboundAccepted(BaseModel):
     status: Literal["accepted", "duplicate"]
     event_id: str
+
+
+class InboundChallenge(BaseModel):
+    """The answer to a Slack `url_verification` handshake."""
+
+    challenge: str
 
 
 class EventDetail(EventOut):
