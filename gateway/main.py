@@ -40,6 +40,7 @@ from gateway.outbound.sweeper import sweep
 from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
 from gateway.queue.jobs import CTX_KEY, FUNCTIONS
 from gateway.settings import Settings, get_settings
+from gateway.tracing import setup_tracing
 
 log = logging.getLogger("gateway")
 
@@ -53,6 +54,7 @@ retries and a full attempt log. Management routes need `Authorization: Bearer <k
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    setup_tracing("webhook-gateway-api")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

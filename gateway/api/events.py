@@ -31,6 +31,7 @@ from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.fanout import Publish, Published
 from gateway.store.models import Delivery, Event
 from gateway.store.queries import get_or_404, page
+from gateway.tracing import tracer
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -61,13 +62,14 @@ async def publish_event(
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     batcher: PublishBatcher = request.app.state.batcher
-    published = await batcher.publish(Publish(
-        body.type, body.data,
-        tenant_id=scoped_tenant(principal, body.tenant_id),
-        endpoint_ids=body.endpoint_ids,
-        # Namespaced apart from the delivery ids of inbound sources, which share the column.
-        idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
-    ))
+    with tracer.start_as_current_span("webhook.publish", attributes={"gateway.type": body.type}):
+        published = await batcher.publish(Publish(
+            body.type, body.data,
+            tenant_id=scoped_tenant(principal, body.tenant_id),
+            endpoint_ids=body.endpoint_ids,
+            # Namespaced apart from the delivery ids of inbound sources, sharing the column.
+            idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
+        ))
     if not published.created:
         response.status_code = status.HTTP_200_OK
     return published_out(published)

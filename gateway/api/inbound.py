@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from gateway.api.deps import IdPath, SessionDep
 from gateway.api.schemas import ErrorOut, InboundAccepted, InboundChallenge, error_responses
 from gateway.inbound.ingest import ingest
+from gateway.tracing import tracer
 
 router = APIRouter(tags=["inbound"])
 
@@ -27,7 +28,10 @@ async def receive(
 ) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
-    result = await ingest(session, request.app.state.inbound, source_id, request.headers, body)
+    with tracer.start_as_current_span("webhook.receive",
+                                      attributes={"gateway.source_id": source_id}):
+        result = await ingest(session, request.app.state.inbound, source_id, request.headers,
+                              body)
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

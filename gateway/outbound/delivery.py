@@ -41,6 +41,7 @@ from gateway.outbound.signer import secret_key, signature_header
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT
 from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import as_utc, utcnow
+from gateway.tracing import child_span
 
 log = logging.getLogger("gateway.delivery")
 
@@ -248,11 +249,17 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
                     job.body,
                 ),
             })
-            async with asyncio.timeout(timeout):
-                async with ctx.client.stream(
-                    "POST", endpoint.url, content=job.body, headers=headers
-                ) as response:
-                    body = await _read_capped(response)
+            with child_span("webhook.attempt", job.event.trace_parent,
+                            **{"gateway.event_id": job.event.id,
+                               "gateway.delivery_id": job.delivery_id,
+                               "gateway.endpoint_id": endpoint.id,
+                               "gateway.attempt": job.attempt}) as span:
+                async with asyncio.timeout(timeout):
+                    async with ctx.client.stream(
+                        "POST", endpoint.url, content=job.body, headers=headers
+                    ) as response:
+                        body = await _read_capped(response)
+                span.set_attribute("http.response.status_code", response.status_code)
         except TimeoutError:
             return _Outcome(started_at, None, elapsed_ms(), None, f"timed out after {timeout:g}s")
         except RefusedAddress as exc:

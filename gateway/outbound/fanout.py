@@ -29,6 +29,7 @@ from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import DELIVER_EVENT, Dispatcher
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import utcnow
+from gateway.tracing import current_parent
 
 log = logging.getLogger("gateway.fanout")
 
@@ -63,9 +64,12 @@ class Publish:
     received: Received | None = None
     data_text: str = field(init=False)
     request_hash: str | None = field(init=False, default=None)
+    # Taken where the publish was asked for (the batch is written in another task).
+    trace_parent: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.data_text = serialize_data(self.data)
+        self.trace_parent = current_parent()
         if self.idempotency_key is not None and self.received is None:
             self.request_hash = hashlib.sha256(json.dumps(
                 [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
@@ -162,6 +166,7 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             raw_body=received.body if received else None,
             raw_headers=received.headers if received else None,
             verification=received.verification if received else None,
+            trace_parent=item.trace_parent,
             created_at=now,
         )
         events.append(event.model_dump())

@@ -25,6 +25,7 @@ from gateway.outbound.ratelimit import RedisRateLimiter
 from gateway.queue.dispatch import ArqDispatcher
 from gateway.queue.jobs import CTX_KEY, FUNCTIONS, purge_expired, sweep
 from gateway.settings import Settings
+from gateway.tracing import setup_tracing
 
 log = logging.getLogger("gateway.worker")
 
@@ -61,6 +62,7 @@ def create_worker(settings: Settings) -> Worker:
     job_timeout = settings.job_timeout or 60.0
 
     box = load_box(settings)  # before anything starts: a bad key stops the worker here
+    setup_tracing("webhook-gateway-worker")
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings)

@@ -104,6 +104,8 @@ class Event(SQLModel, table=True):
     raw_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     raw_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
     verification: str | None = Field(default=None, max_length=255)
+    # The W3C traceparent of the request that published it: attempts join its trace.
+    trace_parent: str | None = Field(default=None, max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 
