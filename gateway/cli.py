@@ -1,28 +1,26 @@
-"""The `gateway` command: serve the API, run workers, migrate the database."""
+"""The `gateway` command: serve the API, run workers, migrate the database, and manage it.
+
+The management commands (endpoints, events, deliveries, recover, doctor, keys
+list/revoke) live in `gateway.commands`, one module per group.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 
-from gateway.settings import Settings
+from gateway import commands
+from gateway.commands.common import err, run, run_db
+from gateway.commands.common import load_settings as _settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from gateway.db import SessionMaker
 
 app = typer.Typer(help="Webhook gateway: signed, retried webhook delivery.", no_args_is_help=True)
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(str(p) for p in error["loc"]) or "configuration"
-            err.print(f"[red]invalid configuration[/red] GATEWAY_{where.upper()}: {error['msg']}")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -98,24 +96,16 @@ def keys_create(
     tenant: Annotated[str | None, typer.Option(help="Scope the key to this tenant_id.")] = None,
 ) -> None:
     """Create an API key and print it (it is shown this once; only its hash is kept)."""
-    import asyncio
-
     from gateway.auth import create_key
-    from gateway.db import create_engine, create_sessionmaker
 
     settings = _settings()
 
-    async def create() -> tuple[str, str]:
-        engine = create_engine(settings)
-        try:
-            async with create_sessionmaker(engine)() as session:
-                row, key = await create_key(session, name, tenant)
-                await session.commit()
-                return row.id, key
-        finally:
-            await engine.dispose()
+    async def create(session: AsyncSession) -> tuple[str, str]:
+        row, key = await create_key(session, name, tenant)
+        await session.commit()
+        return row.id, key
 
-    key_id, key = asyncio.run(create())
+    key_id, key = run(settings, create)
     err.print(f"created {key_id}" + (f" for tenant {tenant}" if tenant else "")
               + "; the key is shown only now:")
     print(key)
@@ -140,12 +130,9 @@ def secret_key_rotate() -> None:
     Set the new key in GATEWAY_SECRET_KEY and the old one in GATEWAY_OLD_SECRET_KEYS
     (for this command and for every running process), run this, then drop the old key.
     """
-    import asyncio
-
     from rich.progress import Progress
 
-    from gateway.crypto import SecretKeyError, load_box
-    from gateway.db import create_engine, create_sessionmaker
+    from gateway.crypto import load_box
     from gateway.rekey import count_rows, rotate
 
     settings = _settings()
@@ -154,26 +141,18 @@ def secret_key_rotate() -> None:
                   "old one in GATEWAY_OLD_SECRET_KEYS.")
         raise typer.Exit(2)
 
-    async def run() -> int:
-        box = load_box(settings)
-        engine = create_engine(settings)
-        try:
-            sessionmaker = create_sessionmaker(engine)
-            with Progress(console=err, transient=True) as progress:
-                task = progress.add_task("re-encrypting", total=await count_rows(sessionmaker))
-                return await rotate(sessionmaker, box,
-                                    lambda n: progress.advance(task, n))
-        finally:
-            await engine.dispose()
+    async def reseal(sessionmaker: SessionMaker) -> int:
+        box = load_box(settings)  # a key that is not usable: exit 1 with its message
+        with Progress(console=err, transient=True) as progress:
+            task = progress.add_task("re-encrypting", total=await count_rows(sessionmaker))
+            return await rotate(sessionmaker, box, lambda n: progress.advance(task, n))
 
-    try:
-        changed = asyncio.run(run())
-    except SecretKeyError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    changed = run_db(settings, reseal)
     err.print(f"[green]re-encrypted {changed} rows[/green] under the current key; "
               "GATEWAY_OLD_SECRET_KEYS can be emptied once every process has the new key.")
 
+
+commands.register(app, keys)
 
 if __name__ == "__main__":
     app()

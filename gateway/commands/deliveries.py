@@ -1,0 +1,104 @@
+"""`gateway deliveries list|retry`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from gateway.commands.common import (
+    CommandDispatcher,
+    Cursor,
+    JsonFlag,
+    Limit,
+    dump,
+    load_settings,
+    note,
+    page_json,
+    print_json,
+    print_record,
+    print_table,
+    run,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+app = typer.Typer(help="List and retry deliveries (directly in the database).",
+                  no_args_is_help=True)
+
+COLUMNS = {"id": "id", "event_id": "event", "endpoint_id": "endpoint", "status": "status",
+           "attempt_count": "attempts", "last_status_code": "last code",
+           "next_attempt_at": "next attempt", "created_at": "created"}
+
+
+class Status(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+@app.command("list")
+def deliveries_list(
+    status: Annotated[Status | None, typer.Option(help="Only deliveries in this state.")] = None,
+    endpoint: Annotated[str | None, typer.Option(help="Only deliveries to this endpoint id.")
+                        ] = None,
+    event: Annotated[str | None, typer.Option(help="Only deliveries of this event id.")] = None,
+    as_json: JsonFlag = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> None:
+    """List deliveries, newest first."""
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from gateway.api.schemas import DeliveryOut
+    from gateway.outbound.endpoints import get_endpoint
+    from gateway.store.models import Delivery, Event
+    from gateway.store.queries import get_or_404, page
+
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
+        query = select(Delivery)
+        if endpoint is not None:
+            await get_endpoint(session, endpoint)  # an unknown id is an error, not "none"
+            query = query.where(col(Delivery.endpoint_id) == endpoint)
+        if event is not None:
+            await get_or_404(session, Event, event, "event")
+            query = query.where(col(Delivery.event_id) == event)
+        if status is not None:
+            query = query.where(col(Delivery.status) == status.value)
+        rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+        return [dump(DeliveryOut, d) for d in rows], next_cursor
+
+    rows, next_cursor = run(settings, work)
+    if as_json:
+        page_json(rows, next_cursor)
+    else:
+        print_table(rows, COLUMNS, "deliveries", next_cursor)
+
+
+@app.command("retry")
+def deliveries_retry(
+    delivery_id: Annotated[str, typer.Argument(help="The delivery's id (dlv_...).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Queue one more attempt now, whatever the delivery's state (a succeeded one is resent)."""
+    from gateway.api.schemas import DeliveryOut
+    from gateway.outbound.endpoints import retry_delivery
+
+    settings = load_settings()
+    dispatcher = CommandDispatcher(settings)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        async with dispatcher:
+            return dump(DeliveryOut, await retry_delivery(session, dispatcher, delivery_id))
+
+    delivery = run(settings, work)
+    note(f"[green]retrying {delivery_id}[/green]: {dispatcher.summary()}")
+    if as_json:
+        print_json(delivery)
+    else:
+        print_record(delivery, COLUMNS)

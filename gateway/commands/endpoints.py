@@ -1,0 +1,157 @@
+"""`gateway endpoints list|create|disable|enable`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from gateway.commands.common import (
+    Cursor,
+    JsonFlag,
+    Limit,
+    dump,
+    input_error,
+    load_box,
+    load_settings,
+    note,
+    page_json,
+    print_json,
+    print_record,
+    print_table,
+    run,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+app = typer.Typer(help="Manage endpoints (directly in the database).", no_args_is_help=True)
+
+COLUMNS = {"id": "id", "url": "url", "tenant_id": "tenant", "event_types": "event types",
+           "state": "state", "created_at": "created"}
+DETAIL = {"id": "id", "url": "url", "tenant_id": "tenant", "description": "description",
+          "event_types": "event types", "source_ids": "sources", "rate_limit": "rate limit",
+          "disabled": "disabled", "disabled_reason": "why disabled",
+          "failing_since": "failing since", "created_at": "created", "updated_at": "updated"}
+# The services' field names, as the user typed them.
+OPTIONS = {"url": "URL", "event_types": "--event-type", "tenant_id": "--tenant",
+           "description": "--description"}
+
+EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
+
+
+@app.command("list")
+def endpoints_list(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's endpoints.")] = None,
+    as_json: JsonFlag = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> None:
+    """List endpoints, newest first."""
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from gateway.api.endpoints import endpoint_out
+    from gateway.api.schemas import EndpointOut
+    from gateway.store.models import Endpoint
+    from gateway.store.queries import page
+
+    settings = load_settings()
+    box = load_box(settings)
+
+    async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
+        query = select(Endpoint)
+        if tenant is not None:
+            query = query.where(col(Endpoint.tenant_id) == tenant)
+        rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
+        return [dump(EndpointOut, endpoint_out(e, box)) for e in rows], next_cursor
+
+    rows, next_cursor = run(settings, work)
+    if as_json:
+        page_json(rows, next_cursor)
+    else:
+        print_table([{**row, "state": _state(row)} for row in rows], COLUMNS, "endpoints",
+                    next_cursor)
+
+
+@app.command("create")
+def endpoints_create(
+    url: Annotated[str, typer.Argument(help="Where to POST events (http or https).")],
+    event_type: Annotated[list[str] | None, typer.Option(
+        "--event-type", help="Subscribe to this type, 'prefix.*' or '*'; repeat for more. "
+        "None: every type.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="The tenant the endpoint belongs to.")] = None,
+    description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Subscribe URL to events; prints the endpoint and its signing secret."""
+    from gateway.api.endpoints import endpoint_out
+    from gateway.api.schemas import EndpointCreate, EndpointCreated
+    from gateway.outbound import endpoints as service
+
+    settings = load_settings()
+    try:
+        body = EndpointCreate(url=url, event_types=event_type or None, tenant_id=tenant,
+                              description=description)
+    except ValidationError as exc:
+        input_error(exc, OPTIONS)
+    box = load_box(settings)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        endpoint = await service.create_endpoint(session, body, settings, box)
+        await session.commit()
+        return dump(EndpointCreated, endpoint_out(endpoint, box, with_secret=True))
+
+    endpoint = run(settings, work, OPTIONS)
+    note(f"[green]created {endpoint['id']}[/green]; receivers verify its signatures with "
+         f"the secret below (GET /v1/endpoints/{endpoint['id']}/secret shows it again)")
+    if as_json:
+        print_json(endpoint)
+    else:
+        print_record(endpoint, {**DETAIL, "secret": "secret"})
+
+
+@app.command("disable")
+def endpoints_disable(endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
+    """Stop delivering to an endpoint.
+
+    New events skip it; deliveries already due fail without a request. After
+    `endpoints enable`, `gateway recover` sends those again.
+    """
+    _set_disabled(endpoint_id, True, as_json)
+
+
+@app.command("enable")
+def endpoints_enable(endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
+    """Deliver to an endpoint again, with a clean bill of health."""
+    _set_disabled(endpoint_id, False, as_json)
+
+
+def _state(endpoint: dict[str, Any]) -> str:
+    if not endpoint["disabled"]:
+        return "failing" if endpoint["failing_since"] else "enabled"
+    reason = endpoint["disabled_reason"]
+    return f"disabled ({reason})" if reason else "disabled"
+
+
+def _set_disabled(endpoint_id: str, disabled: bool, as_json: bool) -> None:
+    from gateway.api.endpoints import endpoint_out
+    from gateway.api.schemas import EndpointOut, EndpointUpdate
+    from gateway.outbound import endpoints as service
+
+    settings = load_settings()
+    box = load_box(settings)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        endpoint = await service.update_endpoint(
+            session, endpoint_id, EndpointUpdate(disabled=disabled), settings, box)
+        await session.commit()
+        return dump(EndpointOut, endpoint_out(endpoint, box))
+
+    endpoint = run(settings, work)
+    note(f"[green]{'disabled' if disabled else 'enabled'} {endpoint_id}[/green]")
+    if as_json:
+        print_json(endpoint)
+    else:
+        print_record(endpoint, DETAIL)
