@@ -53,11 +53,20 @@ def serve(
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    concurrency: Annotated[int | None, typer.Option(
+        help="Jobs this worker runs at once (default GATEWAY_WORKER_MAX_JOBS).", min=1)] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve this worker's Prometheus metrics on this port.")] = None,
+    metrics_host: Annotated[str, typer.Option(
+        help="Address for --metrics-port (0.0.0.0 to be scraped from elsewhere).")
+    ] = "127.0.0.1",
+) -> None:
     """Run an arq delivery worker (needs GATEWAY_REDIS_URL)."""
     import asyncio
 
     import uvloop
+    from prometheus_client import start_http_server
 
     from gateway.logs import configure_logging
     from gateway.queue.worker import create_worker
@@ -67,8 +76,12 @@ def worker() -> None:
         err.print("[red]GATEWAY_REDIS_URL is not set[/red]: workers take their jobs from Redis. "
                   "Without Redis, `gateway serve` delivers in-process.")
         raise typer.Exit(2)
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_max_jobs": concurrency})
     configure_logging(settings.log_level)
     logging.getLogger("arq").setLevel(logging.WARNING)
+    if metrics_port is not None:
+        start_http_server(metrics_port, addr=metrics_host)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     create_worker(settings).run()

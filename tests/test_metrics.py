@@ -58,3 +58,43 @@ def test_metrics_count_events_attempts_and_inbound_refusals(
         assert grew("gateway_delivery_attempts_total", outcome="success", status_class="2xx")
         assert grew("gateway_deliveries_finished_total", status="succeeded")
         assert _value(after, "gateway_delivery_attempt_seconds_count") >= 1
+
+
+def test_worker_serves_its_own_metrics(gw: Gateway, receiver: Receiver, path: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.receiver import wait_until
+
+    if gw.backend != "postgres":
+        return  # embedded mode has no worker: the API's /metrics covers delivery
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for worker in list(gw.workers):
+        gw.kill(worker)
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "--concurrency", "50",
+                             "--metrics-port", str(port)], env=gw.env, cwd=gw.workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        make_endpoint(gw, receiver.url(path))
+        event = publish(gw, "worker.metrics")
+        [delivery] = deliveries_of(gw, event["id"])
+        wait_delivery(gw, delivery["id"], "succeeded")
+
+        def scraped() -> str | None:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                return None
+            return text if 'outcome="success"' in text else None
+
+        text = wait_until(scraped, 10, "the worker's metrics")
+        assert "gateway_delivery_attempts_total" in text
+        assert "gateway_delivery_attempt_seconds_bucket" in text
+    finally:
+        proc.terminate()
+        proc.wait(30)
