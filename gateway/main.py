@@ -134,6 +134,21 @@ async def _sweep_forever(ctx: DeliveryContext) -> None:
         await asyncio.sleep(ctx.settings.sweep_interval)
 
 
+# SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
+# connection exceptions, operator intervention (shutting down, starting up), resources.
+_UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
+
+
+def _database_unavailable(exc: DBAPIError) -> bool:
+    for error in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        if isinstance(error, OSError | ConnectionError):
+            return True
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+            return True
+    return False
+
+
 def _printable(value: object) -> object:
     """A loc part that JSON can carry whatever the client sent (lone surrogates included)."""
     if isinstance(value, str):
@@ -186,7 +201,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def db_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if exc.connection_invalidated or _database_unavailable(exc):
             return await unavailable(request, exc)
         return await internal_error(request, exc)
 
