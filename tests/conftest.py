@@ -299,14 +299,22 @@ def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture
-def gw(gateway: Gateway) -> Gateway:
-    """The gateway, emptied for this test, with its processes running."""
+def gw(gateway: Gateway) -> Iterator[Gateway]:
+    """The gateway, emptied for this test, with its processes running.
+
+    Afterwards the tables that hold secrets are scanned: whatever the test did, no
+    `whsec_` secret and no API key may be stored in plaintext.
+    """
     if gateway.server is None or gateway.server.poll() is not None:
         gateway.start_server()
     if gateway.backend == "postgres" and not any(w.poll() is None for w in gateway.workers):
         gateway.start_worker()
     gateway.reset()
-    return gateway
+    yield gateway
+    stored = "\n".join(repr(row) for table in ("endpoint", "source", "api_key")
+                       for row in gateway.sql(f"SELECT * FROM {table}"))
+    assert "whsec_" not in stored and API_KEY not in stored, "a secret stored in plaintext"
+    assert not re.search(r"gw_[A-Za-z0-9_\-]{20}", stored), "an API key stored in plaintext"
 
 
 @pytest.fixture

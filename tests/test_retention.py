@@ -52,3 +52,17 @@ def test_expired_events_are_purged_with_their_deliveries(
     assert orphans == 0
     assert gw.api.get(f"/v1/events/{old[0]['id']}").status_code == 404
     assert stuck_endpoint["id"]
+
+
+def test_purge_command(gw: Gateway, receiver: Receiver, path: str) -> None:
+    import json as json_module
+
+    make_endpoint(gw, receiver.url(path))
+    event = publish(gw, "old")
+    [delivery] = deliveries_of(gw, event["id"])
+    wait_delivery(gw, delivery["id"], "succeeded")
+    gw.sql(f"UPDATE event SET created_at = '2000-01-01 00:00:00' WHERE id = '{event['id']}'")
+    result = gw.run_cli("purge", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json_module.loads(result.stdout) == {"purged": 1}
+    assert gw.api.get(f"/v1/events/{event['id']}").status_code == 404

@@ -9,7 +9,7 @@ import typer
 
 
 def register(app: typer.Typer, keys: typer.Typer) -> None:
-    from gateway.commands import deliveries, doctor, endpoints, events, recover
+    from gateway.commands import deliveries, doctor, endpoints, events, recover, retention
     from gateway.commands import keys as key_commands
 
     key_commands.register(keys)
@@ -18,3 +18,4 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
     app.add_typer(deliveries.app, name="deliveries")
     app.command("recover")(recover.recover)
     app.command("doctor")(doctor.doctor)
+    app.command("purge")(retention.purge)
