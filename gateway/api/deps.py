@@ -78,5 +78,9 @@ Cursor = Annotated[
           description="`next_cursor` of the previous page"),
 ]
 IdPath = Annotated[str, Path(max_length=255)]
+StatusFilter = Annotated[
+    str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$",
+                      description="Only deliveries in this state")
+]
 TextFilter = Annotated[Text | None, Query(max_length=255)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Response, status
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -17,6 +17,7 @@ from gateway.api.deps import (
     PrincipalDep,
     SessionDep,
     SettingsDep,
+    StatusFilter,
     TextFilter,
 )
 from gateway.api.events import published_out
@@ -38,8 +39,8 @@ from gateway.crypto import SecretBox
 from gateway.errors import Conflict
 from gateway.outbound import endpoints as service
 from gateway.outbound.fanout import publish
-from gateway.store.models import Delivery, Endpoint
-from gateway.store.queries import page
+from gateway.store.models import Endpoint
+from gateway.store.queries import deliveries_page, page
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
@@ -175,15 +176,11 @@ async def list_endpoint_deliveries(
     endpoint_id: IdPath,
     session: SessionDep,
     principal: PrincipalDep,
-    status_filter: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
-    ] = None,
+    status_filter: StatusFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
     await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    query = select(Delivery).where(col(Delivery.endpoint_id) == endpoint_id)
-    if status_filter is not None:
-        query = query.where(col(Delivery.status) == status_filter)
-    rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+    rows, next_cursor = await deliveries_page(session, endpoint_id=endpoint_id,
+                                              status=status_filter, limit=limit, cursor=cursor)
     return {"data": rows, "next_cursor": next_cursor}

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Header, Request, Response, status
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -16,6 +16,7 @@ from gateway.api.deps import (
     Limit,
     PrincipalDep,
     SessionDep,
+    StatusFilter,
     TextFilter,
 )
 from gateway.api.schemas import (
@@ -29,8 +30,8 @@ from gateway.api.schemas import (
 from gateway.auth import scoped_tenant
 from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.fanout import Publish, Published
-from gateway.store.models import Delivery, Event
-from gateway.store.queries import get_or_404, page
+from gateway.store.models import Event
+from gateway.store.queries import deliveries_page, get_or_404, page
 from gateway.tracing import tracer
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -118,15 +119,11 @@ async def list_event_deliveries(
     event_id: IdPath,
     session: SessionDep,
     principal: PrincipalDep,
-    status_filter: Annotated[
-        str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$")
-    ] = None,
+    status_filter: StatusFilter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
     await get_or_404(session, Event, event_id, "event", principal.tenant_id)
-    query = select(Delivery).where(col(Delivery.event_id) == event_id)
-    if status_filter is not None:
-        query = query.where(col(Delivery.status) == status_filter)
-    rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+    rows, next_cursor = await deliveries_page(session, event_id=event_id, status=status_filter,
+                                              limit=limit, cursor=cursor)
     return {"data": rows, "next_cursor": next_cursor}

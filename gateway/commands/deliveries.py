@@ -50,27 +50,22 @@ def deliveries_list(
     cursor: Cursor = None,
 ) -> None:
     """List deliveries, newest first."""
-    from sqlalchemy import select
-    from sqlmodel import col
-
     from gateway.api.schemas import DeliveryOut
     from gateway.outbound.endpoints import get_endpoint
-    from gateway.store.models import Delivery, Event
-    from gateway.store.queries import get_or_404, page
+    from gateway.store.models import Event
+    from gateway.store.queries import deliveries_page, get_or_404
 
     settings = load_settings()
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        query = select(Delivery)
+        # An unknown id is an error, not "no deliveries".
         if endpoint is not None:
-            await get_endpoint(session, endpoint)  # an unknown id is an error, not "none"
-            query = query.where(col(Delivery.endpoint_id) == endpoint)
+            await get_endpoint(session, endpoint)
         if event is not None:
             await get_or_404(session, Event, event, "event")
-            query = query.where(col(Delivery.event_id) == event)
-        if status is not None:
-            query = query.where(col(Delivery.status) == status.value)
-        rows, next_cursor = await page(session, query, Delivery.id, limit, cursor)
+        rows, next_cursor = await deliveries_page(
+            session, endpoint_id=endpoint, event_id=event,
+            status=status.value if status is not None else None, limit=limit, cursor=cursor)
         return [dump(DeliveryOut, d) for d in rows], next_cursor
 
     rows, next_cursor = run(settings, work)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from gateway.errors import NotFound
+from gateway.store.models import Delivery
 
 M = TypeVar("M", bound=SQLModel)
 
@@ -40,3 +41,18 @@ async def page(
         rows = rows[:limit]
         return rows, rows[-1].id
     return rows, None
+
+
+async def deliveries_page(
+    session: AsyncSession, *, endpoint_id: str | None = None, event_id: str | None = None,
+    status: str | None = None, limit: int = 50, cursor: str | None = None,
+) -> tuple[list[Delivery], str | None]:
+    """Deliveries of an endpoint and/or an event, optionally in one state, newest first."""
+    query = select(Delivery)
+    if endpoint_id is not None:
+        query = query.where(col(Delivery.endpoint_id) == endpoint_id)
+    if event_id is not None:
+        query = query.where(col(Delivery.event_id) == event_id)
+    if status is not None:
+        query = query.where(col(Delivery.status) == status)
+    return await page(session, query, Delivery.id, limit, cursor)
