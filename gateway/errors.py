@@ -39,9 +39,3 @@ class TooManyRequests(GatewayError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
-
-
-class Unavailable(GatewayError):
-    """The database or queue cannot be reached: the client may retry."""
-
-    status_code = 503

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from alembic.config import Config
@@ -49,7 +48,3 @@ async def current_revision(settings: Settings) -> str | None:
             )
     finally:
         await engine.dispose()
-
-
-def is_at_head(settings: Settings) -> bool:
-    return asyncio.run(current_revision(settings)) == head_revision(settings)
