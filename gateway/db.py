@@ -18,7 +18,9 @@ from gateway.settings import Settings
 SessionMaker = async_sessionmaker[AsyncSession]
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, pre_ping: bool = True) -> AsyncEngine:
+    """`pre_ping=False` for workers: a job that meets a dead connection just fails, and
+    the sweeper sends its deliveries again, so the extra round trip buys nothing."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         # SQLite allows one writer: one pooled connection makes the process queue
@@ -32,7 +34,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     # Pre-ping costs a round trip per checkout, but without it the first request
     # after a database restart fails on a dead connection instead of getting a new one.
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True,
+    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=pre_ping,
                                pool_recycle=1800)
 
 

@@ -65,7 +65,7 @@ def create_worker(settings: Settings) -> Worker:
     setup_tracing("webhook-gateway-worker")
 
     async def on_startup(ctx: dict[str, Any]) -> None:
-        engine = create_engine(settings)
+        engine = create_engine(settings, pre_ping=False)
         ctx["engine"] = engine
         dispatcher = ArqDispatcher(redis_url, settings.queue_name)
         ctx[CTX_KEY] = DeliveryContext(
