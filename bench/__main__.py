@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench import inbound, outbound, queue
+from bench import arq_jobs, inbound, outbound
 
 RESULTS = Path(__file__).with_name("results")
 
@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     figures: dict[str, float] = {}
     if args.what in ("queue", "all"):
-        figures.update(queue.run())
+        figures.update(arq_jobs.run())
     if args.what in ("outbound", "all"):
         figures.update(outbound.run(args.events, args.endpoints, args.workers, args.timeout))
     if args.what in ("inbound", "all"):
