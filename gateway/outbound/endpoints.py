@@ -16,13 +16,12 @@ from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
 from gateway.outbound.addresses import check_url
 from gateway.outbound.signer import generate_secret
-from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher
+from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
-REQUEUE_JOB_SIZE = 100
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
 
 
@@ -134,11 +133,7 @@ async def requeue(
         ).scalars()
     )
     await session.commit()
-    ids.sort()
-    stamp = int(now.timestamp() * 1000)
-    for start in range(0, len(ids), REQUEUE_JOB_SIZE):
-        chunk = ids[start:start + REQUEUE_JOB_SIZE]
-        await dispatcher.enqueue(DELIVER_DELIVERIES, chunk, job_id=f"requeue:{chunk[0]}:{stamp}")
+    await dispatch_deliveries(dispatcher, ids, f"requeue:{int(now.timestamp() * 1000)}")
     return len(ids)
 
 

@@ -113,7 +113,7 @@ async def publish_many(
             return [(await publish_many(session, dispatcher, [item]))[0] for item in items]
         # Another request with the same key committed first: answer with its event.
         key = items[0].idempotency_key
-        earlier = await _by_idempotency_key(session, key) if key is not None else None
+        earlier = (await _by_idempotency_keys(session, [key])).get(key) if key is not None else None
         if earlier is None:
             raise
         return [_repeat(earlier, items[0])]
@@ -240,15 +240,3 @@ async def _by_idempotency_keys(session: AsyncSession, keys: list[str]) -> dict[s
     )).tuples().all())
     return {e.idempotency_key: Published(e, counts.get(e.id, 0), created=False)
             for e in events if e.idempotency_key is not None}
-
-
-async def _by_idempotency_key(session: AsyncSession, key: str) -> Published | None:
-    event = (
-        await session.scalars(select(Event).where(col(Event.idempotency_key) == key))
-    ).one_or_none()
-    if event is None:
-        return None
-    count = await session.scalar(
-        select(func.count()).select_from(Delivery).where(col(Delivery.event_id) == event.id)
-    )
-    return Published(event, count or 0, created=False)

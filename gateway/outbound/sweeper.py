@@ -16,13 +16,12 @@ from sqlalchemy import or_, select, update
 from sqlmodel import col
 
 from gateway.outbound.context import DeliveryContext
-from gateway.queue.dispatch import DELIVER_DELIVERIES
+from gateway.queue.dispatch import dispatch_deliveries
 from gateway.store.models import Delivery, DeliveryStatus
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.sweeper")
 
-JOB_SIZE = 100  # deliveries per re-dispatched job
 MAX_BATCHES = 20  # per sweep, so one sweep stays short however large the backlog
 
 
@@ -60,13 +59,7 @@ async def sweep(ctx: DeliveryContext) -> int:
             )
         if not ids:
             break
-        ids.sort()
-        stamp = int(now.timestamp())
-        for start in range(0, len(ids), JOB_SIZE):
-            chunk = ids[start:start + JOB_SIZE]
-            await ctx.dispatcher.enqueue(
-                DELIVER_DELIVERIES, chunk, job_id=f"sweep:{chunk[0]}:{stamp}"
-            )
+        await dispatch_deliveries(ctx.dispatcher, ids, f"sweep:{int(now.timestamp())}")
         total += len(ids)
         if len(ids) < settings.sweep_batch:
             break

@@ -26,6 +26,8 @@ DELIVER_EVENT = "deliver_event"
 DELIVER_DELIVERIES = "deliver_deliveries"
 
 JobFunction = Callable[..., Awaitable[Any]]
+# Deliveries per job when many are handed out at once (sweeps, recovers).
+DELIVERIES_PER_JOB = 100
 
 
 class Dispatcher(Protocol):
@@ -37,6 +39,18 @@ class Dispatcher(Protocol):
     async def ping(self) -> bool: ...
 
     async def close(self, grace: float = 0) -> None: ...
+
+
+async def dispatch_deliveries(dispatcher: Dispatcher, ids: list[str], tag: str) -> None:
+    """Hand many deliveries to the queue in jobs of `DELIVERIES_PER_JOB`.
+
+    `tag` makes the job ids of one hand-out (a sweep, a recover) distinct from the
+    next one's, while the same hand-out dispatched twice queues each job once.
+    """
+    ids = sorted(ids)
+    for start in range(0, len(ids), DELIVERIES_PER_JOB):
+        chunk = ids[start:start + DELIVERIES_PER_JOB]
+        await dispatcher.enqueue(DELIVER_DELIVERIES, chunk, job_id=f"{tag}:{chunk[0]}")
 
 
 class ArqDispatcher:
