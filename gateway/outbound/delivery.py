@@ -330,13 +330,14 @@ def _describe(exc: httpx.HTTPError) -> str:
 
 
 def _count(job: _Job, outcome: _Outcome) -> None:
-    """Metrics and the attempt's log line."""
-    log.info("attempt %s", "deferred" if outcome.deferred is not None else
-             "ok" if outcome.ok else "failed", extra={
-                 "event_id": job.event.id, "delivery_id": job.delivery_id,
-                 "endpoint_id": job.endpoint.id, "attempt": job.attempt,
-                 "status_code": outcome.status_code, "duration_ms": outcome.duration_ms,
-                 "error": outcome.error, "deferred_s": outcome.deferred})
+    """Metrics and the attempt's log line (built only when it will be written: hot path)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("attempt %s", "deferred" if outcome.deferred is not None else
+                 "ok" if outcome.ok else "failed", extra={
+                     "event_id": job.event.id, "delivery_id": job.delivery_id,
+                     "endpoint_id": job.endpoint.id, "attempt": job.attempt,
+                     "status_code": outcome.status_code, "duration_ms": outcome.duration_ms,
+                     "error": outcome.error, "deferred_s": outcome.deferred})
     if outcome.deferred is not None:
         DEFERRED.labels(outcome.deferred_by).inc()
     elif outcome.ok:
