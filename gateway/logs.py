@@ -66,8 +66,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         handler._gateway = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level.upper())
-    # httpx logs every request at INFO: far too much at thousands a second.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Throttled:

@@ -99,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if delivery is not None:
                 await delivery.drain(grace)
             if delivery is not None:
-                await delivery.client.aclose()
+                await delivery.client.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -38,7 +38,7 @@ ATTEMPT_SECONDS = Histogram("gateway_delivery_attempt_seconds",
 IN_FLIGHT = Gauge("gateway_delivery_attempts_in_flight", "Attempts being sent right now",
                   multiprocess_mode="livesum")
 DEFERRED = Counter("gateway_deliveries_deferred_total",
-                   "Deliveries put off without an attempt, by reason (rate_limit, breaker)",
+                   "Deliveries put off without an attempt, by reason (rate_limit, breaker, busy)",
                    ["reason"])
 ENDPOINTS_DISABLED = Counter("gateway_endpoints_disabled_total",
                              "Endpoints the gateway disabled, by reason (gone, failing)",

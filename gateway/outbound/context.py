@@ -4,21 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
-import httpx
+import aiohttp
 
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
+from gateway.groupcall import GroupCall
 from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
 
 
 @dataclass
+class EndpointLoad:
+    """Attempts in flight to one endpoint, and when the last one ended (monotonic)."""
+
+    in_flight: int
+    last_end: float
+
+
+@dataclass
 class DeliveryContext:
     settings: Settings
     sessionmaker: SessionMaker
-    client: httpx.AsyncClient
+    client: aiohttp.ClientSession
     dispatcher: Dispatcher
     box: SecretBox  # opens the endpoint secrets and header values stored sealed
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
@@ -27,8 +37,14 @@ class DeliveryContext:
     slots: asyncio.Semaphore = field(init=False)
     # Attempts that outlived their job's patience, finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Endpoints with attempts in flight from this process (see `delivery.py`).
+    loads: dict[str, EndpointLoad] = field(default_factory=dict)
     # Endpoints whose half-open breaker has a probe in flight from this process.
     probing: set[str] = field(default_factory=set)
+    # The claims, and the records, of jobs running at once, each made in one
+    # transaction; made on first use by `delivery.py`, which owns their types.
+    claims: GroupCall[Any, Any] | None = None
+    records: GroupCall[Any, Any] | None = None
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.delivery_concurrency)

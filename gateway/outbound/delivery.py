@@ -2,27 +2,32 @@
 
 A job claims its deliveries in one short transaction (a lease in `locked_until`),
 sends without holding any database connection, then records all attempts in one
-more transaction. A worker that dies mid-flight leaves only expired leases, which
-the sweeper hands out again.
+more transaction. The claims of jobs running at the same time in one process are
+made together, in one transaction, and so are their records (`gateway.groupcall`):
+that cost is most of a job's CPU, and under load it is shared by many jobs. A
+worker that dies mid-flight leaves only expired leases, which the sweeper hands
+out again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-from sqlalchemy import Row, bindparam, case, insert, or_, select, update
+import aiohttp
+from sqlalchemy import Row, Update, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.sql import ColumnElement
 
 from gateway.crypto import SecretBox
+from gateway.groupcall import GroupCall
 from gateway.metrics import (
     ATTEMPT_SECONDS,
     ATTEMPTS,
@@ -32,13 +37,13 @@ from gateway.metrics import (
     status_class,
 )
 from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
-from gateway.outbound.context import DeliveryContext
+from gateway.outbound.context import DeliveryContext, EndpointLoad
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait, record_health
 from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
-from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, dispatch_deliveries
 from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import as_utc, utcnow
 from gateway.tracing import child_span
@@ -46,15 +51,23 @@ from gateway.tracing import child_span
 log = logging.getLogger("gateway.delivery")
 
 RESPONSE_BODY_LIMIT = 4096
-# Deliveries one job claims; an event with more endpoints continues in further jobs,
+# Deliveries one claim takes; an event with more endpoints continues in further jobs,
 # so that no job runs past its timeout waiting for connection slots.
 CLAIM_BATCH = 500
+# Jobs whose claims, or whose records, are made in one transaction at most.
+JOBS_PER_TRANSACTION = 100
 # Clocks of API hosts and workers differ a little; work due this soon is due now.
 CLOCK_SLACK = timedelta(seconds=1)
 # How long a job waits for its attempts. Healthy endpoints answer well within it;
 # attempts to slow ones are left to finish in the background, so that they do not
 # hold a job slot that later events to healthy endpoints need.
 MAX_PATIENCE = 1.0
+# An endpoint with `connections_per_host` attempts in flight and none ended for this
+# long is stuck (slow, or not answering): more attempts to it are put off for
+# about `BUSY_DELAY` seconds rather than wait for a connection, so that it cannot
+# take every attempt slot of the process from the endpoints that answer.
+STUCK_AFTER = 1.0
+BUSY_DELAY = 2.0
 # A rate-limit slot this close is waited for; a later one puts the delivery off.
 RATE_WAIT_IN_JOB = 0.25
 # Claims in a row that ended with nothing recorded (the worker died, or a bug in the
@@ -64,9 +77,18 @@ STALLED_ERROR = (f"given up: {MAX_STALLED_CLAIMS} tries in a row ended inside th
                  "(a crash or a bug, not the endpoint); see the worker logs")
 
 
+@dataclass(frozen=True)
+class _Want:
+    """What a job asks to claim: its events' due deliveries, or the given deliveries."""
+
+    event_ids: tuple[str, ...] = ()
+    delivery_ids: tuple[str, ...] = ()
+
+
 @dataclass
 class _Job:
     delivery_id: str
+    lease: datetime  # the claim's `locked_until`: recording checks it still holds
     attempt: int
     endpoint: Row[Any]  # a row of the endpoint table
     event: Row[Any]  # a row of the event table
@@ -94,55 +116,62 @@ class _Outcome:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def deliver_event(ctx: DeliveryContext, event_id: str) -> int:
-    """Send an event to every endpoint it is due for; returns the number of attempts."""
-    return await _deliver(ctx, _DELIVERY.c.event_id == event_id, continuation=event_id)
+async def deliver_events(ctx: DeliveryContext, event_ids: Sequence[str]) -> int:
+    """Send events to every endpoint they are due for; returns the number of attempts."""
+    if not event_ids:
+        return 0
+    return await _deliver(ctx, _Want(event_ids=tuple(event_ids)))
 
 
 async def deliver_deliveries(ctx: DeliveryContext, delivery_ids: Sequence[str]) -> int:
     """Send the given deliveries, those still due and not claimed by another worker."""
     if not delivery_ids:
         return 0
-    return await _deliver(ctx, _DELIVERY.c.id.in_(list(delivery_ids)))
+    return await _deliver(ctx, _Want(delivery_ids=tuple(delivery_ids)))
 
 
-async def _deliver(
-    ctx: DeliveryContext, which: ColumnElement[bool], continuation: str | None = None
-) -> int:
-    jobs, lease = await _claim(ctx, which)
+async def _deliver(ctx: DeliveryContext, want: _Want) -> int:
+    jobs = await _claims(ctx)(want)
     if not jobs:
         return 0
-    if continuation is not None and len(jobs) == CLAIM_BATCH:
-        # More of this event is waiting: let another job (maybe another worker) take it.
-        await ctx.dispatcher.enqueue(
-            DELIVER_EVENT, continuation, job_id=f"evt:{continuation}:{jobs[-1].delivery_id}"
-        )
     tasks = [asyncio.create_task(_attempt_guarded(ctx, job)) for job in jobs]
     patience = min(MAX_PATIENCE, ctx.settings.delivery_timeout / 4)
     done, pending = await asyncio.wait(tasks, timeout=patience)
     finished = [(job, task.result()) for job, task in zip(jobs, tasks, strict=True)
                 if task in done]
     if finished:
-        await _record(ctx, finished, lease)
+        await _records(ctx)(finished)
     if pending:
         slow = [(job, task) for job, task in zip(jobs, tasks, strict=True) if task in pending]
-        ctx.keep(asyncio.create_task(_record_stragglers(ctx, slow, lease)))
+        ctx.keep(asyncio.create_task(_record_stragglers(ctx, slow)))
     return len(jobs)
 
 
 async def _record_stragglers(
-    ctx: DeliveryContext, slow: list[tuple[_Job, asyncio.Task[_Outcome]]], lease: datetime
+    ctx: DeliveryContext, slow: list[tuple[_Job, asyncio.Task[_Outcome]]]
 ) -> None:
     job_of = {task: job for job, task in slow}
     pending = set(job_of)
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            await _record(ctx, [(job_of[task], task.result()) for task in done], lease)
+            await _records(ctx)([(job_of[task], task.result()) for task in done])
     except asyncio.CancelledError:
         for task in pending:
             task.cancel()
         raise
+
+
+def _claims(ctx: DeliveryContext) -> GroupCall[_Want, list[_Job]]:
+    if ctx.claims is None:
+        ctx.claims = GroupCall(partial(_claim, ctx), JOBS_PER_TRANSACTION)
+    return ctx.claims
+
+
+def _records(ctx: DeliveryContext) -> GroupCall[list[tuple[_Job, _Outcome]], None]:
+    if ctx.records is None:
+        ctx.records = GroupCall(partial(_record, ctx), JOBS_PER_TRANSACTION)
+    return ctx.records
 
 
 # Core tables, not ORM entities, on the hot path: the same SQL for a fraction of the CPU.
@@ -152,52 +181,111 @@ _ENDPOINT = table(Endpoint)
 _ATTEMPT = table(Attempt)
 
 
-async def _claim(ctx: DeliveryContext, which: ColumnElement[bool]) -> tuple[list[_Job], datetime]:
+def _claim_statement(skip_locked: bool) -> Update:
+    """Lease the due, unleased deliveries of some events, or some deliveries, by id.
+
+    Built once: a statement object memoizes its cache key, so each claim skips
+    building the SQL expression and looking up its compiled form.
+    """
+    d = _DELIVERY.c
+    due_ids = (
+        select(d.id)
+        .where(
+            or_(d.event_id.in_(bindparam("event_ids", expanding=True)),
+                d.id.in_(bindparam("delivery_ids", expanding=True))),
+            d.status == DeliveryStatus.PENDING,
+            d.next_attempt_at <= bindparam("due_by"),
+            or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
+        )
+        .order_by(d.id)
+        .limit(CLAIM_BATCH)
+    )
+    if skip_locked:  # PostgreSQL: concurrent claims take different rows, without waiting
+        due_ids = due_ids.with_for_update(skip_locked=True)
+    return (
+        update(_DELIVERY)
+        .where(d.id.in_(due_ids.scalar_subquery()))
+        .values(locked_until=bindparam("lease"), stalled_claims=d.stalled_claims + 1)
+        .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at,
+                   d.stalled_claims)
+    )
+
+
+_CLAIM = {True: _claim_statement(skip_locked=True), False: _claim_statement(skip_locked=False)}
+_EVENTS_BY_ID = select(_EVENT).where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
+_ENDPOINTS_BY_ID = select(_ENDPOINT).where(_ENDPOINT.c.id.in_(bindparam("ids", expanding=True)))
+# Records an attempt's outcome on a delivery, if this job still owns it: a delivery
+# deleted with its endpoint meanwhile, or leased again, is left alone.
+_UPDATE_OWNED = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.locked_until == bindparam("b_lease"))
+    .values(
+        status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
+        next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None, stalled_claims=0,
+        dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
+        last_status_code=case(
+            (bindparam("v_last_status_code") == -1, _DELIVERY.c.last_status_code),
+            else_=bindparam("v_last_status_code"),
+        ),
+        updated_at=bindparam("v_updated_at"),
+    )
+)
+_INSERT_ATTEMPTS = insert(_ATTEMPT)
+
+
+async def _claim(ctx: DeliveryContext, wants: list[_Want]) -> list[list[_Job]]:
+    """Claim what the jobs want in one transaction; their deliveries, per job."""
     now = utcnow()
     # The lease outlives the job's own timeout: by then the job has finished or died.
     lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
-    d = _DELIVERY.c
+    # Which job each delivery goes to: the first that asked for its event, else
+    # the first that named it.
+    by_event: dict[str, int] = {}
+    by_id: dict[str, int] = {}
+    for i, want in enumerate(wants):
+        for event_id in want.event_ids:
+            by_event.setdefault(event_id, i)
+        for delivery_id in want.delivery_ids:
+            by_id.setdefault(delivery_id, i)
     async with ctx.sessionmaker() as session, session.begin():
         conn = await session.connection()
-        due_ids = (
-            select(d.id)
-            .where(
-                which,
-                d.status == DeliveryStatus.PENDING,
-                d.next_attempt_at <= now + CLOCK_SLACK,
-                or_(d.locked_until.is_(None), d.locked_until < now),
-            )
-            .order_by(d.id)
-            .limit(CLAIM_BATCH)
-        )
-        if conn.dialect.name == "postgresql":
-            due_ids = due_ids.with_for_update(skip_locked=True)
-        claimed = (
-            await conn.execute(
-                update(_DELIVERY)
-                .where(d.id.in_(due_ids.scalar_subquery()))
-                .values(locked_until=lease, stalled_claims=d.stalled_claims + 1)
-                .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at,
-                           d.stalled_claims)
-            )
-        ).all()
+        claimed = sorted((await conn.execute(_CLAIM[conn.dialect.name == "postgresql"], {
+            "event_ids": list(by_event), "delivery_ids": list(by_id),
+            "due_by": now + CLOCK_SLACK, "now": now, "lease": lease,
+        })).all(), key=lambda row: row.id)
         if not claimed:
-            return [], lease
-        event_ids = {row.event_id for row in claimed}
-        endpoint_ids = {row.endpoint_id for row in claimed}
+            return [[] for _ in wants]
         events = {e.id: e for e in await conn.execute(
-            select(_EVENT).where(_EVENT.c.id.in_(event_ids)))}
+            _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})})}
         endpoints = {e.id: e for e in await conn.execute(
-            select(_ENDPOINT).where(_ENDPOINT.c.id.in_(endpoint_ids)))}
+            _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})})}
+    if len(claimed) == CLAIM_BATCH:
+        await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
     bodies = {
         e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()
     }
-    jobs = [
-        _Job(row.id, row.attempt_count + 1, endpoints[row.endpoint_id], events[row.event_id],
-             bodies[row.event_id], row.rate_slot_at, row.stalled_claims - 1)
-        for row in sorted(claimed, key=lambda r: r.id)
-    ]
-    return jobs, lease
+    jobs: list[list[_Job]] = [[] for _ in wants]
+    for row in claimed:
+        owner = by_event.get(row.event_id)
+        jobs[by_id[row.id] if owner is None else owner].append(
+            _Job(row.id, lease, row.attempt_count + 1, endpoints[row.endpoint_id],
+                 events[row.event_id], bodies[row.event_id], row.rate_slot_at,
+                 row.stalled_claims - 1))
+    return jobs
+
+
+async def _continue(
+    ctx: DeliveryContext, wants: list[_Want], claimed: set[str], last_id: str
+) -> None:
+    """A full claim may have left work behind: let further jobs (maybe on another
+    worker) take it. A job that finds nothing left costs one empty claim."""
+    for want in wants:
+        if want.event_ids:
+            await ctx.dispatcher.enqueue(DELIVER_EVENTS, list(want.event_ids),
+                                         job_id=f"evt:{want.event_ids[0]}:{last_id}")
+        left = [i for i in want.delivery_ids if i not in claimed]
+        if left:
+            await dispatch_deliveries(ctx.dispatcher, left, f"more:{last_id}")
 
 
 async def _attempt_guarded(ctx: DeliveryContext, job: _Job) -> _Outcome:
@@ -217,6 +305,26 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     wait = breaker_wait(ctx, endpoint, utcnow())
     if wait > 0:
         return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="breaker")
+    load = ctx.loads.get(endpoint.id)
+    if load is None:
+        # The grace starts now: a burst to a new endpoint is not mistaken for it stuck.
+        load = ctx.loads[endpoint.id] = EndpointLoad(0, time.monotonic())
+    elif (load.in_flight >= ctx.settings.connections_per_host
+          and time.monotonic() - load.last_end > STUCK_AFTER):
+        return _Outcome(utcnow(), None, 0, None, None,
+                        deferred=BUSY_DELAY * random.uniform(0.5, 1.5), deferred_by="busy")
+    load.in_flight += 1
+    try:
+        return await _send(ctx, job)
+    finally:
+        load.in_flight -= 1
+        load.last_end = time.monotonic()
+        if load.in_flight == 0:
+            del ctx.loads[endpoint.id]
+
+
+async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
+    endpoint = job.endpoint
     if endpoint.rate_limit:
         if job.rate_slot_at is not None:  # a slot reserved when it was put off
             wait = (as_utc(job.rate_slot_at) - utcnow()).total_seconds()
@@ -230,6 +338,9 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     async with ctx.slots:
         started_at = utcnow()
         start = time.perf_counter()
+        # Outside the `try`: a secret that no longer opens is the gateway's failure
+        # ("internal error"), not the endpoint's.
+        headers = _signed_headers(ctx, job, started_at)
         IN_FLIGHT.inc()
 
         def elapsed_ms() -> int:
@@ -238,40 +349,28 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
         timeout = ctx.settings.delivery_timeout
         try:
             _check_literal_host(endpoint.url, ctx)
-            timestamp = int(time.time())
-            headers = ctx.box.open_headers(endpoint.headers)
-            headers.update({
-                "content-type": "application/json",
-                "webhook-id": job.event.id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature_header(
-                    _signing_keys(ctx.box, endpoint, started_at), job.event.id, timestamp,
-                    job.body,
-                ),
-            })
             with child_span("webhook.attempt", job.event.trace_parent,
                             **{"gateway.event_id": job.event.id,
                                "gateway.delivery_id": job.delivery_id,
                                "gateway.endpoint_id": endpoint.id,
                                "gateway.attempt": job.attempt}) as span:
                 async with asyncio.timeout(timeout):
-                    async with ctx.client.stream(
-                        "POST", endpoint.url, content=job.body, headers=headers
-                    ) as response:
+                    async with ctx.client.post(endpoint.url, data=job.body, headers=headers,
+                                               allow_redirects=False) as response:
                         body = await _read_capped(response)
-                span.set_attribute("http.response.status_code", response.status_code)
+                span.set_attribute("http.response.status_code", response.status)
         except TimeoutError:
             return _Outcome(started_at, None, elapsed_ms(), None, f"timed out after {timeout:g}s")
         except RefusedAddress as exc:
             return _Outcome(started_at, None, elapsed_ms(), None, f"refused: {exc}")
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return _Outcome(started_at, None, elapsed_ms(), None, _describe(exc))
         except OSError as exc:
             return _Outcome(started_at, None, elapsed_ms(), None, f"connection error: {exc}")
         finally:
             IN_FLIGHT.dec()
             ATTEMPT_SECONDS.observe(time.perf_counter() - start)
-    status = response.status_code
+    status = response.status
     error = None
     if 300 <= status < 400:
         location = response.headers.get("location", "")
@@ -282,6 +381,19 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
         parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
     )
     return _Outcome(started_at, status, elapsed_ms(), body, error, retry_after)
+
+
+def _signed_headers(ctx: DeliveryContext, job: _Job, now: datetime) -> dict[str, str]:
+    timestamp = int(now.timestamp())
+    headers = ctx.box.open_headers(job.endpoint.headers)
+    headers.update({
+        "content-type": "application/json",
+        "webhook-id": job.event.id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(
+            _signing_keys(ctx.box, job.endpoint, now), job.event.id, timestamp, job.body),
+    })
+    return headers
 
 
 def _check_literal_host(url: str, ctx: DeliveryContext) -> None:
@@ -299,32 +411,33 @@ def _signing_keys(box: SecretBox, endpoint: Row[Any], now: datetime) -> list[byt
     return keys
 
 
-async def _read_capped(response: httpx.Response) -> str:
+async def _read_capped(response: aiohttp.ClientResponse) -> str:
     """The first 4 KiB of the body; the rest is never read, so a huge body costs nothing."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_raw():
+    while size < RESPONSE_BODY_LIMIT:
+        chunk = await response.content.read(RESPONSE_BODY_LIMIT - size)
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= RESPONSE_BODY_LIMIT:
-            break
-    return b"".join(chunks)[:RESPONSE_BODY_LIMIT].decode("utf-8", errors="replace")
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
-def _describe(exc: httpx.HTTPError) -> str:
-    cause = exc.__cause__ or exc.__context__
-    if isinstance(cause, RefusedAddress) or isinstance(
-        getattr(cause, "os_error", None), RefusedAddress
-    ):
-        return f"refused: {getattr(cause, 'os_error', cause)}"
-    kinds: dict[type[httpx.HTTPError], str] = {
-        httpx.ConnectError: "connection failed",
-        httpx.ConnectTimeout: "connection failed",
-        httpx.ReadError: "connection lost while reading the response",
-        httpx.RemoteProtocolError: "invalid HTTP response",
-        httpx.UnsupportedProtocol: "unsupported URL",
-    }
-    kind = kinds.get(type(exc), "request failed")
+def _describe(exc: aiohttp.ClientError) -> str:
+    """What went wrong, for the attempt log; never the request's headers."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, RefusedAddress):
+            return f"refused: {exc.os_error}"
+        kind = "connection failed"
+    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        kind = "connection lost while reading the response"
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        kind = "invalid HTTP response"
+    elif isinstance(exc, aiohttp.InvalidURL):
+        kind = "unsupported URL"
+    else:
+        kind = "request failed"
     detail = str(exc) or type(exc).__name__
     return f"{kind}: {detail}"[:1000]
 
@@ -348,8 +461,10 @@ def _count(job: _Job, outcome: _Outcome) -> None:
 
 
 async def _record(
-    ctx: DeliveryContext, results: list[tuple[_Job, _Outcome]], lease: datetime
-) -> None:
+    ctx: DeliveryContext, batches: list[list[tuple[_Job, _Outcome]]]
+) -> list[None]:
+    """Record the attempts of many jobs in one transaction."""
+    results = [result for batch in batches for result in batch]
     now = utcnow()
     schedule = ctx.settings.retry_schedule
     attempt_rows = []
@@ -389,7 +504,7 @@ async def _record(
             FINISHED.labels(status).inc()
         delivery_rows.append({
             "b_id": job.delivery_id,
-            "b_lease": lease,
+            "b_lease": job.lease,
             "v_status": status,
             "v_attempt_count": attempt,
             "v_next_attempt_at": next_at,
@@ -399,30 +514,13 @@ async def _record(
             "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
             "v_updated_at": now,
         })
-    # Only rows this job still owns are updated: a delivery deleted with its
-    # endpoint meanwhile is skipped rather than failing the batch.
-    d = _DELIVERY.c
-    update_owned = (
-        update(_DELIVERY)
-        .where(d.id == bindparam("b_id"), d.locked_until == bindparam("b_lease"))
-        .values(
-            status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
-            next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None, stalled_claims=0,
-            dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
-            last_status_code=case(
-                (bindparam("v_last_status_code") == -1, d.last_status_code),
-                else_=bindparam("v_last_status_code"),
-            ),
-            updated_at=bindparam("v_updated_at"),
-        )
-    )
     # Core executemany on the connection: one round trip per statement, not per row.
     try:
         async with ctx.sessionmaker() as session, session.begin():
             conn = await session.connection()
             if attempt_rows:
-                await conn.execute(insert(_ATTEMPT), attempt_rows)
-            await conn.execute(update_owned, delivery_rows)
+                await conn.execute(_INSERT_ATTEMPTS, attempt_rows)
+            await conn.execute(_UPDATE_OWNED, delivery_rows)
     except IntegrityError:
         # Some delivery vanished (endpoint deleted) or was re-claimed: record one by one.
         attempts_by_id = {row["delivery_id"]: row for row in attempt_rows}
@@ -431,9 +529,9 @@ async def _record(
             try:
                 async with ctx.sessionmaker() as session, session.begin():
                     conn = await session.connection()
-                    result = await conn.execute(update_owned, delivery_row)
+                    result = await conn.execute(_UPDATE_OWNED, delivery_row)
                     if result.rowcount and attempt_row is not None:
-                        await conn.execute(insert(_ATTEMPT), attempt_row)
+                        await conn.execute(_INSERT_ATTEMPTS, attempt_row)
             except IntegrityError:
                 log.warning("attempt of %s not recorded: the delivery changed meanwhile",
                             delivery_row["b_id"])
@@ -445,8 +543,9 @@ async def _record(
     )
     for job, _outcome in results:
         ctx.probing.discard(job.endpoint.id)
-    for delivery_id, tag, delay in retries:
-        await ctx.dispatcher.enqueue(
-            DELIVER_DELIVERIES, [delivery_id], job_id=f"dlv:{delivery_id}:{tag}",
-            defer_seconds=delay,
-        )
+    await asyncio.gather(*(
+        ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id],
+                               job_id=f"dlv:{delivery_id}:{tag}", defer_seconds=delay)
+        for delivery_id, tag, delay in retries
+    ))
+    return [None] * len(batches)

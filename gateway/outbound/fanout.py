@@ -10,7 +10,6 @@ which groups concurrent publishes); `publish` is the batch of one.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -26,7 +25,7 @@ from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
 from gateway.metrics import EVENTS
 from gateway.outbound.matching import endpoint_matches
-from gateway.queue.dispatch import DELIVER_EVENT, Dispatcher
+from gateway.queue.dispatch import Dispatcher, dispatch_events
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
 from gateway.timeutil import utcnow
 from gateway.tracing import current_parent
@@ -120,10 +119,10 @@ async def publish_many(
     for r in results:
         if isinstance(r, Published) and r.created:
             EVENTS.labels("inbound" if r.event.source_id else "api", r.event.type).inc()
-    await asyncio.gather(*(
-        dispatcher.enqueue(DELIVER_EVENT, r.event.id, job_id=f"evt:{r.event.id}")
+    await dispatch_events(dispatcher, [
+        (r.event.id, r.deliveries)
         for r in results if isinstance(r, Published) and r.created and r.deliveries
-    ))
+    ])
     return results
 
 

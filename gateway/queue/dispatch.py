@@ -22,11 +22,12 @@ from gateway.logs import Throttled
 log = logging.getLogger("gateway.queue")
 _outage = Throttled(log)
 
-DELIVER_EVENT = "deliver_event"
+DELIVER_EVENT = "deliver_event"  # one event; still run for jobs queued by older versions
+DELIVER_EVENTS = "deliver_events"
 DELIVER_DELIVERIES = "deliver_deliveries"
 
 JobFunction = Callable[..., Awaitable[Any]]
-# Deliveries per job when many are handed out at once (sweeps, recovers).
+# Deliveries per job when many are handed out at once (publishes, sweeps, recovers).
 DELIVERIES_PER_JOB = 100
 
 
@@ -51,6 +52,27 @@ async def dispatch_deliveries(dispatcher: Dispatcher, ids: list[str], tag: str) 
     for start in range(0, len(ids), DELIVERIES_PER_JOB):
         chunk = ids[start:start + DELIVERIES_PER_JOB]
         await dispatcher.enqueue(DELIVER_DELIVERIES, chunk, job_id=f"{tag}:{chunk[0]}")
+
+
+async def dispatch_events(dispatcher: Dispatcher, events: list[tuple[str, int]]) -> None:
+    """Hand newly stored events, given as (event id, deliveries), to the queue.
+
+    Events published together go in jobs of about `DELIVERIES_PER_JOB` deliveries:
+    under load, a queue job per event would cost a worker more than sending the
+    event's deliveries does. An event with more deliveries gets a job of its own.
+    The job id is the first event's: each event is stored, and dispatched, once.
+    """
+    jobs: list[list[str]] = []
+    size = DELIVERIES_PER_JOB
+    for event_id, deliveries in events:
+        if size + deliveries > DELIVERIES_PER_JOB:
+            jobs.append([])
+            size = 0
+        jobs[-1].append(event_id)
+        size += deliveries
+    await asyncio.gather(*(
+        dispatcher.enqueue(DELIVER_EVENTS, ids, job_id=f"evt:{ids[0]}") for ids in jobs
+    ))
 
 
 class ArqDispatcher:

@@ -11,7 +11,7 @@ from typing import Any
 
 from gateway.outbound import delivery, retention, sweeper
 from gateway.outbound.context import DeliveryContext
-from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT, JobFunction
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENT, DELIVER_EVENTS, JobFunction
 
 CTX_KEY = "gateway"
 
@@ -21,7 +21,11 @@ def _gw(ctx: dict[str, Any]) -> DeliveryContext:
 
 
 async def deliver_event(ctx: dict[str, Any], event_id: str) -> int:
-    return await delivery.deliver_event(_gw(ctx), event_id)
+    return await delivery.deliver_events(_gw(ctx), [event_id])
+
+
+async def deliver_events(ctx: dict[str, Any], event_ids: Sequence[str]) -> int:
+    return await delivery.deliver_events(_gw(ctx), event_ids)
 
 
 async def deliver_deliveries(ctx: dict[str, Any], delivery_ids: Sequence[str]) -> int:
@@ -39,5 +43,6 @@ async def purge_expired(ctx: dict[str, Any]) -> int:
 
 FUNCTIONS: dict[str, JobFunction] = {
     DELIVER_EVENT: deliver_event,
+    DELIVER_EVENTS: deliver_events,
     DELIVER_DELIVERIES: deliver_deliveries,
 }

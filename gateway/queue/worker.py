@@ -83,7 +83,7 @@ def create_worker(settings: Settings) -> Worker:
         gw: DeliveryContext | None = ctx.get(CTX_KEY)
         if gw is not None:
             await gw.drain(grace=settings.delivery_timeout + 5)
-            await gw.client.aclose()
+            await gw.client.close()
             await gw.dispatcher.close()
         if "engine" in ctx:
             await ctx["engine"].dispose()
