@@ -7,9 +7,9 @@ echoed back in the answer's `X-Request-Id`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,7 +28,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _VALID_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _VALID_ID.match(given) else os.urandom(16).hex()
         token = REQUEST_ID.set(request_id)
         status = 500
         start = time.perf_counter()

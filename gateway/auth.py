@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from gateway.db import SessionMaker
 from gateway.errors import GatewayError, Invalid
 from gateway.ids import new_id
 from gateway.store.models import ApiKey
@@ -75,11 +76,13 @@ def hash_key(key: str) -> str:
 class KeyStore:
     """Resolves a presented key to a principal; one per process."""
 
-    def __init__(self, bootstrap_key: str | None) -> None:
+    def __init__(self, bootstrap_key: str | None, sessionmaker: SessionMaker) -> None:
         self._bootstrap = bootstrap_key.encode() if bootstrap_key else None
+        # Its own sessions, only on a cache miss: most requests need no database for this.
+        self._sessionmaker = sessionmaker
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    async def authenticate(self, session: AsyncSession, presented: str) -> Principal:
+    async def authenticate(self, presented: str) -> Principal:
         if self._bootstrap is not None and hmac.compare_digest(presented.encode(),
                                                                self._bootstrap):
             return ADMIN
@@ -89,10 +92,11 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             principal = cached[1]
         else:
-            row = (await session.execute(
-                select(col(ApiKey.id), col(ApiKey.tenant_id), col(ApiKey.rate_limit)).where(
-                    col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
-            )).first()
+            async with self._sessionmaker() as session:
+                row = (await session.execute(
+                    select(col(ApiKey.id), col(ApiKey.tenant_id), col(ApiKey.rate_limit)).where(
+                        col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
+                )).first()
             principal = Principal(row.id, row.tenant_id, row.rate_limit) if row else None
             if len(self._cache) > 10_000:
                 self._cache.clear()

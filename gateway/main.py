@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.box = box
         app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.keys = KeyStore(resolve_api_key(settings))
+        app.state.keys = KeyStore(resolve_api_key(settings), app.state.sessionmaker)
         sweeper: asyncio.Task[None] | None = None
         delivery: DeliveryContext | None = None
         dispatcher: Dispatcher
@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.batcher = PublishBatcher(app.state.sessionmaker, dispatcher)
         app.state.inbound = InboundContext(box, app.state.admission,
-                                           settings.inbound_rate_limit, app.state.batcher)
+                                           settings.inbound_rate_limit, app.state.batcher,
+                                           app.state.sessionmaker)
         try:
             yield
         finally:

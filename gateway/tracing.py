@@ -61,6 +61,16 @@ def setup_tracing(service: str) -> None:
     log.info("tracing on: %s exporter", exporter_name)
 
 
+@contextmanager
+def span(name: str, **attributes: Any) -> Iterator[trace.Span]:
+    """A span in the current trace; nothing at all when no exporter is configured."""
+    if not _exporting:
+        yield trace.INVALID_SPAN
+        return
+    with tracer.start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
 def current_parent() -> str | None:
     """The current span as a W3C `traceparent`, to be stored with what it started."""
     carrier: dict[str, str] = {}

@@ -48,12 +48,11 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    session: Annotated[AsyncSession, Depends(get_session)],
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
     keys: KeyStore = request.app.state.keys
-    principal = await keys.authenticate(session, credentials.credentials)
+    principal = await keys.authenticate(credentials.credentials)
     rate = principal.rate_limit or request.app.state.settings.api_rate_limit
     admission: Admission = request.app.state.admission
     wait = await admission.admit(f"key:{principal.key_id or 'bootstrap'}", rate)

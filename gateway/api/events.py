@@ -32,7 +32,7 @@ from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.fanout import Publish, Published
 from gateway.store.models import Event
 from gateway.store.queries import deliveries_page, get_or_404, page
-from gateway.tracing import tracer
+from gateway.tracing import span
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -63,7 +63,7 @@ async def publish_event(
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     batcher: PublishBatcher = request.app.state.batcher
-    with tracer.start_as_current_span("webhook.publish", attributes={"gateway.type": body.type}):
+    with span("webhook.publish", **{"gateway.type": body.type}):
         published = await batcher.publish(Publish(
             body.type, body.data,
             tenant_id=scoped_tenant(principal, body.tenant_id),

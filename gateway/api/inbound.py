@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import IdPath, SessionDep
+from gateway.api.deps import IdPath
 from gateway.api.schemas import ErrorOut, InboundAccepted, InboundChallenge, error_responses
 from gateway.inbound.ingest import ingest
-from gateway.tracing import tracer
+from gateway.tracing import span
 
 router = APIRouter(tags=["inbound"])
 
@@ -23,15 +23,11 @@ router = APIRouter(tags=["inbound"])
         403: {"model": ErrorOut, "description": "The source is disabled"},
     },
 )
-async def receive(
-    source_id: IdPath, request: Request, session: SessionDep
-) -> JSONResponse:
+async def receive(source_id: IdPath, request: Request) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
-    with tracer.start_as_current_span("webhook.receive",
-                                      attributes={"gateway.source_id": source_id}):
-        result = await ingest(session, request.app.state.inbound, source_id, request.headers,
-                              body)
+    with span("webhook.receive", **{"gateway.source_id": source_id}):
+        result = await ingest(request.app.state.inbound, source_id, request.headers, body)
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

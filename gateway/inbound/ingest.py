@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from gateway.api.schemas import check_json_value, storable
 from gateway.crypto import SecretBox
+from gateway.db import SessionMaker
 from gateway.errors import GatewayError, TooManyRequests
 from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
@@ -73,14 +72,16 @@ class InboundContext:
     admission: Admission
     default_rate: int
     batcher: PublishBatcher
+    sessionmaker: SessionMaker  # sources are read on a cache miss only
     _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
 
-    async def source(self, session: AsyncSession, source_id: str) -> _SourceView:
+    async def source(self, source_id: str) -> _SourceView:
         now = time.monotonic()
         cached = self._sources.get(source_id)
         if cached is not None and cached[0] > now:
             return cached[1]
-        row = await get_or_404(session, Source, source_id, "source")
+        async with self.sessionmaker() as session:
+            row = await get_or_404(session, Source, source_id, "source")
         view = _SourceView(
             row.id, row.provider,
             SourceConfig(self.box.open(row.secret, SECRET), row.options, row.tolerance_seconds),
@@ -96,10 +97,9 @@ class InboundContext:
 
 
 async def ingest(
-    session: AsyncSession, ctx: InboundContext, source_id: str,
-    headers: Mapping[str, str], body: bytes,
+    ctx: InboundContext, source_id: str, headers: Mapping[str, str], body: bytes,
 ) -> Ingested:
-    source = await ctx.source(session, source_id)
+    source = await ctx.source(source_id)
     if source.disabled:
         INBOUND.labels(source.provider, "disabled").inc()
         raise SourceDisabled(f"source {source_id} is disabled")
@@ -121,7 +121,6 @@ async def ingest(
         return Ingested("challenge", challenge=verified.challenge)
 
     delivery_id = verified.delivery_id or hashlib.sha256(body).hexdigest()
-    await session.close()  # done with it: the batcher writes in its own transaction
     published = await ctx.batcher.publish(Publish(
         event_type(verified.event_type), event_data(verified.payload, body),
         source_id=source.id,

@@ -37,6 +37,8 @@ class DeliveryContext:
     slots: asyncio.Semaphore = field(init=False)
     # Attempts that outlived their job's patience, finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Signing keys by their sealed form, opened once per process (see `delivery.py`).
+    signing_keys: dict[str, bytes] = field(default_factory=dict)
     # Endpoints with attempts in flight from this process (see `delivery.py`).
     loads: dict[str, EndpointLoad] = field(default_factory=dict)
     # Endpoints whose half-open breaker has a probe in flight from this process.

@@ -12,6 +12,7 @@ out again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -26,7 +27,6 @@ import aiohttp
 from sqlalchemy import Row, Update, bindparam, case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from gateway.crypto import SecretBox
 from gateway.groupcall import GroupCall
 from gateway.metrics import (
     ATTEMPT_SECONDS,
@@ -36,7 +36,7 @@ from gateway.metrics import (
     IN_FLIGHT,
     status_class,
 )
-from gateway.outbound.addresses import RefusedAddress, check_ip, parse_ip
+from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext, EndpointLoad
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait, record_health
@@ -354,10 +354,11 @@ async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
                                "gateway.delivery_id": job.delivery_id,
                                "gateway.endpoint_id": endpoint.id,
                                "gateway.attempt": job.attempt}) as span:
-                async with asyncio.timeout(timeout):
-                    async with ctx.client.post(endpoint.url, data=job.body, headers=headers,
-                                               allow_redirects=False) as response:
-                        body = await _read_capped(response)
+                # The session's total timeout is the attempt's one deadline: connecting
+                # (waiting for a connection included), sending, and reading the answer.
+                async with ctx.client.post(endpoint.url, data=job.body, headers=headers,
+                                           allow_redirects=False) as response:
+                    body = await _read_capped(response)
                 span.set_attribute("http.response.status_code", response.status)
         except TimeoutError:
             return _Outcome(started_at, None, elapsed_ms(), None, f"timed out after {timeout:g}s")
@@ -391,24 +392,39 @@ def _signed_headers(ctx: DeliveryContext, job: _Job, now: datetime) -> dict[str,
         "webhook-id": job.event.id,
         "webhook-timestamp": str(timestamp),
         "webhook-signature": signature_header(
-            _signing_keys(ctx.box, job.endpoint, now), job.event.id, timestamp, job.body),
+            _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, job.body),
     })
     return headers
 
 
 def _check_literal_host(url: str, ctx: DeliveryContext) -> None:
     # aiohttp asks the resolver only for names; a literal address is checked here.
-    host = urlsplit(url).hostname or ""
-    ip = parse_ip(host)
+    ip = _literal_ip(url)
     if ip is not None:
         check_ip(ip, ctx.settings.allowed_networks)
 
 
-def _signing_keys(box: SecretBox, endpoint: Row[Any], now: datetime) -> list[bytes]:
-    keys = [secret_key(box.open(endpoint.secret, SECRET))]
+@functools.lru_cache(maxsize=4096)
+def _literal_ip(url: str) -> IPAddress | None:
+    return parse_ip(urlsplit(url).hostname or "")
+
+
+def _signing_keys(ctx: DeliveryContext, endpoint: Row[Any], now: datetime) -> list[bytes]:
+    keys = [_signing_key(ctx, endpoint.secret)]
     if live_previous_secret_expiry(endpoint, now) is not None:
-        keys.append(secret_key(box.open(endpoint.previous_secret, SECRET)))
+        keys.append(_signing_key(ctx, endpoint.previous_secret))
     return keys
+
+
+def _signing_key(ctx: DeliveryContext, sealed: str) -> bytes:
+    # Opened once per process: decrypting on every attempt cost more than signing.
+    # A new secret is sealed anew, so a stale entry is never looked up again.
+    key = ctx.signing_keys.get(sealed)
+    if key is None:
+        if len(ctx.signing_keys) >= 10_000:
+            ctx.signing_keys.clear()
+        key = ctx.signing_keys[sealed] = secret_key(ctx.box.open(sealed, SECRET))
+    return key
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> str:
