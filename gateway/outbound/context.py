@@ -11,17 +11,10 @@ import aiohttp
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.groupcall import GroupCall
+from gateway.outbound.load import EndpointLoads
 from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
-
-
-@dataclass
-class EndpointLoad:
-    """Attempts in flight to one endpoint, and when the last one ended (monotonic)."""
-
-    in_flight: int
-    last_end: float
 
 
 @dataclass
@@ -39,8 +32,8 @@ class DeliveryContext:
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
     # Signing keys by their sealed form, opened once per process (see `delivery.py`).
     signing_keys: dict[str, bytes] = field(default_factory=dict)
-    # Endpoints with attempts in flight from this process (see `delivery.py`).
-    loads: dict[str, EndpointLoad] = field(default_factory=dict)
+    # Attempts in flight per endpoint, to put a saturated endpoint's further ones off.
+    loads: EndpointLoads = field(init=False)
     # Endpoints whose half-open breaker has a probe in flight from this process.
     probing: set[str] = field(default_factory=set)
     # The claims, and the records, of jobs running at once, each made in one
@@ -50,6 +43,7 @@ class DeliveryContext:
 
     def __post_init__(self) -> None:
         self.slots = asyncio.Semaphore(self.settings.delivery_concurrency)
+        self.loads = EndpointLoads(self.settings.connections_per_host)
 
     def keep(self, task: asyncio.Task[None]) -> None:
         self.stragglers.add(task)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from gateway.metrics import (
     status_class,
 )
 from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, parse_ip
-from gateway.outbound.context import DeliveryContext, EndpointLoad
+from gateway.outbound.context import DeliveryContext
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait, record_health
 from gateway.outbound.payload import event_body
@@ -62,12 +61,6 @@ CLOCK_SLACK = timedelta(seconds=1)
 # attempts to slow ones are left to finish in the background, so that they do not
 # hold a job slot that later events to healthy endpoints need.
 MAX_PATIENCE = 1.0
-# An endpoint with `connections_per_host` attempts in flight and none ended for this
-# long is stuck (slow, or not answering): more attempts to it are put off for
-# about `BUSY_DELAY` seconds rather than wait for a connection, so that it cannot
-# take every attempt slot of the process from the endpoints that answer.
-STUCK_AFTER = 1.0
-BUSY_DELAY = 2.0
 # A rate-limit slot this close is waited for; a later one puts the delivery off.
 RATE_WAIT_IN_JOB = 0.25
 # Claims in a row that ended with nothing recorded (the worker died, or a bug in the
@@ -305,22 +298,11 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     wait = breaker_wait(ctx, endpoint, utcnow())
     if wait > 0:
         return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="breaker")
-    load = ctx.loads.get(endpoint.id)
-    if load is None:
-        # The grace starts now: a burst to a new endpoint is not mistaken for it stuck.
-        load = ctx.loads[endpoint.id] = EndpointLoad(0, time.monotonic())
-    elif (load.in_flight >= ctx.settings.connections_per_host
-          and time.monotonic() - load.last_end > STUCK_AFTER):
-        return _Outcome(utcnow(), None, 0, None, None,
-                        deferred=BUSY_DELAY * random.uniform(0.5, 1.5), deferred_by="busy")
-    load.in_flight += 1
-    try:
+    wait = ctx.loads.put_off(endpoint.id)
+    if wait > 0:
+        return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="busy")
+    with ctx.loads.attempt(endpoint.id):
         return await _send(ctx, job)
-    finally:
-        load.in_flight -= 1
-        load.last_end = time.monotonic()
-        if load.in_flight == 0:
-            del ctx.loads[endpoint.id]
 
 
 async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
