@@ -174,18 +174,19 @@ _ENDPOINT = table(Endpoint)
 _ATTEMPT = table(Attempt)
 
 
-def _claim_statement(skip_locked: bool) -> Update:
-    """Lease the due, unleased deliveries of some events, or some deliveries, by id.
+def _claim_statement(by: str, skip_locked: bool) -> Update:
+    """Lease the due, unleased deliveries of some events (`by` "event_id") or by id.
 
     Built once: a statement object memoizes its cache key, so each claim skips
-    building the SQL expression and looking up its compiled form.
+    building the SQL expression and looking up its compiled form. Events and ids
+    are never asked for in one condition: an OR of the two made PostgreSQL walk the
+    whole table in id order instead of using either index.
     """
     d = _DELIVERY.c
     due_ids = (
         select(d.id)
         .where(
-            or_(d.event_id.in_(bindparam("event_ids", expanding=True)),
-                d.id.in_(bindparam("delivery_ids", expanding=True))),
+            d[by].in_(bindparam("keys", expanding=True)),
             d.status == DeliveryStatus.PENDING,
             d.next_attempt_at <= bindparam("due_by"),
             or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
@@ -204,7 +205,8 @@ def _claim_statement(skip_locked: bool) -> Update:
     )
 
 
-_CLAIM = {True: _claim_statement(skip_locked=True), False: _claim_statement(skip_locked=False)}
+_CLAIM = {(by, skip_locked): _claim_statement(by, skip_locked)
+          for by in ("event_id", "id") for skip_locked in (True, False)}
 _EVENTS_BY_ID = select(_EVENT).where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
 _ENDPOINTS_BY_ID = select(_ENDPOINT).where(_ENDPOINT.c.id.in_(bindparam("ids", expanding=True)))
 # Records an attempt's outcome on a delivery, if this job still owns it: a delivery
@@ -240,19 +242,26 @@ async def _claim(ctx: DeliveryContext, wants: list[_Want]) -> list[list[_Job]]:
             by_event.setdefault(event_id, i)
         for delivery_id in want.delivery_ids:
             by_id.setdefault(delivery_id, i)
+    full = False
+    claimed: list[Row[Any]] = []
     async with ctx.sessionmaker() as session, session.begin():
         conn = await session.connection()
-        claimed = sorted((await conn.execute(_CLAIM[conn.dialect.name == "postgresql"], {
-            "event_ids": list(by_event), "delivery_ids": list(by_id),
-            "due_by": now + CLOCK_SLACK, "now": now, "lease": lease,
-        })).all(), key=lambda row: row.id)
+        postgres = conn.dialect.name == "postgresql"
+        for by, keys in (("event_id", by_event), ("id", by_id)):
+            if keys:
+                rows = (await conn.execute(_CLAIM[by, postgres], {
+                    "keys": list(keys), "due_by": now + CLOCK_SLACK, "now": now, "lease": lease,
+                })).all()
+                full = full or len(rows) == CLAIM_BATCH
+                claimed += rows
+        claimed.sort(key=lambda row: row.id)
         if not claimed:
             return [[] for _ in wants]
         events = {e.id: e for e in await conn.execute(
             _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})})}
         endpoints = {e.id: e for e in await conn.execute(
             _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})})}
-    if len(claimed) == CLAIM_BATCH:
+    if full:
         await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
     bodies = {
         e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()
