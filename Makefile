@@ -31,8 +31,22 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy gateway
 
+# The benchmark (bench/, all on loopback: see bench/__main__.py). Its receiver is nginx
+# from Debian's nginx-light, installed here if missing; the package may start a system
+# nginx on port 80, which the bench does not use, so it is stopped again. Without
+# nginx the bench falls back to its own aiohttp receiver and says so.
+# `make bench BENCH_ARGS="w1 w3 --quick"` runs a part, small.
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python -m bench
+	@if [ ! -x /usr/sbin/nginx ]; then \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo "sudo -n"); \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ $$sudo apt-get install -y nginx-light \
+			|| { $$sudo apt-get update && $$sudo apt-get install -y nginx-light; }; } \
+		&& { $$sudo service nginx stop >/dev/null 2>&1 || true; } \
+		|| echo "!!! nginx-light could not be installed: the bench uses its aiohttp receiver"; \
+	fi
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -1,4 +1,8 @@
-"""Y2, the ingest yardstick: a no-op FastAPI POST route on the gateway's uvicorn settings."""
+"""Y2, the ingest yardstick: a no-op FastAPI POST route on the gateway's uvicorn settings.
+
+It parses the JSON body into a pydantic-validated dict, as the publish route does
+with its model, and answers 202 without storing anything.
+"""
 
 from __future__ import annotations
 

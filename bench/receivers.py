@@ -1,0 +1,108 @@
+"""The receivers of a run: nginx (or the aiohttp fallback) for healthy endpoints, and
+the bad endpoints of W4.
+
+The bench starts one receiver for the whole run; workloads tell their deliveries
+apart by URI (see `arrivals.py`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench import nginx
+from bench.arrivals import Arrivals
+from bench.procs import Proc
+
+HERE = Path(__file__).parent
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30, proc: Proc | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            proc.check_alive()
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up within {timeout:g}s")
+
+
+@dataclass
+class Receiver:
+    kind: str  # "nginx", or "aiohttp" (the fallback)
+    base: str  # http://127.0.0.1:port
+    proc: Proc
+    arrivals: Arrivals
+
+    def url(self, *parts: object) -> str:
+        return self.base + "/" + "/".join(str(p) for p in parts)
+
+    def stop(self) -> None:
+        self.proc.stop(10)
+
+
+def start_receiver(run_dir: Path, prefer: str = "nginx") -> Receiver:
+    port = free_port()
+    workdir = run_dir / "receiver"
+    workdir.mkdir(parents=True, exist_ok=True)
+    if prefer == "nginx" and nginx.available():
+        proc, log = nginx.start(workdir, port)
+        kind = "nginx"
+    else:
+        log = workdir / "access.log"
+        proc = Proc("receiver", [sys.executable, str(HERE / "receiver.py"), str(port), str(log)],
+                    log_dir=workdir)
+        kind = "aiohttp"
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz", proc=proc)
+    except BaseException:
+        proc.stop(5)
+        raise
+    return Receiver(kind, base, proc, Arrivals(log))
+
+
+@dataclass
+class BadEndpoints:
+    """W4's unhealthy endpoints: `/slow` answers after 10 s, `/never` never answers.
+
+    Each is on its own port, as two broken customer hosts would be: the gateway
+    limits connections per host, and two bad endpoints on one host would share it.
+    """
+
+    slow: str
+    never: str
+    proc: Proc
+
+    def stop(self) -> None:
+        self.proc.stop(10)
+
+
+def start_bad_endpoints(run_dir: Path) -> BadEndpoints:
+    slow_port, never_port = free_port(), free_port()
+    proc = Proc("bad-endpoints", [sys.executable, str(HERE / "slow_receiver.py"),
+                                  str(slow_port), str(never_port)], log_dir=run_dir)
+    try:
+        wait_http(f"http://127.0.0.1:{slow_port}/healthz", proc=proc)
+        wait_http(f"http://127.0.0.1:{never_port}/healthz", proc=proc)
+    except BaseException:
+        proc.stop(5)
+        raise
+    return BadEndpoints(f"http://127.0.0.1:{slow_port}/slow",
+                        f"http://127.0.0.1:{never_port}/never", proc)

@@ -1,0 +1,66 @@
+"""The benchmark's own arithmetic, without starting anything: log parsing, percentiles,
+pass/fail marks and the rate search. (`python -m bench --quick` runs the real thing.)"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from bench import loadgen, nginx, ratesearch
+from bench.arrivals import Arrivals, parse_line
+from bench.loadgen import LoadRun, Request, Result, percentile
+from bench.report import Row
+
+
+def test_access_log_is_read_incrementally_and_split_by_endpoint(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text("1700000000.125 evt_1 /w1/k10/e0 204\n1700000000.130 evt_1 /w1/k10/e1 2")
+    arrivals = Arrivals(log)
+    assert arrivals.count("/w1/k10") == 1  # the half-written line waits
+    with open(log, "a") as f:
+        f.write("04\n1700000000.200 - /y1/aiohttp/x 204\n")
+    assert arrivals.count("/w1/k10") == 2
+    assert arrivals.count("/y1/aiohttp") == 1
+    assert [a.uri for a in arrivals.of("/w1/k10")] == ["/w1/k10/e0", "/w1/k10/e1"]
+    assert parse_line("garbage") is None
+
+
+def test_nginx_config_logs_what_the_ledger_needs(tmp_path: Path) -> None:
+    text = nginx.config(tmp_path, 12345)
+    assert "listen 127.0.0.1:12345" in text
+    assert "daemon off;" in text and "master_process off;" in text
+    assert "$msec $http_webhook_id $request_uri" in text
+    assert "return 204" in text
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 99.9) == 100
+    assert percentile([], 99) == 0
+
+
+def test_rows_mark_targets_and_void() -> None:
+    assert Row("w", 30, 100, target=(">=", 0.3)).passed is True
+    assert Row("w", 29, 100, target=(">=", 0.3)).passed is False
+    assert Row("w", 99, unit="ms", target=("<", 100), on="gateway").passed is True
+    assert Row("w", 30, 100, target=(">=", 0.3), void=True).passed is None
+    assert Row("y", None, 100).ratio is None
+
+
+def test_rate_search_finds_the_knee(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fake server that holds 1,000/s: above it every latency is 200 ms.
+    async def fake_open_loop(_client: object, requests: Sequence[Request], rate: float,
+                             keep_body: bool = False) -> LoadRun:
+        latency = 0.005 if rate <= 1000 else 0.2
+        return LoadRun(rate, [Result(0, latency, 0, 202) for _ in requests], 1.0)
+
+    monkeypatch.setattr(loadgen, "open_loop", fake_open_loop)
+    monkeypatch.setattr(ratesearch, "SETTLE_SECONDS", 0)
+    search = ratesearch.search(lambda n: [Request("u", b"", {})] * n, 0.01, refine=6,
+                               log=lambda _line: None)
+    assert 900 <= search.held <= 1000
+    assert not search.generator_limited
