@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gateway import __version__
+from gateway import __version__, gctune
 from gateway.access import AccessLog
 from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
 from gateway.api.deps import get_principal
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.inbound = InboundContext(box, app.state.admission,
                                            settings.inbound_rate_limit, app.state.batcher,
                                            app.state.sessionmaker)
+        gctune.settle()
         try:
             yield
         finally:

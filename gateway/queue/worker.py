@@ -17,6 +17,7 @@ from arq.connections import RedisSettings
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
+from gateway import gctune
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.outbound.client import create_delivery_client
@@ -76,6 +77,7 @@ def create_worker(settings: Settings) -> Worker:
             box=box,
             limiter=RedisRateLimiter(dispatcher.redis, settings.queue_name),
         )
+        gctune.settle()
         log.info("worker ready: queue %s, %d jobs at once, %d attempts in flight",
                  settings.queue_name, settings.worker_max_jobs, settings.delivery_concurrency)
 
