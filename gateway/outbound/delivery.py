@@ -39,6 +39,7 @@ from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, pars
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait, record_health
+from gateway.outbound.load import Busy
 from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
@@ -310,8 +311,12 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     wait = ctx.loads.put_off(endpoint.id)
     if wait > 0:
         return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="busy")
-    with ctx.loads.attempt(endpoint.id):
-        return await _send(ctx, job)
+    try:
+        async with ctx.loads.attempt(endpoint.id):
+            return await _send(ctx, job)
+    except Busy as busy:
+        return _Outcome(utcnow(), None, 0, None, None, deferred=busy.seconds,
+                        deferred_by="busy")
 
 
 async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
