@@ -124,8 +124,9 @@ class Settings(BaseSettings):
     )
     connections_per_host: int = Field(
         50, ge=1,
-        description="Connections open at once to one endpoint host per process, so that one "
-        "slow host cannot take every connection.",
+        description="Connections open at once to one endpoint host, and attempts under way "
+        "to one endpoint, per process, so that one slow endpoint cannot take every "
+        "connection; a slow endpoint's further attempts are put off.",
     )
     # Sweeper: how often it runs and how overdue a delivery must be before it is
     # re-dispatched (its own job had that long to run).
