@@ -18,6 +18,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -179,6 +180,15 @@ class Gateway:
         if self.backend == "postgres":
             self.start_worker()
 
+    @contextmanager
+    def running(self) -> Iterator[Gateway]:
+        """Started for the block, and stopped (its database dropped) however it ends."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         for proc in [*self.workers, self.server]:
             if proc is not None and proc.poll() is None:
@@ -290,9 +300,8 @@ def dns() -> Iterator[ScriptedDNS]:
 def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             dns: ScriptedDNS) -> Iterator[Gateway]:
     instance = Gateway(request.param, tmp_path_factory.mktemp(request.param), dns)
-    instance.start()
-    yield instance
-    instance.stop()
+    with instance.running():
+        yield instance
     # Everything the suite did on this backend was logged: none of it may be secret.
     leaks = instance.leaked_secrets()
     assert not leaks, "secrets in the gateway's logs:\n" + "\n".join(leaks[:20])

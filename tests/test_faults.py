@@ -65,11 +65,10 @@ def stack(tmp_path: Path, dns: ScriptedDNS) -> Iterator[tuple[Gateway, RedisServ
     redis_server = RedisServer(tmp_path)
     redis_server.start()
     gateway = Gateway("postgres", tmp_path, dns, redis_url=redis_server.url)
-    gateway.start()
     try:
-        yield gateway, redis_server
+        with gateway.running():
+            yield gateway, redis_server
     finally:
-        gateway.stop()
         if redis_server.proc and redis_server.proc.poll() is None:
             redis_server.kill()
 

@@ -26,11 +26,8 @@ def tight(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS) -> I
     gateway = Gateway(request.param, tmp_path, dns)
     gateway.env["GATEWAY_CONNECTIONS_PER_HOST"] = str(PER_HOST)
     gateway.env["GATEWAY_DELIVERY_TIMEOUT"] = "10"
-    gateway.start()
-    try:
+    with gateway.running():
         yield gateway
-    finally:
-        gateway.stop()
 
 
 @pytest.fixture

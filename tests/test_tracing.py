@@ -24,11 +24,8 @@ def traced(tmp_path: Path, dns: ScriptedDNS) -> Iterator[Gateway]:
         pytest.skip(_PG_MISSING)
     gateway = Gateway("postgres", tmp_path, dns)
     gateway.env["OTEL_TRACES_EXPORTER"] = "console"
-    gateway.start()
-    try:
+    with gateway.running():
         yield gateway
-    finally:
-        gateway.stop()
 
 
 def _spans(gw: Gateway) -> list[dict[str, object]]:
