@@ -274,9 +274,16 @@ def dump(model: type[BaseModel], value: Any) -> dict[str, Any]:
     return model.model_validate(value, from_attributes=True).model_dump(mode="json")
 
 
-def page_json(rows: list[dict[str, Any]], next_cursor: str | None) -> None:
-    """A list as the API pages it."""
-    print_json({"data": rows, "next_cursor": next_cursor})
+def print_page(rows: list[dict[str, Any]], next_cursor: str | None, as_json: bool,
+               columns: dict[str, str], what: str,
+               shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """One page of a list: with --json as the API pages it, else as a table of `columns`
+    (each row through `shown` first, for columns the API does not have)."""
+    if as_json:
+        print_json({"data": rows, "next_cursor": next_cursor})
+    else:
+        print_table(rows if shown is None else [shown(row) for row in rows], columns, what,
+                    next_cursor)
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")

@@ -15,10 +15,9 @@ from gateway.commands.common import (
     dump,
     load_settings,
     note,
-    page_json,
     print_json,
+    print_page,
     print_record,
-    print_table,
     run,
 )
 
@@ -69,10 +68,7 @@ def deliveries_list(
         return [dump(DeliveryOut, d) for d in rows], next_cursor
 
     rows, next_cursor = run(settings, work)
-    if as_json:
-        page_json(rows, next_cursor)
-    else:
-        print_table(rows, COLUMNS, "deliveries", next_cursor)
+    print_page(rows, next_cursor, as_json, COLUMNS, "deliveries")
 
 
 @app.command("retry")

@@ -16,10 +16,9 @@ from gateway.commands.common import (
     load_box,
     load_settings,
     note,
-    page_json,
     print_json,
+    print_page,
     print_record,
-    print_table,
     run,
 )
 
@@ -68,11 +67,8 @@ def endpoints_list(
         return [dump(EndpointOut, endpoint_out(e, box)) for e in rows], next_cursor
 
     rows, next_cursor = run(settings, work)
-    if as_json:
-        page_json(rows, next_cursor)
-    else:
-        print_table([{**row, "state": _state(row)} for row in rows], COLUMNS, "endpoints",
-                    next_cursor)
+    print_page(rows, next_cursor, as_json, COLUMNS, "endpoints",
+               shown=lambda row: {**row, "state": _state(row)})
 
 
 @app.command("create")

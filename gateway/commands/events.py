@@ -19,10 +19,9 @@ from gateway.commands.common import (
     input_error,
     load_settings,
     note,
-    page_json,
     print_json,
+    print_page,
     print_record,
-    print_table,
     run,
 )
 
@@ -112,7 +111,4 @@ def events_list(
         return [dump(EventOut, event_out(e)) for e in rows], next_cursor
 
     rows, next_cursor = run(settings, work)
-    if as_json:
-        page_json(rows, next_cursor)
-    else:
-        print_table(rows, COLUMNS, "events", next_cursor)
+    print_page(rows, next_cursor, as_json, COLUMNS, "events")

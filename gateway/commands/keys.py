@@ -13,10 +13,9 @@ from gateway.commands.common import (
     dump,
     load_settings,
     note,
-    page_json,
     print_json,
+    print_page,
     print_record,
-    print_table,
     run,
 )
 
@@ -47,10 +46,7 @@ def keys_list(as_json: JsonFlag = False, limit: Limit = 50, cursor: Cursor = Non
         return [dump(ApiKeyOut, row) for row in rows], next_cursor
 
     rows, next_cursor = run(settings, work)
-    if as_json:
-        page_json(rows, next_cursor)
-    else:
-        print_table(rows, COLUMNS, "API keys", next_cursor)
+    print_page(rows, next_cursor, as_json, COLUMNS, "API keys")
 
 
 def keys_revoke(
