@@ -121,3 +121,16 @@ def test_an_endpoint_that_answers_again_is_no_longer_put_off() -> None:
         async with loads.attempt("ep"):
             assert loads.put_off("ep") == 0
     run(scenario())
+
+
+def test_an_attempt_to_a_saturated_endpoint_is_refused_at_once() -> None:
+    async def scenario() -> None:
+        clock = Clock()
+        loads = EndpointLoads(1, clock)
+        async with loads.attempt("ep"):
+            clock.now += 2  # its one connection has been busy for two seconds
+            with pytest.raises(Busy) as busy:
+                async with loads.attempt("ep"):
+                    pass
+            assert busy.value.seconds == pytest.approx(2.0)
+    run(scenario())

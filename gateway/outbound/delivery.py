@@ -311,9 +311,6 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     wait = breaker_wait(ctx, endpoint, utcnow())
     if wait > 0:
         return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="breaker")
-    wait = ctx.loads.put_off(endpoint.id)
-    if wait > 0:
-        return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="busy")
     try:
         async with ctx.loads.attempt(endpoint.id):
             return await _send(ctx, job)
@@ -556,7 +553,7 @@ async def _record(
          if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled],
         now,
     )
-    for job, _outcome in results:
+    for job, _outcome in results:  # a breaker's probe is over, whatever came of it
         ctx.probing.discard(job.endpoint.id)
     await asyncio.gather(*(
         ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id],

@@ -69,7 +69,6 @@ async def record_health(
     """Update health from (endpoint, status code, ok) of the attempts just recorded."""
     tallies: dict[str, _Tally] = {}
     for endpoint, status_code, ok in results:
-        ctx.probing.discard(endpoint.id)
         tally = tallies.setdefault(endpoint.id, _Tally(endpoint))
         if ok:
             tally.successes += 1

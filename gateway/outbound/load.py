@@ -64,7 +64,11 @@ class EndpointLoads:
 
     @asynccontextmanager
     async def attempt(self, endpoint_id: str) -> AsyncIterator[None]:
-        """Hold one of the endpoint's connections; raises Busy after waiting too long."""
+        """Hold one of the endpoint's connections; raises Busy when the endpoint is
+        saturated, or after waiting too long for one."""
+        wait = self.put_off(endpoint_id)
+        if wait > 0:
+            raise Busy(wait)
         load = self._loads.get(endpoint_id)
         if load is None:
             if len(self._loads) >= MAX_TRACKED:
