@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.conftest import Gateway
 from tests.receiver import wait_until
 
@@ -36,3 +38,16 @@ def deliveries_of(gw: Gateway, event_id: str) -> list[dict[str, Any]]:
     assert response.status_code == 200, response.text
     return response.json()["data"]  # type: ignore[no-any-return]
 
+
+
+def create_key(gw: Gateway, **fields: object) -> dict[str, Any]:
+    """A created API key (scoped with `tenant_id=`); its `key` is shown only here."""
+    response = gw.api.post("/v1/api-keys", json={"name": "test", **fields})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def client_with(gw: Gateway, key: str) -> httpx.Client:
+    """An API client of the gateway that authenticates with `key`."""
+    return httpx.Client(base_url=str(gw.api.base_url), timeout=30,
+                        headers={"Authorization": f"Bearer {key}"})

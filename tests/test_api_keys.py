@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import hashlib
 
-import httpx
 import pytest
 
 from tests.conftest import Gateway
-from tests.helpers import make_endpoint, publish
+from tests.helpers import client_with, create_key, make_endpoint, publish
 from tests.receiver import Receiver, wait_until
 
 
-def _client(gw: Gateway, key: str) -> httpx.Client:
-    return httpx.Client(base_url=str(gw.api.base_url), timeout=30,
-                        headers={"Authorization": f"Bearer {key}"})
-
-
-def _create_key(gw: Gateway, **fields: object) -> dict[str, object]:
-    response = gw.api.post("/v1/api-keys", json={"name": "test", **fields})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
 def test_created_key_works_is_listed_without_the_key_and_stored_hashed(gw: Gateway) -> None:
-    created = _create_key(gw, name="ci")
+    created = create_key(gw, name="ci")
     key = str(created["key"])
     assert key.startswith("gw_") and created["id"].startswith("key_")  # type: ignore[union-attr]
-    with _client(gw, key) as client:
+    with client_with(gw, key) as client:
         assert client.get("/v1/endpoints").status_code == 200
     listed = gw.api.get("/v1/api-keys").json()["data"]
     assert [k["id"] for k in listed] == [created["id"]]
@@ -38,8 +26,8 @@ def test_created_key_works_is_listed_without_the_key_and_stored_hashed(gw: Gatew
 
 
 def test_revoked_key_stops_working(gw: Gateway) -> None:
-    created = _create_key(gw)
-    with _client(gw, str(created["key"])) as client:
+    created = create_key(gw)
+    with client_with(gw, str(created["key"])) as client:
         assert client.get("/v1/endpoints").status_code == 200
         assert gw.api.delete(f"/v1/api-keys/{created['id']}").status_code == 204
         # Within the few seconds other processes may cache it; here at once.
@@ -48,7 +36,7 @@ def test_revoked_key_stops_working(gw: Gateway) -> None:
 
 
 def test_unknown_key_is_401(gw: Gateway) -> None:
-    with _client(gw, "gw_not_a_real_key") as client:
+    with client_with(gw, "gw_not_a_real_key") as client:
         response = client.get("/v1/endpoints")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
@@ -60,8 +48,8 @@ def test_tenant_key_sees_and_changes_only_its_tenant(
     mine = make_endpoint(gw, receiver.url(f"{path}/mine"), tenant_id="acme")
     theirs = make_endpoint(gw, receiver.url(f"{path}/theirs"), tenant_id="globex")
     their_event = publish(gw, "a.b", tenant_id="globex")
-    key = str(_create_key(gw, tenant_id="acme")["key"])
-    with _client(gw, key) as client:
+    key = str(create_key(gw, tenant_id="acme")["key"])
+    with client_with(gw, key) as client:
         listed = client.get("/v1/endpoints").json()["data"]
         assert [e["id"] for e in listed] == [mine["id"]]
         assert client.get("/v1/endpoints", params={"tenant_id": "globex"}).json()["data"] == []
@@ -119,6 +107,6 @@ def test_cli_creates_a_working_key(gw: Gateway) -> None:
     assert result.returncode == 0, result.stderr
     key = result.stdout.strip()
     assert key.startswith("gw_")
-    with _client(gw, key) as client:
+    with client_with(gw, key) as client:
         assert client.get("/v1/endpoints").status_code == 200
         assert client.get("/v1/sources").status_code == 403

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
@@ -18,7 +18,7 @@ from gateway.outbound.addresses import check_url
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
-from gateway.store.models import Delivery, DeliveryStatus, Endpoint
+from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
@@ -33,6 +33,25 @@ async def _checked_url(url: str, settings: Settings) -> str:
     return url
 
 
+async def _check_sources(
+    session: AsyncSession, source_ids: list[str] | None, tenant_id: str | None
+) -> None:
+    """Sources belong to the operator: their events have no tenant, so only an endpoint
+    without one can receive them (the tenant rule, `matching.py`). The message for a
+    tenant's endpoint says nothing of which sources exist."""
+    if not source_ids:
+        return
+    if tenant_id is not None:
+        raise Invalid("an endpoint with a tenant_id cannot filter on source_ids: events "
+                      "received through sources belong to no tenant, so they only reach "
+                      "endpoints without one", loc=("body", "source_ids"))
+    known = set((await session.scalars(
+        select(col(Source.id)).where(col(Source.id).in_(set(source_ids))))).all())
+    missing = sorted(set(source_ids) - known)
+    if missing:
+        raise Invalid(f"unknown source_ids: {', '.join(missing)}", loc=("body", "source_ids"))
+
+
 async def get_endpoint(
     session: AsyncSession, endpoint_id: str, tenant_id: str | None = None
 ) -> Endpoint:
@@ -43,6 +62,7 @@ async def get_endpoint(
 async def create_endpoint(
     session: AsyncSession, body: EndpointCreate, settings: Settings, box: SecretBox
 ) -> Endpoint:
+    await _check_sources(session, body.source_ids, body.tenant_id)
     now = utcnow()
     endpoint = Endpoint(
         id=new_id("ep"),
@@ -75,10 +95,15 @@ async def update_endpoint(
     for field in ("disabled", "headers"):
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
+    if "source_ids" in changes or "tenant_id" in changes:
+        await _check_sources(session, changes.get("source_ids", endpoint.source_ids),
+                             changes.get("tenant_id", endpoint.tenant_id))
     if "headers" in changes:
         changes["headers"] = box.seal_headers(changes["headers"])
-    if changes.get("disabled") is False:
-        # Re-enabled by hand: it starts with a clean bill of health.
+    if changes.get("disabled") is False and endpoint.disabled:
+        # Re-enabled by hand: it starts with a clean bill of health. Not on a PATCH
+        # that leaves an enabled endpoint enabled: its owner could otherwise keep a
+        # failing endpoint's breaker shut, and its attempts coming, at will.
         changes.update(disabled_reason=None, failing_since=None, consecutive_failures=0,
                        circuit_open_until=None)
     for field, value in changes.items():

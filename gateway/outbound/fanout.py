@@ -198,10 +198,12 @@ def _repeat(earlier: Published, item: Publish) -> Published | Exception:
 
 
 async def _enabled_endpoints(session: AsyncSession, tenant_id: str | None) -> list[Subscription]:
-    """The endpoints an event may go to: only the columns that matching reads."""
+    """The endpoints an event may go to, by the tenant rule (see `matching.py`): a
+    tenant's event only its tenant's, an event without a tenant only the endpoints
+    without one. Only the columns that matching reads."""
     conn = await session.connection()
     if tenant_id is None:
-        return list((await conn.execute(_ENABLED)).all())
+        return list((await conn.execute(_ENABLED_UNOWNED)).all())
     return list((await conn.execute(_ENABLED_OF_TENANT, {"tenant_id": tenant_id})).all())
 
 
@@ -230,6 +232,7 @@ def _subscriptions() -> Any:
 # the ORM's handling of each statement cost more CPU than the database did.
 _ENDPOINT = table(Endpoint)
 _ENABLED = _subscriptions().where(_ENDPOINT.c.disabled.is_(False))
+_ENABLED_UNOWNED = _ENABLED.where(_ENDPOINT.c.tenant_id.is_(None))
 _ENABLED_OF_TENANT = _ENABLED.where(_ENDPOINT.c.tenant_id == bindparam("tenant_id"))
 _INSERT_EVENTS = insert(table(Event))
 _INSERT_DELIVERIES = insert(table(Delivery))

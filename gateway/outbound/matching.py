@@ -1,4 +1,12 @@
-"""Which endpoints an event goes to: event-type filters and source filters."""
+"""Which endpoints an event goes to: the tenant rule, event-type filters and source filters.
+
+The tenant rule: an endpoint with a `tenant_id` receives only events of that
+tenant, and an event without a tenant (published without `tenant_id`, or
+received through a source, which belongs to the operator) reaches only the
+endpoints without one. The one exception is an event that names its endpoints by
+id under an admin key. Publishing applies the rule when it reads the candidate
+endpoints (`fanout.py`); what is left to match here is an endpoint's filters.
+"""
 
 from __future__ import annotations
 
