@@ -36,7 +36,7 @@ from gateway.api.schemas import (
 )
 from gateway.auth import scoped_tenant
 from gateway.crypto import SecretBox
-from gateway.errors import Conflict
+from gateway.errors import Conflict, Invalid, NotFound
 from gateway.outbound import endpoints as service
 from gateway.outbound.fanout import publish
 from gateway.store.models import Endpoint
@@ -152,11 +152,15 @@ async def send_test(
     endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled")
-    published = await publish(
-        session, dispatcher, event_type="webhook.test",
-        data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
-        tenant_id=endpoint.tenant_id, endpoint_ids=[endpoint.id], ignore_type_filters=True,
-    )
+    try:
+        published = await publish(
+            session, dispatcher, event_type="webhook.test",
+            data={"endpoint_id": endpoint.id,
+                  "message": "This is a test event from the gateway."},
+            tenant_id=endpoint.tenant_id, endpoint_ids=[endpoint.id], ignore_type_filters=True,
+        )
+    except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
+        raise NotFound(f"endpoint {endpoint_id!r} not found") from None
     return published_out(published)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -31,6 +31,11 @@ from gateway.timeutil import utcnow
 from gateway.tracing import current_parent
 
 log = logging.getLogger("gateway.fanout")
+
+# Stores of one batch before its items are stored one by one.
+STORE_TRIES = 3
+# Serialization failure and deadlock (PostgreSQL): the transaction may simply be run again.
+_RETRYABLE_SQLSTATES = ("40001", "40P01")
 
 Subscription = Row[str, list[str] | None, list[str] | None, bool]
 
@@ -99,23 +104,29 @@ async def publish(
 async def publish_many(
     session: AsyncSession, dispatcher: Dispatcher, items: list[Publish]
 ) -> list[Published | Exception]:
-    """Store the batch in one transaction; per item, the event or the error it gets (4xx).
+    """Store the batch in one transaction; per item, the event or the error it gets.
 
-    If the batch trips over a concurrent writer (the same idempotency key committed
-    elsewhere meanwhile), it is rolled back and each item done on its own.
+    A batch that trips over a concurrent writer (an idempotency key committed
+    elsewhere meanwhile, an endpoint deleted between matching and insert) is rolled
+    back and stored again: the second look finds the key's event, and no longer
+    the endpoint. If it keeps failing, each item is stored on its own, so that one
+    item's failure is its own: no item's error goes to another, and an item that
+    was committed is never answered with an error.
     """
-    try:
-        results = await _store(session, items)
-    except IntegrityError:
-        await session.rollback()
-        if len(items) > 1:
-            return [(await publish_many(session, dispatcher, [item]))[0] for item in items]
-        # Another request with the same key committed first: answer with its event.
-        key = items[0].idempotency_key
-        earlier = (await _by_idempotency_keys(session, [key])).get(key) if key is not None else None
-        if earlier is None:
-            raise
-        return [_repeat(earlier, items[0])]
+    results: list[Published | Exception] | None = None
+    for tries_left in reversed(range(STORE_TRIES)):
+        try:
+            results = await _store(session, items)
+            break
+        except DBAPIError as exc:
+            await session.rollback()
+            if len(items) == 1 and (tries_left == 0 or not _conflict(exc)):
+                raise
+            if not _conflict(exc):
+                break  # an item the database refuses: found out item by item below
+    if results is None:
+        # Each is counted and dispatched on its own.
+        return [await _publish_alone(session, dispatcher, item) for item in items]
     for r in results:
         if isinstance(r, Published) and r.created:
             EVENTS.labels("inbound" if r.event.source_id else "api", r.event.type).inc()
@@ -124,6 +135,26 @@ async def publish_many(
         for r in results if isinstance(r, Published) and r.created and r.deliveries
     ])
     return results
+
+
+async def _publish_alone(
+    session: AsyncSession, dispatcher: Dispatcher, item: Publish
+) -> Published | Exception:
+    try:
+        [result] = await publish_many(session, dispatcher, [item])
+    except Exception as exc:  # this item's alone: the others' results stand
+        await session.rollback()
+        return exc
+    return result
+
+
+def _conflict(exc: DBAPIError) -> bool:
+    """A write that lost a race with another transaction: worth doing again."""
+    if isinstance(exc, IntegrityError):
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None)
+    return state in _RETRYABLE_SQLSTATES
 
 
 async def _store(session: AsyncSession, items: list[Publish]) -> list[Published | Exception]:
