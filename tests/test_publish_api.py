@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway
-from tests.helpers import deliveries_of, make_endpoint, publish
+from tests.helpers import client_with, create_key, deliveries_of, make_endpoint, publish
 from tests.receiver import Receiver, wait_until
 
 MIB = 1024 * 1024
@@ -333,6 +333,29 @@ def test_different_idempotency_keys_make_different_events(gw: Gateway) -> None:
     third = gw.api.post("/v1/events", json=body)
     assert [r.status_code for r in (first, second, third)] == [202, 202, 202]
     assert len({r.json()["id"] for r in (first, second, third)}) == 3
+
+
+def test_idempotency_keys_are_scoped_per_tenant_and_per_unscoped_key(gw: Gateway) -> None:
+    """Another caller's use of a key neither blocks it nor tells that it is in use."""
+    body = {"type": "order.placed", "data": {"order": 42}}
+    key = {"Idempotency-Key": "order-42"}
+    tenant_a = [str(create_key(gw, tenant_id="tenantA")["key"]) for _ in range(2)]
+    tenant_b = str(create_key(gw, tenant_id="tenantB")["key"])
+    admin = str(create_key(gw)["key"])
+    with client_with(gw, tenant_b) as b, client_with(gw, tenant_a[0]) as a, \
+            client_with(gw, tenant_a[1]) as a_again, client_with(gw, admin) as other_admin:
+        first_b = b.post("/v1/events", json=body, headers=key)
+        first_a = a.post("/v1/events", json={**body, "data": {"order": "a"}}, headers=key)
+        bootstrap = gw.api.post("/v1/events", json=body, headers=key)
+        second_admin = other_admin.post("/v1/events", json=body, headers=key)
+        assert [r.status_code for r in (first_b, first_a, bootstrap, second_admin)] == [
+            202, 202, 202, 202]
+        # Within one tenant (any of its keys), the key is the same key.
+        repeat = a_again.post("/v1/events", json={**body, "data": {"order": "a"}}, headers=key)
+        assert repeat.status_code == 200 and repeat.json()["id"] == first_a.json()["id"]
+        assert b.post("/v1/events", json=body, headers=key).json()["id"] == first_b.json()["id"]
+    assert gw.api.post("/v1/events", json=body, headers=key).status_code == 200
+    assert len({r.json()["id"] for r in (first_b, first_a, bootstrap, second_admin)}) == 4
 
 
 # reading events

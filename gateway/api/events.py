@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from typing import Annotated
 
@@ -27,7 +28,7 @@ from gateway.api.schemas import (
     EventPublished,
     Page,
 )
-from gateway.auth import scoped_tenant
+from gateway.auth import Principal, scoped_tenant
 from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.fanout import Publish, Published
 from gateway.store.models import Event
@@ -49,6 +50,16 @@ def published_out(published: Published) -> dict[str, object]:
     return {**event_out(published.event), "deliveries": published.deliveries}
 
 
+def _scoped_idempotency_key(principal: Principal, key: str) -> str:
+    """The key in its caller's namespace: a tenant's keys (all its API keys share it), or
+    one unscoped API key's, so that no caller can collide with, or probe, another's
+    keys. Hashed to a fixed length (tenant ids run to 255 characters), and prefixed
+    apart from the delivery ids of inbound sources, which share the column."""
+    owner = (f"tenant:{principal.tenant_id}" if principal.tenant_id is not None
+             else f"key:{principal.key_id or 'bootstrap'}")
+    return f"api:{hashlib.sha256(owner.encode()).hexdigest()[:24]}:{key}"
+
+
 @router.post(
     "", status_code=status.HTTP_202_ACCEPTED, response_model=EventPublished,
     responses={200: {"model": EventPublished,
@@ -68,8 +79,8 @@ async def publish_event(
             body.type, body.data,
             tenant_id=scoped_tenant(principal, body.tenant_id),
             endpoint_ids=body.endpoint_ids,
-            # Namespaced apart from the delivery ids of inbound sources, sharing the column.
-            idempotency_key=f"api:{idempotency_key}" if idempotency_key is not None else None,
+            idempotency_key=(_scoped_idempotency_key(principal, idempotency_key)
+                             if idempotency_key is not None else None),
         ))
     if not published.created:
         response.status_code = status.HTTP_200_OK
