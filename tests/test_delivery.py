@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -423,3 +424,22 @@ def test_deleting_endpoint_mid_retry_keeps_gateway_working(
     assert gw.sql(f"SELECT count(*) FROM attempt WHERE delivery_id = '{delivery['id']}'") == [
         (0,)
     ]
+
+
+def test_concurrent_rotations_lose_no_secret(gw: Gateway, receiver: Receiver, path: str) -> None:
+    """Rotations at the same time come out one after the other: of two at once, the later
+    one's secret is current and the earlier one's signs beside it; the original is gone."""
+    for round_ in range(5):
+        endpoint = make_endpoint(gw, receiver.url(f"{path}/{round_}"))
+        rotate = f"/v1/endpoints/{endpoint['id']}/secret/rotate"
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(gw.api.post, [rotate, rotate]))
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        rotated = {a.json()["secret"] for a in answers}
+        assert len(rotated) == 2 and endpoint["secret"] not in rotated
+        assert gw.api.get(f"/v1/endpoints/{endpoint['id']}/secret").json()["secret"] in rotated
+        assert gw.api.post(f"/v1/endpoints/{endpoint['id']}/test").status_code == 202
+        [request] = receiver.wait_for(f"{path}/{round_}", 1)
+        for secret in rotated:
+            assert verifies(secret, request.body, request.headers), "a returned secret is lost"
+        assert not verifies(endpoint["secret"], request.body, request.headers)

@@ -135,10 +135,9 @@ async def rotate_secret(
     body: Annotated[SecretRotate | None, Body()] = None,
 ) -> dict[str, object]:
     """New secret (given or generated); the previous one keeps signing beside it for 24 hours."""
-    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    secret = service.rotate_secret(endpoint, body.secret if body else None,
-                                   settings.secret_rotation_overlap_hours, box)
-    await session.commit()
+    endpoint, secret = await service.rotate_secret(
+        session, endpoint_id, body.secret if body else None,
+        settings.secret_rotation_overlap_hours, box, principal.tenant_id)
     return {"secret": secret,
             "previous_secret_expires_at": endpoint.previous_secret_expires_at}
 

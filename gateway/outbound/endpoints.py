@@ -18,11 +18,13 @@ from gateway.outbound.addresses import check_url
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
-from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source
+from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source, table
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
+# Reads of the current secret a rotation makes while others keep changing it.
+ROTATION_TRIES = 10
 
 
 async def _checked_url(url: str, settings: Settings) -> str:
@@ -118,17 +120,37 @@ def close_breaker(endpoint: Endpoint) -> None:
     endpoint.consecutive_failures = 0
 
 
-def rotate_secret(
-    endpoint: Endpoint, new_secret: str | None, overlap_hours: float, box: SecretBox
-) -> str:
-    """The new secret; the old one keeps signing beside it for `overlap_hours`."""
-    now = utcnow()
+async def rotate_secret(
+    session: AsyncSession, endpoint_id: str, new_secret: str | None, overlap_hours: float,
+    box: SecretBox, tenant_id: str | None = None,
+) -> tuple[Endpoint, str]:
+    """The endpoint with a new secret, and the secret; the old one keeps signing beside
+    it for `overlap_hours`. Committed.
+
+    The change applies only if the secret is still the one read; otherwise another
+    rotation got there first, and it is read again. So rotations at the same time
+    (several API processes) come out one after the other: none is lost, the later
+    one's secret is current and the earlier one's keeps signing as the previous.
+    """
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     secret = new_secret or generate_secret()
-    endpoint.previous_secret = endpoint.secret
-    endpoint.previous_secret_expires_at = now + timedelta(hours=overlap_hours)
-    endpoint.secret = box.seal(secret, SECRET)
-    endpoint.updated_at = now
-    return secret
+    sealed = box.seal(secret, SECRET)
+    c = table(Endpoint).c
+    for _ in range(ROTATION_TRIES):
+        current = await session.scalar(select(c.secret).where(c.id == endpoint_id))
+        if current is None:
+            raise NotFound(f"endpoint {endpoint_id!r} not found")
+        now = utcnow()
+        changed = await session.execute(
+            update(table(Endpoint)).where(c.id == endpoint_id, c.secret == current)
+            .values(previous_secret=current, secret=sealed, updated_at=now,
+                    previous_secret_expires_at=now + timedelta(hours=overlap_hours)))
+        await session.commit()
+        if changed.rowcount == 1:  # type: ignore[attr-defined]
+            await session.refresh(endpoint)
+            return endpoint, secret
+    raise Conflict(f"the secret of endpoint {endpoint_id} is being changed by other "
+                   "requests; try again")
 
 
 def live_previous_secret_expiry(
