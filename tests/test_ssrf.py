@@ -105,6 +105,9 @@ def test_only_the_allowed_addresses_of_a_name_are_connected_to(
     "[::ffff:127.0.0.2]", "[::ffff:7f00:2]", "[64:ff9b::7f00:2]", "[2002:7f00:2::]",
     "10.0.0.1", "172.16.5.4", "192.168.0.1", "169.254.169.254", "100.64.0.1", "198.18.0.1",
     "224.0.0.1", "240.0.0.1", "[fd00::1]", "[fe80::1]", "[::]", "[64:ff9b::a9fe:a9fe]",
+    # IPv4-compatible (::/96) and IPv4-translated (SIIT, ::ffff:0:0:0/96) forms.
+    "[::127.0.0.2]", "[::7f00:2]", "[::ffff:0:127.0.0.2]", "[::ffff:0:7f00:2]",
+    "[::169.254.169.254]", "[::8.8.8.8]", "[::ffff:0:8.8.8.8]", "[64:ff9b:1::7f00:1]",
 ])
 def test_refused_literal_addresses_at_save_time(gw: Gateway, host: str) -> None:
     response = gw.api.post("/v1/endpoints", json={"url": f"http://{host}:8080/hook"})

@@ -19,6 +19,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# IPv6 ranges that only ever stand for an IPv4 address, on hosts or networks that
+# translate them: refused whatever they embed, unless the embedded address itself
+# is allowed (GATEWAY_ALLOWED_NETWORKS), in which case its rules apply.
+_TRANSLATED = (
+    (ipaddress.ip_network("::/96"), "an IPv4-compatible address (deprecated, RFC 4291)"),
+    (ipaddress.ip_network("::ffff:0:0:0/96"), "an IPv4-translated address (SIIT, RFC 2765)"),
+)
+# Not globally reachable (IANA), though older Pythons call it global.
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
 _HOSTNAME_RE = re.compile(
     r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$"
 )
@@ -57,8 +66,17 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
 
 def refusal_reason(ip: IPAddress, allowed: Sequence[Network] = ()) -> str | None:
     """Why `ip` may not be reached, or None when it may."""
-    if any(ip in net for net in allowed if net.version == ip.version):
+    if _allowed(ip, allowed):
         return None
+    for network, what in _TRANSLATED:
+        if ip in network and int(ip) > 1:  # `::` and `::1` are themselves, below
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+            if _allowed(embedded, allowed):
+                return None
+            reason = refusal_reason(embedded, allowed)
+            return f"{reason} (embedded in {ip})" if reason else f"{ip} is {what}"
+    if ip in _LOCAL_NAT64:
+        return f"{ip} is a private or reserved address (local-use NAT64)"
     inner = _embedded_ipv4(ip)
     if inner is not None:
         reason = refusal_reason(inner, allowed)
@@ -72,6 +90,10 @@ def refusal_reason(ip: IPAddress, allowed: Sequence[Network] = ()) -> str | None
     if ip.is_private or not ip.is_global:
         return f"{ip} is a private or reserved address"
     return None
+
+
+def _allowed(ip: IPAddress, allowed: Sequence[Network]) -> bool:
+    return any(ip in net for net in allowed if net.version == ip.version)
 
 
 def check_ip(ip: IPAddress, allowed: Sequence[Network]) -> None:
