@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gateway import __version__, gctune
 from gateway.access import AccessLog
@@ -136,6 +137,8 @@ async def _sweep_forever(ctx: DeliveryContext) -> None:
         await asyncio.sleep(ctx.settings.sweep_interval)
 
 
+CLIENT_CLOSED_REQUEST = 499
+
 # SQLSTATE classes that mean "the database cannot serve now", not "this request is wrong":
 # connection exceptions, operator intervention (shutting down, starting up), resources.
 _UNAVAILABLE_SQLSTATES = ("08", "57P", "53")
@@ -161,6 +164,8 @@ def _printable(value: object) -> object:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's wrapping of a hang-up
+            return await client_gone(request, exc.__cause__)
         # FastAPI answers a JSON body it cannot even decode (not UTF-8) with a bare 400;
         # every other malformed body is a 422, so this one is too.
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
@@ -192,6 +197,14 @@ def _add_error_handlers(app: FastAPI) -> None:
         else:
             content = {"detail": exc.detail}
         return JSONResponse(content, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _exc: ClientDisconnect) -> Response:
+        # The client hung up before its body arrived: nothing went wrong here, and
+        # nobody is left to answer. 499 is what the access log records (nginx's code).
+        log.info("client disconnected before its request arrived: %s %s", request.method,
+                 request.url.path)
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
