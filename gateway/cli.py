@@ -33,6 +33,7 @@ def serve(
     import uvicorn
 
     from gateway import migrate as migrations
+    from gateway.httpserver import GuardedHttpToolsProtocol
     from gateway.logs import configure_logging
 
     settings = _settings()
@@ -47,7 +48,7 @@ def serve(
         "gateway.main:create_app", factory=True, host=host, port=port, workers=workers,
         # uvicorn's records go through the gateway's handler, and its secret filter.
         log_config=None,
-        loop="uvloop", http="httptools", log_level=settings.log_level.lower(),
+        loop="uvloop", http=GuardedHttpToolsProtocol, log_level=settings.log_level.lower(),
         access_log=False, timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
 

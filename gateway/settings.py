@@ -84,6 +84,17 @@ class Settings(BaseSettings):
         description="Largest request body the API and inbound routes accept, in bytes "
         "(413 above it).",
     )
+    max_header_bytes: int = Field(
+        32 * 1024, ge=4096, le=1024 * 1024,
+        description="Largest request head (request line and headers) the API and inbound "
+        "routes accept, in bytes (431 above it).",
+    )
+    request_timeout: float = Field(
+        30.0, gt=0, le=3600,
+        description="Seconds a request's headers and body may take to arrive, from its first "
+        "byte (or from the connection, for its first request); 408 and the connection "
+        "closed after that.",
+    )
     # Requests per second, per API key and per inbound source (each can set its own).
     api_rate_limit: int = Field(
         1000, ge=1,

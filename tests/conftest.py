@@ -50,6 +50,8 @@ TEST_ENV = {
     "GATEWAY_BREAKER_BASE_OPEN": "0.3",
     "GATEWAY_BREAKER_MAX_OPEN": "1",
     "GATEWAY_LOG_LEVEL": "INFO",
+    # Requests that trickle in are cut off this soon (tests/test_http_limits.py).
+    "GATEWAY_REQUEST_TIMEOUT": "4",
 }
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
                         "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
