@@ -29,6 +29,7 @@ from gateway.auth import KeyStore
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid, TooManyRequests
+from gateway.failures import FailureLimiter
 from gateway.inbound.ingest import InboundContext
 from gateway.limits import BodyLimitMiddleware
 from gateway.logs import configure_logging
@@ -85,9 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if isinstance(dispatcher, ArqDispatcher) else MemoryAdmission()
         )
         app.state.batcher = PublishBatcher(app.state.sessionmaker, dispatcher)
+        app.state.failures = FailureLimiter(settings.auth_failure_rate_limit)
         app.state.inbound = InboundContext(box, app.state.admission,
                                            settings.inbound_rate_limit, app.state.batcher,
-                                           app.state.sessionmaker)
+                                           app.state.sessionmaker, app.state.failures)
         gctune.settle()
         try:
             yield

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
         description="Requests per second allowed per inbound source, unless the source sets "
         "its own (429 with Retry-After above it).",
     )
+    auth_failure_rate_limit: float = Field(
+        5.0, gt=0,
+        description="Failed attempts per second allowed per client address (a wrong or "
+        "missing API key, an inbound request whose signature fails), with a second's worth "
+        "at once; past it the address gets 429 before any credential is checked. Per API "
+        "process.",
+    )
 
     # Queue and worker tuning: arq's defaults cap a worker near 200 jobs/s (poll delay).
     queue_name: str = Field(

@@ -41,6 +41,7 @@ TEST_ENV = {
     # Limits are tested with keys and sources of their own; the suite itself is not limited.
     "GATEWAY_API_RATE_LIMIT": "1000000",
     "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
+    "GATEWAY_AUTH_FAILURE_RATE_LIMIT": "1000000",
     # Only the receiver's address: the rest of 127/8 plays the private networks.
     "GATEWAY_ALLOWED_NETWORKS": "127.0.0.1/32,::1/128",
     "GATEWAY_RETRY_SCHEDULE": "0.3,0.6,1",

@@ -17,6 +17,7 @@ from gateway.api.schemas import Text
 from gateway.auth import KeyStore, Principal, Unauthorized
 from gateway.crypto import SecretBox
 from gateway.errors import TooManyRequests
+from gateway.failures import FailureLimiter
 from gateway.outbound.ratelimit import Admission
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
@@ -49,16 +50,31 @@ async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
-    keys: KeyStore = request.app.state.keys
-    principal = await keys.authenticate(credentials.credentials)
+    failures: FailureLimiter = request.app.state.failures
+    address = client_address(request)
+    blocked = failures.blocked_for(address)
+    if blocked > 0:  # before the key is looked at: no guessing at speed
+        raise TooManyRequests("too many requests with a missing or invalid API key from "
+                              "this address", blocked)
+    try:
+        if credentials is None or credentials.scheme.lower() != "bearer":
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+        keys: KeyStore = request.app.state.keys
+        principal = await keys.authenticate(credentials.credentials)
+    except Unauthorized:
+        failures.failed(address)
+        raise
     rate = principal.rate_limit or request.app.state.settings.api_rate_limit
     admission: Admission = request.app.state.admission
     wait = await admission.admit(f"key:{principal.key_id or 'bootstrap'}", rate)
     if wait > 0:
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
     return principal
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (behind a proxy, as uvicorn's --forwarded-allow-ips trusts it)."""
+    return request.client.host if request.client else "unknown"
 
 
 async def get_box(request: Request) -> SecretBox:

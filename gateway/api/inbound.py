@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import IdPath
+from gateway.api.deps import IdPath, client_address
 from gateway.api.schemas import ErrorOut, InboundAccepted, InboundChallenge, error_responses
 from gateway.inbound.ingest import ingest
 from gateway.tracing import span
@@ -27,7 +27,8 @@ async def receive(source_id: IdPath, request: Request) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
     with span("webhook.receive", **{"gateway.source_id": source_id}):
-        result = await ingest(request.app.state.inbound, source_id, request.headers, body)
+        result = await ingest(request.app.state.inbound, source_id, request.headers, body,
+                              client_address(request))
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

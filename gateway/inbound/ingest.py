@@ -18,7 +18,8 @@ from typing import Any
 from gateway.api.schemas import check_json_value, storable
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
-from gateway.errors import GatewayError, TooManyRequests
+from gateway.errors import GatewayError, NotFound, TooManyRequests
+from gateway.failures import FailureLimiter
 from gateway.inbound.sources import SECRET
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
@@ -73,6 +74,7 @@ class InboundContext:
     default_rate: int
     batcher: PublishBatcher
     sessionmaker: SessionMaker  # sources are read on a cache miss only
+    failures: FailureLimiter  # failed verifications per client address
     _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
 
     async def source(self, source_id: str) -> _SourceView:
@@ -98,24 +100,37 @@ class InboundContext:
 
 async def ingest(
     ctx: InboundContext, source_id: str, headers: Mapping[str, str], body: bytes,
+    client: str,
 ) -> Ingested:
-    source = await ctx.source(source_id)
+    """`client` is the caller's address: its failed verifications are limited apart."""
+    # Before verification: an address that keeps failing buys itself no HMAC work.
+    blocked = ctx.failures.blocked_for(client)
+    if blocked > 0:
+        raise TooManyRequests("too many requests that failed verification from this "
+                              "address", blocked)
+    try:
+        source = await ctx.source(source_id)
+    except NotFound:
+        ctx.failures.failed(client)  # guessing source ids is failing too
+        raise
     if source.disabled:
         INBOUND.labels(source.provider, "disabled").inc()
         raise SourceDisabled(f"source {source_id} is disabled")
-    # Before verification: a flood must not buy itself HMAC work.
+    try:
+        verified = VERIFIERS[source.provider].verify(source.config, headers, body, time.time())
+    except VerificationFailed as exc:
+        ctx.failures.failed(client)
+        log.info("inbound request to %s refused: %s", source_id, exc)
+        INBOUND.labels(source.provider, "refused").inc()
+        VERIFICATION_FAILURES.labels(source.provider, exc.reason).inc()
+        raise Unauthorized(f"verification failed: {exc}") from None
+    # Only what the provider provably sent spends the source's rate: a stranger who
+    # knows the URL cannot use it up.
     rate = source.rate_limit or ctx.default_rate
     wait = await ctx.admission.admit(f"source:{source.id}", rate)
     if wait > 0:
         INBOUND.labels(source.provider, "rate_limited").inc()
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
-    try:
-        verified = VERIFIERS[source.provider].verify(source.config, headers, body, time.time())
-    except VerificationFailed as exc:
-        log.info("inbound request to %s refused: %s", source_id, exc)
-        INBOUND.labels(source.provider, "refused").inc()
-        VERIFICATION_FAILURES.labels(source.provider, exc.reason).inc()
-        raise Unauthorized(f"verification failed: {exc}") from None
     if verified.challenge is not None:
         INBOUND.labels(source.provider, "challenge").inc()
         return Ingested("challenge", challenge=verified.challenge)
