@@ -19,8 +19,11 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
-EVENTS = Counter("gateway_events_total", "Events stored, by origin (api, inbound) and type",
-                 ["origin", "type"])
+from gateway.settings import get_settings
+
+EVENTS = Counter("gateway_events_total",
+                 "Events stored, by origin (api, inbound) and type (bounded: see "
+                 "GATEWAY_METRICS_EVENT_TYPES; `other` beyond it)", ["origin", "type"])
 INBOUND = Counter("gateway_inbound_requests_total",
                   "Requests to /in/{id}, by provider and outcome", ["provider", "outcome"])
 VERIFICATION_FAILURES = Counter("gateway_inbound_verification_failures_total",
@@ -50,6 +53,37 @@ OLDEST_DUE = Gauge("gateway_oldest_due_delivery_seconds",
                    multiprocess_mode="max")
 DISABLED = Gauge("gateway_disabled_endpoints", "Endpoints currently disabled",
                  multiprocess_mode="max")
+
+
+OTHER_TYPE = "other"
+
+
+class _TypeLabels:
+    """Event types as label values, at most `limit` of them per process.
+
+    A label value is a series for as long as the process lives, and `/metrics` shows
+    it to whoever scrapes it. So only events the operator published (an admin key,
+    an inbound source, the gateway itself) may add a type; a tenant's events are
+    counted under a type already known, else as `other`, and so are the operator's
+    once `limit` types are known.
+    """
+
+    def __init__(self) -> None:
+        self._known: set[str] = set()
+        self._limit: int | None = None
+
+    def __call__(self, event_type: str, may_add: bool) -> str:
+        if event_type in self._known:
+            return event_type
+        if self._limit is None:
+            self._limit = get_settings().metrics_event_types
+        if may_add and len(self._known) < self._limit:
+            self._known.add(event_type)
+            return event_type
+        return OTHER_TYPE
+
+
+event_type_label = _TypeLabels()
 
 
 def status_class(status_code: int | None) -> str:

@@ -195,6 +195,17 @@ class Settings(BaseSettings):
         description="Seconds an endpoint may do nothing but fail before it is disabled "
         "(a 410 Gone disables it at once).",
     )
+    metrics_event_types: int = Field(
+        100, ge=0, le=10_000,
+        description="Event types that `gateway_events_total` labels by name, per process; "
+        "only events published by the operator (admin keys, inbound sources) add one, and "
+        "the rest are counted as `other`.",
+    )
+    metrics_token: str | None = Field(
+        None,
+        description="When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 "
+        "otherwise); unset, it is open, as Prometheus scrapes it by default.",
+    )
     log_level: str = Field(
         "INFO",
         description="Log level of every process: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",
@@ -239,7 +250,7 @@ class Settings(BaseSettings):
             parse_key(key)
         return value
 
-    @field_validator("redis_url", "api_key", "secret_key", mode="before")
+    @field_validator("redis_url", "api_key", "secret_key", "metrics_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

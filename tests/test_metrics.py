@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
+from collections.abc import Iterator
 
+import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import Gateway
-from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
+from tests.conftest import _PG_MISSING, API_KEY, BACKENDS, Gateway
+from tests.dns import ScriptedDNS
+from tests.helpers import (
+    client_with,
+    create_key,
+    deliveries_of,
+    make_endpoint,
+    publish,
+    wait_delivery,
+)
 from tests.receiver import Receiver
 
 
@@ -65,8 +77,6 @@ def test_worker_serves_its_own_metrics(gw: Gateway, receiver: Receiver, path: st
     import subprocess
     import sys
 
-    import httpx
-
     from tests.receiver import wait_until
 
     if gw.backend != "postgres":
@@ -98,3 +108,52 @@ def test_worker_serves_its_own_metrics(gw: Gateway, receiver: Receiver, path: st
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+METRICS_TOKEN = "metrics-token-for-tests"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def bounded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            dns: ScriptedDNS) -> Iterator[Gateway]:
+    """A gateway of its own: three event types as labels, and /metrics behind a token."""
+    if request.param == "postgres" and _PG_MISSING:
+        pytest.skip(_PG_MISSING)
+    gateway = Gateway(request.param, tmp_path_factory.mktemp(f"metrics-{request.param}"), dns)
+    gateway.env.update(GATEWAY_METRICS_EVENT_TYPES="3", GATEWAY_METRICS_TOKEN=METRICS_TOKEN)
+    with gateway.running():
+        yield gateway
+
+
+def _scrape(gw: Gateway) -> str:
+    response = httpx.get(f"http://127.0.0.1:{gw.port}/metrics",
+                         headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_metrics_can_be_kept_behind_a_token(bounded: Gateway) -> None:
+    url = f"http://127.0.0.1:{bounded.port}/metrics"
+    for headers in ({}, {"Authorization": "Bearer wrong"},
+                    {"Authorization": f"Bearer {API_KEY}"}):
+        refused = httpx.get(url, headers=headers)
+        assert refused.status_code == 401 and "gateway_" not in refused.text
+    assert "gateway_events_total" in _scrape(bounded)
+
+
+def test_event_types_as_labels_are_bounded_and_tenants_add_none(bounded: Gateway) -> None:
+    before = len(_scrape(bounded))
+    with client_with(bounded, str(create_key(bounded, tenant_id="t1")["key"])) as tenant:
+        for n in range(200):
+            answer = tenant.post("/v1/events", json={"type": f"secret.tenant.type{n}",
+                                                     "data": {}})
+            assert answer.status_code == 202
+    for n in range(5):
+        publish(bounded, f"operator.type{n}")
+    text = _scrape(bounded)
+    assert "secret.tenant" not in text
+    named = set(re.findall(r'gateway_events_total\{origin="api",type="([^"]+)"', text))
+    assert named == {"operator.type0", "operator.type1", "operator.type2", "other"}, named
+    other = re.search(r'gateway_events_total\{origin="api",type="other"\} (\S+)', text)
+    assert other is not None and float(other.group(1)) == 202
+    assert len(text) - before < 2000  # a handful of series, not one per type

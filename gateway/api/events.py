@@ -81,6 +81,7 @@ async def publish_event(
             endpoint_ids=body.endpoint_ids,
             idempotency_key=(_scoped_idempotency_key(principal, idempotency_key)
                              if idempotency_key is not None else None),
+            by_operator=principal.is_admin,
         ))
     if not published.created:
         response.status_code = status.HTTP_200_OK

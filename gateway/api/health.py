@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -41,9 +42,19 @@ async def readyz(request: Request) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response,
+            responses={401: {"description": "GATEWAY_METRICS_TOKEN is set and not given"}})
 async def metrics(request: Request) -> Response:
-    """Prometheus text: counters of this process, and the backlog read from the database."""
+    """Prometheus text: counters of this process, and the backlog read from the database.
+
+    Open unless `GATEWAY_METRICS_TOKEN` is set; then `Authorization: Bearer <token>`."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JSONResponse({"detail": "metrics need 'Authorization: Bearer <token>' "
+                                           "(GATEWAY_METRICS_TOKEN)"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
     try:
         await _observe_backlog(request.app.state.sessionmaker)
     except Exception as exc:  # metrics must answer while the database is down

@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
-from gateway.metrics import EVENTS
+from gateway.metrics import EVENTS, event_type_label
 from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import Dispatcher, dispatch_events
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
@@ -66,6 +66,8 @@ class Publish:
     idempotency_key: str | None = None
     ignore_type_filters: bool = False
     received: Received | None = None
+    # Published by the operator (not a tenant's key): its type may become a metric label.
+    by_operator: bool = True
     data_text: str = field(init=False)
     request_hash: str | None = field(init=False, default=None)
     # Taken where the publish was asked for (the batch is written in another task).
@@ -127,9 +129,10 @@ async def publish_many(
     if results is None:
         # Each is counted and dispatched on its own.
         return [await _publish_alone(session, dispatcher, item) for item in items]
-    for r in results:
+    for item, r in zip(items, results, strict=True):
         if isinstance(r, Published) and r.created:
-            EVENTS.labels("inbound" if r.event.source_id else "api", r.event.type).inc()
+            EVENTS.labels("inbound" if r.event.source_id else "api",
+                          event_type_label(r.event.type, item.by_operator)).inc()
     await dispatch_events(dispatcher, [
         (r.event.id, r.deliveries)
         for r in results if isinstance(r, Published) and r.created and r.deliveries
