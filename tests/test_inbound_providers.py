@@ -402,8 +402,8 @@ def test_duplicate_delivery_answers_the_first_event_and_stores_nothing(
     assert third.json() == {"status": "duplicate", "event_id": first}
     assert [e["id"] for e in events(gw)] == [first]
 
-    # Another delivery id is another event.
-    other = accepted(post_in(gw, source, *case.signed(case.new_id())))
+    # Another delivery id (of another event, so another body) is another event.
+    other = accepted(post_in(gw, source, *case.signed(case.new_id(), note="another event")))
     assert other != first
     assert {e["id"] for e in events(gw)} == {first, other}
 
@@ -549,11 +549,44 @@ def test_github_deduplicates_on_x_github_delivery(gw: Gateway) -> None:
     first = accepted(post_in(gw, source, body, _github_sign(case.secret, body, delivery, 0)))
     redelivered = post_in(gw, source, body, _github_sign(case.secret, body, delivery, 0))
     assert redelivered.json() == {"status": "duplicate", "event_id": first}
-    # The same bytes under another delivery id is another event.
-    other = accepted(post_in(gw, source, body,
-                             _github_sign(case.secret, body, str(uuid.uuid4()), 0)))
-    assert other != first
-    assert len(events(gw)) == 2
+    # The same bytes under another delivery id: a captured request replayed (the id is
+    # not signed), which the body's digest finds.
+    replayed = post_in(gw, source, body, _github_sign(case.secret, body, str(uuid.uuid4()), 0))
+    assert replayed.json() == {"status": "duplicate", "event_id": first}
+    assert len(events(gw)) == 1
+
+
+# Deduplication on the body's digest, for schemes whose delivery id is not signed.
+UNSIGNED_ID = {"github": True, "gitlab": True, "shopify": False, "hmac": False}
+
+
+@pytest.mark.parametrize("provider", list(UNSIGNED_ID))
+def test_a_replay_under_a_new_delivery_id_is_a_duplicate_where_the_body_decides(
+    gw: Gateway, provider: str
+) -> None:
+    """A captured request, replayed with a fresh id: a duplicate while the source
+    deduplicates on the body (by default where the provider never sends one body as two
+    events), a new event where it does not."""
+    case = CASE_BY_PROVIDER[provider]
+    default = create_source(gw, case)
+    assert default["deduplicate_body"] is UNSIGNED_ID[provider]
+    chosen = create_source(gw, case, deduplicate_body=not UNSIGNED_ID[provider])
+    assert chosen["deduplicate_body"] is not UNSIGNED_ID[provider]
+    for source, on in ((default, UNSIGNED_ID[provider]), (chosen, not UNSIGNED_ID[provider])):
+        body, headers = case.signed(case.new_id())
+        first = accepted(post_in(gw, source, body, headers))
+        for _ in range(3):
+            replay = post_in(gw, source, body, case.sign(case.secret, body, case.new_id(), 0))
+            assert replay.status_code == 200, replay.text
+            assert (replay.json()["status"] == "duplicate") is on, replay.json()
+            assert (replay.json()["event_id"] == first) is on
+        # The provider's own retry is a duplicate either way.
+        retry = post_in(gw, source, body, headers)
+        assert retry.json() == {"status": "duplicate", "event_id": first}
+    # Back to the provider's default with null.
+    patched = gw.api.patch(f"/v1/sources/{chosen['id']}", json={"deduplicate_body": None})
+    assert patched.status_code == 200 and patched.json()["deduplicate_body"] is UNSIGNED_ID[
+        provider]
 
 
 def test_github_form_encoded_body_is_accepted_and_typed_from_its_payload(gw: Gateway) -> None:

@@ -315,6 +315,7 @@ class SourceCreate(_Input):
     options: dict[str, Any] | None = Field(None, validate_default=True)
     tolerance_seconds: Tolerance = 300
     rate_limit: int | None = Field(None, gt=0, le=1_000_000)
+    deduplicate_body: bool | None = None
     disabled: bool = False
 
     # Checked against the provider, declared before them, so that errors name the field.
@@ -340,6 +341,8 @@ class SourceUpdate(_Input):
     options: dict[str, Any] | None = None
     tolerance_seconds: Tolerance | None = None
     rate_limit: int | None = Field(None, gt=0, le=1_000_000)
+    # null: back to the provider's default.
+    deduplicate_body: bool | None = None
     disabled: bool | None = None
 
 
@@ -350,6 +353,8 @@ class SourceOut(BaseModel):
     options: dict[str, Any]
     tolerance_seconds: int
     rate_limit: int | None
+    # In effect: the source's own choice, else its provider's default.
+    deduplicate_body: bool
     disabled: bool
     ingest_path: str
     created_at: datetime

@@ -28,7 +28,8 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], dependencies=[Depends
 
 
 def source_out(source: Source) -> dict[str, object]:
-    return {**source.model_dump(exclude={"secret"}), "ingest_path": service.ingest_path(source)}
+    return {**source.model_dump(exclude={"secret"}), "ingest_path": service.ingest_path(source),
+            "deduplicate_body": service.deduplicates_body(source)}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)

@@ -20,7 +20,7 @@ from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.errors import GatewayError, NotFound, TooManyRequests
 from gateway.failures import FailureLimiter
-from gateway.inbound.sources import SECRET
+from gateway.inbound.sources import SECRET, deduplicates_body
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
@@ -63,6 +63,7 @@ class _SourceView:
     config: SourceConfig  # the secret in it is opened
     rate_limit: int | None
     disabled: bool
+    deduplicate_body: bool
 
 
 @dataclass
@@ -87,7 +88,7 @@ class InboundContext:
         view = _SourceView(
             row.id, row.provider,
             SourceConfig(self.box.open(row.secret, SECRET), row.options, row.tolerance_seconds),
-            row.rate_limit, row.disabled,
+            row.rate_limit, row.disabled, deduplicates_body(row),
         )
         if len(self._sources) > 10_000:
             self._sources.clear()
@@ -135,11 +136,15 @@ async def ingest(
         INBOUND.labels(source.provider, "challenge").inc()
         return Ingested("challenge", challenge=verified.challenge)
 
-    delivery_id = verified.delivery_id or hashlib.sha256(body).hexdigest()
+    digest = hashlib.sha256(body).hexdigest()
+    delivery_id = verified.delivery_id or digest
     published = await ctx.batcher.publish(Publish(
         event_type(verified.event_type), event_data(verified.payload, body),
         source_id=source.id,
         idempotency_key=_dedup_key(source.id, delivery_id),
+        # A replay under a new, unsigned delivery id is still the same body: for as
+        # long as events are kept (GATEWAY_RETENTION_DAYS), it is a duplicate too.
+        content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
         received=Received(body, stored_headers(headers), verified.verification),
     ))
     status = "accepted" if published.created else "duplicate"

@@ -13,6 +13,7 @@ from gateway.api.schemas import (
 from gateway.crypto import SecretBox
 from gateway.errors import Invalid
 from gateway.ids import new_id
+from gateway.inbound.verifiers import VERIFIERS
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404
 from gateway.timeutil import utcnow
@@ -20,6 +21,13 @@ from gateway.timeutil import utcnow
 
 def ingest_path(source: Source) -> str:
     return f"/in/{source.id}"
+
+
+def deduplicates_body(source: Source) -> bool:
+    """The source's own choice, else its provider's default (`verifiers.py` says why)."""
+    if source.deduplicate_body is not None:
+        return source.deduplicate_body
+    return VERIFIERS[source.provider].deduplicate_body
 
 
 async def get_source(session: AsyncSession, source_id: str) -> Source:
@@ -35,7 +43,7 @@ def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> 
         id=new_id("src"), name=body.name, provider=body.provider,
         secret=box.seal(body.secret, SECRET),
         options=body.options or {}, tolerance_seconds=body.tolerance_seconds,
-        rate_limit=body.rate_limit,
+        rate_limit=body.rate_limit, deduplicate_body=body.deduplicate_body,
         disabled=body.disabled, created_at=now, updated_at=now,
     )
     session.add(source)
@@ -48,7 +56,7 @@ async def update_source(
     source = await get_source(session, source_id)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
-        if value is None and field not in ("options", "rate_limit"):
+        if value is None and field not in ("options", "rate_limit", "deduplicate_body"):
             raise Invalid(f"{field} cannot be null", loc=("body", field))
     # Options and secret are checked against the provider, which a PATCH cannot change.
     if "options" in changes:

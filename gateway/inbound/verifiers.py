@@ -47,6 +47,11 @@ class Verified:
 
 class Verifier(Protocol):
     provider: ClassVar[str]
+    # Whether a source of this provider deduplicates on the body's SHA-256 rather than
+    # on the delivery id, unless it says otherwise: on where the delivery id is not
+    # signed (so a captured request replays under a new id for ever) and the
+    # provider never sends one body twice as two events.
+    deduplicate_body: ClassVar[bool]
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -132,6 +137,8 @@ class StripeVerifier:
     """`Stripe-Signature: t=...,v1=...`: HMAC-SHA256 hex of `{t}.{body}`, secret used as written."""
 
     provider: ClassVar[str] = "stripe"
+    # The event id is in the signed body, and the signed timestamp expires.
+    deduplicate_body: ClassVar[bool] = False
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -159,6 +166,9 @@ class GitHubVerifier:
     """`X-Hub-Signature-256: sha256=<hex>` over the body; `X-GitHub-Delivery` is the id."""
 
     provider: ClassVar[str] = "github"
+    # X-GitHub-Delivery is not signed; every event's body differs (its own content,
+    # the hook and the sender), and a redelivery repeats the body with the id.
+    deduplicate_body: ClassVar[bool] = True
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -181,6 +191,9 @@ class GitLabVerifier:
     """`X-Gitlab-Token` equal to the secret; `X-Gitlab-Event-UUID` is the id."""
 
     provider: ClassVar[str] = "gitlab"
+    # Nothing is signed (the token is sent as is); bodies carry their object's ids and
+    # times, and a retry repeats the body with the event UUID.
+    deduplicate_body: ClassVar[bool] = True
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -198,6 +211,9 @@ class ShopifyVerifier:
     """`X-Shopify-Hmac-Sha256: <base64>` over the body; `X-Shopify-Webhook-Id` is the id."""
 
     provider: ClassVar[str] = "shopify"
+    # X-Shopify-Webhook-Id is not signed, but one order's body legitimately goes out
+    # under several topics (orders/create, orders/paid), and the topic is not signed.
+    deduplicate_body: ClassVar[bool] = False
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -215,6 +231,8 @@ class SlackVerifier:
     """`X-Slack-Signature: v0=<hex>` of `v0:{timestamp}:{body}`, with a timestamp tolerance."""
 
     provider: ClassVar[str] = "slack"
+    # The event id is in the signed body, and the signed timestamp expires.
+    deduplicate_body: ClassVar[bool] = False
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float
@@ -243,6 +261,8 @@ class StandardVerifier:
     """Standard Webhooks (Svix and others): `v1,<base64>` of `{id}.{timestamp}.{body}`."""
 
     provider: ClassVar[str] = "standard"
+    # webhook-id is signed, and the signed timestamp expires.
+    deduplicate_body: ClassVar[bool] = False
 
     @staticmethod
     def key(secret: str) -> bytes:
@@ -278,6 +298,9 @@ class HmacVerifier:
     """Any sender that signs the body with an HMAC in one header, described by `options`."""
 
     provider: ClassVar[str] = "hmac"
+    # The id header is not signed, but a generic sender may well send one body twice
+    # (a heartbeat, a status that did not change): the source says when it does not.
+    deduplicate_body: ClassVar[bool] = False
 
     def verify(
         self, config: SourceConfig, headers: Mapping[str, str], body: bytes, now: float

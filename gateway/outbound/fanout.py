@@ -64,6 +64,8 @@ class Publish:
     endpoint_ids: list[str] | None = None
     source_id: str | None = None
     idempotency_key: str | None = None
+    # A second key that also makes a repeat (an inbound body's digest, `ingest.py`).
+    content_key: str | None = None
     ignore_type_filters: bool = False
     received: Received | None = None
     # Published by the operator (not a tenant's key): its type may become a metric label.
@@ -165,17 +167,17 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
-    # Earlier events of the batch's idempotency keys, found with one query.
-    keys_in_batch = await _by_idempotency_keys(
-        session, [i.idempotency_key for i in items if i.idempotency_key is not None])
+    # Earlier events of the batch's keys (idempotency and content keys, which are
+    # namespaced apart), found with one query each.
+    keys_in_batch = await _by_keys(session, items)
     now = utcnow()
     for item in items:
         try:
-            if item.idempotency_key is not None:
-                earlier = keys_in_batch.get(item.idempotency_key)
-                if earlier is not None:
-                    results.append(_repeat(earlier, item))
-                    continue
+            earlier = next((keys_in_batch[k] for k in (item.idempotency_key, item.content_key)
+                            if k is not None and k in keys_in_batch), None)
+            if earlier is not None:
+                results.append(_repeat(earlier, item))
+                continue
             if item.endpoint_ids is not None:
                 candidates = await _named_endpoints(session, item.tenant_id, item.endpoint_ids)
             else:
@@ -196,6 +198,7 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             id=new_id("evt"), type=item.event_type, tenant_id=item.tenant_id,
             source_id=item.source_id, data=item.data_text,
             idempotency_key=item.idempotency_key, request_hash=item.request_hash,
+            content_key=item.content_key,
             raw_body=received.body if received else None,
             raw_headers=received.headers if received else None,
             verification=received.verification if received else None,
@@ -211,8 +214,9 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             for endpoint_id in matched
         )
         published = Published(event, len(matched), created=True)
-        if item.idempotency_key is not None:
-            keys_in_batch[item.idempotency_key] = published
+        for key in (item.idempotency_key, item.content_key):
+            if key is not None:
+                keys_in_batch[key] = published
         results.append(published)
     # Core inserts, one statement per table for the whole batch: the ORM's unit of
     # work costs more CPU than the database does here.
@@ -272,17 +276,25 @@ _INSERT_EVENTS = insert(table(Event))
 _INSERT_DELIVERIES = insert(table(Delivery))
 
 
-async def _by_idempotency_keys(session: AsyncSession, keys: list[str]) -> dict[str, Published]:
-    if not keys:
-        return {}
-    events = list(await session.scalars(
-        select(Event).where(col(Event.idempotency_key).in_(set(keys)))))
-    if not events:
-        return {}
-    counts = dict((await session.execute(
-        select(col(Delivery.event_id), func.count()).where(
-            col(Delivery.event_id).in_([e.id for e in events]))
-        .group_by(col(Delivery.event_id))
-    )).tuples().all())
-    return {e.idempotency_key: Published(e, counts.get(e.id, 0), created=False)
-            for e in events if e.idempotency_key is not None}
+async def _by_keys(session: AsyncSession, items: list[Publish]) -> dict[str, Published]:
+    """The earlier events of the items' idempotency and content keys, by key."""
+    found: dict[str, Published] = {}
+    for column, keys in (
+        (Event.idempotency_key, {i.idempotency_key for i in items} - {None}),
+        (Event.content_key, {i.content_key for i in items} - {None}),
+    ):
+        if not keys:
+            continue
+        events = list(await session.scalars(select(Event).where(col(column).in_(keys))))
+        if not events:
+            continue
+        counts = dict((await session.execute(
+            select(col(Delivery.event_id), func.count()).where(
+                col(Delivery.event_id).in_([e.id for e in events]))
+            .group_by(col(Delivery.event_id))
+        )).tuples().all())
+        for e in events:
+            for key in (e.idempotency_key, e.content_key):
+                if key is not None:
+                    found[key] = Published(e, counts.get(e.id, 0), created=False)
+    return found

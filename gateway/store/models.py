@@ -82,6 +82,9 @@ class Source(SQLModel, table=True):
     tolerance_seconds: int = 300
     # Requests per second accepted at /in/{id}; None: GATEWAY_INBOUND_RATE_LIMIT.
     rate_limit: int | None = None
+    # Deduplicate on the body's SHA-256 instead of the provider's delivery id; None:
+    # the provider's default (see `inbound/verifiers.py`).
+    deduplicate_body: bool | None = None
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -100,6 +103,11 @@ class Event(SQLModel, table=True):
         default=None, sa_column=Column(String(255), unique=True, nullable=True)
     )
     request_hash: str | None = Field(default=None, max_length=64)
+    # Received through a source that deduplicates on the body: its SHA-256, with the
+    # source's id, so that a replay under another delivery id is found as well.
+    content_key: str | None = Field(
+        default=None, sa_column=Column(String(255), unique=True, nullable=True)
+    )
     # Received through a source: the request as it came, and how it was verified.
     raw_body: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
     raw_headers: dict[str, str] | None = Field(default=None, sa_column=Column(JSON))
