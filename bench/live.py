@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiohttp
+
 from bench import loadgen
 from bench.arrivals import Arrivals
 from bench.harness import Stack
@@ -46,13 +48,33 @@ def publish(stack: Stack, event_type: str, rate: float, count: int,
             sampler = asyncio.create_task(sampling())
         try:
             async with loadgen.session() as client:
-                requests = loadgen.publish_requests(stack.api, stack.auth, event_type, count)
-                return await loadgen.open_loop(client, requests, rate, keep_body=True)
+                return await _stream(client, stack, event_type, rate, count)
         finally:
             if sampler is not None:
                 sampler.cancel()
 
-    load = loadgen.run(go())
+    return _published(event_type, rate, count, loadgen.run(go()))
+
+
+def publish_together(stack: Stack, streams: list[tuple[str, float, int]]) -> list[Published]:
+    """Several open loops at once, each (event type, rate, count), on one generator."""
+    async def go() -> list[LoadRun]:
+        async with loadgen.session() as client:
+            return list(await asyncio.gather(*(
+                _stream(client, stack, event_type, rate, count)
+                for event_type, rate, count in streams)))
+
+    return [_published(event_type, rate, count, load)
+            for (event_type, rate, count), load in zip(streams, loadgen.run(go()), strict=True)]
+
+
+async def _stream(client: aiohttp.ClientSession, stack: Stack, event_type: str, rate: float,
+                  count: int) -> LoadRun:
+    requests = loadgen.publish_requests(stack.api, stack.auth, event_type, count)
+    return await loadgen.open_loop(client, requests, rate, keep_body=True)
+
+
+def _published(event_type: str, rate: float, count: int, load: LoadRun) -> Published:
     due = {}
     for result in load.results:
         event_id = result.json_id() if result.ok else None

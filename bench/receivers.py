@@ -80,29 +80,34 @@ def start_receiver(run_dir: Path, prefer: str = "nginx") -> Receiver:
 
 @dataclass
 class BadEndpoints:
-    """W4's unhealthy endpoints: `/slow` answers after 10 s, `/never` never answers.
+    """Unhealthy endpoints (`slow_receiver.py`): by kind (`slow`, `never`, `trickle`,
+    `slow-headers`, `huge`), one URL per endpoint asked for.
 
-    Each is on its own port, as two broken customer hosts would be: the gateway
-    limits connections per host, and two bad endpoints on one host would share it.
+    Each is on its own port, as broken customer hosts would be: the gateway limits
+    attempts per endpoint, and the old per-host limits were shared by a host's endpoints.
     """
 
-    slow: str
-    never: str
+    urls: dict[str, list[str]]
     proc: Proc
+
+    def all(self) -> list[str]:
+        return [url for urls in self.urls.values() for url in urls]
 
     def stop(self) -> None:
         self.proc.stop(10)
 
 
-def start_bad_endpoints(run_dir: Path) -> BadEndpoints:
-    slow_port, never_port = free_port(), free_port()
+def start_bad_endpoints(run_dir: Path, counts: dict[str, int]) -> BadEndpoints:
+    """`counts`: endpoints wanted of each kind, e.g. {"never": 2, "huge": 1}."""
+    ports = {kind: [free_port() for _ in range(n)] for kind, n in counts.items()}
+    every = [port for kind_ports in ports.values() for port in kind_ports]
     proc = Proc("bad-endpoints", [sys.executable, str(HERE / "slow_receiver.py"),
-                                  str(slow_port), str(never_port)], log_dir=run_dir)
+                                  *map(str, every)], log_dir=run_dir)
     try:
-        wait_http(f"http://127.0.0.1:{slow_port}/healthz", proc=proc)
-        wait_http(f"http://127.0.0.1:{never_port}/healthz", proc=proc)
+        for port in every:
+            wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
     except BaseException:
         proc.stop(5)
         raise
-    return BadEndpoints(f"http://127.0.0.1:{slow_port}/slow",
-                        f"http://127.0.0.1:{never_port}/never", proc)
+    return BadEndpoints({kind: [f"http://127.0.0.1:{port}/{kind}" for port in kind_ports]
+                         for kind, kind_ports in ports.items()}, proc)

@@ -134,17 +134,19 @@ class Settings(BaseSettings):
         description="Seconds an arq job may run, which is also the lease on the deliveries "
         "it claims; unset means 2 x GATEWAY_DELIVERY_TIMEOUT + 10, the smallest allowed.",
     )
-    # In-flight HTTP requests per process, and per endpoint host, so one slow host
-    # cannot take every connection.
+    # In-flight HTTP requests per process, and per endpoint, so that slow endpoints
+    # cannot take what answering ones need (`outbound/load.py`).
     delivery_concurrency: int = Field(
         500, ge=1,
-        description="HTTP delivery attempts in flight at once per process.",
+        description="HTTP delivery attempts being sent at once per process. An attempt "
+        "unanswered after a second gives its slot back and goes on in the slow lane, "
+        "which holds at most half as many again (a quarter of that per tenant).",
     )
     connections_per_host: int = Field(
         50, ge=1,
-        description="Connections open at once to one endpoint host, and attempts under way "
-        "to one endpoint, per process, so that one slow endpoint cannot take every "
-        "connection; a slow endpoint's further attempts are put off.",
+        description="Attempts under way at once to one endpoint, per process. An endpoint "
+        "starts with 4 and earns one more with each quick answer; one that answers slowly "
+        "(over a second) gets a tenth of these, and its further attempts are put off.",
     )
     # Sweeper: how often it runs and how overdue a delivery must be before it is
     # re-dispatched (its own job had that long to run).

@@ -224,6 +224,21 @@ def test_response_body_is_capped_at_4_kib(gw: Gateway, receiver: Receiver, path:
     assert attempt["response_body"] == "x" * 4096
 
 
+def test_an_answer_with_nul_bytes_is_recorded(gw: Gateway, receiver: Receiver, path: str
+                                              ) -> None:
+    """PostgreSQL's text cannot hold NUL: stored as is, the answer failed its record and
+    every record written with it, and their deliveries went out again."""
+    receiver.set(path, Reply(200, b"ok\x00\x00\xff"))
+    make_endpoint(gw, receiver.url(path))
+    event = publish(gw)
+    delivery = only_delivery(gw, event["id"])
+
+    detail = wait_delivery(gw, delivery["id"], "succeeded", timeout=10)
+    [attempt] = detail["attempts"]
+    assert attempt["response_body"] == "ok\ufffd\ufffd\ufffd"
+    assert len(receiver.received(path)) == 1
+
+
 def test_connection_refused_is_recorded_and_fails(gw: Gateway, dead_port: int) -> None:
     make_endpoint(gw, f"http://127.0.0.1:{dead_port}/hook")
     event = publish(gw)

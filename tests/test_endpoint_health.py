@@ -91,3 +91,23 @@ def test_breaker_spaces_out_attempts_to_a_failing_endpoint(
     assert pending, "deliveries to the failing endpoint wait for the breaker"
     # Put off by the breaker is not an attempt: some have fewer attempts than sends.
     assert sum(d["attempt_count"] for d in pending) < 4 * len(pending)
+
+
+def test_enabling_an_enabled_endpoint_leaves_its_breaker_alone(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    """Else its owner could keep a failing endpoint's attempts coming by re-enabling it."""
+    receiver.set(path, Reply(503))
+    down = make_endpoint(gw, receiver.url(path))
+    for i in range(8):
+        publish(gw, "tick", {"i": i})
+    health = ("SELECT consecutive_failures, circuit_open_until, failing_since FROM endpoint "
+              f"WHERE id = '{down['id']}'")
+    wait_until(lambda: gw.sql(health)[0][1] is not None, 15, "the breaker open")
+    before = gw.sql(health)[0]
+    response = gw.api.patch(f"/v1/endpoints/{down['id']}", json={"disabled": False})
+    assert response.status_code == 200, response.text
+    after = gw.sql(health)[0]
+    assert after[1] is not None and after[2] is not None  # still open, still failing
+    assert after[0] >= before[0]  # the count goes on from where it was, never back to 0
+    assert response.json()["failing_since"] is not None

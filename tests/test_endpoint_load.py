@@ -1,6 +1,7 @@
-"""Which attempts the per-endpoint load tracking holds back or puts off, and by how much.
+"""Which attempts the load tracking admits, holds back or puts off, and by how much.
 
-The pacing runs on a clock of the test's own; the wait for a connection on asyncio's.
+Answer times and pacing run on a clock of the test's own; waiting for a turn or a
+slot, and the move to the slow lane, on asyncio's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from gateway.outbound.load import Busy, EndpointLoads
+from gateway.outbound.load import INITIAL_WINDOW, Admitted, Busy, EndpointLoads
 
 
 class Clock:
@@ -25,65 +26,76 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-def test_an_endpoint_below_its_connections_is_never_put_off() -> None:
+async def _answer(loads: EndpointLoads, clock: Clock, endpoint: str, seconds: float,
+                  times: int = 1, tenant: str | None = None) -> None:
+    for _ in range(times):
+        async with loads.attempt(endpoint, tenant) as admitted, admitted.sending():
+            clock.now += seconds
+
+
+async def _send(held: AsyncExitStack, loads: EndpointLoads, endpoint: str,
+                tenant: str | None = None) -> Admitted:
+    """An attempt admitted and sent, unanswered until `held` closes."""
+    admitted = await held.enter_async_context(loads.attempt(endpoint, tenant))
+    await held.enter_async_context(admitted.sending())
+    return admitted
+
+
+def test_an_unknown_endpoint_earns_its_window_with_quick_answers() -> None:
     async def scenario() -> None:
         clock = Clock()
-        loads = EndpointLoads(3, clock)
+        loads = EndpointLoads(10, clock, max_wait=0.01)
         async with AsyncExitStack() as held:
-            for _ in range(2):
-                await held.enter_async_context(loads.attempt("ep"))
-            clock.now += 60
-            assert loads.put_off("ep") == 0
+            for _ in range(INITIAL_WINDOW):
+                await _send(held, loads, "new")
+            with pytest.raises(Busy):  # the window is full, and nobody answers in time
+                await _send(held, loads, "new")
+        await _answer(loads, clock, "new", 0.01, times=20)  # quick: the window opens
+        async with AsyncExitStack() as held:
+            for _ in range(10):
+                await _send(held, loads, "new")
+            with pytest.raises(Busy):  # never beyond connections_per_endpoint
+                await _send(held, loads, "new")
     run(scenario())
 
 
-def test_a_fast_endpoint_at_its_limit_only_queues() -> None:
+def test_an_endpoint_unanswered_for_a_second_is_slow_and_held_to_its_slow_share() -> None:
     async def scenario() -> None:
         clock = Clock()
-        loads = EndpointLoads(2, clock)
-        for _ in range(5):  # answers in 10 ms
-            async with loads.attempt("ep"):
-                clock.now += 0.01
+        loads = EndpointLoads(20, clock)  # two attempts at once while slow
+        await _answer(loads, clock, "ep", 0.01, times=20)
         async with AsyncExitStack() as held:
-            await held.enter_async_context(loads.attempt("ep"))
-            await held.enter_async_context(loads.attempt("ep"))
-            clock.now += 0.5
-            assert loads.put_off("ep") == 0
-    run(scenario())
-
-
-def test_a_full_endpoint_with_no_answer_for_a_second_is_put_off() -> None:
-    async def scenario() -> None:
-        clock = Clock()
-        loads = EndpointLoads(2, clock)
-        async with AsyncExitStack() as held:
-            await held.enter_async_context(loads.attempt("ep"))
-            await held.enter_async_context(loads.attempt("ep"))
+            for _ in range(3):
+                await _send(held, loads, "ep")
             clock.now += 0.9
-            assert loads.put_off("ep") == 0
+            await _send(held, loads, "ep")  # not a second yet
             clock.now += 0.2
-            assert loads.put_off("ep") > 0
-            assert loads.put_off("other") == 0  # other endpoints go on
+            with pytest.raises(Busy) as busy:
+                await _send(held, loads, "ep")
+            assert busy.value.seconds > 0
+            await _send(held, loads, "other")  # others go on
     run(scenario())
 
 
 def test_put_off_attempts_are_spaced_at_the_rate_the_endpoint_answers() -> None:
     async def scenario() -> list[float]:
         clock = Clock()
-        loads = EndpointLoads(4, clock)
-        async with AsyncExitStack() as held:  # a slow endpoint: 4 connections, 8 s an answer
-            for _ in range(4):
-                await held.enter_async_context(loads.attempt("slow"))
-            clock.now += 8
+        loads = EndpointLoads(40, clock)  # four at once while slow
+        await _answer(loads, clock, "slow", 8.0)  # 8 s an answer
         async with AsyncExitStack() as held:
             for _ in range(4):
-                await held.enter_async_context(loads.attempt("slow"))
-            return [loads.put_off("slow") for _ in range(6)]
-    # 4 connections / 8 s = one free connection every 2 s.
+                await _send(held, loads, "slow")
+            waits = []
+            for _ in range(6):
+                with pytest.raises(Busy) as busy:
+                    await _send(held, loads, "slow")
+                waits.append(busy.value.seconds)
+            return waits
+    # 4 attempts at a time / 8 s = one free every 2 s.
     assert run(scenario()) == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
 
 
-def test_an_attempt_waits_for_a_connection_then_gives_up_as_busy() -> None:
+def test_an_attempt_waits_for_its_turn_then_gives_up_as_busy() -> None:
     async def scenario() -> None:
         loads = EndpointLoads(1, max_wait=0.05)
         order: list[str] = []
@@ -109,17 +121,16 @@ def test_an_attempt_waits_for_a_connection_then_gives_up_as_busy() -> None:
     run(scenario())
 
 
-def test_an_endpoint_that_answers_again_is_no_longer_put_off() -> None:
+def test_an_endpoint_that_answers_again_is_no_longer_slow() -> None:
     async def scenario() -> None:
         clock = Clock()
-        loads = EndpointLoads(1, clock)
-        async with loads.attempt("ep"):
-            clock.now += 5
-        for _ in range(20):  # now fast: the average comes down
-            async with loads.attempt("ep"):
-                clock.now += 0.01
-        async with loads.attempt("ep"):
-            assert loads.put_off("ep") == 0
+        loads = EndpointLoads(10, clock)
+        await _answer(loads, clock, "ep", 5.0)
+        await _answer(loads, clock, "ep", 0.01, times=20)  # now fast: the average comes down
+        async with AsyncExitStack() as held:
+            for _ in range(10):
+                admitted = await _send(held, loads, "ep")
+                assert not admitted.slow
     run(scenario())
 
 
@@ -127,10 +138,73 @@ def test_an_attempt_to_a_saturated_endpoint_is_refused_at_once() -> None:
     async def scenario() -> None:
         clock = Clock()
         loads = EndpointLoads(1, clock)
-        async with loads.attempt("ep"):
-            clock.now += 2  # its one connection has been busy for two seconds
+        async with loads.attempt("ep") as first, first.sending():
+            clock.now += 2  # its one attempt has been unanswered for two seconds
             with pytest.raises(Busy) as busy:
                 async with loads.attempt("ep"):
                     pass
             assert busy.value.seconds == pytest.approx(2.0)
+    run(scenario())
+
+
+def test_slow_endpoints_and_their_tenant_get_a_bounded_share_of_the_slots() -> None:
+    """40 slots: the slow lane holds at most 20 attempts, one tenant at most 5 of them."""
+    async def scenario() -> None:
+        clock = Clock()
+        loads = EndpointLoads(10, clock, slots=40)
+        for n in range(30):
+            await _answer(loads, clock, f"bad{n}", 5.0, tenant="evil" if n < 10 else None)
+        async with AsyncExitStack() as held:
+            admitted = []
+            for n in range(30):
+                try:
+                    admitted.append(await held.enter_async_context(
+                        loads.attempt(f"bad{n}", "evil" if n < 10 else None)))
+                except Busy:
+                    pass
+            assert all(a.slow for a in admitted)
+            evil = sum(1 for n in range(10) if loads._loads[f"bad{n}"].in_flight)
+            assert evil == 5 and len(admitted) == 20
+            # An answering endpoint still gets a fast slot at once, and sends.
+            async with loads.attempt("good") as good, good.sending():
+                assert not good.slow
+    run(scenario())
+
+
+def test_a_sending_attempt_moves_to_the_slow_lane_and_frees_its_slot() -> None:
+    """One slot: a hanging attempt holds it for `slow_after` at most."""
+    async def scenario() -> None:
+        loads = EndpointLoads(10, slots=1, slow_after=0.05)
+        hanging = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hang() -> None:
+            async with loads.attempt("hangs") as admitted, admitted.sending():
+                hanging.set()
+                await release.wait()
+                assert admitted.slow
+
+        task = asyncio.create_task(hang())
+        await hanging.wait()
+        async with asyncio.timeout(2):  # the slot comes free once the hang is slow
+            async with loads.attempt("answers") as admitted, admitted.sending():
+                assert not admitted.slow
+        release.set()
+        await task
+    run(scenario())
+
+
+def test_waiting_for_a_slot_does_not_make_an_endpoint_slow() -> None:
+    """Only the time the endpoint has the request counts as its answer time."""
+    async def scenario() -> None:
+        clock = Clock()
+        loads = EndpointLoads(10, clock, slots=1, slow_after=60)
+        async with AsyncExitStack() as held:
+            await _send(held, loads, "holds-the-slot")
+            waiting = asyncio.create_task(_answer(loads, clock, "quick", 0.01))
+            await asyncio.sleep(0.01)
+            clock.now += 5  # "quick" has waited five seconds for the slot
+        await waiting  # the slot came free: it sent, and was answered at once
+        async with loads.attempt("quick") as admitted:
+            assert not admitted.slow
     run(scenario())

@@ -1,15 +1,17 @@
-"""A stuck endpoint (it takes connections and never answers) is put off once it holds its
-share of connections, instead of taking every attempt slot that answering endpoints need."""
+"""Endpoints that take connections and never answer, trickle, or flood are put off once
+they hold their share, instead of taking the attempt slots that answering endpoints need."""
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from bench.receivers import BadEndpoints, start_bad_endpoints
 from tests.conftest import _PG_MISSING, BACKENDS, Gateway
 from tests.dns import ScriptedDNS
 from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
@@ -79,3 +81,61 @@ def test_a_stuck_endpoint_is_put_off_and_the_others_go_on(
                       timeout=8)
     assert {r.headers["webhook-id"] for r in receiver.received(path)} == {
         e["id"] for e in events}
+
+
+# Of each kind of bad endpoint, this many, each on its own host (port).
+BAD_MIX = {"never": 2, "trickle": 2, "slow-headers": 2, "huge": 2}
+SLOTS = 4  # the process's attempt slots: fewer than the bad endpoints
+
+
+@pytest.fixture(params=BACKENDS)
+def few_slots(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS
+              ) -> Iterator[Gateway]:
+    """A gateway of its own with 4 attempt slots, and attempts that may take 20 s."""
+    if request.param == "postgres" and _PG_MISSING:
+        pytest.skip(_PG_MISSING)
+    gateway = Gateway(request.param, tmp_path, dns)
+    gateway.env["GATEWAY_DELIVERY_CONCURRENCY"] = str(SLOTS)
+    gateway.env["GATEWAY_DELIVERY_TIMEOUT"] = "20"
+    with gateway.running():
+        yield gateway
+
+
+@pytest.fixture
+def bad_mix(tmp_path: Path) -> Iterator[BadEndpoints]:
+    bad = start_bad_endpoints(tmp_path, BAD_MIX)
+    try:
+        yield bad
+    finally:
+        bad.stop()
+
+
+def test_endpoints_that_hang_trickle_or_flood_leave_the_healthy_one_its_latency(
+    few_slots: Gateway, bad_mix: BadEndpoints, receiver: Receiver, path: str
+) -> None:
+    """Every event goes to 8 bad endpoints (hanging, answering a byte a second, sending
+    headers a byte a second, answering 1 GB) and one healthy one. Before, the bad
+    attempts took all 4 slots for the 20 s of their timeout, and the healthy delivery
+    waited that long; now each waits at most about a second (the slow lane's
+    threshold), and once the bad endpoints are known, not at all."""
+    gw = few_slots
+    for url in bad_mix.all():
+        make_endpoint(gw, url + path)
+    healthy = make_endpoint(gw, receiver.url(path))
+    waits = []
+    for n in range(6):
+        sent = time.monotonic()
+        event = publish(gw, data={"n": n})
+        [arrived] = [r for r in receiver.wait_for(path, n + 1, timeout=30)
+                     if r.headers["webhook-id"] == event["id"]]
+        waits.append(arrived.at - sent)
+    # Far below the bad attempts' 20 s, which is what the healthy one waited before.
+    assert max(waits) < 8, waits
+    # Each healthy delivery went out once, at its first attempt: nothing was put off.
+    def recorded() -> list[dict[str, object]] | None:
+        data = gw.api.get(f"/v1/endpoints/{healthy['id']}/deliveries").json()["data"]
+        done = [d for d in data if d["status"] == "succeeded"]
+        return done if len(done) == len(waits) else None
+
+    done = wait_until(recorded, 15, "the healthy deliveries recorded")
+    assert [d["attempt_count"] for d in done] == [1] * len(waits)

@@ -23,8 +23,12 @@ USER_AGENT = "webhook-gateway/0.1"
 def create_delivery_client(settings: Settings) -> aiohttp.ClientSession:
     """Made inside the running loop, as aiohttp requires."""
     connector = aiohttp.TCPConnector(
-        limit=settings.delivery_concurrency,
-        limit_per_host=settings.connections_per_host,
+        # No limits of aiohttp's own: attempts are bounded per endpoint, per tenant and
+        # per process before they get here (`load.py`). A total or per-host limit here
+        # would make an answering endpoint's attempt wait behind hanging ones, on a
+        # host they share or in the process as a whole.
+        limit=0,
+        limit_per_host=0,
         # Every name is resolved at every connect through the guard; nothing is cached,
         # so no cached answer skips it. Literal addresses are checked before sending.
         resolver=GuardedResolver(settings.allowed_networks, settings.dns_servers),

@@ -25,14 +25,13 @@ class DeliveryContext:
     dispatcher: Dispatcher
     box: SecretBox  # opens the endpoint secrets and header values stored sealed
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
-    # In-flight attempts of this process; waiting for a slot is not counted
-    # against an attempt's timeout.
-    slots: asyncio.Semaphore = field(init=False)
     # Attempts that outlived their job's patience, finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
     # Signing keys by their sealed form, opened once per process (see `delivery.py`).
     signing_keys: dict[str, bytes] = field(default_factory=dict)
-    # Attempts in flight per endpoint, to put a saturated endpoint's further ones off.
+    # Attempts in flight per endpoint, per tenant and in the process's slots, in a fast
+    # and a slow lane (`load.py`); waiting for a slot is not counted against an
+    # attempt's timeout.
     loads: EndpointLoads = field(init=False)
     # Endpoints whose half-open breaker has a probe in flight from this process.
     probing: set[str] = field(default_factory=set)
@@ -42,8 +41,8 @@ class DeliveryContext:
     records: GroupCall[Any, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.settings.delivery_concurrency)
-        self.loads = EndpointLoads(self.settings.connections_per_host)
+        self.loads = EndpointLoads(self.settings.connections_per_host,
+                                   slots=self.settings.delivery_concurrency)
 
     def keep(self, task: asyncio.Task[None]) -> None:
         self.stragglers.add(task)

@@ -39,7 +39,7 @@ from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, pars
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait, record_health
-from gateway.outbound.load import Busy
+from gateway.outbound.load import Admitted, Busy
 from gateway.outbound.payload import event_body
 from gateway.outbound.retry import next_delay, parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
@@ -312,14 +312,14 @@ async def _attempt(ctx: DeliveryContext, job: _Job) -> _Outcome:
     if wait > 0:
         return _Outcome(utcnow(), None, 0, None, None, deferred=wait, deferred_by="breaker")
     try:
-        async with ctx.loads.attempt(endpoint.id):
-            return await _send(ctx, job)
+        async with ctx.loads.attempt(endpoint.id, endpoint.tenant_id) as admitted:
+            return await _send(ctx, job, admitted)
     except Busy as busy:
         return _Outcome(utcnow(), None, 0, None, None, deferred=busy.seconds,
                         deferred_by="busy")
 
 
-async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
+async def _send(ctx: DeliveryContext, job: _Job, admitted: Admitted) -> _Outcome:
     endpoint = job.endpoint
     if endpoint.rate_limit:
         if job.rate_slot_at is not None:  # a slot reserved when it was put off
@@ -331,7 +331,7 @@ async def _send(ctx: DeliveryContext, job: _Job) -> _Outcome:
                             deferred_by="rate_limit")
         if wait > 0:
             await asyncio.sleep(wait)
-    async with ctx.slots:
+    async with admitted.sending():  # a slot of the process's, in the attempt's lane
         started_at = utcnow()
         start = time.perf_counter()
         # Outside the `try`: a secret that no longer opens is the gateway's failure
@@ -433,7 +433,9 @@ async def _read_capped(response: aiohttp.ClientResponse) -> str:
             break
         chunks.append(chunk)
         size += len(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")
+    # PostgreSQL's text cannot hold NUL, and one unstorable answer would fail the
+    # whole group of records it is written with.
+    return b"".join(chunks).decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

@@ -1,34 +1,48 @@
-"""Attempts per endpoint: each waits its turn for the endpoint's connections, and a
-saturated endpoint's further attempts are put off.
+"""Attempts in flight, per endpoint, per tenant and per process: endpoints that answer
+slowly, or never, cannot hold what the endpoints that answer need.
 
-An endpoint may have `connections_per_host` attempts under way at once. Waiting
-for one of them happens here, before an attempt takes one of the process's
-attempt slots, so that an endpoint which answers slowly (or not at all) holds at
-most its own connections' worth of slots, never the slots every other endpoint
-needs. An attempt that waits more than a second for its turn is put off (not
-counted as an attempt); so are further attempts to an endpoint that has all its
-connections busy and takes more than a second to answer. Put-off attempts are
-spaced at the rate the endpoint has been answering, so that they come back
-about when it can take them.
+The process has `delivery_concurrency` slots, in two lanes:
+
+- **Fast.** An attempt to an endpoint not known to be slow takes a slot (waiting for
+  one if all are taken). If it is still unanswered after `SLOW` seconds it moves to
+  the slow lane and gives its slot back, so no slot is held longer than that, by
+  anyone: however many endpoints hang, the one that answers waits at most that
+  long for a slot, and in practice not at all.
+- **Slow.** An endpoint is slow while its answers typically take longer than `SLOW`,
+  or one of its attempts has gone that long unanswered. Its attempts start in the
+  slow lane, and only while the endpoint holds fewer than `slow_per_endpoint`
+  attempts, its tenant less than a quarter of the lane, and the lane is less than
+  half the process's slots. Otherwise the attempt is put off (`Busy`, not counted
+  as an attempt), spaced at the rate the endpoint answers, so that it comes back
+  about when the endpoint can take it.
+
+Per endpoint, at most `connections_per_endpoint` attempts are under way at once, and
+an endpoint earns them: it starts with `INITIAL_WINDOW` and gets one more for each
+quick answer (like TCP's slow start), so that an endpoint which hangs from its first
+request holds a handful of attempts before it is known to be slow. An attempt waits
+at most `max_wait` for its endpoint's turn, then is put off. Waiting for a turn
+happens before a slot is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-# An endpoint whose attempts take longer than this, with every connection busy, is
-# saturated; a fast one at its limit only queues for a moment and is left alone.
+# An attempt unanswered for this long is slow; so is an endpoint whose answers take it.
 SLOW = 1.0
+# Attempts an endpoint not yet proven quick may have under way at once.
+INITIAL_WINDOW = 4
 # Endpoints remembered (their typical answer time); idle ones are forgotten beyond it.
 MAX_TRACKED = 10_000
 
 
 class Busy(Exception):
-    """The endpoint has no connection free for this attempt: put it off this long."""
+    """The endpoint cannot take this attempt now: put it off this long."""
 
     def __init__(self, seconds: float) -> None:
         super().__init__(f"endpoint busy; put off {seconds:.1f}s")
@@ -37,66 +51,169 @@ class Busy(Exception):
 
 @dataclass
 class _Load:
-    connections: asyncio.Semaphore
+    tenant: str | None
     last_end: float  # when the last attempt ended (or tracking began)
-    waiting_or_sending: int = 0
-    typical: float = 0.0  # moving average of attempt durations, in seconds
+    in_flight: int = 0
+    sending: int = 0  # attempts sent and not yet answered (in_flight counts waiting ones)
+    sending_since: float = 0.0  # when `sending` last went from 0 to 1
+    quick_answers: int = 0  # in a row; each widens the window by one
+    typical: float = 0.0  # moving average of answer times, in seconds
     next_slot: float = 0.0  # when the next put-off attempt is due
+    waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+
+class Admitted:
+    """An admitted attempt. `sending()` holds its place in a lane while it sends."""
+
+    def __init__(self, loads: EndpointLoads, load: _Load, slow: bool) -> None:
+        self._loads = loads
+        self._load = load
+        self.slow = slow  # in the slow lane (admitted there, or moved there while sending)
+        self.sent_at: float | None = None  # when it had its slot and began to send
+
+    @asynccontextmanager
+    async def sending(self) -> AsyncIterator[None]:
+        loads, load = self._loads, self._load
+        timer = None
+        if not self.slow:
+            await loads._fast.acquire()
+            timer = asyncio.get_running_loop().call_later(loads._slow_after, self._to_slow_lane)
+        self.sent_at = loads._clock()
+        if not load.sending:
+            load.sending_since = self.sent_at
+        load.sending += 1
+        try:
+            yield
+        finally:
+            load.sending -= 1
+            if timer is not None:
+                timer.cancel()
+                if not self.slow:
+                    loads._fast.release()
+
+    def _to_slow_lane(self) -> None:
+        self.slow = True
+        self._loads._fast.release()
+        self._loads._enter_slow(self._load)
 
 
 class EndpointLoads:
-    def __init__(self, connections_per_endpoint: int, clock: Callable[[], float] = time.monotonic,
-                 max_wait: float = SLOW) -> None:
+    def __init__(
+        self, connections_per_endpoint: int, clock: Callable[[], float] = time.monotonic,
+        max_wait: float = SLOW, slots: int = 1_000_000, slow_after: float = SLOW,
+    ) -> None:
         self._cap = connections_per_endpoint
         self._clock = clock
         self._max_wait = max_wait
+        self._slow_after = slow_after
+        self._fast = asyncio.Semaphore(slots)
+        self._slow_budget = max(1, slots // 2)
+        self._tenant_slow_budget = max(1, self._slow_budget // 4)
+        self._slow_per_endpoint = max(1, connections_per_endpoint // 10)
+        self._slow = 0
+        self._slow_by_tenant: Counter[str] = Counter()
         self._loads: dict[str, _Load] = {}
 
-    def put_off(self, endpoint_id: str) -> float:
-        """Seconds to put an attempt to this endpoint off by; 0 to go ahead."""
-        load = self._loads.get(endpoint_id)
-        if load is None or load.waiting_or_sending < self._cap:
-            return 0.0
-        pace = self._pace(load)
-        if pace <= SLOW:
-            return 0.0
-        return self._next_slot(load, pace)
-
     @asynccontextmanager
-    async def attempt(self, endpoint_id: str) -> AsyncIterator[None]:
-        """Hold one of the endpoint's connections; raises Busy when the endpoint is
-        saturated, or after waiting too long for one."""
-        wait = self.put_off(endpoint_id)
-        if wait > 0:
-            raise Busy(wait)
+    async def attempt(self, endpoint_id: str, tenant_id: str | None = None
+                      ) -> AsyncIterator[Admitted]:
+        """Admit an attempt to the endpoint; raises Busy when it must be put off."""
+        load = self._load(endpoint_id, tenant_id)
+        slow = self._is_slow(load)
+        if slow:
+            self._admit_slow(load)
+        else:
+            await self._turn(load)
+        admitted = Admitted(self, load, slow)
+        try:
+            yield admitted
+        finally:
+            end = self._clock()
+            if admitted.slow:
+                self._leave_slow(load)
+            # Only the time the endpoint had the request says how it answers: waiting
+            # for a slot (or for a rate limit) before sending is the gateway's.
+            if admitted.sent_at is None:
+                self._ended(load, 0.0, None)
+            else:
+                self._ended(load, end - admitted.sent_at, end)
+
+    # admission
+
+    def _admit_slow(self, load: _Load) -> None:
+        tenant_full = (load.tenant is not None
+                       and self._slow_by_tenant[load.tenant] >= self._tenant_slow_budget)
+        if (load.in_flight >= self._slow_per_endpoint or tenant_full
+                or self._slow >= self._slow_budget):
+            raise Busy(self._next_slot(load, max(self._pace(load), SLOW)))
+        load.in_flight += 1
+        self._enter_slow(load)
+
+    async def _turn(self, load: _Load) -> None:
+        """Wait for one of the endpoint's attempts, up to `max_wait`; Busy after that."""
+        if not load.waiters and load.in_flight < self._window(load):
+            load.in_flight += 1
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        load.waiters.append(turn)
+        try:
+            async with asyncio.timeout(self._max_wait):
+                await turn
+        except TimeoutError:
+            if turn.done() and not turn.cancelled():
+                return  # handed over just as the wait ran out: it is ours
+            load.waiters.remove(turn)
+            raise Busy(self._next_slot(load, max(self._pace(load), SLOW))) from None
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():
+                self._ended(load, 0.0, None)  # handed over, never used: give it back
+            elif turn in load.waiters:
+                load.waiters.remove(turn)
+            raise
+
+    def _window(self, load: _Load) -> int:
+        return min(self._cap, INITIAL_WINDOW + load.quick_answers)
+
+    def _is_slow(self, load: _Load) -> bool:
+        if load.typical > SLOW:
+            return True
+        unanswered_since = max(load.last_end, load.sending_since)
+        return load.sending > 0 and self._clock() - unanswered_since > SLOW
+
+    # bookkeeping
+
+    def _enter_slow(self, load: _Load) -> None:
+        self._slow += 1
+        if load.tenant is not None:
+            self._slow_by_tenant[load.tenant] += 1
+
+    def _leave_slow(self, load: _Load) -> None:
+        self._slow -= 1
+        if load.tenant is not None:
+            self._slow_by_tenant[load.tenant] -= 1
+            if not self._slow_by_tenant[load.tenant]:
+                del self._slow_by_tenant[load.tenant]
+
+    def _ended(self, load: _Load, duration: float, end: float | None) -> None:
+        load.in_flight -= 1
+        if end is not None:
+            load.typical = duration if not load.typical else 0.8 * load.typical + 0.2 * duration
+            load.last_end = end
+            load.quick_answers = load.quick_answers + 1 if duration <= SLOW else 0
+        # Hand freed turns straight to the next waiters (counted for them here).
+        while load.waiters and load.in_flight < self._window(load):
+            turn = load.waiters.popleft()
+            if not turn.done():
+                load.in_flight += 1
+                turn.set_result(None)
+
+    def _load(self, endpoint_id: str, tenant_id: str | None) -> _Load:
         load = self._loads.get(endpoint_id)
         if load is None:
             if len(self._loads) >= MAX_TRACKED:
-                self._forget_idle()
-            load = self._loads[endpoint_id] = _Load(asyncio.Semaphore(self._cap),
-                                                    last_end=self._clock())
-        load.waiting_or_sending += 1
-        try:
-            if load.connections.locked():  # a deadline only when there is a wait
-                try:
-                    async with asyncio.timeout(self._max_wait):
-                        await load.connections.acquire()
-                except TimeoutError:
-                    raise Busy(self._next_slot(load, max(self._pace(load), SLOW))) from None
-            else:
-                await load.connections.acquire()
-            start = self._clock()
-            try:
-                yield
-            finally:
-                load.connections.release()
-                end = self._clock()
-                duration = end - start
-                load.typical = (duration if not load.typical
-                                else 0.8 * load.typical + 0.2 * duration)
-                load.last_end = end
-        finally:
-            load.waiting_or_sending -= 1
+                self._loads = {k: v for k, v in self._loads.items() if v.in_flight}
+            load = self._loads[endpoint_id] = _Load(tenant_id, last_end=self._clock())
+        return load
 
     def _pace(self, load: _Load) -> float:
         # Until an attempt ends, the time since the last one did is the best estimate.
@@ -104,8 +221,6 @@ class EndpointLoads:
 
     def _next_slot(self, load: _Load, pace: float) -> float:
         now = self._clock()
-        load.next_slot = max(load.next_slot, now) + pace / self._cap
+        per_turn = pace / max(1, self._slow_per_endpoint if self._is_slow(load) else self._cap)
+        load.next_slot = max(load.next_slot, now) + per_turn
         return load.next_slot - now
-
-    def _forget_idle(self) -> None:
-        self._loads = {k: v for k, v in self._loads.items() if v.waiting_or_sending}
