@@ -26,6 +26,7 @@ from __future__ import annotations
 import time
 
 from bench import ledger, live
+from bench.arrivals import Arrival
 from bench.context import Run
 from bench.drain import Drain, backlog_drain
 from bench.harness import Stack
@@ -172,9 +173,19 @@ def _bad_mix(run: Run, stack: Stack) -> Mix:
         # Those that have not arrived by then count as missing (infinitely late).
         arrivals.wait_for("/w4/mix-healthy", healthy.accepted, left, stack.check_alive)
         mix_lat = live.latencies(arrivals, ["/w4/mix-healthy"], healthy.due)
+        _print_slowest(arrivals.of("/w4/mix-healthy"), healthy.due)
         print(f"    healthy p50 {mix_lat.first_ms(50):.1f} ms, p99 {mix_lat.first_ms(99):.1f} ms"
               f" (alone: {alone_lat.first_ms(50):.1f} / {alone_lat.first_ms(99):.1f} ms)")
     finally:
         bad.stop()  # hanging attempts end, so that the workers stop quickly
         stack.stop_workers()
     return Mix(alone_lat, mix_lat, seconds, to_bad.accepted)
+
+
+def _print_slowest(arrived: list[Arrival], due: dict[str, float], n: int = 3) -> None:
+    """The slowest healthy deliveries, and when in the phase they were published."""
+    start = min(due.values(), default=0.0)
+    slowest = sorted(((a.at - due[a.event_id], due[a.event_id] - start)
+                      for a in arrived if a.event_id in due), reverse=True)[:n]
+    print("    slowest: " + ", ".join(f"{lat * 1000:.0f} ms (published at +{at:.1f} s)"
+                                      for lat, at in slowest))

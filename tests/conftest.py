@@ -293,6 +293,17 @@ BACKENDS = [
 ]
 
 
+@contextmanager
+def own_gateway(backend: str, workdir: Path, dns: ScriptedDNS, **env: str) -> Iterator[Gateway]:
+    """A gateway of a test's (or module's) own, with these settings over the tests' ones."""
+    if backend == "postgres" and _PG_MISSING:
+        pytest.skip(_PG_MISSING)
+    gateway = Gateway(backend, workdir, dns)
+    gateway.env.update(env)
+    with gateway.running():
+        yield gateway
+
+
 @pytest.fixture(scope="session")
 def dns() -> Iterator[ScriptedDNS]:
     server = ScriptedDNS()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.receivers import BadEndpoints, start_bad_endpoints
-from tests.conftest import _PG_MISSING, BACKENDS, Gateway
+from tests.conftest import BACKENDS, Gateway, own_gateway
 from tests.dns import ScriptedDNS
 from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
 from tests.receiver import Receiver, wait_until
@@ -23,12 +23,8 @@ PER_HOST = 2
 @pytest.fixture(params=BACKENDS)
 def tight(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS) -> Iterator[Gateway]:
     """A gateway of its own: 2 connections per host, and attempts that wait 10 s."""
-    if request.param == "postgres" and _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    gateway = Gateway(request.param, tmp_path, dns)
-    gateway.env["GATEWAY_CONNECTIONS_PER_HOST"] = str(PER_HOST)
-    gateway.env["GATEWAY_DELIVERY_TIMEOUT"] = "10"
-    with gateway.running():
+    with own_gateway(request.param, tmp_path, dns, GATEWAY_DELIVERY_TIMEOUT="10",
+                     GATEWAY_CONNECTIONS_PER_HOST=str(PER_HOST)) as gateway:
         yield gateway
 
 
@@ -92,12 +88,8 @@ SLOTS = 4  # the process's attempt slots: fewer than the bad endpoints
 def few_slots(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS
               ) -> Iterator[Gateway]:
     """A gateway of its own with 4 attempt slots, and attempts that may take 20 s."""
-    if request.param == "postgres" and _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    gateway = Gateway(request.param, tmp_path, dns)
-    gateway.env["GATEWAY_DELIVERY_CONCURRENCY"] = str(SLOTS)
-    gateway.env["GATEWAY_DELIVERY_TIMEOUT"] = "20"
-    with gateway.running():
+    with own_gateway(request.param, tmp_path, dns, GATEWAY_DELIVERY_TIMEOUT="20",
+                     GATEWAY_DELIVERY_CONCURRENCY=str(SLOTS)) as gateway:
         yield gateway
 
 

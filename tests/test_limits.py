@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import _PG_MISSING, API_KEY, BACKENDS, Gateway
+from tests.conftest import API_KEY, BACKENDS, Gateway, own_gateway
 from tests.dns import ScriptedDNS
 from tests.helpers import deliveries_of, make_endpoint, publish, wait_delivery
 from tests.receiver import Receiver, Reply, wait_until
@@ -23,11 +23,8 @@ STRANGER, GUESSER = "127.0.0.2", "127.0.0.3"
 def strict(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
            dns: ScriptedDNS) -> Iterator[Gateway]:
     """A gateway of its own that limits failed attempts as a production one does."""
-    if request.param == "postgres" and _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    gateway = Gateway(request.param, tmp_path_factory.mktemp(f"strict-{request.param}"), dns)
-    gateway.env["GATEWAY_AUTH_FAILURE_RATE_LIMIT"] = str(FAILURES_PER_SECOND)
-    with gateway.running():
+    with own_gateway(request.param, tmp_path_factory.mktemp(f"strict-{request.param}"), dns,
+                     GATEWAY_AUTH_FAILURE_RATE_LIMIT=str(FAILURES_PER_SECOND)) as gateway:
         yield gateway
 
 

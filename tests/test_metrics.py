@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _PG_MISSING, API_KEY, BACKENDS, Gateway
+from tests.conftest import API_KEY, BACKENDS, Gateway, own_gateway
 from tests.dns import ScriptedDNS
 from tests.helpers import (
     client_with,
@@ -117,11 +117,9 @@ METRICS_TOKEN = "metrics-token-for-tests"
 def bounded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
             dns: ScriptedDNS) -> Iterator[Gateway]:
     """A gateway of its own: three event types as labels, and /metrics behind a token."""
-    if request.param == "postgres" and _PG_MISSING:
-        pytest.skip(_PG_MISSING)
-    gateway = Gateway(request.param, tmp_path_factory.mktemp(f"metrics-{request.param}"), dns)
-    gateway.env.update(GATEWAY_METRICS_EVENT_TYPES="3", GATEWAY_METRICS_TOKEN=METRICS_TOKEN)
-    with gateway.running():
+    with own_gateway(request.param, tmp_path_factory.mktemp(f"metrics-{request.param}"), dns,
+                     GATEWAY_METRICS_EVENT_TYPES="3",
+                     GATEWAY_METRICS_TOKEN=METRICS_TOKEN) as gateway:
         yield gateway
 
 

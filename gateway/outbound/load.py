@@ -16,12 +16,11 @@ The process has `delivery_concurrency` slots, in two lanes:
   as an attempt), spaced at the rate the endpoint answers, so that it comes back
   about when the endpoint can take it.
 
-Per endpoint, at most `connections_per_endpoint` attempts are under way at once, and
-an endpoint earns them: it starts with `INITIAL_WINDOW` and gets one more for each
-quick answer (like TCP's slow start), so that an endpoint which hangs from its first
-request holds a handful of attempts before it is known to be slow. An attempt waits
-at most `max_wait` for its endpoint's turn, then is put off. Waiting for a turn
-happens before a slot is taken.
+Per endpoint, at most `connections_per_endpoint` attempts are under way at once. An
+attempt waits at most `max_wait` for its endpoint's turn, then is put off. Waiting for
+a turn happens before a slot is taken. (There is no slow start: a window that had
+to be earned, and shrank at a slow answer, held healthy endpoints back whenever the
+worker itself was busy, and bought nothing the slow lane does not already give.)
 """
 
 from __future__ import annotations
@@ -35,8 +34,6 @@ from dataclasses import dataclass, field
 
 # An attempt unanswered for this long is slow; so is an endpoint whose answers take it.
 SLOW = 1.0
-# Attempts an endpoint not yet proven quick may have under way at once.
-INITIAL_WINDOW = 4
 # Endpoints remembered (their typical answer time); idle ones are forgotten beyond it.
 MAX_TRACKED = 10_000
 
@@ -56,7 +53,6 @@ class _Load:
     in_flight: int = 0
     sending: int = 0  # attempts sent and not yet answered (in_flight counts waiting ones)
     sending_since: float = 0.0  # when `sending` last went from 0 to 1
-    quick_answers: int = 0  # in a row; each widens the window by one
     typical: float = 0.0  # moving average of answer times, in seconds
     next_slot: float = 0.0  # when the next put-off attempt is due
     waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
@@ -151,7 +147,7 @@ class EndpointLoads:
 
     async def _turn(self, load: _Load) -> None:
         """Wait for one of the endpoint's attempts, up to `max_wait`; Busy after that."""
-        if not load.waiters and load.in_flight < self._window(load):
+        if not load.waiters and load.in_flight < self._cap:
             load.in_flight += 1
             return
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -170,9 +166,6 @@ class EndpointLoads:
             elif turn in load.waiters:
                 load.waiters.remove(turn)
             raise
-
-    def _window(self, load: _Load) -> int:
-        return min(self._cap, INITIAL_WINDOW + load.quick_answers)
 
     def _is_slow(self, load: _Load) -> bool:
         if load.typical > SLOW:
@@ -199,9 +192,8 @@ class EndpointLoads:
         if end is not None:
             load.typical = duration if not load.typical else 0.8 * load.typical + 0.2 * duration
             load.last_end = end
-            load.quick_answers = load.quick_answers + 1 if duration <= SLOW else 0
         # Hand freed turns straight to the next waiters (counted for them here).
-        while load.waiters and load.in_flight < self._window(load):
+        while load.waiters and load.in_flight < self._cap:
             turn = load.waiters.popleft()
             if not turn.done():
                 load.in_flight += 1
