@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: test-fast install run test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ run: install
 test: install
 	$(BIN)/python -m pytest
 
+# The edit loop: the same suite without the long fault and process-kill tests.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway
 
 # The benchmark (bench/, all on loopback: see bench/__main__.py). Its receiver is nginx

@@ -13,28 +13,25 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
 
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.db import SessionMaker
-from gateway.errors import GatewayError, Invalid
+from gateway.errors import Forbidden, Invalid, Unauthorized
 from gateway.ids import new_id
 from gateway.store.models import ApiKey
+from gateway.store.queries import Page, page
 from gateway.timeutil import utcnow
+from gateway.validation import Input, TenantId, Text
 
 KEY_PREFIX = "gw_"
 # A revoked key stops working everywhere within this many seconds.
 CACHE_SECONDS = 5.0
-
-
-class Unauthorized(GatewayError):
-    status_code = 401
-
-
-class Forbidden(GatewayError):
-    status_code = 403
 
 
 @dataclass(frozen=True)
@@ -118,3 +115,31 @@ async def create_key(
                  tenant_id=tenant_id, rate_limit=rate_limit, created_at=utcnow())
     session.add(row)
     return row, key
+
+
+async def list_keys(session: AsyncSession, limit: int = 50, cursor: str | None = None
+                    ) -> Page[ApiKey]:
+    """API keys, newest first (revoked ones too, with when)."""
+    return await page(session, select(ApiKey), ApiKey.id, limit, cursor)
+
+
+# Request and response bodies
+
+class ApiKeyCreate(Input):
+    name: Annotated[Text, Field(min_length=1, max_length=255)]
+    tenant_id: TenantId | None = None
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
+
+
+class ApiKeyOut(BaseModel):
+    id: str
+    name: str
+    key_prefix: str
+    tenant_id: str | None
+    rate_limit: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str

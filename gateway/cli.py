@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gateway import commands
-from gateway.commands.common import err, run, run_db
+from gateway.commands.common import err
 from gateway.commands.common import load_settings as _settings
+from gateway.commands.running import run, run_db
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -70,7 +71,7 @@ def worker(
     from prometheus_client import start_http_server
 
     from gateway.logs import configure_logging
-    from gateway.queue.worker import create_worker
+    from gateway.worker import create_worker
 
     settings = _settings()
     if settings.redis_url is None:

@@ -7,7 +7,7 @@
 Every row comes from `Settings.model_fields`: the variable name from the env prefix,
 the type from the annotation, the default from the field, the limits from its
 constraints and the text from its `description`, so the page cannot drift from
-the code as long as it is regenerated (tests/test_deploy.py checks that it is).
+the code as long as it is regenerated (tests/operations/test_deploy.py checks that it is).
 """
 
 from __future__ import annotations

@@ -16,14 +16,12 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-if TYPE_CHECKING:
-    from gateway.settings import Settings
 
 log = logging.getLogger("gateway.crypto")
 
@@ -92,7 +90,20 @@ class SecretBox:
                 for name, value in (headers or {}).items()}
 
 
-def load_box(settings: Settings) -> SecretBox:
+class KeySettings(Protocol):
+    """What `load_box` reads of the settings (which import this module, not the reverse)."""
+
+    @property
+    def secret_key(self) -> str | None: ...
+    @property
+    def old_secret_keys(self) -> Sequence[str]: ...
+    @property
+    def is_sqlite(self) -> bool: ...
+    @property
+    def data_dir(self) -> Path: ...
+
+
+def load_box(settings: KeySettings) -> SecretBox:
     """The box for this configuration; in embedded mode a key is made and kept on first start."""
     old = [parse_key(k) for k in settings.old_secret_keys]
     if settings.secret_key:

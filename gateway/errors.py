@@ -15,6 +15,16 @@ class GatewayError(Exception):
         self.detail = detail
 
 
+class Unauthorized(GatewayError):
+    """No credential, or a wrong one: an API key, or an inbound request's signature."""
+
+    status_code = 401
+
+
+class Forbidden(GatewayError):
+    status_code = 403
+
+
 class NotFound(GatewayError):
     status_code = 404
 

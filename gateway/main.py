@@ -34,13 +34,12 @@ from gateway.inbound.ingest import InboundContext
 from gateway.limits import BodyLimitMiddleware
 from gateway.logs import configure_logging
 from gateway.outbound.batcher import PublishBatcher
-from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import MemoryAdmission, RedisAdmission
 from gateway.outbound.retention import purge
 from gateway.outbound.sweeper import sweep
+from gateway.outbound.tasks import CTX_KEY, FUNCTIONS, build_delivery_context
 from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
-from gateway.queue.jobs import CTX_KEY, FUNCTIONS
 from gateway.settings import Settings, get_settings
 from gateway.tracing import setup_tracing
 
@@ -73,8 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Embedded mode: this process delivers too, with the same code as a worker.
             ctx: dict[str, Any] = {}
             dispatcher = InProcessDispatcher(FUNCTIONS, ctx, settings.worker_max_jobs)
-            delivery = DeliveryContext(settings, app.state.sessionmaker,
-                                       create_delivery_client(settings), dispatcher, box)
+            delivery = build_delivery_context(settings, app.state.sessionmaker, dispatcher, box)
             ctx[CTX_KEY] = delivery
             sweeper = asyncio.create_task(_sweep_forever(delivery), name="sweeper")
             log.info("embedded mode: deliveries run in this process")

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -23,7 +23,7 @@ def _split_csv(value: object) -> object:
 
 
 class Settings(BaseSettings):
-    """Configuration of the API, the workers and the CLI (see docs and api.md)."""
+    """Configuration of the API, the workers and the CLI (docs/configuration.md lists it)."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
@@ -213,16 +213,13 @@ class Settings(BaseSettings):
         description="Log level of every process: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",
     )
 
-    @field_validator("retry_schedule", mode="before")
+    @field_validator("retry_schedule", "allowed_networks", "old_secret_keys", "dns_servers",
+                     mode="before")
     @classmethod
-    def _parse_schedule(cls, value: object) -> object:
-        return _split_csv(value)
-
-    @field_validator("allowed_networks", mode="before")
-    @classmethod
-    def _parse_networks(cls, value: object) -> object:
+    def _parse_csv(cls, value: object, info: ValidationInfo) -> object:
         value = _split_csv(value)
-        if isinstance(value, list):
+        if info.field_name == "allowed_networks" and isinstance(value, list):
+            # Host bits are allowed: 10.1.2.3/16 means 10.1.0.0/16.
             return [ipaddress.ip_network(str(v), strict=False) for v in value]
         return value
 
@@ -232,11 +229,6 @@ class Settings(BaseSettings):
         if any(v < 0 for v in value):
             raise ValueError("retry delays must not be negative")
         return value
-
-    @field_validator("old_secret_keys", "dns_servers", mode="before")
-    @classmethod
-    def _parse_old_keys(cls, value: object) -> object:
-        return _split_csv(value)
 
     @field_validator("secret_key")
     @classmethod

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
-from sqlalchemy import select
+from fastapi import APIRouter, Response, status
 
-from gateway.api.deps import Cursor, IdPath, Limit, PrincipalDep, SessionDep
-from gateway.api.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, Page
-from gateway.auth import create_key
+from gateway.api.deps import Cursor, IdPath, KeysDep, Limit, PrincipalDep, SessionDep
+from gateway.api.schemas import Page
+from gateway.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, create_key, list_keys
 from gateway.store.models import ApiKey
-from gateway.store.queries import get_or_404, page
+from gateway.store.queries import get_or_404
 from gateway.timeutil import utcnow
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
@@ -31,13 +30,12 @@ async def list_api_keys(
     session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None
 ) -> dict[str, object]:
     principal.require_admin()
-    rows, next_cursor = await page(session, select(ApiKey), ApiKey.id, limit, cursor)
-    return {"data": rows, "next_cursor": next_cursor}
+    return (await list_keys(session, limit, cursor)).body()
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def revoke_api_key(
-    key_id: IdPath, request: Request, session: SessionDep, principal: PrincipalDep
+    key_id: IdPath, session: SessionDep, principal: PrincipalDep, keys: KeysDep
 ) -> Response:
     """Revoke at once here, and within seconds in every other process."""
     principal.require_admin()
@@ -45,5 +43,5 @@ async def revoke_api_key(
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.commit()
-    request.app.state.keys.forget()
+    keys.forget()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from sqlalchemy import select
-from sqlmodel import col
 
 from gateway.api.deps import DispatcherDep, IdPath, PrincipalDep, SessionDep
-from gateway.api.schemas import DeliveryDetail, DeliveryOut
 from gateway.outbound import endpoints as service
-from gateway.store.models import Attempt, Delivery
+from gateway.outbound import reads
+from gateway.outbound.schemas import DeliveryDetail, DeliveryOut
+from gateway.store.models import Delivery
 
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
@@ -18,13 +17,7 @@ router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 async def get_delivery(
     delivery_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
-    delivery = await service.get_delivery(session, delivery_id, principal.tenant_id)
-    attempts = await session.scalars(
-        select(Attempt)
-        .where(col(Attempt.delivery_id) == delivery_id)
-        .order_by(col(Attempt.attempt))
-    )
-    return {**delivery.model_dump(), "attempts": list(attempts)}
+    return await reads.get_delivery_with_attempts(session, delivery_id, principal.tenant_id)
 
 
 @router.post("/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED,

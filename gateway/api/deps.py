@@ -13,14 +13,17 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.schemas import Text
-from gateway.auth import KeyStore, Principal, Unauthorized
+from gateway.auth import KeyStore, Principal
 from gateway.crypto import SecretBox
-from gateway.errors import TooManyRequests
+from gateway.db import SessionMaker
+from gateway.errors import TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
+from gateway.inbound.ingest import InboundContext
+from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.ratelimit import Admission
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
+from gateway.validation import Text
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -81,11 +84,32 @@ async def get_box(request: Request) -> SecretBox:
     return request.app.state.box  # type: ignore[no-any-return]
 
 
+async def get_sessionmaker(request: Request) -> SessionMaker:
+    """For routes that open their own sessions (health checks, which must not fail early)."""
+    return request.app.state.sessionmaker  # type: ignore[no-any-return]
+
+
+async def get_batcher(request: Request) -> PublishBatcher:
+    return request.app.state.batcher  # type: ignore[no-any-return]
+
+
+async def get_keys(request: Request) -> KeyStore:
+    return request.app.state.keys  # type: ignore[no-any-return]
+
+
+async def get_inbound(request: Request) -> InboundContext:
+    return request.app.state.inbound  # type: ignore[no-any-return]
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 BoxDep = Annotated[SecretBox, Depends(get_box)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
+BatcherDep = Annotated[PublishBatcher, Depends(get_batcher)]
+KeysDep = Annotated[KeyStore, Depends(get_keys)]
+InboundDep = Annotated[InboundContext, Depends(get_inbound)]
 Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]
 Cursor = Annotated[
     str | None,

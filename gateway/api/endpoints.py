@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Response, status
-from sqlalchemy import select
-from sqlmodel import col
 
 from gateway.api.deps import (
     BoxDep,
@@ -20,39 +18,26 @@ from gateway.api.deps import (
     StatusFilter,
     TextFilter,
 )
-from gateway.api.events import published_out
-from gateway.api.schemas import (
+from gateway.api.schemas import Page
+from gateway.auth import scoped_tenant
+from gateway.errors import Conflict, Invalid, NotFound
+from gateway.outbound import endpoints as service
+from gateway.outbound import reads
+from gateway.outbound.fanout import publish
+from gateway.outbound.schemas import (
     DeliveryOut,
     EndpointCreate,
     EndpointCreated,
     EndpointOut,
     EndpointUpdate,
     EventPublished,
-    Page,
     Recover,
     Recovered,
     SecretOut,
     SecretRotate,
 )
-from gateway.auth import scoped_tenant
-from gateway.crypto import SecretBox
-from gateway.errors import Conflict, Invalid, NotFound
-from gateway.outbound import endpoints as service
-from gateway.outbound.fanout import publish
-from gateway.store.models import Endpoint
-from gateway.store.queries import deliveries_page, page
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
-
-
-def endpoint_out(endpoint: Endpoint, box: SecretBox, with_secret: bool = False
-                 ) -> dict[str, object]:
-    """The endpoint as the API shows it: header values opened, the secret only on request."""
-    out = endpoint.model_dump(exclude={"secret", "previous_secret"})
-    out["headers"] = box.open_headers(endpoint.headers)
-    if with_secret:
-        out["secret"] = box.open(endpoint.secret, service.SECRET)
-    return out
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
@@ -64,7 +49,7 @@ async def create_endpoint(
     body.tenant_id = scoped_tenant(principal, body.tenant_id)
     endpoint = await service.create_endpoint(session, body, settings, box)
     await session.commit()
-    return endpoint_out(endpoint, box, with_secret=True)
+    return reads.endpoint_out(endpoint, box, with_secret=True)
 
 
 @router.get("", response_model=Page[EndpointOut])
@@ -76,18 +61,17 @@ async def list_endpoints(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    query = select(Endpoint)
-    for tenant in {tenant_id, principal.tenant_id} - {None}:
-        query = query.where(col(Endpoint.tenant_id) == tenant)
-    rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
-    return {"data": [endpoint_out(e, box) for e in rows], "next_cursor": next_cursor}
+    found = await reads.list_endpoints(session, box, tenant_id=tenant_id,
+                                       scope=principal.tenant_id, limit=limit, cursor=cursor)
+    return found.body()
 
 
 @router.get("/{endpoint_id}", response_model=EndpointOut)
 async def get_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
-    return endpoint_out(await service.get_endpoint(session, endpoint_id, principal.tenant_id), box)
+    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
+    return reads.endpoint_out(endpoint, box)
 
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
@@ -100,7 +84,7 @@ async def update_endpoint(
     endpoint = await service.update_endpoint(session, endpoint_id, body, settings, box,
                                              principal.tenant_id)
     await session.commit()
-    return endpoint_out(endpoint, box)
+    return reads.endpoint_out(endpoint, box)
 
 
 @router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -160,7 +144,7 @@ async def send_test(
         )
     except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
         raise NotFound(f"endpoint {endpoint_id!r} not found") from None
-    return published_out(published)
+    return reads.published_out(published)
 
 
 @router.post("/{endpoint_id}/recover", response_model=Recovered)
@@ -183,7 +167,6 @@ async def list_endpoint_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    rows, next_cursor = await deliveries_page(session, endpoint_id=endpoint_id,
-                                              status=status_filter, limit=limit, cursor=cursor)
-    return {"data": rows, "next_cursor": next_cursor}
+    found = await reads.list_deliveries(session, endpoint_id=endpoint_id, status=status_filter,
+                                        scope=principal.tenant_id, limit=limit, cursor=cursor)
+    return found.body()

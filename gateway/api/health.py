@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
+from gateway.api.deps import DispatcherDep, SessionMakerDep, SettingsDep
 from gateway.db import SessionMaker
 from gateway.metrics import DISABLED, OLDEST_DUE, PENDING, render
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint
@@ -27,16 +28,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "database or queue unreachable"}})
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(sessionmaker: SessionMakerDep, dispatcher: DispatcherDep) -> JSONResponse:
     """The database and the queue answer; 503 with what is wrong otherwise."""
     checks: dict[str, str] = {}
     try:
-        async with request.app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             await session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    checks["queue"] = "ok" if await request.app.state.dispatcher.ping() else "unreachable"
+    checks["queue"] = "ok" if await dispatcher.ping() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                         status_code=200 if ready else 503)
@@ -44,11 +45,12 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response,
             responses={401: {"description": "GATEWAY_METRICS_TOKEN is set and not given"}})
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, settings: SettingsDep, sessionmaker: SessionMakerDep
+                  ) -> Response:
     """Prometheus text: counters of this process, and the backlog read from the database.
 
     Open unless `GATEWAY_METRICS_TOKEN` is set; then `Authorization: Bearer <token>`."""
-    token = request.app.state.settings.metrics_token
+    token = settings.metrics_token
     if token is not None:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
@@ -56,7 +58,7 @@ async def metrics(request: Request) -> Response:
                                            "(GATEWAY_METRICS_TOKEN)"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
     try:
-        await _observe_backlog(request.app.state.sessionmaker)
+        await _observe_backlog(sessionmaker)
     except Exception as exc:  # metrics must answer while the database is down
         log.warning("metrics: backlog not read: %s", type(exc).__name__)
     body, content_type = render()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from gateway.api.deps import IdPath, client_address
-from gateway.api.schemas import ErrorOut, InboundAccepted, InboundChallenge, error_responses
+from gateway.api.deps import IdPath, InboundDep, client_address
+from gateway.api.schemas import ErrorOut, error_responses
 from gateway.inbound.ingest import ingest
+from gateway.inbound.schemas import InboundAccepted, InboundChallenge
 from gateway.tracing import span
 
 router = APIRouter(tags=["inbound"])
@@ -23,11 +24,11 @@ router = APIRouter(tags=["inbound"])
         403: {"model": ErrorOut, "description": "The source is disabled"},
     },
 )
-async def receive(source_id: IdPath, request: Request) -> JSONResponse:
+async def receive(source_id: IdPath, request: Request, inbound: InboundDep) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
     with span("webhook.receive", **{"gateway.source_id": source_id}):
-        result = await ingest(request.app.state.inbound, source_id, request.headers, body,
+        result = await ingest(inbound, source_id, request.headers, body,
                               client_address(request))
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import BoxDep, Cursor, IdPath, Limit, PrincipalDep, SessionDep
-from gateway.api.schemas import (
-    Page,
+from gateway.api.deps import BoxDep, Cursor, IdPath, InboundDep, Limit, PrincipalDep, SessionDep
+from gateway.api.schemas import Page
+from gateway.inbound import sources as service
+from gateway.inbound.schemas import (
     SourceCreate,
     SourceCreated,
     SourceOut,
     SourceSecretOut,
     SourceUpdate,
 )
-from gateway.inbound import sources as service
 from gateway.store.models import Source
 from gateway.store.queries import page
 
@@ -45,8 +45,7 @@ async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep
 async def list_sources(
     session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> dict[str, object]:
-    rows, next_cursor = await page(session, select(Source), Source.id, limit, cursor)
-    return {"data": [source_out(s) for s in rows], "next_cursor": next_cursor}
+    return (await page(session, select(Source), Source.id, limit, cursor)).map(source_out).body()
 
 
 @router.get("/{source_id}", response_model=SourceOut)
@@ -63,18 +62,20 @@ async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep
 
 @router.patch("/{source_id}", response_model=SourceOut)
 async def update_source(
-    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep, request: Request
+    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep,
+    inbound: InboundDep,
 ) -> dict[str, object]:
     source = await service.update_source(session, source_id, body, box)
     await session.commit()
-    request.app.state.inbound.forget(source_id)
+    inbound.forget(source_id)
     return source_out(source)
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_source(source_id: IdPath, session: SessionDep, request: Request) -> Response:
+async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep
+                        ) -> Response:
     """Stop accepting at its URL; events it received stay."""
     await session.delete(await service.get_source(session, source_id))
     await session.commit()
-    request.app.state.inbound.forget(source_id)
+    inbound.forget(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,19 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gateway.commands.common import (
-    CommandDispatcher,
-    Cursor,
-    JsonFlag,
-    Limit,
-    dump,
-    load_settings,
-    note,
-    print_json,
-    print_page,
-    print_record,
-    run,
-)
+from gateway.commands.common import Cursor, JsonFlag, Limit, load_settings, note
+from gateway.commands.dispatching import CommandDispatcher
+from gateway.commands.output import dump, print_json, print_page, print_record
+from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,23 +40,17 @@ def deliveries_list(
     cursor: Cursor = None,
 ) -> None:
     """List deliveries, newest first."""
-    from gateway.api.schemas import DeliveryOut
-    from gateway.outbound.endpoints import get_endpoint
-    from gateway.store.models import Event
-    from gateway.store.queries import deliveries_page, get_or_404
+    from gateway.outbound.reads import list_deliveries
+    from gateway.outbound.schemas import DeliveryOut
 
     settings = load_settings()
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        # An unknown id is an error, not "no deliveries".
-        if endpoint is not None:
-            await get_endpoint(session, endpoint)
-        if event is not None:
-            await get_or_404(session, Event, event, "event")
-        rows, next_cursor = await deliveries_page(
+        # An unknown endpoint or event is an error, not "no deliveries".
+        found = await list_deliveries(
             session, endpoint_id=endpoint, event_id=event,
             status=status.value if status is not None else None, limit=limit, cursor=cursor)
-        return [dump(DeliveryOut, d) for d in rows], next_cursor
+        return [dump(DeliveryOut, d) for d in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)
     print_page(rows, next_cursor, as_json, COLUMNS, "deliveries")
@@ -77,8 +62,8 @@ def deliveries_retry(
     as_json: JsonFlag = False,
 ) -> None:
     """Queue one more attempt now, whatever the delivery's state (a succeeded one is resent)."""
-    from gateway.api.schemas import DeliveryOut
     from gateway.outbound.endpoints import retry_delivery
+    from gateway.outbound.schemas import DeliveryOut
 
     settings = load_settings()
     dispatcher = CommandDispatcher(settings)

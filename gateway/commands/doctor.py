@@ -11,15 +11,9 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
-from gateway.commands.common import (
-    EXIT_FAILED,
-    JsonFlag,
-    describe,
-    out,
-    print_json,
-    shown_url,
-    sqlite_file,
-)
+from gateway.commands.common import EXIT_FAILED, JsonFlag, out, shown_url, sqlite_file
+from gateway.commands.output import print_json
+from gateway.commands.running import describe
 from gateway.settings import Settings
 
 if TYPE_CHECKING:

@@ -11,16 +11,13 @@ from gateway.commands.common import (
     Cursor,
     JsonFlag,
     Limit,
-    dump,
     input_error,
     load_box,
     load_settings,
     note,
-    print_json,
-    print_page,
-    print_record,
-    run,
 )
+from gateway.commands.output import dump, print_json, print_page, print_record
+from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -48,23 +45,15 @@ def endpoints_list(
     cursor: Cursor = None,
 ) -> None:
     """List endpoints, newest first."""
-    from sqlalchemy import select
-    from sqlmodel import col
-
-    from gateway.api.endpoints import endpoint_out
-    from gateway.api.schemas import EndpointOut
-    from gateway.store.models import Endpoint
-    from gateway.store.queries import page
+    from gateway.outbound.reads import list_endpoints
+    from gateway.outbound.schemas import EndpointOut
 
     settings = load_settings()
     box = load_box(settings)
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        query = select(Endpoint)
-        if tenant is not None:
-            query = query.where(col(Endpoint.tenant_id) == tenant)
-        rows, next_cursor = await page(session, query, Endpoint.id, limit, cursor)
-        return [dump(EndpointOut, endpoint_out(e, box)) for e in rows], next_cursor
+        found = await list_endpoints(session, box, tenant_id=tenant, limit=limit, cursor=cursor)
+        return [dump(EndpointOut, e) for e in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)
     print_page(rows, next_cursor, as_json, COLUMNS, "endpoints",
@@ -82,9 +71,9 @@ def endpoints_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret."""
-    from gateway.api.endpoints import endpoint_out
-    from gateway.api.schemas import EndpointCreate, EndpointCreated
     from gateway.outbound import endpoints as service
+    from gateway.outbound.reads import endpoint_out
+    from gateway.outbound.schemas import EndpointCreate, EndpointCreated
 
     settings = load_settings()
     try:
@@ -132,9 +121,9 @@ def _state(endpoint: dict[str, Any]) -> str:
 
 
 def _set_disabled(endpoint_id: str, disabled: bool, as_json: bool) -> None:
-    from gateway.api.endpoints import endpoint_out
-    from gateway.api.schemas import EndpointOut, EndpointUpdate
     from gateway.outbound import endpoints as service
+    from gateway.outbound.reads import endpoint_out
+    from gateway.outbound.schemas import EndpointOut, EndpointUpdate
 
     settings = load_settings()
     box = load_box(settings)

@@ -10,20 +10,17 @@ from pydantic import ValidationError
 
 from gateway.commands.common import (
     EXIT_USAGE,
-    CommandDispatcher,
     Cursor,
     JsonFlag,
     Limit,
-    dump,
     fail,
     input_error,
     load_settings,
     note,
-    print_json,
-    print_page,
-    print_record,
-    run,
 )
+from gateway.commands.dispatching import CommandDispatcher
+from gateway.commands.output import dump, print_json, print_page, print_record
+from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,9 +43,9 @@ def events_publish(
     as_json: JsonFlag = False,
 ) -> None:
     """Publish an event to every endpoint subscribed to TYPE (of the tenant, if given)."""
-    from gateway.api.events import published_out
-    from gateway.api.schemas import EventCreate, EventPublished
     from gateway.outbound.fanout import publish
+    from gateway.outbound.reads import published_out
+    from gateway.outbound.schemas import EventCreate, EventPublished
 
     settings = load_settings()
     try:
@@ -91,24 +88,15 @@ def events_list(
     cursor: Cursor = None,
 ) -> None:
     """List events, newest first."""
-    from sqlalchemy import select
-    from sqlmodel import col
-
-    from gateway.api.events import event_out
-    from gateway.api.schemas import EventOut
-    from gateway.store.models import Event
-    from gateway.store.queries import page
+    from gateway.outbound.reads import list_events
+    from gateway.outbound.schemas import EventOut
 
     settings = load_settings()
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        query = select(Event)
-        if event_type is not None:
-            query = query.where(col(Event.type) == event_type)
-        if tenant is not None:
-            query = query.where(col(Event.tenant_id) == tenant)
-        rows, next_cursor = await page(session, query, Event.id, limit, cursor)
-        return [dump(EventOut, event_out(e)) for e in rows], next_cursor
+        found = await list_events(session, event_type=event_type, tenant_id=tenant,
+                                  limit=limit, cursor=cursor)
+        return [dump(EventOut, e) for e in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)
     print_page(rows, next_cursor, as_json, COLUMNS, "events")

@@ -6,18 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gateway.commands.common import (
-    Cursor,
-    JsonFlag,
-    Limit,
-    dump,
-    load_settings,
-    note,
-    print_json,
-    print_page,
-    print_record,
-    run,
-)
+from gateway.commands.common import Cursor, JsonFlag, Limit, load_settings, note
+from gateway.commands.output import dump, print_json, print_page, print_record
+from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,17 +24,13 @@ def register(keys: typer.Typer) -> None:
 
 def keys_list(as_json: JsonFlag = False, limit: Limit = 50, cursor: Cursor = None) -> None:
     """List API keys, newest first (only a prefix of each key is kept to tell them apart)."""
-    from sqlalchemy import select
-
-    from gateway.api.schemas import ApiKeyOut
-    from gateway.store.models import ApiKey
-    from gateway.store.queries import page
+    from gateway.auth import ApiKeyOut, list_keys
 
     settings = load_settings()
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        rows, next_cursor = await page(session, select(ApiKey), ApiKey.id, limit, cursor)
-        return [dump(ApiKeyOut, row) for row in rows], next_cursor
+        found = await list_keys(session, limit, cursor)
+        return [dump(ApiKeyOut, row) for row in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)
     print_page(rows, next_cursor, as_json, COLUMNS, "API keys")
@@ -54,8 +41,7 @@ def keys_revoke(
     as_json: JsonFlag = False,
 ) -> None:
     """Revoke an API key: refused at once here, within seconds by running processes."""
-    from gateway.api.schemas import ApiKeyOut
-    from gateway.auth import CACHE_SECONDS
+    from gateway.auth import CACHE_SECONDS, ApiKeyOut
     from gateway.store.models import ApiKey
     from gateway.store.queries import get_or_404
     from gateway.timeutil import utcnow

@@ -7,17 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from gateway.commands.common import (
-    CommandDispatcher,
-    JsonFlag,
-    err,
-    input_error,
-    load_settings,
-    note,
-    print_json,
-    print_record,
-    run,
-)
+from gateway.commands.common import JsonFlag, err, input_error, load_settings, note
+from gateway.commands.dispatching import CommandDispatcher
+from gateway.commands.output import print_json, print_record
+from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -37,8 +30,8 @@ def recover(
     """Re-queue the failed deliveries of an endpoint created since a time (after an outage)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from gateway.api.schemas import Recover
     from gateway.outbound import endpoints as service
+    from gateway.outbound.schemas import Recover
     from gateway.queue.dispatch import DELIVER_DELIVERIES
 
     settings = load_settings()

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gateway.commands.common import JsonFlag, err, load_settings, note, print_json, run_db
+from gateway.commands.common import JsonFlag, err, load_settings, note
+from gateway.commands.output import print_json
+from gateway.commands.running import run_db
 
 if TYPE_CHECKING:
     from gateway.db import SessionMaker

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.api.schemas import check_json_value, storable
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
-from gateway.errors import GatewayError, NotFound, TooManyRequests
+from gateway.errors import GatewayError, NotFound, TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
 from gateway.inbound.sources import SECRET, deduplicates_body
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
@@ -28,16 +27,13 @@ from gateway.outbound.fanout import Publish, Received
 from gateway.outbound.ratelimit import Admission
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404
+from gateway.validation import check_json_value, storable
 
 log = logging.getLogger("gateway.inbound")
 
 # Kept out of the stored request: credentials, and GitLab's token, which is the secret.
 _UNSTORED_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-gitlab-token"}
 _TYPE_CHARS = re.compile(r"[^A-Za-z0-9_.\-]+")
-
-
-class Unauthorized(GatewayError):
-    status_code = 401
 
 
 class SourceDisabled(GatewayError):

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.schemas import (
+from gateway.crypto import SecretBox
+from gateway.errors import Invalid
+from gateway.ids import new_id
+from gateway.inbound.schemas import (
     SourceCreate,
     SourceUpdate,
     check_source_options,
     check_source_secret,
 )
-from gateway.crypto import SecretBox
-from gateway.errors import Invalid
-from gateway.ids import new_id
 from gateway.inbound.verifiers import VERIFIERS
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404

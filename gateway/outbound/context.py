@@ -33,8 +33,9 @@ class DeliveryContext:
     # and a slow lane (`load.py`); waiting for a slot is not counted against an
     # attempt's timeout.
     loads: EndpointLoads = field(init=False)
-    # Endpoints whose half-open breaker has a probe in flight from this process.
-    probing: set[str] = field(default_factory=set)
+    # Endpoints whose half-open breaker has a probe in flight from this process, and
+    # since when (time.monotonic()).
+    probing: dict[str, float] = field(default_factory=dict)
     # The claims, and the records, of jobs running at once, each made in one
     # transaction; made on first use by `delivery.py`, which owns their types.
     claims: GroupCall[Any, Any] | None = None

@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
-from gateway.api.schemas import EndpointCreate, EndpointUpdate
 from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
 from gateway.outbound.addresses import check_url
+from gateway.outbound.schemas import EndpointCreate, EndpointUpdate
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings

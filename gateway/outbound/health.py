@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,9 +49,14 @@ def breaker_wait(ctx: DeliveryContext, endpoint: Row[Any], now: datetime) -> flo
         return wait + random.uniform(0, ctx.settings.breaker_base_open)
     if endpoint.consecutive_failures >= ctx.settings.breaker_threshold:
         # Half open: one delivery at a time (per process) finds out whether it is back.
-        if endpoint.id in ctx.probing:
-            return PROBE_WAIT + random.uniform(0, 1)
-        ctx.probing.add(endpoint.id)
+        # The others wait until the probe can have ended (it may take the whole timeout),
+        # spread out: coming back every few seconds, thousands of deliveries to a hanging
+        # endpoint would flood the queue that healthy endpoints' jobs wait in.
+        started = ctx.probing.get(endpoint.id)
+        if started is not None:
+            left = started + ctx.settings.delivery_timeout - time.monotonic()
+            return max(PROBE_WAIT, left) + random.uniform(0, ctx.settings.breaker_base_open)
+        ctx.probing[endpoint.id] = time.monotonic()
     return 0.0
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel, col
+from sqlmodel import SQLModel
 
 from gateway.errors import NotFound
-from gateway.store.models import Delivery
 
 M = TypeVar("M", bound=SQLModel)
+T = TypeVar("T")
+U = TypeVar("U")
 
 # What our ids are made of; anything else cannot name a row (and a NUL would make
 # PostgreSQL fail the query rather than find nothing).
@@ -30,29 +33,29 @@ async def get_or_404(
     return row
 
 
+@dataclass
+class Page(Generic[T]):
+    """One page of a list, newest first; `next_cursor` asks for the next one."""
+
+    data: list[T]
+    next_cursor: str | None
+
+    def map(self, shown: Callable[[T], U]) -> Page[U]:
+        return Page([shown(row) for row in self.data], self.next_cursor)
+
+    def body(self) -> dict[str, Any]:
+        """As the API answers it."""
+        return {"data": self.data, "next_cursor": self.next_cursor}
+
+
 async def page(
     session: AsyncSession, query: Select[Any], id_column: Any, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
+) -> Page[Any]:
     """One page of `query`, newest first; ids sort by age, so the cursor is the last id."""
     if cursor:
         query = query.where(id_column < cursor)
     rows = list((await session.scalars(query.order_by(id_column.desc()).limit(limit + 1))).all())
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, rows[-1].id
-    return rows, None
-
-
-async def deliveries_page(
-    session: AsyncSession, *, endpoint_id: str | None = None, event_id: str | None = None,
-    status: str | None = None, limit: int = 50, cursor: str | None = None,
-) -> tuple[list[Delivery], str | None]:
-    """Deliveries of an endpoint and/or an event, optionally in one state, newest first."""
-    query = select(Delivery)
-    if endpoint_id is not None:
-        query = query.where(col(Delivery.endpoint_id) == endpoint_id)
-    if event_id is not None:
-        query = query.where(col(Delivery.event_id) == event_id)
-    if status is not None:
-        query = query.where(col(Delivery.status) == status)
-    return await page(session, query, Delivery.id, limit, cursor)
+        return Page(rows, rows[-1].id)
+    return Page(rows, None)

@@ -1,0 +1,358 @@
+"""The delivery ledger: claiming due deliveries (a lease in the row) and recording what
+came of each attempt, as SQL.
+
+Claims and records are made for many jobs at once, in one transaction each
+(`delivery.py` groups them with `gateway.groupcall`); a delivery's lease is checked
+again when its attempt is recorded, so a job that lost its lease records nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, Update, bindparam, case, insert, or_, select, update
+from sqlalchemy.exc import DataError, IntegrityError
+
+from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
+from gateway.outbound.context import DeliveryContext
+from gateway.outbound.health import record_health
+from gateway.outbound.payload import event_body
+from gateway.outbound.retry import next_delay
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, dispatch_deliveries
+from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event, table
+from gateway.timeutil import utcnow
+
+# Deliveries due again later than this are queued in one job per second (see
+# `_dispatch_later`); sooner ones keep a job, and their exact time, each.
+GROUP_AFTER = 2.0
+# The attempts' log lines keep the delivery's logger name.
+log = logging.getLogger("gateway.delivery")
+
+# Deliveries one claim takes; an event with more endpoints continues in further jobs,
+# so that no job runs past its timeout waiting for connection slots.
+CLAIM_BATCH = 500
+# Clocks of API hosts and workers differ a little; work due this soon is due now.
+CLOCK_SLACK = timedelta(seconds=1)
+
+@dataclass(frozen=True)
+class Want:
+    """What a job asks to claim: its events' due deliveries, or the given deliveries."""
+
+    event_ids: tuple[str, ...] = ()
+    delivery_ids: tuple[str, ...] = ()
+
+
+@dataclass
+class Job:
+    delivery_id: str
+    lease: datetime  # the claim's `locked_until`: recording checks it still holds
+    attempt: int
+    endpoint: Row[Any]  # a row of the endpoint table
+    event: Row[Any]  # a row of the event table
+    body: bytes
+    rate_slot_at: datetime | None
+    stalled_claims: int
+
+
+@dataclass
+class Outcome:
+    started_at: datetime
+    status_code: int | None
+    duration_ms: int
+    response_body: str | None
+    error: str | None
+    retry_after: float | None = None
+    # Not sent: the endpoint's rate limit or breaker puts it off by this many seconds.
+    deferred: float | None = None
+    deferred_by: str = ""
+    # Not sent, and not to be: the gateway itself kept failing on this delivery.
+    dead: bool = False
+
+    # The three shapes, by name: sent (answered or not), put off, given up.
+
+    @classmethod
+    def answered(cls, started_at: datetime, status: int, duration_ms: int, body: str,
+                 error: str | None = None, retry_after: float | None = None) -> Outcome:
+        return cls(started_at, status, duration_ms, body, error, retry_after)
+
+    @classmethod
+    def unanswered(cls, error: str, started_at: datetime | None = None,
+                   duration_ms: int = 0) -> Outcome:
+        """A failed attempt without an answer: timed out, refused, or not sent at all."""
+        return cls(started_at or utcnow(), None, duration_ms, None, error)
+
+    @classmethod
+    def put_off(cls, seconds: float, by: str) -> Outcome:
+        """Not sent, and not an attempt: due again in `seconds`."""
+        return cls(utcnow(), None, 0, None, None, deferred=seconds, deferred_by=by)
+
+    @classmethod
+    def given_up(cls, error: str) -> Outcome:
+        """Not sent, and not to be: the delivery fails now."""
+        return cls(utcnow(), None, 0, None, error, dead=True)
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+_DELIVERY = table(Delivery)
+_EVENT = table(Event)
+_ENDPOINT = table(Endpoint)
+_ATTEMPT = table(Attempt)
+
+
+def _claim_statement(by: str, skip_locked: bool) -> Update:
+    """Lease the due, unleased deliveries of some events (`by` "event_id") or by id.
+
+    Built once: a statement object memoizes its cache key, so each claim skips
+    building the SQL expression and looking up its compiled form. Events and ids
+    are never asked for in one condition: an OR of the two made PostgreSQL walk the
+    whole table in id order instead of using either index.
+    """
+    d = _DELIVERY.c
+    due_ids = (
+        select(d.id)
+        .where(
+            d[by].in_(bindparam("keys", expanding=True)),
+            d.status == DeliveryStatus.PENDING,
+            d.next_attempt_at <= bindparam("due_by"),
+            or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
+        )
+        .order_by(d.id)
+        .limit(CLAIM_BATCH)
+    )
+    if skip_locked:  # PostgreSQL: concurrent claims take different rows, without waiting
+        due_ids = due_ids.with_for_update(skip_locked=True)
+    return (
+        update(_DELIVERY)
+        .where(d.id.in_(due_ids.scalar_subquery()))
+        .values(locked_until=bindparam("lease"), stalled_claims=d.stalled_claims + 1)
+        .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at,
+                   d.stalled_claims)
+    )
+
+
+_CLAIM = {(by, skip_locked): _claim_statement(by, skip_locked)
+          for by in ("event_id", "id") for skip_locked in (True, False)}
+_EVENTS_BY_ID = select(_EVENT).where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
+_ENDPOINTS_BY_ID = select(_ENDPOINT).where(_ENDPOINT.c.id.in_(bindparam("ids", expanding=True)))
+# Records an attempt's outcome on a delivery, if this job still owns it: a delivery
+# deleted with its endpoint meanwhile, or leased again, is left alone.
+_UPDATE_OWNED = (
+    update(_DELIVERY)
+    .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.locked_until == bindparam("b_lease"))
+    .values(
+        status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
+        next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None, stalled_claims=0,
+        dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
+        last_status_code=case(
+            (bindparam("v_last_status_code") == -1, _DELIVERY.c.last_status_code),
+            else_=bindparam("v_last_status_code"),
+        ),
+        updated_at=bindparam("v_updated_at"),
+    )
+)
+_INSERT_ATTEMPTS = insert(_ATTEMPT)
+
+
+async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
+    """Claim what the jobs want in one transaction; their deliveries, per job."""
+    now = utcnow()
+    # The lease outlives the job's own timeout: by then the job has finished or died.
+    lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
+    # Which job each delivery goes to: the first that asked for its event, else
+    # the first that named it.
+    by_event: dict[str, int] = {}
+    by_id: dict[str, int] = {}
+    for i, want in enumerate(wants):
+        for event_id in want.event_ids:
+            by_event.setdefault(event_id, i)
+        for delivery_id in want.delivery_ids:
+            by_id.setdefault(delivery_id, i)
+    full = False
+    claimed: list[Row[Any]] = []
+    async with ctx.sessionmaker() as session, session.begin():
+        conn = await session.connection()
+        postgres = conn.dialect.name == "postgresql"
+        for by, keys in (("event_id", by_event), ("id", by_id)):
+            if keys:
+                rows = (await conn.execute(_CLAIM[by, postgres], {
+                    "keys": list(keys), "due_by": now + CLOCK_SLACK, "now": now, "lease": lease,
+                })).all()
+                full = full or len(rows) == CLAIM_BATCH
+                claimed += rows
+        claimed.sort(key=lambda row: row.id)
+        if not claimed:
+            return [[] for _ in wants]
+        events = {e.id: e for e in await conn.execute(
+            _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})})}
+        endpoints = {e.id: e for e in await conn.execute(
+            _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})})}
+    if full:
+        await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
+    bodies = {
+        e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()
+    }
+    jobs: list[list[Job]] = [[] for _ in wants]
+    for row in claimed:
+        owner = by_event.get(row.event_id)
+        jobs[by_id[row.id] if owner is None else owner].append(
+            Job(row.id, lease, row.attempt_count + 1, endpoints[row.endpoint_id],
+                 events[row.event_id], bodies[row.event_id], row.rate_slot_at,
+                 row.stalled_claims - 1))
+    return jobs
+
+
+async def _continue(
+    ctx: DeliveryContext, wants: list[Want], claimed: set[str], last_id: str
+) -> None:
+    """A full claim may have left work behind: let further jobs (maybe on another
+    worker) take it. A job that finds nothing left costs one empty claim."""
+    for want in wants:
+        if want.event_ids:
+            await ctx.dispatcher.enqueue(DELIVER_EVENTS, list(want.event_ids),
+                                         job_id=f"evt:{want.event_ids[0]}:{last_id}")
+        left = [i for i in want.delivery_ids if i not in claimed]
+        if left:
+            await dispatch_deliveries(ctx.dispatcher, left, f"more:{last_id}")
+
+
+def _count(job: Job, outcome: Outcome) -> None:
+    """Metrics and the attempt's log line (built only when it will be written: hot path)."""
+    if log.isEnabledFor(logging.INFO):
+        log.info("attempt %s", "deferred" if outcome.deferred is not None else
+                 "ok" if outcome.ok else "failed", extra={
+                     "event_id": job.event.id, "delivery_id": job.delivery_id,
+                     "endpoint_id": job.endpoint.id, "attempt": job.attempt,
+                     "status_code": outcome.status_code, "duration_ms": outcome.duration_ms,
+                     "error": outcome.error, "deferred_s": outcome.deferred})
+    if outcome.deferred is not None:
+        DEFERRED.labels(outcome.deferred_by).inc()
+    elif outcome.ok:
+        ATTEMPTS.labels("success", status_class(outcome.status_code)).inc()
+    else:
+        kind = "failure" if outcome.status_code is not None else "error"
+        ATTEMPTS.labels(kind, status_class(outcome.status_code)).inc()
+
+
+async def record(
+    ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]]
+) -> list[None]:
+    """Record the attempts of many jobs in one transaction."""
+    results = [result for batch in batches for result in batch]
+    now = utcnow()
+    schedule = ctx.settings.retry_schedule
+    attempt_rows = []
+    delivery_rows = []
+    retries: list[tuple[str, str, float, bool]] = []
+    for job, outcome in results:
+        attempt = job.attempt
+        if outcome.deferred is not None:
+            attempt -= 1  # not sent, so not an attempt
+            delay: float | None = outcome.deferred
+        else:
+            attempt_rows.append({
+                "delivery_id": job.delivery_id,
+                "attempt": attempt,
+                "started_at": outcome.started_at,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_body": outcome.response_body,
+                "error": outcome.error,
+            })
+            delay = None
+            # Not retried: a disabled endpoint, a delivery given up, and 410 Gone, after
+            # which the endpoint is disabled (Standard Webhooks guidance).
+            if (not outcome.ok and not job.endpoint.disabled and not outcome.dead
+                    and outcome.status_code != 410):
+                delay = next_delay(attempt, schedule, outcome.retry_after)
+        _count(job, outcome)
+        if outcome.ok:
+            status, next_at = DeliveryStatus.SUCCEEDED, None
+        elif delay is None:
+            status, next_at = DeliveryStatus.FAILED, None
+        else:
+            status, next_at = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
+            retries.append((job.delivery_id, f"{attempt}:{int(next_at.timestamp() * 1000)}",
+                            delay, outcome.deferred_by == "rate_limit"))
+        if status != DeliveryStatus.PENDING:
+            FINISHED.labels(status).inc()
+        delivery_rows.append({
+            "b_id": job.delivery_id,
+            "b_lease": job.lease,
+            "v_status": status,
+            "v_attempt_count": attempt,
+            "v_next_attempt_at": next_at,
+            "v_dispatched_at": now,
+            "v_rate_slot_at": next_at if outcome.deferred is not None else None,
+            # A put-off delivery keeps the status code of its last real attempt.
+            "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
+            "v_updated_at": now,
+        })
+    # Core executemany on the connection: one round trip per statement, not per row.
+    try:
+        async with ctx.sessionmaker() as session, session.begin():
+            conn = await session.connection()
+            if attempt_rows:
+                await conn.execute(_INSERT_ATTEMPTS, attempt_rows)
+            await conn.execute(_UPDATE_OWNED, delivery_rows)
+    except (IntegrityError, DataError):
+        # Some delivery vanished (endpoint deleted) or was re-claimed, or one row cannot
+        # be stored: record one by one, so that one row fails alone.
+        attempts_by_id = {row["delivery_id"]: row for row in attempt_rows}
+        for delivery_row in delivery_rows:
+            attempt_row = attempts_by_id.get(delivery_row["b_id"])
+            try:
+                async with ctx.sessionmaker() as session, session.begin():
+                    conn = await session.connection()
+                    result = await conn.execute(_UPDATE_OWNED, delivery_row)
+                    if result.rowcount and attempt_row is not None:
+                        await conn.execute(_INSERT_ATTEMPTS, attempt_row)
+            except (IntegrityError, DataError) as exc:
+                log.warning("attempt of %s not recorded: %s", delivery_row["b_id"],
+                            "the delivery changed meanwhile" if isinstance(exc, IntegrityError)
+                            else "the database refused it")
+    await record_health(
+        ctx,
+        [(job.endpoint, outcome.status_code, outcome.ok) for job, outcome in results
+         if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled],
+        now,
+    )
+    for job, _outcome in results:  # a breaker's probe is over, whatever came of it
+        ctx.probing.pop(job.endpoint.id, None)
+    await _dispatch_later(ctx, retries)
+    return [None] * len(batches)
+
+
+async def _dispatch_later(ctx: DeliveryContext,
+                          retries: list[tuple[str, str, float, bool]]) -> None:
+    """Queue the deliveries due again: each in a job of its own when it is due soon or
+    holds a rate-limit slot, the others due in the same second in one job.
+
+    One job per delivery made a herd when many come due together (the deliveries put
+    off while a hanging endpoint's breaker was open): thousands of queue jobs, each
+    costing a worker about what a whole claim does, ahead of new events' jobs. A
+    group's job runs at its second's end, so none runs early; a rate-limited
+    delivery keeps its own time, so that a group does not send in a burst."""
+    alone: list[tuple[str, str, float]] = []
+    groups: dict[int, list[tuple[str, str]]] = {}
+    for delivery_id, tag, delay, own_time in retries:
+        if own_time or delay < GROUP_AFTER:
+            alone.append((delivery_id, tag, delay))
+        else:
+            groups.setdefault(math.ceil(delay), []).append((delivery_id, tag))
+    await asyncio.gather(
+        *(ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id],
+                                 job_id=f"dlv:{delivery_id}:{tag}", defer_seconds=delay)
+          for delivery_id, tag, delay in alone),
+        *(ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id for delivery_id, _ in group],
+                                 job_id=f"dlv:{group[0][0]}:{group[0][1]}:{len(group)}",
+                                 defer_seconds=seconds)
+          for seconds, group in groups.items()),
+    )

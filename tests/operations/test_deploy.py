@@ -1,0 +1,484 @@
+"""Deploy files run commands and options that exist; the docs match the code.
+
+Every `gateway ...` command in deploy/ (compose, Kubernetes manifests, the Dockerfile's
+CMD and HEALTHCHECK) is checked against the real CLI: the subcommand must exist and
+every option passed must appear in its --help and parse. The Kubernetes probes must
+point at /healthz and /readyz on the port the API listens on, every GATEWAY_ variable
+the deploy files set must be a real setting, docs/configuration.md must be exactly what
+`python -m gateway.configdoc` renders, and README.md's configuration table and the
+docs may name only settings that exist.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from gateway import configdoc
+from gateway.cli import app
+from gateway.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+DOCKERFILE = DEPLOY / "Dockerfile"
+K8S = DEPLOY / "k8s"
+
+SETTINGS_VARS = {configdoc.env_name(name) for name in Settings.model_fields}
+VAR_RE = re.compile(r"\bGATEWAY_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+# --- reading the deploy files ----------------------------------------------------------
+
+
+def _yaml_files() -> list[Path]:
+    return sorted(p for p in DEPLOY.rglob("*") if p.suffix in (".yaml", ".yml"))
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if isinstance(doc, dict)]
+
+
+def _compose_files() -> list[Path]:
+    return [p for p in _yaml_files() if any("services" in d for d in _documents(p))]
+
+
+def _k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
+    return [(p, d) for p in _yaml_files() for d in _documents(p) if "kind" in d]
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    instructions: list[tuple[str, str]] = []
+    current = ""
+    for line in DOCKERFILE.read_text().splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            current += stripped[:-1] + " "
+            continue
+        current += stripped
+        keyword, _, rest = current.partition(" ")
+        instructions.append((keyword.upper(), rest.strip()))
+        current = ""
+    return instructions
+
+
+def _docker_argv(text: str) -> list[str]:
+    """The argv of a CMD/ENTRYPOINT argument: exec form (JSON) or shell form."""
+    text = text.strip()
+    if text.startswith("["):
+        argv = json.loads(text)
+        assert all(isinstance(a, str) for a in argv), text
+        return list(argv)
+    return shlex.split(text)
+
+
+def _image_entrypoint() -> list[str]:
+    entry = [_docker_argv(rest) for kw, rest in _dockerfile_instructions() if kw == "ENTRYPOINT"]
+    return entry[-1] if entry else []
+
+
+def _argv(value: Any) -> list[str]:
+    """A command as compose or Kubernetes writes it, as an argv (shell wrappers unwrapped)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        argv = shlex.split(value)
+    else:
+        assert isinstance(value, list) and all(isinstance(a, str) for a in value), value
+        argv = list(value)
+    if argv[:1] == ["CMD"]:
+        argv = argv[1:]
+    elif argv[:1] == ["CMD-SHELL"]:
+        argv = shlex.split(" ".join(argv[1:]))
+    if len(argv) >= 3 and os.path.basename(argv[0]) in ("sh", "bash") and argv[1] == "-c":
+        argv = shlex.split(argv[2])
+    return argv
+
+
+@dataclass(frozen=True)
+class Command:
+    where: str
+    argv: tuple[str, ...]
+
+    @property
+    def is_gateway(self) -> bool:
+        return bool(self.argv) and os.path.basename(self.argv[0]) == "gateway"
+
+
+def _pod_specs(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if isinstance(node.get("containers"), list):
+            yield node
+        for value in node.values():
+            yield from _pod_specs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _pod_specs(item)
+
+
+def _containers() -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(where, container, its k8s object) for every container of every manifest."""
+    for path, obj in _k8s_objects():
+        for spec in _pod_specs(obj):
+            for key in ("initContainers", "containers"):
+                for container in spec.get(key) or []:
+                    where = f"{path.relative_to(ROOT)}:{obj['kind']}/{container['name']}"
+                    yield where, container, obj
+
+
+def _container_argv(container: dict[str, Any]) -> list[str]:
+    # Kubernetes: `command` replaces the image's ENTRYPOINT, `args` its CMD.
+    command = _argv(container.get("command")) if "command" in container else _image_entrypoint()
+    return command + _argv(container.get("args"))
+
+
+def _probe_exec(container: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
+    for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+        command = ((container.get(key) or {}).get("exec") or {}).get("command")
+        if command is not None:
+            yield key, _argv(command)
+    for hook in ("postStart", "preStop"):
+        command = (((container.get("lifecycle") or {}).get(hook) or {}).get("exec")
+                   or {}).get("command")
+        if command is not None:
+            yield hook, _argv(command)
+
+
+def all_commands() -> list[Command]:
+    commands: list[Command] = []
+    for path in _compose_files():
+        for doc in _documents(path):
+            for name, service in (doc.get("services") or {}).items():
+                where = f"{path.relative_to(ROOT)}:{name}"
+                for key in ("entrypoint", "command"):
+                    if service.get(key) is not None:
+                        commands.append(Command(f"{where}.{key}", tuple(_argv(service[key]))))
+                test = (service.get("healthcheck") or {}).get("test")
+                if test is not None and test != ["NONE"]:
+                    commands.append(Command(f"{where}.healthcheck", tuple(_argv(test))))
+    for where, container, _obj in _containers():
+        commands.append(Command(where, tuple(_container_argv(container))))
+        for key, argv in _probe_exec(container):
+            commands.append(Command(f"{where}.{key}", tuple(argv)))
+    entrypoint = _image_entrypoint()
+    for keyword, rest in _dockerfile_instructions():
+        where = f"{DOCKERFILE.relative_to(ROOT)}:{keyword}"
+        if keyword == "CMD":
+            commands.append(Command(where, tuple(entrypoint + _docker_argv(rest))))
+        elif keyword == "HEALTHCHECK" and rest.upper() != "NONE":
+            _options, _, cmd = rest.partition(" CMD ")
+            assert cmd, f"HEALTHCHECK without CMD: {rest}"
+            commands.append(Command(where, tuple(_docker_argv(cmd))))
+    return commands
+
+
+GATEWAY_COMMANDS = [c for c in all_commands() if c.is_gateway]
+
+
+# --- the commands exist ----------------------------------------------------------------
+
+
+def _resolve(args: list[str]) -> tuple[list[str], Any, list[str]]:
+    """(subcommand path, its click command, the arguments left for it).
+
+    Typer builds click commands (its own vendored click in recent versions): a group is
+    told by its `commands`, not by its class.
+    """
+    command: Any = typer.main.get_command(app)
+    path: list[str] = []
+    rest = list(args)
+    while isinstance(getattr(command, "commands", None), dict):
+        assert rest and not rest[0].startswith("-"), (
+            f"`gateway {' '.join(args)}` names no subcommand of `gateway {' '.join(path)}`"
+        )
+        sub = command.commands.get(rest[0])
+        assert sub is not None, (
+            f"`gateway {' '.join([*path, rest[0]])}` does not exist; "
+            f"`gateway {' '.join(path)}` has {sorted(command.commands)}"
+        )
+        path.append(rest.pop(0))
+        command = sub
+    return path, command, rest
+
+
+def test_the_deploy_files_run_the_gateway_commands_they_should() -> None:
+    run = {" ".join(_resolve(list(c.argv[1:]))[0]) for c in GATEWAY_COMMANDS}
+    assert {"serve", "worker", "migrate"} <= run, run
+    places = {c.where.split(":")[0] for c in GATEWAY_COMMANDS}
+    assert {"deploy/compose.yaml", "deploy/Dockerfile"} <= places
+    assert any(p.startswith("deploy/k8s/") for p in places)
+
+
+@pytest.mark.parametrize("command", GATEWAY_COMMANDS, ids=lambda c: c.where)
+def test_command_exists_with_its_options(command: Command) -> None:
+    path, cli_command, rest = _resolve(list(command.argv[1:]))
+    result = CliRunner().invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    known = {opt for param in cli_command.params for opt in (*param.opts, *param.secondary_opts)}
+    for token in rest:
+        if token.startswith("-"):
+            option = token.split("=", 1)[0]
+            assert option in result.output, (
+                f"{command.where}: `gateway {' '.join(path)}` --help does not mention {option}"
+            )
+            assert option in known, f"{command.where}: {option} is not an option of {path}"
+    # The whole command line parses (option values of the right type, no extra arguments).
+    with cli_command.make_context("gateway " + " ".join(path), list(rest)):
+        pass
+
+
+# --- the Dockerfile ----------------------------------------------------------------------
+
+
+def test_dockerfile_is_slim_non_root_and_checks_health() -> None:
+    instructions = _dockerfile_instructions()
+    final_from = [rest for kw, rest in instructions if kw == "FROM"][-1]
+    assert "slim" in final_from or "distroless" in final_from or "alpine" in final_from
+    users = [rest for kw, rest in instructions if kw == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    healthchecks = [rest for kw, rest in instructions if kw == "HEALTHCHECK"]
+    assert len(healthchecks) == 1 and "/healthz" in healthchecks[0]
+    cmd = [c for c in GATEWAY_COMMANDS if c.where.endswith("Dockerfile:CMD")]
+    assert len(cmd) == 1
+    port = _option(list(cmd[0].argv), "--port") or "8000"
+    assert f":{port}/healthz" in healthchecks[0], "HEALTHCHECK polls another port than CMD serves"
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    for i, token in enumerate(argv):
+        if token == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(name + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+# --- Kubernetes --------------------------------------------------------------------------
+
+
+def _api_containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    return [(w, c, o) for w, c, o in _containers()
+            if _container_argv(c)[:2] == ["gateway", "serve"]]
+
+
+def _port_number(container: dict[str, Any], port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
+    assert port in named, f"port {port!r} is not a named port of {container['name']}"
+    return int(named[port])
+
+
+def test_k8s_api_probes_point_at_healthz_and_readyz() -> None:
+    api = _api_containers()
+    assert api, "no Kubernetes container runs gateway serve"
+    for where, container, obj in api:
+        assert obj["kind"] == "Deployment" and obj["spec"]["replicas"] == 2, where
+        listen = int(_option(_container_argv(container), "--port") or 8000)
+        liveness = container["livenessProbe"]["httpGet"]
+        readiness = container["readinessProbe"]["httpGet"]
+        assert liveness["path"] == "/healthz", where
+        assert readiness["path"] == "/readyz", where
+        for probe in (liveness, readiness):
+            assert _port_number(container, probe["port"]) == listen, where
+        assert _option(_container_argv(container), "--host") == "0.0.0.0", where
+
+
+def test_k8s_probes_use_only_real_health_routes() -> None:
+    probes = 0
+    for where, container, _obj in _containers():
+        for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+            probe = container.get(key)
+            if not probe:
+                continue
+            probes += 1
+            if "httpGet" in probe:
+                assert probe["httpGet"]["path"] in ("/healthz", "/readyz"), where
+                # A liveness probe on /readyz would restart every pod when the database blips.
+                assert not (key == "livenessProbe" and probe["httpGet"]["path"] == "/readyz")
+            else:
+                assert "exec" in probe, f"{where}.{key}: only httpGet and exec probes are expected"
+    assert probes >= 2
+
+
+def test_k8s_workers_run_gateway_worker_with_limits_and_no_http_probe() -> None:
+    workers = [(w, c, o) for w, c, o in _containers()
+               if _container_argv(c)[:2] == ["gateway", "worker"]]
+    assert workers, "no Kubernetes container runs gateway worker"
+    for where, container, obj in workers:
+        assert obj["kind"] == "Deployment" and obj["spec"]["replicas"] == 2, where
+        for key in ("livenessProbe", "readinessProbe", "startupProbe"):
+            # A worker serves no HTTP: any probe must be an exec (of a real command,
+            # checked with the other commands above).
+            assert "httpGet" not in (container.get(key) or {}), where
+            assert "tcpSocket" not in (container.get(key) or {}), where
+
+
+def test_k8s_migrate_job_runs_gateway_migrate() -> None:
+    jobs = [(w, c) for w, c, o in _containers() if o["kind"] == "Job"]
+    assert [_container_argv(c)[:2] for _w, c in jobs] == [["gateway", "migrate"]]
+
+
+def test_k8s_containers_have_resources_and_run_as_non_root() -> None:
+    for where, container, obj in _containers():
+        resources = container.get("resources") or {}
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(resources.get(kind) or {}), f"{where}: {kind}"
+        pod = next(_pod_specs(obj))
+        context = {**(pod.get("securityContext") or {}), **(container.get("securityContext") or {})}
+        assert context.get("runAsNonRoot") is True, where
+        # The image names its user; a numeric uid lets the kubelet check runAsNonRoot.
+        assert isinstance(context.get("runAsUser"), int) and context["runAsUser"] != 0, where
+        assert context.get("allowPrivilegeEscalation") is False, where
+        assert context.get("readOnlyRootFilesystem") is True, where
+
+
+def test_k8s_service_reaches_the_api_pods() -> None:
+    services = [o for _p, o in _k8s_objects() if o["kind"] == "Service"]
+    assert services
+    for _where, container, obj in _api_containers():
+        labels = obj["spec"]["template"]["metadata"]["labels"]
+        matching = [s for s in services
+                    if s["spec"]["selector"].items() <= labels.items()]
+        assert matching, "no Service selects the API pods"
+        for service in matching:
+            for port in service["spec"]["ports"]:
+                _port_number(container, port.get("targetPort", port["port"]))
+
+
+def test_k8s_secret_and_config_reach_every_gateway_container() -> None:
+    secrets = [o for _p, o in _k8s_objects() if o["kind"] == "Secret"]
+    configs = [o for _p, o in _k8s_objects() if o["kind"] == "ConfigMap"]
+    assert len(secrets) == 1 and len(configs) == 1
+    secret_data = secrets[0].get("stringData") or secrets[0].get("data") or {}
+    assert {"GATEWAY_API_KEY", "GATEWAY_SECRET_KEY", "GATEWAY_DATABASE_URL",
+            "GATEWAY_REDIS_URL"} <= set(secret_data)
+    assert not set(secret_data) & set(configs[0]["data"]), "a setting is in both"
+    for where, container, _obj in _containers():
+        if not _container_argv(container)[:1] == ["gateway"]:
+            continue
+        sources = container.get("envFrom") or []
+        assert {"secretRef": {"name": secrets[0]["metadata"]["name"]}} in sources, where
+        assert {"configMapRef": {"name": configs[0]["metadata"]["name"]}} in sources, where
+
+
+# --- GATEWAY_ variables the deploy files set ------------------------------------------------
+
+
+def _set_variables() -> Iterator[tuple[str, str, Any]]:
+    """(where, name, value) of every environment variable the deploy files set."""
+    for path in _compose_files():
+        for doc in _documents(path):
+            blocks = [(f"x:{k}", v) for k, v in doc.items() if k.startswith("x-")]
+            blocks += list((doc.get("services") or {}).items())
+            for name, service in blocks:
+                env = (service or {}).get("environment") or {}
+                if isinstance(env, list):
+                    env = dict(item.split("=", 1) for item in env)
+                for key, value in env.items():
+                    yield f"{path.relative_to(ROOT)}:{name}", key, value
+    for path, obj in _k8s_objects():
+        if obj["kind"] in ("ConfigMap", "Secret"):
+            for key, value in (obj.get("stringData") or obj.get("data") or {}).items():
+                yield f"{path.relative_to(ROOT)}:{obj['kind']}", key, value
+    for where, container, _obj in _containers():
+        for item in container.get("env") or []:
+            yield where, item["name"], item.get("value")
+
+
+def test_every_gateway_variable_set_in_deploy_is_a_setting() -> None:
+    names = [(where, name) for where, name, _v in _set_variables() if name.startswith("GATEWAY_")]
+    assert names
+    unknown = [(where, name) for where, name in names if name not in SETTINGS_VARS]
+    assert not unknown, f"the gateway ignores these (not in Settings): {unknown}"
+
+
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("GATEWAY_"):
+            monkeypatch.delenv(name)
+
+
+def test_configmap_and_compose_values_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch)
+    for where, name, value in _set_variables():
+        if not name.startswith("GATEWAY_") or "Secret" in where:
+            continue
+        assert isinstance(value, str), f"{where}: {name} must be a string, not {value!r}"
+        if "${" in value:  # compose interpolation: required from the shell
+            assert re.fullmatch(r"\$\{" + name + r":\?[^}]*\}", value), f"{where}: {name}"
+            continue
+        monkeypatch.setenv(name, value)
+        Settings()  # raises on a value the gateway would refuse at start
+
+
+def test_compose_sets_the_secret_key_for_postgresql() -> None:
+    for path in _compose_files():
+        doc = _documents(path)[0]
+        for name, service in doc["services"].items():
+            if not _argv(service.get("command"))[:1] == ["gateway"]:
+                continue
+            env = service.get("environment") or {}
+            url = env.get("GATEWAY_DATABASE_URL", "sqlite")
+            if not url.startswith("sqlite"):
+                assert "GATEWAY_SECRET_KEY" in env, f"{path.name}:{name}"
+
+
+def test_the_example_secret_cannot_be_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    _clean_env(monkeypatch)
+    (secret,) = [o for _p, o in _k8s_objects() if o["kind"] == "Secret"]
+    data = secret["stringData"]
+    assert all("REPLACE-ME" in data[k] or "example" in data[k] for k in data)
+    monkeypatch.setenv("GATEWAY_SECRET_KEY", data["GATEWAY_SECRET_KEY"])
+    with pytest.raises(ValidationError, match="secret_key"):
+        Settings()
+
+
+# --- docs ----------------------------------------------------------------------------------
+
+
+def test_configuration_reference_is_what_configdoc_renders() -> None:
+    path = ROOT / "docs" / "configuration.md"
+    assert path.read_text(encoding="utf-8") == configdoc.render(), (
+        "docs/configuration.md is out of date: run `python -m gateway.configdoc`"
+    )
+
+
+def test_every_setting_has_a_description_and_a_row() -> None:
+    text = configdoc.render()
+    for name, field in Settings.model_fields.items():
+        assert field.description, name
+        assert f"| `{configdoc.env_name(name)}` |" in text
+
+
+def _readme_configuration_table() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^## Configuration\n(.*?)(?=^## )", readme, re.M | re.S)
+    assert match, "README.md has no ## Configuration section"
+    return "\n".join(line for line in match.group(1).splitlines() if line.startswith("|"))
+
+
+def test_readme_configuration_table_names_only_real_settings() -> None:
+    named = set(VAR_RE.findall(_readme_configuration_table()))
+    assert len(named) > 10
+    assert not named - SETTINGS_VARS, f"README.md names unknown settings: {named - SETTINGS_VARS}"
+
+
+@pytest.mark.parametrize("doc", ["operations.md", "receiving.md", "configuration.md"])
+def test_docs_name_only_real_settings(doc: str) -> None:
+    named = set(VAR_RE.findall((ROOT / "docs" / doc).read_text(encoding="utf-8")))
+    assert not named - SETTINGS_VARS, f"docs/{doc} names unknown settings: {named - SETTINGS_VARS}"

@@ -1,0 +1,219 @@
+"""The delivery core driven in-process: claim, attempt, record, retry scheduling and
+putting off, on SQLite with a real receiver, without a server or a worker.
+
+The dispatcher is `QueuedJobs`: it keeps what the core queues, so that a test can
+see which jobs a stage asks for and run them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from standardwebhooks import Webhook
+
+from gateway.crypto import SecretBox, generate_key, parse_key
+from gateway.db import create_engine, create_sessionmaker
+from gateway.migrate import upgrade
+from gateway.outbound import reads
+from gateway.outbound.context import DeliveryContext
+from gateway.outbound.delivery import deliver_deliveries, deliver_events
+from gateway.outbound.endpoints import create_endpoint, get_endpoint
+from gateway.outbound.fanout import publish
+from gateway.outbound.ledger import Outcome, Want, claim, record
+from gateway.outbound.schemas import EndpointCreate
+from gateway.outbound.tasks import build_delivery_context
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS
+from gateway.settings import Settings
+from gateway.timeutil import as_utc, utcnow
+from tests.support.receiver import Receiver, Reply
+
+SCHEDULE = (30.0, 60.0)
+
+
+class QueuedJobs:
+    """A Dispatcher that keeps the jobs it is given, in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[str, tuple[Any, ...], str, float]] = []
+
+    async def enqueue(self, function: str, *args: Any, job_id: str,
+                      defer_seconds: float = 0) -> bool:
+        self.jobs.append((function, args, job_id, defer_seconds))
+        return True
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self, grace: float = 0) -> None:
+        pass
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/core.db",
+        secret_key=generate_key(), allowed_networks="127.0.0.0/8",
+        retry_schedule=",".join(str(s) for s in SCHEDULE), delivery_timeout=2)
+    upgrade(settings)
+    return settings
+
+
+Scenario = Callable[[DeliveryContext, QueuedJobs], Awaitable[None]]
+
+
+def run(settings: Settings, scenario: Scenario) -> None:
+    async def go() -> None:
+        async with _context(settings) as (ctx, jobs):
+            await scenario(ctx, jobs)
+    asyncio.run(go())
+
+
+@asynccontextmanager
+async def _context(settings: Settings) -> AsyncIterator[tuple[DeliveryContext, QueuedJobs]]:
+    engine = create_engine(settings)
+    jobs = QueuedJobs()
+    assert settings.secret_key is not None
+    ctx = build_delivery_context(settings, create_sessionmaker(engine), jobs,
+                                 SecretBox(parse_key(settings.secret_key)))
+    try:
+        yield ctx, jobs
+    finally:
+        await ctx.drain(5)
+        await ctx.client.close()
+        await engine.dispose()
+
+
+async def _endpoint(ctx: DeliveryContext, url: str, **fields: Any) -> str:
+    async with ctx.sessionmaker() as session:
+        endpoint = await create_endpoint(session, EndpointCreate(url=url, **fields),
+                                         ctx.settings, ctx.box)
+        await session.commit()
+        return endpoint.id
+
+
+async def _publish(ctx: DeliveryContext, jobs: QueuedJobs, n: int = 0) -> tuple[str, str]:
+    """An event to every endpoint; (event id, the id of its first delivery)."""
+    async with ctx.sessionmaker() as session:
+        published = await publish(session, jobs, event_type="order.created", data={"n": n})
+        page = await reads.list_deliveries(session, event_id=published.event.id)
+    return published.event.id, page.data[0].id
+
+
+async def _delivery(ctx: DeliveryContext, delivery_id: str) -> dict[str, Any]:
+    async with ctx.sessionmaker() as session:
+        return await reads.get_delivery_with_attempts(session, delivery_id)
+
+
+def test_a_job_sends_signed_and_records_the_attempt_once(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        endpoint_id = await _endpoint(ctx, receiver.url(path))
+        event_id, delivery_id = await _publish(ctx, jobs)
+        assert [job[0] for job in jobs.jobs] == [DELIVER_EVENTS]  # publish queued its job
+
+        assert await deliver_events(ctx, [event_id]) == 1
+        [received] = receiver.received(path)
+        async with ctx.sessionmaker() as session:
+            secret = reads.endpoint_out(
+                await get_endpoint(session, endpoint_id), ctx.box, with_secret=True)
+        Webhook(str(secret["secret"])).verify(received.body, received.headers)
+        shown = await _delivery(ctx, delivery_id)
+        assert shown["status"] == "succeeded" and shown["attempt_count"] == 1
+        assert [a.status_code for a in shown["attempts"]] == [200]
+
+        # The same job again (arq retries a job whose worker died): nothing is due.
+        assert await deliver_events(ctx, [event_id]) == 0
+        assert len(receiver.received(path)) == 1
+    run(settings, scenario)
+
+
+def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_lapses(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        await _endpoint(ctx, receiver.url(path))
+        event_id, delivery_id = await _publish(ctx, jobs)
+        [[job]] = await claim(ctx, [Want(event_ids=(event_id,))])
+        assert job.delivery_id == delivery_id and job.attempt == 1
+        assert await claim(ctx, [Want(event_ids=(event_id,))]) == [[]]  # leased
+        assert await deliver_deliveries(ctx, [delivery_id]) == 0
+
+        async with ctx.sessionmaker() as session:  # the worker holding it died long ago
+            await session.execute(text("UPDATE delivery SET locked_until = :past"),
+                                  {"past": utcnow() - timedelta(seconds=1)})
+            await session.commit()
+        assert await deliver_deliveries(ctx, [delivery_id]) == 1
+        # The first claim's record comes too late: its lease is gone, so it records nothing.
+        await record(ctx, [[(job, Outcome.answered(utcnow(), 200, 5, "late"))]])
+        shown = await _delivery(ctx, delivery_id)
+        assert shown["attempt_count"] == 1 and len(shown["attempts"]) == 1
+        assert shown["attempts"][0].response_body != "late"
+    run(settings, scenario)
+
+
+def test_a_failed_attempt_is_scheduled_again_on_the_retry_schedule(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        receiver.set(path, Reply(503))
+        await _endpoint(ctx, receiver.url(path))
+        event_id, delivery_id = await _publish(ctx, jobs)
+        before = utcnow()
+        await deliver_events(ctx, [event_id])
+
+        shown = await _delivery(ctx, delivery_id)
+        assert shown["status"] == "pending" and shown["attempt_count"] == 1
+        assert shown["last_status_code"] == 503
+        delay = (as_utc(shown["next_attempt_at"]) - before).total_seconds()
+        assert SCHEDULE[0] * 0.75 <= delay <= SCHEDULE[0] * 1.25 + 5  # the first step, jittered
+        [retry] = [job for job in jobs.jobs if job[0] == DELIVER_DELIVERIES]
+        assert retry[1] == ([delivery_id],) and retry[2].startswith(f"dlv:{delivery_id}:1:")
+        assert retry[3] == pytest.approx(delay, abs=5)
+    run(settings, scenario)
+
+
+def test_an_attempt_over_the_endpoints_rate_is_put_off_and_is_not_an_attempt(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        await _endpoint(ctx, receiver.url(path), rate_limit=1)
+        first, _ = await _publish(ctx, jobs, 1)
+        second, second_delivery = await _publish(ctx, jobs, 2)
+        await deliver_events(ctx, [first, second])  # one a second: the second must wait
+
+        assert len(receiver.received(path)) == 1
+        shown = await _delivery(ctx, second_delivery)
+        assert shown["status"] == "pending" and shown["attempt_count"] == 0
+        assert shown["attempts"] == []
+        assert as_utc(shown["next_attempt_at"]) > utcnow()
+        [again] = [job for job in jobs.jobs if job[0] == DELIVER_DELIVERIES]
+        assert again[1] == ([second_delivery],) and 0 < again[3] <= 2
+    run(settings, scenario)
+
+
+def test_an_endpoint_with_its_breaker_open_is_put_off_until_it_closes(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        await _endpoint(ctx, receiver.url(path))
+        event_id, delivery_id = await _publish(ctx, jobs)
+        opens_until = utcnow() + timedelta(seconds=40)
+        async with ctx.sessionmaker() as session:
+            await session.execute(text("UPDATE endpoint SET circuit_open_until = :until"),
+                                  {"until": opens_until})
+            await session.commit()
+        await deliver_events(ctx, [event_id])
+
+        assert receiver.received(path) == []
+        shown = await _delivery(ctx, delivery_id)
+        assert shown["attempt_count"] == 0 and shown["attempts"] == []
+        assert abs((as_utc(shown["next_attempt_at"]) - opens_until).total_seconds()) < 5
+    run(settings, scenario)
