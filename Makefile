@@ -24,12 +24,17 @@ run: install
 
 # The whole suite, on SQLite + in-process and on PostgreSQL + Redis + arq workers
 # (GATEWAY_TEST_DATABASE_URL / GATEWAY_TEST_REDIS_URL, else the local servers).
+# Tests run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them;
+# those marked `serial` (they restart PostgreSQL or empty the shared Redis database)
+# run afterwards, alone.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 # The edit loop: the same suite without the long fault and process-kill tests.
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not serial"
 
 lint: install
 	$(BIN)/ruff check .

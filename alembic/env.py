@@ -41,8 +41,9 @@ async def _run_async() -> None:
 
 
 if context.is_offline_mode():
-    context.configure(url=_settings().database_url, target_metadata=target_metadata,
-                      literal_binds=True)
+    context.configure(
+        url=_settings().database_url, target_metadata=target_metadata, literal_binds=True
+    )
     with context.begin_transaction():
         context.run_migrations()
 else:

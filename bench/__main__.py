@@ -81,8 +81,9 @@ def _yardstick_rows(run: Run) -> list[Row]:
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1",
-                                       parts.port or default_port), timeout=2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
@@ -93,28 +94,49 @@ def _interrupt(signum: int, _frame: FrameType | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench",
-                                     description=(__doc__ or "").split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=(__doc__ or "").split("\n")[0]
+    )
     names = ["all", *SECTIONS]
-    parser.add_argument("what", nargs="*", metavar="SECTION",
-                        help=f"sections to run, of {', '.join(names)} (default: all)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small counts: a few minutes instead of ~20")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="workers for W3, W4 and W5 (W1 runs 1 and 2)")
-    parser.add_argument("--soak", type=int, default=None,
-                        help="W5 deliveries (default 200,000; 20,000 with --quick)")
-    parser.add_argument("--soak-rate", type=float, default=None,
-                        help="W5 events/s (default 60%% of W1's capacity / 10)")
-    parser.add_argument("--receiver", choices=["nginx", "aiohttp"], default="nginx",
-                        help="aiohttp: the fallback receiver, also used when nginx is missing")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the run directory (process logs) afterwards")
+    parser.add_argument(
+        "what",
+        nargs="*",
+        metavar="SECTION",
+        help=f"sections to run, of {', '.join(names)} (default: all)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small counts: a few minutes instead of ~20"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="workers for W3, W4 and W5 (W1 runs 1 and 2)"
+    )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=None,
+        help="W5 deliveries (default 200,000; 20,000 with --quick)",
+    )
+    parser.add_argument(
+        "--soak-rate",
+        type=float,
+        default=None,
+        help="W5 events/s (default 60%% of W1's capacity / 10)",
+    )
+    parser.add_argument(
+        "--receiver",
+        choices=["nginx", "aiohttp"],
+        default="nginx",
+        help="aiohttp: the fallback receiver, also used when nginx is missing",
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the run directory (process logs) afterwards"
+    )
     args = parser.parse_args()
     unknown = set(args.what) - set(names)
     if unknown:
-        parser.error(f"unknown section {', '.join(sorted(unknown))}: choose from "
-                     f"{', '.join(names)}")
+        parser.error(
+            f"unknown section {', '.join(sorted(unknown))}: choose from {', '.join(names)}"
+        )
     everything = not args.what or "all" in args.what
     chosen = list(SECTIONS) if everything else [s for s in SECTIONS if s in args.what]
     sizes = QUICK if args.quick else Sizes()
@@ -134,13 +156,17 @@ def main() -> None:
     try:
         receiver = start_receiver(run_dir, args.receiver)
         if receiver.kind != "nginx":
-            print("!!! nginx is not available (apt-get install nginx-light): the receiver is "
-                  "the aiohttp fallback, 5-10x slower than nginx; receiver-bound figures "
-                  "may be understated.")
+            print(
+                "!!! nginx is not available (apt-get install nginx-light): the receiver is "
+                "the aiohttp fallback, 5-10x slower than nginx; receiver-bound figures "
+                "may be understated."
+            )
         run = Run(sizes, run_dir, receiver, workers=args.workers, soak_rate=args.soak_rate)
-        print(f"bench: {', '.join(chosen)}; {'quick' if args.quick else 'full'} sizes; "
-              f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; receiver "
-              f"{receiver.kind} at {receiver.base}; logs in {run_dir}")
+        print(
+            f"bench: {', '.join(chosen)}; {'quick' if args.quick else 'full'} sizes; "
+            f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; receiver "
+            f"{receiver.kind} at {receiver.base}; logs in {run_dir}"
+        )
         for name in chosen:
             title, measure = SECTIONS[name]
             print(f"\n== {title} ==")
@@ -151,18 +177,24 @@ def main() -> None:
             except Exception as exc:
                 keep = True
                 traceback.print_exc()
-                run.add(name, [Row(f"{title}: failed ({type(exc).__name__}: {exc})"[:150],
-                                   None, void=True)])
+                run.add(
+                    name,
+                    [Row(f"{title}: failed ({type(exc).__name__}: {exc})"[:150], None, void=True)],
+                )
             procs.stop_all(keep=[receiver.proc])  # anything a failed section left behind
             seconds = time.monotonic() - section_start
             # The machine may be shared (a test suite, say): say how much it was.
             foreign = procs.foreign_cpu(others, procs.cpu_by_process()) / seconds
             run.details.setdefault("sections", {})[name] = {
-                "seconds": round(seconds, 1), "other_processes_cores": round(foreign, 2)}
+                "seconds": round(seconds, 1),
+                "other_processes_cores": round(foreign, 2),
+            }
             if foreign > BUSY_CORES:
                 run.shared.append(f"{name} {foreign:.1f}")
-                print(f"!!! other processes used {foreign:.2f} cores on average during {name}: "
-                      "its figures are lower than on a quiet machine")
+                print(
+                    f"!!! other processes used {foreign:.2f} cores on average during {name}: "
+                    "its figures are lower than on a quiet machine"
+                )
     except KeyboardInterrupt:
         interrupted = True
         keep = True
@@ -172,19 +204,29 @@ def main() -> None:
     if run is not None:
         rows = _yardstick_rows(run) + run.rows
         minutes = (time.monotonic() - started) / 60
-        title = (f"Gateway benchmark ({'quick' if args.quick else 'full'}, "
-                 f"{os.cpu_count()} cores, receiver {run.receiver.kind}, {minutes:.1f} min"
-                 + (", INTERRUPTED" if interrupted else "") + ")")
+        title = (
+            f"Gateway benchmark ({'quick' if args.quick else 'full'}, "
+            f"{os.cpu_count()} cores, receiver {run.receiver.kind}, {minutes:.1f} min"
+            + (", INTERRUPTED" if interrupted else "")
+            + ")"
+        )
         if run.shared:
-            title += ("\nshared machine: other processes used (cores) during "
-                      + ", ".join(run.shared))
+            title += "\nshared machine: other processes used (cores) during " + ", ".join(
+                run.shared
+            )
         report.print_table(rows, title)
-        path = report.save(rows, {"sections": chosen, "quick": args.quick,
-                                  "workers": args.workers, "sizes": asdict(sizes),
-                                  "soak_rate": args.soak_rate,
-                                  "receiver": run.receiver.kind},
-                           {"interrupted": interrupted, "minutes": round(minutes, 2),
-                            "details": run.details})
+        path = report.save(
+            rows,
+            {
+                "sections": chosen,
+                "quick": args.quick,
+                "workers": args.workers,
+                "sizes": asdict(sizes),
+                "soak_rate": args.soak_rate,
+                "receiver": run.receiver.kind,
+            },
+            {"interrupted": interrupted, "minutes": round(minutes, 2), "details": run.details},
+        )
         print(f"results written to {path}")
     if keep:
         print(f"process logs kept in {run_dir}")

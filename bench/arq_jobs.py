@@ -36,12 +36,19 @@ async def _measure(jobs: int) -> float:
     ids = [f"y3:{queue}:{i}" for i in range(jobs)]
     try:
         for start in range(0, jobs, 500):
-            await asyncio.gather(*(pool.enqueue_job("noop", _job_id=job_id)
-                                   for job_id in ids[start:start + 500]))
-        worker = Worker(functions=[func(_noop, name="noop")], redis_settings=redis_settings,
-                        queue_name=queue, burst=True, max_jobs=settings.worker_max_jobs,
-                        poll_delay=settings.worker_poll_delay, keep_result=0,
-                        handle_signals=False)
+            await asyncio.gather(
+                *(pool.enqueue_job("noop", _job_id=job_id) for job_id in ids[start : start + 500])
+            )
+        worker = Worker(
+            functions=[func(_noop, name="noop")],
+            redis_settings=redis_settings,
+            queue_name=queue,
+            burst=True,
+            max_jobs=settings.worker_max_jobs,
+            poll_delay=settings.worker_poll_delay,
+            keep_result=0,
+            handle_signals=False,
+        )
         started = time.perf_counter()
         await worker.main()
         elapsed = time.perf_counter() - started
@@ -50,9 +57,14 @@ async def _measure(jobs: int) -> float:
     finally:
         await pool.delete(queue, f"{queue}:health-check")
         for start in range(0, jobs, 1000):  # nothing should be left; after a crash, maybe
-            chunk = ids[start:start + 1000]
-            await pool.delete(*(p + i for i in chunk for p in (
-                job_key_prefix, in_progress_key_prefix, retry_key_prefix)))
+            chunk = ids[start : start + 1000]
+            await pool.delete(
+                *(
+                    p + i
+                    for i in chunk
+                    for p in (job_key_prefix, in_progress_key_prefix, retry_key_prefix)
+                )
+            )
         await pool.aclose()
 
 
@@ -69,6 +81,12 @@ def ceiling(run: Run) -> float:
 
 def rows(run: Run) -> list[Row]:
     settings = Settings()
-    return [Row("Y3 queue ceiling: arq no-op jobs, 1 worker", None, ceiling(run),
-                note=f"max_jobs {settings.worker_max_jobs}, poll "
-                     f"{settings.worker_poll_delay:g} s, keep_result 0")]
+    return [
+        Row(
+            "Y3 queue ceiling: arq no-op jobs, 1 worker",
+            None,
+            ceiling(run),
+            note=f"max_jobs {settings.worker_max_jobs}, poll "
+            f"{settings.worker_poll_delay:g} s, keep_result 0",
+        )
+    ]

@@ -71,8 +71,14 @@ class Arrivals:
         self.poll()
         return [a for g in groups for a in self._by_group.get(g, [])]
 
-    def wait_for(self, group: str, expected: int, timeout: float,
-                 check: Callable[[], None] | None = None, stall: float | None = None) -> int:
+    def wait_for(
+        self,
+        group: str,
+        expected: int,
+        timeout: float,
+        check: Callable[[], None] | None = None,
+        stall: float | None = None,
+    ) -> int:
         """Poll until `expected` arrivals in `group`, `timeout` passes, or nothing arrives
         for `stall` seconds; `check` may raise (a process died). Returns the count."""
         deadline = time.monotonic() + timeout

@@ -29,9 +29,19 @@ class Sizes:
     embedded_deliveries: int = 20_000
 
 
-QUICK = Sizes(y1_requests=5_000, y1_httpx_requests=1_500, y3_jobs=5_000, w1_deliveries=4_000,
-              step_seconds=1.0, refine_steps=2, w3_seconds=5.0, w4_deliveries=4_000,
-              w4_seconds=5.0, soak_deliveries=20_000, embedded_deliveries=4_000)
+QUICK = Sizes(
+    y1_requests=5_000,
+    y1_httpx_requests=1_500,
+    y3_jobs=5_000,
+    w1_deliveries=4_000,
+    step_seconds=1.0,
+    refine_steps=2,
+    w3_seconds=5.0,
+    w4_deliveries=4_000,
+    w4_seconds=5.0,
+    soak_deliveries=20_000,
+    embedded_deliveries=4_000,
+)
 
 
 @dataclass

@@ -38,10 +38,15 @@ class Span:
         return self.arrived >= self.expected
 
     def summary(self) -> dict[str, object]:
-        return {"expected": self.expected, "arrived": self.arrived,
-                "deliveries_per_s": round(self.rate, 1), "seconds": round(self.seconds, 3),
-                "cpu_ms_per_delivery": round(self.cpu_ms, 4),
-                "process_cores": round(self.cores, 3), "machine_cpu_busy": round(self.busy, 3)}
+        return {
+            "expected": self.expected,
+            "arrived": self.arrived,
+            "deliveries_per_s": round(self.rate, 1),
+            "seconds": round(self.seconds, 3),
+            "cpu_ms_per_delivery": round(self.cpu_ms, 4),
+            "process_cores": round(self.cores, 3),
+            "machine_cpu_busy": round(self.busy, 3),
+        }
 
 
 @dataclass
@@ -62,12 +67,23 @@ class Sample:
 
 
 def sample(arrivals: Arrivals, group: str, procs: list[Proc]) -> Sample:
-    return Sample(arrivals.count(group), time.monotonic(),
-                  sum(cpu_seconds(p.pid) for p in procs), machine_cpu())
+    return Sample(
+        arrivals.count(group),
+        time.monotonic(),
+        sum(cpu_seconds(p.pid) for p in procs),
+        machine_cpu(),
+    )
 
 
-def measure(arrivals: Arrivals, group: str, expected: int, procs: list[Proc], stack: Stack,
-            timeout: float, since: Sample | None = None) -> Span:
+def measure(
+    arrivals: Arrivals,
+    group: str,
+    expected: int,
+    procs: list[Proc],
+    stack: Stack,
+    timeout: float,
+    since: Sample | None = None,
+) -> Span:
     """Wait for the first arrival in `group`, then for `expected`, sampling the CPU of
     `procs` and of the machine in between (or from `since`, taken by the caller)."""
     if arrivals.wait_for(group, 1, FIRST_ARRIVAL_TIMEOUT, stack.check_alive) == 0:
@@ -81,21 +97,37 @@ def measure(arrivals: Arrivals, group: str, expected: int, procs: list[Proc], st
     seconds = times[-1] - times[0]
     rate = (len(times) - 1) / seconds if seconds > 0 else 0.0
     cpu_ms = (cpu1 - cpu0) / max(1, arrived - count0) * 1000
-    return Span(expected, arrived, rate, seconds, cpu_ms, (cpu1 - cpu0) / max(wall, 1e-3),
-                busy_share(machine0, machine1))
+    return Span(
+        expected,
+        arrived,
+        rate,
+        seconds,
+        cpu_ms,
+        (cpu1 - cpu0) / max(wall, 1e-3),
+        busy_share(machine0, machine1),
+    )
 
 
-def backlog_drain(stack: Stack, arrivals: Arrivals, event_type: str, events: int,
-                  group: str, per_event_in_group: int, workers: int,
-                  keep_workers: bool = False) -> Drain:
+def backlog_drain(
+    stack: Stack,
+    arrivals: Arrivals,
+    event_type: str,
+    events: int,
+    group: str,
+    per_event_in_group: int,
+    workers: int,
+    keep_workers: bool = False,
+) -> Drain:
     """Publish `events` of `event_type`, then drain them; the workers are stopped after,
     unless `keep_workers` (a phase that goes on with them)."""
     publish = publish_backlog(stack.api, stack.auth, event_type, events)
     published = sum(r.ok for r in publish.results)
     unanswered = sum(r.status == 0 for r in publish.results)
     expected = published * per_event_in_group
-    print(f"  {event_type}: {published} events published ({publish.achieved:,.0f}/s, no worker "
-          f"running); draining {expected} deliveries with {workers} worker(s)")
+    print(
+        f"  {event_type}: {published} events published ({publish.achieved:,.0f}/s, no worker "
+        f"running); draining {expected} deliveries with {workers} worker(s)"
+    )
     procs = stack.start_workers(workers)
     try:
         # Generous: at 100 deliveries/s, plus start-up; a stall ends it sooner.
@@ -107,7 +139,9 @@ def backlog_drain(stack: Stack, arrivals: Arrivals, event_type: str, events: int
     if not keep_workers:
         stack.stop_workers()
     drain = Drain(**vars(span), published=published, unanswered=unanswered)
-    print(f"    {drain.arrived}/{expected} in {drain.seconds:.2f}s: {drain.rate:,.0f} "
-          f"deliveries/s, {drain.cpu_ms:.3f} ms worker CPU each, workers using "
-          f"{drain.cores:.2f} cores, machine CPU {drain.busy:.0%} busy")
+    print(
+        f"    {drain.arrived}/{expected} in {drain.seconds:.2f}s: {drain.rate:,.0f} "
+        f"deliveries/s, {drain.cpu_ms:.3f} ms worker CPU each, workers using "
+        f"{drain.cores:.2f} cores, machine CPU {drain.busy:.0%} busy"
+    )
     return drain

@@ -27,8 +27,9 @@ def run_embedded(run: Run) -> list[Row]:
     arrivals = run.receiver.arrivals
     with Stack(run.dir, "embedded", embedded=True) as stack:
         assert stack.server is not None
-        stack.endpoints([run.receiver.url("emb", "k10", f"e{i}") for i in range(ENDPOINTS)],
-                        "emb.k10")
+        stack.endpoints(
+            [run.receiver.url("emb", "k10", f"e{i}") for i in range(ENDPOINTS)], "emb.k10"
+        )
         events = max(1, run.sizes.embedded_deliveries // ENDPOINTS)
         print(f"Embedded W1: {events} events x {ENDPOINTS} endpoints, published while delivered")
         # CPU from before publishing to the last arrival: one process does both.
@@ -37,29 +38,50 @@ def run_embedded(run: Run) -> list[Row]:
         published = sum(r.ok for r in publish.results)
         unanswered = sum(r.status == 0 for r in publish.results)
         expected = published * ENDPOINTS
-        span = measure(arrivals, "/emb/k10", expected, [stack.server], stack,
-                       60 + expected / 100, since=before)
-        print(f"    {span.arrived}/{expected} in {span.seconds:.2f}s: {span.rate:,.0f} "
-              f"deliveries/s (publish {publish.achieved:,.0f} events/s), the process using "
-              f"{span.cores:.2f} cores, machine CPU {span.busy:.0%}")
-        w1_book = ledger.check("embedded W1", stack.db_url, ["emb.k10"], published, ENDPOINTS,
-                               arrivals, run.receiver.base, unanswered)
+        span = measure(
+            arrivals, "/emb/k10", expected, [stack.server], stack, 60 + expected / 100, since=before
+        )
+        print(
+            f"    {span.arrived}/{expected} in {span.seconds:.2f}s: {span.rate:,.0f} "
+            f"deliveries/s (publish {publish.achieved:,.0f} events/s), the process using "
+            f"{span.cores:.2f} cores, machine CPU {span.busy:.0%}"
+        )
+        w1_book = ledger.check(
+            "embedded W1",
+            stack.db_url,
+            ["emb.k10"],
+            published,
+            ENDPOINTS,
+            arrivals,
+            run.receiver.base,
+            unanswered,
+        )
         print("Embedded W2:")
         search, w2_book = w2_ingest.search_publish(run, stack, "emb.w2")
     run.details["embedded"] = {
-        "w1": {**span.summary(), "publish_per_s": publish.achieved,
-               "ledger": w1_book.summary()},
-        "w2": {**search.summary(), "ledger": w2_book.summary()}}
+        "w1": {**span.summary(), "publish_per_s": publish.achieved, "ledger": w1_book.summary()},
+        "w2": {**search.summary(), "ledger": w2_book.summary()},
+    }
     pg = run.known("w1_capacity")
     best = search.best
     return [
-        Row(f"Embedded W1 fan-out {ENDPOINTS} ep/event (SQLite, while publishing)", span.rate,
-            pg, "PG, 1 worker", void=not w1_book.ok,
+        Row(
+            f"Embedded W1 fan-out {ENDPOINTS} ep/event (SQLite, while publishing)",
+            span.rate,
+            pg,
+            "PG, 1 worker",
+            void=not w1_book.ok,
             note=f"{span.cpu_ms:.3f} ms CPU/delivery incl. publishing, process "
             f"{span.cores:.2f} cores, machine CPU {span.busy:.0%}"
-            + ("" if span.complete else f"; only {span.arrived}/{expected} arrived")),
-        Row("Embedded W2 publish held (p99 < 50 ms)", search.held, y2.held, "Y2",
+            + ("" if span.complete else f"; only {span.arrived}/{expected} arrived"),
+        ),
+        Row(
+            "Embedded W2 publish held (p99 < 50 ms)",
+            search.held,
+            y2.held,
+            "Y2",
             void=not w2_book.ok,
             note=(f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held")
-            + "; delivering in-process meanwhile"),
+            + "; delivering in-process meanwhile",
+        ),
     ]

@@ -31,8 +31,9 @@ from bench.procs import Proc, stop_many
 from bench.receivers import free_port, wait_http
 from gateway.crypto import generate_key
 
-PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
-                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("GATEWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 # Workers finish attempts in flight on SIGTERM (GATEWAY_DELIVERY_TIMEOUT + 5 s at most).
 STOP_TIMEOUT = 30.0
@@ -60,8 +61,11 @@ async def _existing_ids(db_url: str, ids: list[str]) -> set[str]:
 
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
-        rows = await conn.fetch("SELECT id FROM event WHERE id = ANY($1::text[]) UNION ALL "
-                                "SELECT id FROM delivery WHERE id = ANY($1::text[])", ids)
+        rows = await conn.fetch(
+            "SELECT id FROM event WHERE id = ANY($1::text[]) UNION ALL "
+            "SELECT id FROM delivery WHERE id = ANY($1::text[])",
+            ids,
+        )
     finally:
         await conn.close()
     return {r[0] for r in rows}
@@ -85,22 +89,28 @@ class Stack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.api_key = "bench-" + uuid.uuid4().hex
         self.db = f"gateway_bench_{uuid.uuid4().hex[:8]}"
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("GATEWAY_") or k.startswith("GATEWAY_BENCH_")}
-        env.update({
-            "GATEWAY_API_KEY": self.api_key,
-            "GATEWAY_SECRET_KEY": generate_key(),
-            # The bench measures the gateway, not its rate limits.
-            "GATEWAY_API_RATE_LIMIT": "1000000",
-            "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
-            "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "GATEWAY_LOG_LEVEL": "WARNING",
-        })
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("GATEWAY_") or k.startswith("GATEWAY_BENCH_")
+        }
+        env.update(
+            {
+                "GATEWAY_API_KEY": self.api_key,
+                "GATEWAY_SECRET_KEY": generate_key(),
+                # The bench measures the gateway, not its rate limits.
+                "GATEWAY_API_RATE_LIMIT": "1000000",
+                "GATEWAY_INBOUND_RATE_LIMIT": "1000000",
+                "GATEWAY_ALLOWED_NETWORKS": "127.0.0.0/8",
+                "GATEWAY_LOG_LEVEL": "WARNING",
+            }
+        )
         if embedded:
             self.db_url = f"sqlite+aiosqlite:///{self.dir}/gateway.db"
         else:
-            self.db_url = make_url(PG_URL).set(database=self.db).render_as_string(
-                hide_password=False)
+            self.db_url = (
+                make_url(PG_URL).set(database=self.db).render_as_string(hide_password=False)
+            )
             self.queue = f"bench:{self.db}"
             env["GATEWAY_REDIS_URL"] = REDIS_URL
             env["GATEWAY_QUEUE_NAME"] = self.queue
@@ -119,20 +129,33 @@ class Stack:
                 self._keys_before = redis_keys(redis_client())
                 asyncio.run(_pg(f'CREATE DATABASE "{self.db}"'))
                 self._db_created = True
-                subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], env=self.env,
-                               check=True, capture_output=True, timeout=120, cwd=self.dir)
+                subprocess.run(
+                    [sys.executable, "-m", "gateway.cli", "migrate"],
+                    env=self.env,
+                    check=True,
+                    capture_output=True,
+                    timeout=120,
+                    cwd=self.dir,
+                )
             # Embedded `serve` migrates its SQLite database itself.
             self.server = self._spawn("serve", "serve", "--port", self.api.rsplit(":", 1)[1])
             wait_http(f"{self.api}/healthz", timeout=60, proc=self.server)
-            print(f"  [{self.name}: gateway at {self.api} on "
-                  + ("SQLite" if self.embedded else f"{self.db}, queue {self.queue}") + "]")
+            print(
+                f"  [{self.name}: gateway at {self.api} on "
+                + ("SQLite" if self.embedded else f"{self.db}, queue {self.queue}")
+                + "]"
+            )
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         started = time.monotonic()
         try:
             self.stop_workers()
@@ -144,12 +167,20 @@ class Stack:
             if self._db_created:
                 asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)'))
                 self._db_created = False
-            print(f"  [{self.name}: stopped in {time.monotonic() - started:.1f}s"
-                  + ("" if self.embedded else f", {self.db} dropped") + "]")
+            print(
+                f"  [{self.name}: stopped in {time.monotonic() - started:.1f}s"
+                + ("" if self.embedded else f", {self.db} dropped")
+                + "]"
+            )
 
     def _spawn(self, name: str, *args: str) -> Proc:
-        return Proc(name, [sys.executable, "-m", "gateway.cli", *args], log_dir=self.dir,
-                    env=self.env, cwd=self.dir)
+        return Proc(
+            name,
+            [sys.executable, "-m", "gateway.cli", *args],
+            log_dir=self.dir,
+            env=self.env,
+            cwd=self.dir,
+        )
 
     # workers
 
@@ -188,16 +219,24 @@ class Stack:
     # the API
 
     def admin(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = httpx.request(method, f"{self.api}{path}", timeout=30,
-                                 headers={"Authorization": f"Bearer {self.api_key}"}, **kwargs)
+        response = httpx.request(
+            method,
+            f"{self.api}{path}",
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            **kwargs,
+        )
         response.raise_for_status()
         return response.json()
 
     def endpoints(self, urls: list[str], event_type: str) -> list[str]:
         """Subscribe each URL to `event_type` (a `prefix.*` pattern or an exact type)."""
-        return [self.admin("POST", "/v1/endpoints",
-                           json={"url": url, "event_types": [event_type]})["id"]
-                for url in urls]
+        return [
+            self.admin("POST", "/v1/endpoints", json={"url": url, "event_types": [event_type]})[
+                "id"
+            ]
+            for url in urls
+        ]
 
     @property
     def auth(self) -> dict[str, str]:
@@ -212,11 +251,18 @@ class Stack:
         queue = self.queue.encode()
         jobs = set(client.zrange(self.queue, 0, -1))  # type: ignore[arg-type]
         ids = {m.decode() for key in new for m in _IDS.findall(key)}
-        ours = asyncio.run(_existing_ids(self.db_url, sorted(ids))) if ids and \
-            self._db_created else set()
-        return {key for key in new
-                if queue in key or key.split(b":", 2)[-1] in jobs
-                or any(m.decode() in ours for m in _IDS.findall(key))}
+        ours = (
+            asyncio.run(_existing_ids(self.db_url, sorted(ids)))
+            if ids and self._db_created
+            else set()
+        )
+        return {
+            key
+            for key in new
+            if queue in key
+            or key.split(b":", 2)[-1] in jobs
+            or any(m.decode() in ours for m in _IDS.findall(key))
+        }
 
     def clean_redis(self) -> None:
         keys = self.our_redis_keys()

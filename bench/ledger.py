@@ -54,18 +54,27 @@ class Ledger:
         return not self.problems
 
     def summary(self) -> dict[str, object]:
-        return {"published": self.published, "unanswered": self.unanswered,
-                "endpoints_per_event": self.per_event,
-                "events_stored": self.stored, "succeeded": self.succeeded,
-                "failed": self.failed, "pending": self.pending,
-                "received_at_receiver": self.received, "duplicates": self.duplicates,
-                "balanced": self.ok, "problems": self.problems}
+        return {
+            "published": self.published,
+            "unanswered": self.unanswered,
+            "endpoints_per_event": self.per_event,
+            "events_stored": self.stored,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "pending": self.pending,
+            "received_at_receiver": self.received,
+            "duplicates": self.duplicates,
+            "balanced": self.ok,
+            "problems": self.problems,
+        }
 
     def line(self) -> str:
         state = "balanced" if self.ok else "VOID: " + "; ".join(self.problems)
-        return (f"ledger {self.name}: {self.stored} events x {self.per_event} = "
-                f"{self.succeeded} succeeded + {self.failed} failed + {self.pending} pending; "
-                f"receiver {self.received} (+{self.duplicates} duplicates); {state}")
+        return (
+            f"ledger {self.name}: {self.stored} events x {self.per_event} = "
+            f"{self.succeeded} succeeded + {self.failed} failed + {self.pending} pending; "
+            f"receiver {self.received} (+{self.duplicates} duplicates); {state}"
+        )
 
 
 def _rows(db_url: str, types: list[str]) -> tuple[int, list[tuple[str, str, int]]]:
@@ -92,8 +101,16 @@ def _rows(db_url: str, types: list[str]) -> tuple[int, list[tuple[str, str, int]
     return asyncio.run(query())
 
 
-def check_once(name: str, db_url: str, types: list[str], published: int, per_event: int,
-               arrivals: Arrivals, receiver_base: str, unanswered: int = 0) -> Ledger:
+def check_once(
+    name: str,
+    db_url: str,
+    types: list[str],
+    published: int,
+    per_event: int,
+    arrivals: Arrivals,
+    receiver_base: str,
+    unanswered: int = 0,
+) -> Ledger:
     ledger = Ledger(name, published, per_event, unanswered)
     stored, rows = _rows(db_url, types)
     ledger.stored = stored
@@ -107,21 +124,23 @@ def check_once(name: str, db_url: str, types: list[str], published: int, per_eve
         else:
             ledger.pending += n
     if not published <= stored <= published + unanswered:
-        ledger.problems.append(f"{stored} events stored for {published} accepted"
-                               + (f" and {unanswered} unanswered" if unanswered else ""))
+        ledger.problems.append(
+            f"{stored} events stored for {published} accepted"
+            + (f" and {unanswered} unanswered" if unanswered else "")
+        )
     total = ledger.succeeded + ledger.failed + ledger.pending
     if total != stored * per_event:
         ledger.problems.append(f"{total} deliveries for {stored} events x {per_event}")
     # What arrived, per endpoint URL on the receiver.
     urls = {url for url, _s, _n in rows if url.startswith(receiver_base + "/")}
-    groups = {group_of(url[len(receiver_base):]) for url in urls}
+    groups = {group_of(url[len(receiver_base) :]) for url in urls}
     lines = [a for a in arrivals.of(*groups) if receiver_base + a.uri in urls]
     pairs = Counter((a.event_id, a.uri) for a in lines)
     ledger.received = len(pairs)
     ledger.duplicates = len(lines) - len(pairs)
     distinct_at = Counter(uri for _event, uri in pairs)
-    short = sum(max(0, succeeded_at[u] - distinct_at[u[len(receiver_base):]]) for u in urls)
-    extra = sum(max(0, distinct_at[u[len(receiver_base):]] - succeeded_at[u]) for u in urls)
+    short = sum(max(0, succeeded_at[u] - distinct_at[u[len(receiver_base) :]]) for u in urls)
+    extra = sum(max(0, distinct_at[u[len(receiver_base) :]] - succeeded_at[u]) for u in urls)
     if short:
         ledger.problems.append(f"{short} recorded as succeeded but never arrived")
     if extra:
@@ -129,13 +148,22 @@ def check_once(name: str, db_url: str, types: list[str], published: int, per_eve
     return ledger
 
 
-def check(name: str, db_url: str, types: list[str], published: int, per_event: int,
-          arrivals: Arrivals, receiver_base: str, unanswered: int = 0,
-          settle: float = SETTLE_SECONDS) -> Ledger:
+def check(
+    name: str,
+    db_url: str,
+    types: list[str],
+    published: int,
+    per_event: int,
+    arrivals: Arrivals,
+    receiver_base: str,
+    unanswered: int = 0,
+    settle: float = SETTLE_SECONDS,
+) -> Ledger:
     deadline = time.monotonic() + settle
     while True:
-        ledger = check_once(name, db_url, types, published, per_event, arrivals, receiver_base,
-                            unanswered)
+        ledger = check_once(
+            name, db_url, types, published, per_event, arrivals, receiver_base, unanswered
+        )
         if ledger.ok or time.monotonic() > deadline:
             print("  " + ledger.line())
             return ledger

@@ -34,17 +34,26 @@ class Published:
         return sum(r.status == 0 for r in self.load.results)
 
 
-def publish(stack: Stack, event_type: str, rate: float, count: int,
-            sample: Callable[[], object] | None = None, every: float = 1.0) -> Published:
+def publish(
+    stack: Stack,
+    event_type: str,
+    rate: float,
+    count: int,
+    sample: Callable[[], object] | None = None,
+    every: float = 1.0,
+) -> Published:
     """Open loop, `count` events at `rate`/s; `sample` is called every `every` seconds
     meanwhile (on the generator's loop, so it must be quick)."""
+
     async def go() -> LoadRun:
         sampler = None
         if sample is not None:
+
             async def sampling() -> None:
                 while True:
                     sample()
                     await asyncio.sleep(every)
+
             sampler = asyncio.create_task(sampling())
         try:
             async with loadgen.session() as client:
@@ -58,18 +67,27 @@ def publish(stack: Stack, event_type: str, rate: float, count: int,
 
 def publish_together(stack: Stack, streams: list[tuple[str, float, int]]) -> list[Published]:
     """Several open loops at once, each (event type, rate, count), on one generator."""
+
     async def go() -> list[LoadRun]:
         async with loadgen.session() as client:
-            return list(await asyncio.gather(*(
-                _stream(client, stack, event_type, rate, count)
-                for event_type, rate, count in streams)))
+            return list(
+                await asyncio.gather(
+                    *(
+                        _stream(client, stack, event_type, rate, count)
+                        for event_type, rate, count in streams
+                    )
+                )
+            )
 
-    return [_published(event_type, rate, count, load)
-            for (event_type, rate, count), load in zip(streams, loadgen.run(go()), strict=True)]
+    return [
+        _published(event_type, rate, count, load)
+        for (event_type, rate, count), load in zip(streams, loadgen.run(go()), strict=True)
+    ]
 
 
-async def _stream(client: aiohttp.ClientSession, stack: Stack, event_type: str, rate: float,
-                  count: int) -> LoadRun:
+async def _stream(
+    client: aiohttp.ClientSession, stack: Stack, event_type: str, rate: float, count: int
+) -> LoadRun:
     requests = loadgen.publish_requests(stack.api, stack.auth, event_type, count)
     return await loadgen.open_loop(client, requests, rate, keep_body=True)
 
@@ -81,8 +99,10 @@ def _published(event_type: str, rate: float, count: int, load: LoadRun) -> Publi
         if event_id is not None:
             due[event_id] = result.due
     lag = load.lag(99) * 1000
-    print(f"  {event_type}: {len(due)}/{count} published at {rate:,.1f}/s "
-          f"(publish p99 {load.latency(99) * 1000:.1f} ms, generator lag p99 {lag:.1f} ms)")
+    print(
+        f"  {event_type}: {len(due)}/{count} published at {rate:,.1f}/s "
+        f"(publish p99 {load.latency(99) * 1000:.1f} ms, generator lag p99 {lag:.1f} ms)"
+    )
     return Published(load, due)
 
 
@@ -101,8 +121,9 @@ class Latencies:
         return loadgen.percentile(self.every, q) * 1000
 
 
-def latencies(arrivals: Arrivals, groups: list[str], due: dict[str, float],
-              uris: set[str] | None = None) -> Latencies:
+def latencies(
+    arrivals: Arrivals, groups: list[str], due: dict[str, float], uris: set[str] | None = None
+) -> Latencies:
     first: dict[str, float] = {}
     every = []
     for a in arrivals.of(*groups):

@@ -41,7 +41,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def session(limit: int = MAX_CONNECTIONS) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit, limit_per_host=limit),
-        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT))
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+    )
 
 
 @dataclass
@@ -109,15 +110,22 @@ class LoadRun:
         return lag > LAG_LIMIT and lag >= 0.4 * self.latency(99)
 
     def summary(self) -> dict[str, float]:
-        return {"offered_per_s": round(self.offered, 1), "achieved_per_s": round(self.achieved, 1),
-                "requests": len(self.results), "errors": self.errors,
-                "p50_ms": round(self.latency(50) * 1000, 2),
-                "p99_ms": round(self.latency(99) * 1000, 2),
-                "lag_p99_ms": round(self.lag(99) * 1000, 2)}
+        return {
+            "offered_per_s": round(self.offered, 1),
+            "achieved_per_s": round(self.achieved, 1),
+            "requests": len(self.results),
+            "errors": self.errors,
+            "p50_ms": round(self.latency(50) * 1000, 2),
+            "p99_ms": round(self.latency(99) * 1000, 2),
+            "lag_p99_ms": round(self.lag(99) * 1000, 2),
+        }
 
 
-async def _send(client: aiohttp.ClientSession, req: Request, keep_body: bool,
-                ) -> tuple[int, bytes]:
+async def _send(
+    client: aiohttp.ClientSession,
+    req: Request,
+    keep_body: bool,
+) -> tuple[int, bytes]:
     try:
         async with client.post(req.url, data=req.body, headers=req.headers) as response:
             body = await response.read()
@@ -128,6 +136,7 @@ async def _send(client: aiohttp.ClientSession, req: Request, keep_body: bool,
 
 def _paused_gc() -> Any:
     """No garbage collection while a run sends: its pauses would show as generator lag."""
+
     class Paused:
         def __enter__(self) -> None:
             gc.disable()
@@ -138,8 +147,9 @@ def _paused_gc() -> Any:
     return Paused()
 
 
-async def open_loop(client: aiohttp.ClientSession, requests: Sequence[Request], rate: float,
-                    keep_body: bool = False) -> LoadRun:
+async def open_loop(
+    client: aiohttp.ClientSession, requests: Sequence[Request], rate: float, keep_body: bool = False
+) -> LoadRun:
     # time.monotonic, not loop.time(): uvloop's clock has millisecond steps and is only
     # updated once per loop iteration.
     clock = time.monotonic
@@ -171,8 +181,12 @@ async def open_loop(client: aiohttp.ClientSession, requests: Sequence[Request], 
     return LoadRun(rate, [r for r in results if r is not None], elapsed)
 
 
-async def closed_loop(client: aiohttp.ClientSession, requests: Sequence[Request],
-                      concurrency: int, keep_body: bool = False) -> LoadRun:
+async def closed_loop(
+    client: aiohttp.ClientSession,
+    requests: Sequence[Request],
+    concurrency: int,
+    keep_body: bool = False,
+) -> LoadRun:
     """`concurrency` senders back to back: the fastest way to publish a backlog."""
     clock = time.monotonic
     to_wall = time.time() - clock()
@@ -190,23 +204,38 @@ async def closed_loop(client: aiohttp.ClientSession, requests: Sequence[Request]
     return LoadRun(0.0, results, clock() - start)
 
 
-def publish_requests(api: str, auth: dict[str, str], event_type: str, n: int,
-                     first: int = 0) -> list[Request]:
+def publish_requests(
+    api: str, auth: dict[str, str], event_type: str, n: int, first: int = 0
+) -> list[Request]:
     """n `POST /v1/events` bodies of about the size the facts were measured with (~150 B)."""
     headers = {**auth, "Content-Type": "application/json"}
-    return [Request(f"{api}/v1/events",
-                    json.dumps({"type": event_type,
-                                "data": {"order": f"ord_{i:08d}", "amount": 1200 + i % 100,
-                                         "currency": "eur", "customer": "cus_bench"}}).encode(),
-                    headers)
-            for i in range(first, first + n)]
+    return [
+        Request(
+            f"{api}/v1/events",
+            json.dumps(
+                {
+                    "type": event_type,
+                    "data": {
+                        "order": f"ord_{i:08d}",
+                        "amount": 1200 + i % 100,
+                        "currency": "eur",
+                        "customer": "cus_bench",
+                    },
+                }
+            ).encode(),
+            headers,
+        )
+        for i in range(first, first + n)
+    ]
 
 
-def publish_backlog(api: str, auth: dict[str, str], event_type: str, n: int,
-                    concurrency: int = 32) -> LoadRun:
+def publish_backlog(
+    api: str, auth: dict[str, str], event_type: str, n: int, concurrency: int = 32
+) -> LoadRun:
     async def go() -> LoadRun:
         async with session(concurrency) as client:
-            return await closed_loop(client, publish_requests(api, auth, event_type, n),
-                                     concurrency)
+            return await closed_loop(
+                client, publish_requests(api, auth, event_type, n), concurrency
+            )
 
     return run(go())

@@ -71,6 +71,9 @@ def start(workdir: Path, port: int) -> tuple[Proc, Path]:
     conf.write_text(config(workdir, port))
     binary = NGINX if Path(NGINX).exists() else shutil.which("nginx") or NGINX
     # -e: the error log from the very start (else nginx first opens /var/log/nginx/error.log).
-    proc = Proc("nginx", [binary, "-p", str(workdir), "-c", str(conf),
-                          "-e", str(workdir / "nginx-error.log")], log_dir=workdir)
+    proc = Proc(
+        "nginx",
+        [binary, "-p", str(workdir), "-c", str(conf), "-e", str(workdir / "nginx-error.log")],
+        log_dir=workdir,
+    )
     return proc, workdir / "access.log"

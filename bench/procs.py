@@ -33,14 +33,27 @@ def _die_with_parent() -> None:
 class Proc:
     """One child process, its output in `<log_dir>/<name>.log`."""
 
-    def __init__(self, name: str, argv: Sequence[str], log_dir: Path,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         with open(self.log_path, "ab") as log:
             self.popen = subprocess.Popen(
-                list(argv), env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+                list(argv),
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
         _running.append(self)
 
     @property
@@ -77,8 +90,9 @@ class Proc:
 
     def check_alive(self) -> None:
         if not self.alive():
-            raise RuntimeError(f"{self.name} exited with {self.popen.returncode}:\n"
-                               f"{self.log_tail()}")
+            raise RuntimeError(
+                f"{self.name} exited with {self.popen.returncode}:\n{self.log_tail()}"
+            )
 
 
 def stop_many(procs: Sequence[Proc], timeout: float = 30) -> None:
@@ -101,7 +115,7 @@ def cpu_seconds(pid: int) -> float:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
 
 
@@ -140,10 +154,10 @@ def cpu_by_process() -> dict[int, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
         if name.startswith(_SHARED):
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         # A child of the bench's, or a kernel thread (softirq work is the bench's traffic).
         if int(fields[1]) in ours or int(fields[1]) == 2 or entry.name == "2":
             continue

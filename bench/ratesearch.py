@@ -59,14 +59,22 @@ class Search:
         return bool(above) and min(above, key=lambda s: s.rate).run.generator_behind
 
     def summary(self) -> dict[str, object]:
-        return {"held_per_s": self.held, "generator_limited": self.generator_limited,
-                "steps": [{"ok": s.ok, **s.run.summary()} for s in self.steps]}
+        return {
+            "held_per_s": self.held,
+            "generator_limited": self.generator_limited,
+            "steps": [{"ok": s.ok, **s.run.summary()} for s in self.steps],
+        }
 
 
-async def search_async(make: Callable[[int], Sequence[Request]], seconds: float, refine: int,
-                       log: Callable[[str], None] = print) -> Search:
+async def search_async(
+    make: Callable[[int], Sequence[Request]],
+    seconds: float,
+    refine: int,
+    log: Callable[[str], None] = print,
+) -> Search:
     result = Search()
     async with loadgen.session() as client:
+
         async def step(rate: float) -> bool:
             for attempt in (1, 2):
                 count = max(50, int(rate * seconds))
@@ -74,9 +82,11 @@ async def search_async(make: Callable[[int], Sequence[Request]], seconds: float,
                 run = await loadgen.open_loop(client, requests, rate)
                 s = Step(rate, run)
                 result.steps.append(s)
-                log(f"    {rate:8,.0f}/s  p99 {run.latency(99) * 1000:7.1f} ms  "
+                log(
+                    f"    {rate:8,.0f}/s  p99 {run.latency(99) * 1000:7.1f} ms  "
                     f"errors {run.errors:4}  lag p99 {run.lag(99) * 1000:5.1f} ms  "
-                    f"{'ok' if s.ok else 'FAIL' if attempt == 2 else 'fail, once more'}")
+                    f"{'ok' if s.ok else 'FAIL' if attempt == 2 else 'fail, once more'}"
+                )
                 await asyncio.sleep(SETTLE_SECONDS)
                 if s.ok:
                     return True
@@ -102,6 +112,10 @@ async def search_async(make: Callable[[int], Sequence[Request]], seconds: float,
     return result
 
 
-def search(make: Callable[[int], Sequence[Request]], seconds: float, refine: int,
-           log: Callable[[str], None] = print) -> Search:
+def search(
+    make: Callable[[int], Sequence[Request]],
+    seconds: float,
+    refine: int,
+    log: Callable[[str], None] = print,
+) -> Search:
     return loadgen.run(search_async(make, seconds, refine, log))

@@ -26,8 +26,9 @@ def make_app(log_path: str) -> web.Application:
 
     async def receive(request: web.Request) -> web.Response:
         await request.read()
-        pending.append(f"{time.time():.3f} {request.headers.get('webhook-id', '-')} "
-                       f"{request.path_qs} 204\n")
+        pending.append(
+            f"{time.time():.3f} {request.headers.get('webhook-id', '-')} {request.path_qs} 204\n"
+        )
         return web.Response(status=204)
 
     async def healthz(_request: web.Request) -> web.Response:
@@ -56,8 +57,14 @@ def make_app(log_path: str) -> web.Application:
 
 
 def main() -> None:
-    web.run_app(make_app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
-                print=None, loop=uvloop.new_event_loop())
+    web.run_app(
+        make_app(sys.argv[2]),
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        access_log=None,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,11 @@ def start_receiver(run_dir: Path, prefer: str = "nginx") -> Receiver:
         kind = "nginx"
     else:
         log = workdir / "access.log"
-        proc = Proc("receiver", [sys.executable, str(HERE / "receiver.py"), str(port), str(log)],
-                    log_dir=workdir)
+        proc = Proc(
+            "receiver",
+            [sys.executable, str(HERE / "receiver.py"), str(port), str(log)],
+            log_dir=workdir,
+        )
         kind = "aiohttp"
     base = f"http://127.0.0.1:{port}"
     try:
@@ -101,13 +104,21 @@ def start_bad_endpoints(run_dir: Path, counts: dict[str, int]) -> BadEndpoints:
     """`counts`: endpoints wanted of each kind, e.g. {"never": 2, "huge": 1}."""
     ports = {kind: [free_port() for _ in range(n)] for kind, n in counts.items()}
     every = [port for kind_ports in ports.values() for port in kind_ports]
-    proc = Proc("bad-endpoints", [sys.executable, str(HERE / "slow_receiver.py"),
-                                  *map(str, every)], log_dir=run_dir)
+    proc = Proc(
+        "bad-endpoints",
+        [sys.executable, str(HERE / "slow_receiver.py"), *map(str, every)],
+        log_dir=run_dir,
+    )
     try:
         for port in every:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
     except BaseException:
         proc.stop(5)
         raise
-    return BadEndpoints({kind: [f"http://127.0.0.1:{port}/{kind}" for port in kind_ports]
-                         for kind, kind_ports in ports.items()}, proc)
+    return BadEndpoints(
+        {
+            kind: [f"http://127.0.0.1:{port}/{kind}" for port in kind_ports]
+            for kind, kind_ports in ports.items()
+        },
+        proc,
+    )

@@ -89,8 +89,14 @@ def fmt(value: float | None, unit: str) -> str:
 
 def print_table(rows: list[Row], title: str) -> None:
     table = Table(title=title, show_lines=False)
-    for name, justify in (("figure", "left"), ("gateway", "right"), ("yardstick", "right"),
-                          ("ratio", "right"), ("target", "left"), ("note", "left")):
+    for name, justify in (
+        ("figure", "left"),
+        ("gateway", "right"),
+        ("yardstick", "right"),
+        ("ratio", "right"),
+        ("target", "left"),
+        ("note", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     section = None
     for row in rows:
@@ -109,8 +115,9 @@ def print_table(rows: list[Row], title: str) -> None:
 
 def _git(*args: str) -> str:
     try:
-        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
-                              cwd=Path(__file__).parent).stdout.strip()
+        return subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 

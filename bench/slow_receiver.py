@@ -50,13 +50,12 @@ async def _read_request(reader: asyncio.StreamReader) -> str | None:
 
 async def _drip(writer: asyncio.StreamWriter, data: bytes) -> None:
     for i in range(len(data)):
-        writer.write(data[i:i + 1])
+        writer.write(data[i : i + 1])
         await writer.drain()
         await asyncio.sleep(DRIP_SECONDS)
 
 
-async def _answer(path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-                  ) -> bool:
+async def _answer(path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
     """Answer one request; False when the connection must close after it."""
     if path == "/healthz":
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
@@ -94,9 +93,10 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 
 
 async def serve(ports: list[int]) -> None:
-    servers = [await asyncio.start_server(_connection, "127.0.0.1", port, backlog=4096,
-                                          limit=MAX_HEAD)
-               for port in ports]
+    servers = [
+        await asyncio.start_server(_connection, "127.0.0.1", port, backlog=4096, limit=MAX_HEAD)
+        for port in ports
+    ]
     try:
         await asyncio.Event().wait()
     finally:

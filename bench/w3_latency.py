@@ -26,25 +26,36 @@ def run_w3(run: Run) -> list[Row]:
     with Stack(run.dir, "w3") as stack:
         for load in LOADS:
             name = f"l{load * 100:.0f}"
-            stack.endpoints([run.receiver.url("w3", name, f"e{i}") for i in range(ENDPOINTS)],
-                            f"w3.{name}.*")
+            stack.endpoints(
+                [run.receiver.url("w3", name, f"e{i}") for i in range(ENDPOINTS)], f"w3.{name}.*"
+            )
         stack.start_workers(run.workers, wait=True)
         for load in LOADS:
             name = f"l{load * 100:.0f}"
             rate = load * capacity / ENDPOINTS
-            print(f"W3 at {load:.0%} of {capacity:,.0f} deliveries/s: {rate:,.1f} events/s "
-                  f"x {ENDPOINTS} endpoints")
+            print(
+                f"W3 at {load:.0%} of {capacity:,.0f} deliveries/s: {rate:,.1f} events/s "
+                f"x {ENDPOINTS} endpoints"
+            )
             warm = live.publish(stack, f"w3.{name}.warm", rate, max(1, int(rate * WARM_SECONDS)))
-            measured = live.publish(stack, f"w3.{name}.run", rate,
-                                    max(1, int(rate * run.sizes.w3_seconds)))
+            measured = live.publish(
+                stack, f"w3.{name}.run", rate, max(1, int(rate * run.sizes.w3_seconds))
+            )
             group = f"/w3/{name}"
             expected = (warm.accepted + measured.accepted) * ENDPOINTS
-            got = run.receiver.arrivals.wait_for(group, expected, 60 + expected / 100,
-                                                 stack.check_alive, stall=20)
-            book = ledger.check(f"W3 {name}", stack.db_url, [f"w3.{name}.warm", f"w3.{name}.run"],
-                                warm.accepted + measured.accepted, ENDPOINTS,
-                                run.receiver.arrivals, run.receiver.base,
-                                warm.unanswered + measured.unanswered)
+            got = run.receiver.arrivals.wait_for(
+                group, expected, 60 + expected / 100, stack.check_alive, stall=20
+            )
+            book = ledger.check(
+                f"W3 {name}",
+                stack.db_url,
+                [f"w3.{name}.warm", f"w3.{name}.run"],
+                warm.accepted + measured.accepted,
+                ENDPOINTS,
+                run.receiver.arrivals,
+                run.receiver.base,
+                warm.unanswered + measured.unanswered,
+            )
             lat = live.latencies(run.receiver.arrivals, [group], measured.due)
             note = f"{rate:,.0f} events/s x {ENDPOINTS}"
             if measured.load.generator_behind:
@@ -56,17 +67,30 @@ def run_w3(run: Run) -> list[Row]:
             if not book.ok:
                 note += "; ledger broken"
             run.details[f"w3_{name}"] = {
-                "events_per_s": rate, "publish": measured.load.summary(),
+                "events_per_s": rate,
+                "publish": measured.load.summary(),
                 "first_delivery_ms": {q: lat.first_ms(q) for q in (50, 99, 99.9)},
                 "every_delivery_ms": {q: lat.every_ms(q) for q in (50, 99, 99.9)},
-                "missing": lat.missing, "ledger": book.summary()}
-            print(f"    first delivery p50 {lat.first_ms(50):.1f} ms, "
-                  f"p99 {lat.first_ms(99):.1f} ms, p99.9 {lat.first_ms(99.9):.1f} ms; "
-                  "every delivery p99 "
-                  f"{lat.every_ms(99):.1f} ms")
+                "missing": lat.missing,
+                "ledger": book.summary(),
+            }
+            print(
+                f"    first delivery p50 {lat.first_ms(50):.1f} ms, "
+                f"p99 {lat.first_ms(99):.1f} ms, p99.9 {lat.first_ms(99.9):.1f} ms; "
+                "every delivery p99 "
+                f"{lat.every_ms(99):.1f} ms"
+            )
             for q in (50, 99, 99.9):
                 target = ("<", 100.0) if (q == 99 and load == 0.5) else None
-                rows.append(Row(f"W3 publish→first delivery p{q:g} at {load:.0%} load",
-                                lat.first_ms(q), unit="ms", target=target, on="gateway",
-                                void=not book.ok, note=note if q == 50 else ""))
+                rows.append(
+                    Row(
+                        f"W3 publish→first delivery p{q:g} at {load:.0%} load",
+                        lat.first_ms(q),
+                        unit="ms",
+                        target=target,
+                        on="gateway",
+                        void=not book.ok,
+                        note=note if q == 50 else "",
+                    )
+                )
     return rows

@@ -39,8 +39,9 @@ _ID = re.compile(r"(evt|dlv|ep|src|gateway_bench)_[0-9A-Za-z]+|\d+")
 
 def key_patterns(keys: list[str]) -> dict[str, int]:
     """`arq:job:evt:evt_01J...` -> `arq:job:evt:evt_*`: what kinds of keys, how many."""
-    return dict(Counter(_ID.sub(lambda m: (m.group(1) + "_*") if m.group(1) else "N", k)
-                        for k in keys))
+    return dict(
+        Counter(_ID.sub(lambda m: (m.group(1) + "_*") if m.group(1) else "N", k) for k in keys)
+    )
 
 
 def _listing(patterns: dict[str, int]) -> str:
@@ -72,8 +73,9 @@ def run_w5(run: Run) -> list[Row]:
     arrivals = run.receiver.arrivals
     client = redis_client()
     with Stack(run.dir, "w5") as stack:
-        stack.endpoints([run.receiver.url("w5", "soak", f"e{i}") for i in range(ENDPOINTS)],
-                        "w5.soak")
+        stack.endpoints(
+            [run.receiver.url("w5", "soak", f"e{i}") for i in range(ENDPOINTS)], "w5.soak"
+        )
         redis_before = _redis_state(client)
         workers = stack.start_workers(run.workers, wait=True)
         assert stack.server is not None
@@ -81,14 +83,19 @@ def run_w5(run: Run) -> list[Row]:
         samples: list[dict[str, Any]] = []
 
         def sample() -> dict[str, Any]:
-            s = {"t": round(time.time(), 3), "delivered": arrivals.count(group),
-                 "worker_rss": sum(rss_bytes(w.pid) for w in workers),
-                 "api_rss": rss_bytes(api_pid)}
+            s = {
+                "t": round(time.time(), 3),
+                "delivered": arrivals.count(group),
+                "worker_rss": sum(rss_bytes(w.pid) for w in workers),
+                "api_rss": rss_bytes(api_pid),
+            }
             samples.append(s)
             return s
 
-        print(f"W5 soak: {events} events x {ENDPOINTS} endpoints at {rate:,.1f} events/s "
-              f"(~{events / rate:,.0f} s)")
+        print(
+            f"W5 soak: {events} events x {ENDPOINTS} endpoints at {rate:,.1f} events/s "
+            f"(~{events / rate:,.0f} s)"
+        )
         published = live.publish(stack, "w5.soak", rate, events, sample=sample)
         expected = published.accepted * ENDPOINTS
         deadline, last, last_change = time.monotonic() + 120 + expected / 200, -1, time.monotonic()
@@ -108,38 +115,91 @@ def run_w5(run: Run) -> list[Row]:
         _left_stopped, own_stopped = work_left(client, stack.our_redis_keys(), stack.queue)
         redis_after = _redis_state(client)
         patterns, own_patterns = key_patterns(left), key_patterns(own)
-        book = ledger.check("W5", stack.db_url, ["w5.soak"], published.accepted, ENDPOINTS,
-                            arrivals, run.receiver.base, published.unanswered)
-    print(f"    RSS worker {warm['worker_rss'] / 1e6:.1f} -> {end['worker_rss'] / 1e6:.1f} MB, "
-          f"API {warm['api_rss'] / 1e6:.1f} -> {end['api_rss'] / 1e6:.1f} MB; Redis keys left: "
-          f"{patterns or 'none'}")
-    run.details["w5"] = {"events_per_s": rate, "publish": published.load.summary(),
-                         "every_delivery_p99_ms": lat.every_ms(99),
-                         "delivered": end["delivered"], "expected": expected,
-                         "warm": warm, "end": end, "samples": samples,
-                         "redis_before": redis_before, "redis_after": redis_after,
-                         "redis_work_left": patterns, "redis_arq_own": own_patterns,
-                         "redis_arq_own_after_workers_stopped": key_patterns(own_stopped),
-                         "ledger": book.summary()}
+        book = ledger.check(
+            "W5",
+            stack.db_url,
+            ["w5.soak"],
+            published.accepted,
+            ENDPOINTS,
+            arrivals,
+            run.receiver.base,
+            published.unanswered,
+        )
+    print(
+        f"    RSS worker {warm['worker_rss'] / 1e6:.1f} -> {end['worker_rss'] / 1e6:.1f} MB, "
+        f"API {warm['api_rss'] / 1e6:.1f} -> {end['api_rss'] / 1e6:.1f} MB; Redis keys left: "
+        f"{patterns or 'none'}"
+    )
+    run.details["w5"] = {
+        "events_per_s": rate,
+        "publish": published.load.summary(),
+        "every_delivery_p99_ms": lat.every_ms(99),
+        "delivered": end["delivered"],
+        "expected": expected,
+        "warm": warm,
+        "end": end,
+        "samples": samples,
+        "redis_before": redis_before,
+        "redis_after": redis_after,
+        "redis_work_left": patterns,
+        "redis_arq_own": own_patterns,
+        "redis_arq_own_after_workers_stopped": key_patterns(own_stopped),
+        "ledger": book.summary(),
+    }
     void = not book.ok
-    note = (f"{end['delivered']:,} deliveries offered at {rate * ENDPOINTS:,.0f}/s, "
-            f"delivery p99 {lat.every_ms(99):,.0f} ms")
+    note = (
+        f"{end['delivered']:,} deliveries offered at {rate * ENDPOINTS:,.0f}/s, "
+        f"delivery p99 {lat.every_ms(99):,.0f} ms"
+    )
     if end["delivered"] < expected:
         note = f"only {end['delivered']:,}/{expected:,} deliveries arrived"
     rows = [
-        Row("W5 soak: worker RSS, end vs warm-up", end["worker_rss"], warm["worker_rss"],
-            "warm-up", unit="MB", target=("<", RSS_GROWTH_LIMIT), void=void, note=note),
-        Row("W5 soak: API RSS, end vs warm-up", end["api_rss"], warm["api_rss"], "warm-up",
-            unit="MB", target=("<", RSS_GROWTH_LIMIT), void=void),
-        Row("W5 soak: Redis keys of the run's work left", len(left), unit="keys",
-            target=("<", 1), on="gateway", void=void,
-            note="; ".join(filter(None, [
-                _listing(patterns),
-                "arq's own: " + (_listing(own_patterns) or "none"),
-                "after stopping the workers: " + (_listing(key_patterns(own_stopped)) or "none"),
-            ]))[:200]),
-        Row("W5 soak: Redis used_memory after vs before", redis_after["used_memory"],
-            redis_before["used_memory"], "before", unit="MB", void=void,
-            note="whole Redis server: other users move it too"),
+        Row(
+            "W5 soak: worker RSS, end vs warm-up",
+            end["worker_rss"],
+            warm["worker_rss"],
+            "warm-up",
+            unit="MB",
+            target=("<", RSS_GROWTH_LIMIT),
+            void=void,
+            note=note,
+        ),
+        Row(
+            "W5 soak: API RSS, end vs warm-up",
+            end["api_rss"],
+            warm["api_rss"],
+            "warm-up",
+            unit="MB",
+            target=("<", RSS_GROWTH_LIMIT),
+            void=void,
+        ),
+        Row(
+            "W5 soak: Redis keys of the run's work left",
+            len(left),
+            unit="keys",
+            target=("<", 1),
+            on="gateway",
+            void=void,
+            note="; ".join(
+                filter(
+                    None,
+                    [
+                        _listing(patterns),
+                        "arq's own: " + (_listing(own_patterns) or "none"),
+                        "after stopping the workers: "
+                        + (_listing(key_patterns(own_stopped)) or "none"),
+                    ],
+                )
+            )[:200],
+        ),
+        Row(
+            "W5 soak: Redis used_memory after vs before",
+            redis_after["used_memory"],
+            redis_before["used_memory"],
+            "before",
+            unit="MB",
+            void=void,
+            note="whole Redis server: other users move it too",
+        ),
     ]
     return rows

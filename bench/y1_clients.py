@@ -51,20 +51,39 @@ def _bodies(n: int) -> list[tuple[str, bytes]]:
     out = []
     for i in range(n):
         msg_id = f"evt_y1{i:020d}"
-        data = {"order": f"ord_{i:08d}", "amount": 1200 + i % 100, "currency": "eur",
-                "customer": "cus_bench"}
-        out.append((msg_id, json.dumps({"id": msg_id, "type": "y1.event",
-                                        "timestamp": "2026-11-23T10:30:00Z",
-                                        "data": data}, separators=(",", ":")).encode()))
+        data = {
+            "order": f"ord_{i:08d}",
+            "amount": 1200 + i % 100,
+            "currency": "eur",
+            "customer": "cus_bench",
+        }
+        out.append(
+            (
+                msg_id,
+                json.dumps(
+                    {
+                        "id": msg_id,
+                        "type": "y1.event",
+                        "timestamp": "2026-11-23T10:30:00Z",
+                        "data": data,
+                    },
+                    separators=(",", ":"),
+                ).encode(),
+            )
+        )
     return out
 
 
 def _headers(key: bytes, msg_id: str, body: bytes) -> dict[str, str]:
     timestamp = int(time.time())
     digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
-    return {"content-type": "application/json", "user-agent": "bench-y1",
-            "webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+    return {
+        "content-type": "application/json",
+        "user-agent": "bench-y1",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
 
 
 def _cpu() -> float:
@@ -77,8 +96,10 @@ async def _with_aiohttp(url: str, n: int, c: int) -> tuple[float, float, int]:
     todo = iter(bodies)
     errors = 0
     connector = aiohttp.TCPConnector(limit=c, limit_per_host=c)
-    async with aiohttp.ClientSession(connector=connector, auto_decompress=False,
-                                     cookie_jar=aiohttp.DummyCookieJar()) as client:
+    async with aiohttp.ClientSession(
+        connector=connector, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+    ) as client:
+
         async def sender() -> None:
             nonlocal errors
             for msg_id, body in todo:
@@ -97,6 +118,7 @@ async def _with_httpx(url: str, n: int, c: int) -> tuple[float, float, int]:
     errors = 0
     limits = httpx.Limits(max_connections=c, max_keepalive_connections=c)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+
         async def sender() -> None:
             nonlocal errors
             for msg_id, body in todo:
@@ -115,8 +137,10 @@ def measure(run: Run, client: str) -> ClientCeiling:
     go = _with_aiohttp if client == "aiohttp" else _with_httpx
     elapsed, cpu, errors = loadgen.run(go(url, n, c))
     result = ClientCeiling(client, n / elapsed, cpu / n * 1000, errors, c)
-    print(f"  Y1 {client}: {result.rate:,.0f}/s at concurrency {c}, "
-          f"{result.cpu_ms:.3f} ms CPU per request, {errors} errors")
+    print(
+        f"  Y1 {client}: {result.rate:,.0f}/s at concurrency {c}, "
+        f"{result.cpu_ms:.3f} ms CPU per request, {errors} errors"
+    )
     return result
 
 
@@ -132,9 +156,15 @@ def rows(run: Run) -> list[Row]:
     out = []
     for ceiling in (aiohttp_ceiling(run), httpx_ceiling(run)):
         transport = "aiohttp" if ceiling.client == "aiohttp" else "httpx, default transport"
-        out.append(Row(f"Y1 client ceiling: {transport}, c={ceiling.concurrency}", None,
-                       ceiling.rate, note=f"{ceiling.cpu_ms:.3f} ms CPU/request"
-                       + (f", {ceiling.errors} errors" if ceiling.errors else ""),
-                       void=ceiling.errors > 0,
-                       details={"cpu_ms_per_request": ceiling.cpu_ms}))
+        out.append(
+            Row(
+                f"Y1 client ceiling: {transport}, c={ceiling.concurrency}",
+                None,
+                ceiling.rate,
+                note=f"{ceiling.cpu_ms:.3f} ms CPU/request"
+                + (f", {ceiling.errors} errors" if ceiling.errors else ""),
+                void=ceiling.errors > 0,
+                details={"cpu_ms_per_request": ceiling.cpu_ms},
+            )
+        )
     return out

@@ -16,10 +16,27 @@ from bench.report import Row
 
 def measure(run: Run) -> Search:
     port = free_port()
-    proc = Proc("y2-noop", [sys.executable, "-m", "uvicorn", "bench.noop_app:app",
-                            "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop",
-                            "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-                log_dir=run.dir)
+    proc = Proc(
+        "y2-noop",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.noop_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        log_dir=run.dir,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/docs", proc=proc)
@@ -46,5 +63,12 @@ def rows(run: Run) -> list[Row]:
     note = f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held"
     if search.generator_limited:
         note += "; the generator fell behind first"
-    return [Row("Y2 ingest ceiling: no-op FastAPI POST, held", None, search.held, note=note,
-                details=search.summary())]
+    return [
+        Row(
+            "Y2 ingest ceiling: no-op FastAPI POST, held",
+            None,
+            search.held,
+            note=note,
+            details=search.summary(),
+        )
+    ]

@@ -31,8 +31,9 @@ def resolve_api_key(settings: Settings) -> str | None:
     if settings.api_key:
         return settings.api_key
     if not settings.embedded:
-        log.warning("GATEWAY_API_KEY is not set: only keys made with `gateway keys create` "
-                    "are accepted")
+        log.warning(
+            "GATEWAY_API_KEY is not set: only keys made with `gateway keys create` are accepted"
+        )
         return None
     path = key_file(settings)
     try:
@@ -49,6 +50,7 @@ def resolve_api_key(settings: Settings) -> str | None:
         f"      {key}\n\n"
         f"  Send it as 'Authorization: Bearer <key>'. It is printed only this once;\n"
         f"  set GATEWAY_API_KEY to choose your own.\n",
-        file=sys.stderr, flush=True,
+        file=sys.stderr,
+        flush=True,
     )
     return key

@@ -57,8 +57,9 @@ def scoped_tenant(principal: Principal, requested: str | None) -> str | None:
     if principal.tenant_id is None:
         return requested
     if requested is not None and requested != principal.tenant_id:
-        raise Invalid(f"this API key is scoped to tenant {principal.tenant_id!r}",
-                      loc=("body", "tenant_id"))
+        raise Invalid(
+            f"this API key is scoped to tenant {principal.tenant_id!r}", loc=("body", "tenant_id")
+        )
     return principal.tenant_id
 
 
@@ -80,8 +81,7 @@ class KeyStore:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
     async def authenticate(self, presented: str) -> Principal:
-        if self._bootstrap is not None and hmac.compare_digest(presented.encode(),
-                                                               self._bootstrap):
+        if self._bootstrap is not None and hmac.compare_digest(presented.encode(), self._bootstrap):
             return ADMIN
         digest = hash_key(presented)
         now = time.monotonic()
@@ -90,10 +90,13 @@ class KeyStore:
             principal = cached[1]
         else:
             async with self._sessionmaker() as session:
-                row = (await session.execute(
-                    select(col(ApiKey.id), col(ApiKey.tenant_id), col(ApiKey.rate_limit)).where(
-                        col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None))
-                )).first()
+                row = (
+                    await session.execute(
+                        select(col(ApiKey.id), col(ApiKey.tenant_id), col(ApiKey.rate_limit)).where(
+                            col(ApiKey.key_hash) == digest, col(ApiKey.revoked_at).is_(None)
+                        )
+                    )
+                ).first()
             principal = Principal(row.id, row.tenant_id, row.rate_limit) if row else None
             if len(self._cache) > 10_000:
                 self._cache.clear()
@@ -111,19 +114,28 @@ async def create_key(
     session: AsyncSession, name: str, tenant_id: str | None, rate_limit: int | None = None
 ) -> tuple[ApiKey, str]:
     key = generate_key()
-    row = ApiKey(id=new_id("key"), name=name, key_hash=hash_key(key), key_prefix=key[:10],
-                 tenant_id=tenant_id, rate_limit=rate_limit, created_at=utcnow())
+    row = ApiKey(
+        id=new_id("key"),
+        name=name,
+        key_hash=hash_key(key),
+        key_prefix=key[:10],
+        tenant_id=tenant_id,
+        rate_limit=rate_limit,
+        created_at=utcnow(),
+    )
     session.add(row)
     return row, key
 
 
-async def list_keys(session: AsyncSession, limit: int = 50, cursor: str | None = None
-                    ) -> Page[ApiKey]:
+async def list_keys(
+    session: AsyncSession, limit: int = 50, cursor: str | None = None
+) -> Page[ApiKey]:
     """API keys, newest first (revoked ones too, with when)."""
     return await page(session, select(ApiKey), ApiKey.id, limit, cursor)
 
 
 # Request and response bodies
+
 
 class ApiKeyCreate(Input):
     name: Annotated[Text, Field(min_length=1, max_length=255)]

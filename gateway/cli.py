@@ -39,29 +39,43 @@ def serve(
 
     settings = _settings()
     if settings.embedded and workers > 1:
-        err.print("[red]--workers above 1 needs GATEWAY_REDIS_URL[/red]: in embedded mode "
-                  "each process would deliver on its own.")
+        err.print(
+            "[red]--workers above 1 needs GATEWAY_REDIS_URL[/red]: in embedded mode "
+            "each process would deliver on its own."
+        )
         raise typer.Exit(2)
     if settings.is_sqlite:
         migrations.upgrade(settings)  # embedded: one command gives a working gateway
     configure_logging(settings.log_level)
     uvicorn.run(
-        "gateway.main:create_app", factory=True, host=host, port=port, workers=workers,
+        "gateway.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
         # uvicorn's records go through the gateway's handler, and its secret filter.
         log_config=None,
-        loop="uvloop", http=GuardedHttpToolsProtocol, log_level=settings.log_level.lower(),
-        access_log=False, timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
+        loop="uvloop",
+        http=GuardedHttpToolsProtocol,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
 
 
 @app.command()
 def worker(
-    concurrency: Annotated[int | None, typer.Option(
-        help="Jobs this worker runs at once (default GATEWAY_WORKER_MAX_JOBS).", min=1)] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        help="Serve this worker's Prometheus metrics on this port.")] = None,
-    metrics_host: Annotated[str, typer.Option(
-        help="Address for --metrics-port (0.0.0.0 to be scraped from elsewhere).")
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Jobs this worker runs at once (default GATEWAY_WORKER_MAX_JOBS).", min=1
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port (0.0.0.0 to be scraped from elsewhere).")
     ] = "127.0.0.1",
 ) -> None:
     """Run an arq delivery worker (needs GATEWAY_REDIS_URL)."""
@@ -75,8 +89,10 @@ def worker(
 
     settings = _settings()
     if settings.redis_url is None:
-        err.print("[red]GATEWAY_REDIS_URL is not set[/red]: workers take their jobs from Redis. "
-                  "Without Redis, `gateway serve` delivers in-process.")
+        err.print(
+            "[red]GATEWAY_REDIS_URL is not set[/red]: workers take their jobs from Redis. "
+            "Without Redis, `gateway serve` delivers in-process."
+        )
         raise typer.Exit(2)
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_max_jobs": concurrency})
@@ -121,8 +137,11 @@ def keys_create(
         return row.id, key
 
     key_id, key = run(settings, create)
-    err.print(f"created {key_id}" + (f" for tenant {tenant}" if tenant else "")
-              + "; the key is shown only now:")
+    err.print(
+        f"created {key_id}"
+        + (f" for tenant {tenant}" if tenant else "")
+        + "; the key is shown only now:"
+    )
     print(key)
 
 
@@ -152,8 +171,10 @@ def secret_key_rotate() -> None:
 
     settings = _settings()
     if not settings.secret_key:
-        err.print("[red]GATEWAY_SECRET_KEY is not set[/red]: set the new key there and the "
-                  "old one in GATEWAY_OLD_SECRET_KEYS.")
+        err.print(
+            "[red]GATEWAY_SECRET_KEY is not set[/red]: set the new key there and the "
+            "old one in GATEWAY_OLD_SECRET_KEYS."
+        )
         raise typer.Exit(2)
 
     async def reseal(sessionmaker: SessionMaker) -> int:
@@ -163,8 +184,10 @@ def secret_key_rotate() -> None:
             return await rotate(sessionmaker, box, lambda n: progress.advance(task, n))
 
     changed = run_db(settings, reseal)
-    err.print(f"[green]re-encrypted {changed} rows[/green] under the current key; "
-              "GATEWAY_OLD_SECRET_KEYS can be emptied once every process has the new key.")
+    err.print(
+        f"[green]re-encrypted {changed} rows[/green] under the current key; "
+        "GATEWAY_OLD_SECRET_KEYS can be emptied once every process has the new key."
+    )
 
 
 commands.register(app, keys)

@@ -145,8 +145,11 @@ def rows() -> list[tuple[str, str, str, str]]:
 
 def render() -> str:
     prefix = Settings.model_config.get("env_prefix", "")
-    lines = [INTRO.format(prefix=prefix), "| variable | type | default | description |",
-             "|---|---|---|---|"]
+    lines = [
+        INTRO.format(prefix=prefix),
+        "| variable | type | default | description |",
+        "|---|---|---|---|",
+    ]
     lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows()]
     return "\n".join(lines) + "\n"
 
@@ -156,12 +159,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m gateway.configdoc",
         description="Render the configuration reference from gateway.settings.Settings.",
     )
-    parser.add_argument("-o", "--output", default=str(DEFAULT_OUTPUT),
-                        help="file to write, or - for standard output "
-                             "(default: %(default)s)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if the file differs from what would be "
-                             "rendered")
+    parser.add_argument(
+        "-o",
+        "--output",
+        default=str(DEFAULT_OUTPUT),
+        help="file to write, or - for standard output (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if the file differs from what would be rendered",
+    )
     args = parser.parse_args(argv)
     text = render()
     if args.output == "-":

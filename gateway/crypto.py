@@ -66,7 +66,7 @@ class SecretBox:
         """The plaintext; a value stored before encryption was turned on is returned as is."""
         if not stored.startswith(PREFIX):
             return stored
-        key_id, _, payload = stored[len(PREFIX):].partition(":")
+        key_id, _, payload = stored[len(PREFIX) :].partition(":")
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise SecretKeyError(
@@ -86,8 +86,9 @@ class SecretBox:
         return {name: self.seal(value, "endpoint.header") for name, value in headers.items()}
 
     def open_headers(self, headers: dict[str, str] | None) -> dict[str, str]:
-        return {name: self.open(value, "endpoint.header")
-                for name, value in (headers or {}).items()}
+        return {
+            name: self.open(value, "endpoint.header") for name, value in (headers or {}).items()
+        }
 
 
 class KeySettings(Protocol):
@@ -121,6 +122,9 @@ def load_box(settings: KeySettings) -> SecretBox:
     key = generate_key()
     with os.fdopen(fd, "w") as handle:
         handle.write(key + "\n")
-    log.warning("no GATEWAY_SECRET_KEY set: generated one to encrypt secrets at rest and kept "
-                "it in %s; back it up with the database", path)
+    log.warning(
+        "no GATEWAY_SECRET_KEY set: generated one to encrypt secrets at rest and kept "
+        "it in %s; back it up with the database",
+        path,
+    )
     return SecretBox(parse_key(key), old)

@@ -27,15 +27,19 @@ def create_engine(settings: Settings, pre_ping: bool = True) -> AsyncEngine:
         # for it instead of failing with "database is locked". Nothing holds a
         # session across network I/O, so the wait is short.
         engine = create_async_engine(
-            url, pool_size=1, max_overflow=0, pool_timeout=60,
+            url,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=60,
             connect_args={"timeout": 30},
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     # Pre-ping costs a round trip per checkout, but without it the first request
     # after a database restart fails on a dead connection instead of getting a new one.
-    return create_async_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=pre_ping,
-                               pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=20, max_overflow=20, pool_pre_ping=pre_ping, pool_recycle=1800
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

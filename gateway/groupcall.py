@@ -38,8 +38,8 @@ class GroupCall(Generic[T, R]):
 
     async def _run_all(self) -> None:
         while self._waiting:
-            batch = self._waiting[:self._max_batch]
-            del self._waiting[:self._max_batch]
+            batch = self._waiting[: self._max_batch]
+            del self._waiting[: self._max_batch]
             try:
                 results = await self._run([item for item, _ in batch])
             except Exception as exc:  # the database is down, say: every caller hears it

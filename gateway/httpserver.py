@@ -50,8 +50,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             head = self._head_part(data)
             self._head_bytes += len(data) if head < 0 else head
             if self._head_bytes > self._max_head:
-                self._refuse(431, f"request headers are larger than the limit of "
-                                  f"{self._max_head} bytes")
+                self._refuse(
+                    431, f"request headers are larger than the limit of {self._max_head} bytes"
+                )
                 return
             if head >= 0:
                 self._in_head = False
@@ -62,8 +63,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         carried = self._carry
         window = carried + data
         self._carry = window[-3:]
-        ends = [(i, len(mark)) for mark in (b"\r\n\r\n", b"\n\n")
-                if (i := window.find(mark)) >= 0]
+        ends = [(i, len(mark)) for mark in (b"\r\n\r\n", b"\n\n") if (i := window.find(mark)) >= 0]
         if not ends:
             return -1
         at, size = min(ends)
@@ -111,9 +111,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         log.info("request refused with %d: %s", status, detail)
         body = json.dumps({"detail": detail}).encode()
-        self.transport.write(b"".join([
-            STATUS_LINE[status], b"content-type: application/json\r\n",
-            b"content-length: ", str(len(body)).encode(), b"\r\n",
-            b"connection: close\r\n\r\n", body,
-        ]))
+        self.transport.write(
+            b"".join(
+                [
+                    STATUS_LINE[status],
+                    b"content-type: application/json\r\n",
+                    b"content-length: ",
+                    str(len(body)).encode(),
+                    b"\r\n",
+                    b"connection: close\r\n\r\n",
+                    body,
+                ]
+            )
+        )
         self.transport.close()

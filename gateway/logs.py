@@ -54,13 +54,16 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     if not any(getattr(h, "_gateway", False) for h in root.handlers):
         handler = logging.StreamHandler()
         if fmt == "json" or (fmt == "auto" and not sys.stderr.isatty()):
-            handler.setFormatter(JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            ))
+            handler.setFormatter(
+                JsonFormatter(
+                    "%(asctime)s %(levelname)s %(name)s %(message)s",
+                    rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                )
+            )
         else:
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
         handler.addFilter(RequestContext())
         handler.addFilter(RedactSecrets())
         handler._gateway = True  # type: ignore[attr-defined]

@@ -81,13 +81,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.dispatcher = dispatcher
         app.state.admission = (
             RedisAdmission(dispatcher.redis, settings.queue_name)
-            if isinstance(dispatcher, ArqDispatcher) else MemoryAdmission()
+            if isinstance(dispatcher, ArqDispatcher)
+            else MemoryAdmission()
         )
         app.state.batcher = PublishBatcher(app.state.sessionmaker, dispatcher)
         app.state.failures = FailureLimiter(settings.auth_failure_rate_limit)
-        app.state.inbound = InboundContext(box, app.state.admission,
-                                           settings.inbound_rate_limit, app.state.batcher,
-                                           app.state.sessionmaker, app.state.failures)
+        app.state.inbound = InboundContext(
+            box,
+            app.state.admission,
+            settings.inbound_rate_limit,
+            app.state.batcher,
+            app.state.sessionmaker,
+            app.state.failures,
+        )
         gctune.settle()
         try:
             yield
@@ -106,7 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     app = FastAPI(
-        title="Webhook gateway", version=__version__, description=DESCRIPTION,
+        title="Webhook gateway",
+        version=__version__,
+        description=DESCRIPTION,
         lifespan=lifespan,
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -169,9 +177,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         # FastAPI answers a JSON body it cannot even decode (not UTF-8) with a bare 400;
         # every other malformed body is a 422, so this one is too.
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-            return JSONResponse({"detail": [{"type": "json_invalid", "loc": ["body"],
-                                             "msg": "the body is not valid UTF-8 JSON"}]},
-                                status_code=422)
+            return JSONResponse(
+                {
+                    "detail": [
+                        {
+                            "type": "json_invalid",
+                            "loc": ["body"],
+                            "msg": "the body is not valid UTF-8 JSON",
+                        }
+                    ]
+                },
+                status_code=422,
+            )
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
@@ -179,8 +196,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         # FastAPI's own handler echoes each rejected value back as "input": for a
         # bad secret that would be the secret itself. Field, message and type suffice.
         detail = [
-            {"type": error.get("type"), "loc": [_printable(p) for p in error.get("loc", ())],
-             "msg": _printable(error.get("msg", ""))}
+            {
+                "type": error.get("type"),
+                "loc": [_printable(p) for p in error.get("loc", ())],
+                "msg": _printable(error.get("msg", "")),
+            }
             for error in exc.errors()
         ]
         return JSONResponse({"detail": detail}, status_code=422)
@@ -191,9 +211,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         if isinstance(exc, Invalid):
-            content: dict[str, Any] = {"detail": [
-                {"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}
-            ]}
+            content: dict[str, Any] = {
+                "detail": [{"type": "value_error", "loc": list(exc.loc), "msg": exc.detail}]
+            }
         else:
             content = {"detail": exc.detail}
         return JSONResponse(content, status_code=exc.status_code, headers=headers)
@@ -202,14 +222,20 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def client_gone(request: Request, _exc: ClientDisconnect) -> Response:
         # The client hung up before its body arrived: nothing went wrong here, and
         # nobody is left to answer. 499 is what the access log records (nginx's code).
-        log.info("client disconnected before its request arrived: %s %s", request.method,
-                 request.url.path)
+        log.info(
+            "client disconnected before its request arrived: %s %s",
+            request.method,
+            request.url.path,
+        )
         return Response(status_code=CLIENT_CLOSED_REQUEST)
 
     async def unavailable(_request: Request, exc: Exception) -> JSONResponse:
         log.warning("database unavailable: %s", type(exc).__name__)
-        return JSONResponse({"detail": "the database is unavailable; try again shortly"},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"detail": "the database is unavailable; try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
 
     for exc_type in (OperationalError, InterfaceError, PoolTimeoutError, ConnectionError, OSError):
         app.add_exception_handler(exc_type, unavailable)
@@ -222,6 +248,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s", request.method, request.url.path,
-                  exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
         return JSONResponse({"detail": "internal error"}, status_code=500)

@@ -21,38 +21,61 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.settings import get_settings
 
-EVENTS = Counter("gateway_events_total",
-                 "Events stored, by origin (api, inbound) and type (bounded: see "
-                 "GATEWAY_METRICS_EVENT_TYPES; `other` beyond it)", ["origin", "type"])
-INBOUND = Counter("gateway_inbound_requests_total",
-                  "Requests to /in/{id}, by provider and outcome", ["provider", "outcome"])
-VERIFICATION_FAILURES = Counter("gateway_inbound_verification_failures_total",
-                                "Inbound requests refused, by provider and reason",
-                                ["provider", "reason"])
-ATTEMPTS = Counter("gateway_delivery_attempts_total",
-                   "Delivery attempts, by outcome and HTTP status class",
-                   ["outcome", "status_class"])
-FINISHED = Counter("gateway_deliveries_finished_total", "Deliveries that ended, by status",
-                   ["status"])
-ATTEMPT_SECONDS = Histogram("gateway_delivery_attempt_seconds",
-                            "Time from sending an attempt to its answer",
-                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
-                                     30))
-IN_FLIGHT = Gauge("gateway_delivery_attempts_in_flight", "Attempts being sent right now",
-                  multiprocess_mode="livesum")
-DEFERRED = Counter("gateway_deliveries_deferred_total",
-                   "Deliveries put off without an attempt, by reason (rate_limit, breaker, busy)",
-                   ["reason"])
-ENDPOINTS_DISABLED = Counter("gateway_endpoints_disabled_total",
-                             "Endpoints the gateway disabled, by reason (gone, failing)",
-                             ["reason"])
-PENDING = Gauge("gateway_deliveries_pending", "Deliveries not yet succeeded or failed",
-                multiprocess_mode="max")
-OLDEST_DUE = Gauge("gateway_oldest_due_delivery_seconds",
-                   "Age of the oldest delivery that is due and not yet sent",
-                   multiprocess_mode="max")
-DISABLED = Gauge("gateway_disabled_endpoints", "Endpoints currently disabled",
-                 multiprocess_mode="max")
+EVENTS = Counter(
+    "gateway_events_total",
+    "Events stored, by origin (api, inbound) and type (bounded: see "
+    "GATEWAY_METRICS_EVENT_TYPES; `other` beyond it)",
+    ["origin", "type"],
+)
+INBOUND = Counter(
+    "gateway_inbound_requests_total",
+    "Requests to /in/{id}, by provider and outcome",
+    ["provider", "outcome"],
+)
+VERIFICATION_FAILURES = Counter(
+    "gateway_inbound_verification_failures_total",
+    "Inbound requests refused, by provider and reason",
+    ["provider", "reason"],
+)
+ATTEMPTS = Counter(
+    "gateway_delivery_attempts_total",
+    "Delivery attempts, by outcome and HTTP status class",
+    ["outcome", "status_class"],
+)
+FINISHED = Counter(
+    "gateway_deliveries_finished_total", "Deliveries that ended, by status", ["status"]
+)
+ATTEMPT_SECONDS = Histogram(
+    "gateway_delivery_attempt_seconds",
+    "Time from sending an attempt to its answer",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+IN_FLIGHT = Gauge(
+    "gateway_delivery_attempts_in_flight",
+    "Attempts being sent right now",
+    multiprocess_mode="livesum",
+)
+DEFERRED = Counter(
+    "gateway_deliveries_deferred_total",
+    "Deliveries put off without an attempt, by reason (rate_limit, breaker, busy)",
+    ["reason"],
+)
+ENDPOINTS_DISABLED = Counter(
+    "gateway_endpoints_disabled_total",
+    "Endpoints the gateway disabled, by reason (gone, failing)",
+    ["reason"],
+)
+PENDING = Gauge(
+    "gateway_deliveries_pending", "Deliveries not yet succeeded or failed", multiprocess_mode="max"
+)
+OLDEST_DUE = Gauge(
+    "gateway_oldest_due_delivery_seconds",
+    "Age of the oldest delivery that is due and not yet sent",
+    multiprocess_mode="max",
+)
+DISABLED = Gauge(
+    "gateway_disabled_endpoints", "Endpoints currently disabled", multiprocess_mode="max"
+)
 
 
 OTHER_TYPE = "other"

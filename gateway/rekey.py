@@ -38,9 +38,14 @@ async def rotate(
         last = ""
         while True:
             async with sessionmaker() as session:
-                rows: list[Endpoint | Source] = list(await session.scalars(
-                    select(model).where(col(model.id) > last).order_by(col(model.id)).limit(BATCH)
-                ))
+                rows: list[Endpoint | Source] = list(
+                    await session.scalars(
+                        select(model)
+                        .where(col(model.id) > last)
+                        .order_by(col(model.id))
+                        .limit(BATCH)
+                    )
+                )
                 if not rows:
                     break
                 for row in rows:
@@ -63,7 +68,8 @@ def _reseal(row: Endpoint | Source, box: SecretBox) -> bool:
         row.secret = again(row.secret, ENDPOINT_SECRET)
         if row.previous_secret:
             row.previous_secret = again(row.previous_secret, ENDPOINT_SECRET)
-        row.headers = {name: again(value, "endpoint.header")
-                       for name, value in (row.headers or {}).items()}
+        row.headers = {
+            name: again(value, "endpoint.header") for name, value in (row.headers or {}).items()
+        }
     after = (row.secret, getattr(row, "previous_secret", None), getattr(row, "headers", None))
     return before != after

@@ -75,39 +75,49 @@ class Settings(BaseSettings):
         "about 20%; a delivery gets one attempt more than there are entries.",
     )
     delivery_timeout: float = Field(
-        15.0, gt=0, le=300,
+        15.0,
+        gt=0,
+        le=300,
         description="Seconds one delivery attempt may take, from connecting to the last byte "
         "of the answer.",
     )
     max_body_bytes: int = Field(
-        1024 * 1024, ge=1024,
+        1024 * 1024,
+        ge=1024,
         description="Largest request body the API and inbound routes accept, in bytes "
         "(413 above it).",
     )
     max_header_bytes: int = Field(
-        32 * 1024, ge=4096, le=1024 * 1024,
+        32 * 1024,
+        ge=4096,
+        le=1024 * 1024,
         description="Largest request head (request line and headers) the API and inbound "
         "routes accept, in bytes (431 above it).",
     )
     request_timeout: float = Field(
-        30.0, gt=0, le=3600,
+        30.0,
+        gt=0,
+        le=3600,
         description="Seconds a request's headers and body may take to arrive, from its first "
         "byte (or from the connection, for its first request); 408 and the connection "
         "closed after that.",
     )
     # Requests per second, per API key and per inbound source (each can set its own).
     api_rate_limit: int = Field(
-        1000, ge=1,
+        1000,
+        ge=1,
         description="Requests per second allowed per API key, unless the key sets its own "
         "(429 with Retry-After above it).",
     )
     inbound_rate_limit: int = Field(
-        1000, ge=1,
+        1000,
+        ge=1,
         description="Requests per second allowed per inbound source, unless the source sets "
         "its own (429 with Retry-After above it).",
     )
     auth_failure_rate_limit: float = Field(
-        5.0, gt=0,
+        5.0,
+        gt=0,
         description="Failed attempts per second allowed per client address (a wrong or "
         "missing API key, an inbound request whose signature fails), with a second's worth "
         "at once; past it the address gets 429 before any credential is checked. Per API "
@@ -121,29 +131,35 @@ class Settings(BaseSettings):
         "the API and all workers must use the same one.",
     )
     worker_max_jobs: int = Field(
-        200, ge=1,
+        200,
+        ge=1,
         description="Jobs one worker process (or an embedded `gateway serve`) runs at once; "
         "one job sends an event to many endpoints.",
     )
     worker_poll_delay: float = Field(
-        0.02, gt=0, le=5,
+        0.02,
+        gt=0,
+        le=5,
         description="Seconds a worker waits between polls of the queue.",
     )
     job_timeout: float | None = Field(
-        None, gt=0,
+        None,
+        gt=0,
         description="Seconds an arq job may run, which is also the lease on the deliveries "
         "it claims; unset means 2 x GATEWAY_DELIVERY_TIMEOUT + 10, the smallest allowed.",
     )
     # In-flight HTTP requests per process, and per endpoint, so that slow endpoints
     # cannot take what answering ones need (`outbound/load.py`).
     delivery_concurrency: int = Field(
-        500, ge=1,
+        500,
+        ge=1,
         description="HTTP delivery attempts being sent at once per process. An attempt "
         "unanswered after a second gives its slot back and goes on in the slow lane, "
         "which holds at most half as many again (a quarter of that per tenant).",
     )
     connections_per_host: int = Field(
-        50, ge=1,
+        50,
+        ge=1,
         description="Attempts under way at once to one endpoint, per process. An endpoint "
         "starts with 4 and earns one more with each quick answer; one that answers slowly "
         "(over a second) gets a tenth of these, and its further attempts are put off.",
@@ -151,54 +167,65 @@ class Settings(BaseSettings):
     # Sweeper: how often it runs and how overdue a delivery must be before it is
     # re-dispatched (its own job had that long to run).
     sweep_interval: float = Field(
-        10.0, gt=0,
+        10.0,
+        gt=0,
         description="Seconds between sweeper runs (workers round it down to whole seconds, "
         "between 1 and 30).",
     )
     sweep_grace: float = Field(
-        30.0, ge=0,
+        30.0,
+        ge=0,
         description="Seconds a due delivery may wait for its own job before the sweeper "
         "dispatches it again.",
     )
     sweep_batch: int = Field(
-        500, ge=1,
+        500,
+        ge=1,
         description="Overdue deliveries the sweeper takes per database round, up to 20 "
         "rounds per run.",
     )
     # How long the previous secret keeps signing after a rotation.
     secret_rotation_overlap_hours: float = Field(
-        24.0, ge=0,
+        24.0,
+        ge=0,
         description="Hours the previous endpoint secret keeps signing beside the new one "
         "after a rotation.",
     )
     # Events (with their deliveries and attempts) older than this are purged.
     retention_days: float = Field(
-        30.0, gt=0,
+        30.0,
+        gt=0,
         description="Days events are kept, with their deliveries and attempts, before the "
         "hourly purge removes them (events with a pending delivery are kept).",
     )
     # Endpoint health: failures in a row that open the breaker, its longest open spell,
     # and how long an endpoint may do nothing but fail before it is disabled.
     breaker_threshold: int = Field(
-        5, ge=1,
+        5,
+        ge=1,
         description="Failures in a row (timeouts, connection errors, 5xx, 429) that open an "
         "endpoint's circuit breaker.",
     )
     breaker_base_open: float = Field(
-        5.0, gt=0,
+        5.0,
+        gt=0,
         description="Seconds the breaker first stays open, doubled with each further failure.",
     )
     breaker_max_open: float = Field(
-        300.0, gt=0,
+        300.0,
+        gt=0,
         description="Longest time the breaker stays open in one spell, in seconds.",
     )
     disable_after: float = Field(
-        5 * 24 * 3600.0, gt=0,
+        5 * 24 * 3600.0,
+        gt=0,
         description="Seconds an endpoint may do nothing but fail before it is disabled "
         "(a 410 Gone disables it at once).",
     )
     metrics_event_types: int = Field(
-        100, ge=0, le=10_000,
+        100,
+        ge=0,
+        le=10_000,
         description="Event types that `gateway_events_total` labels by name, per process; "
         "only events published by the operator (admin keys, inbound sources) add one, and "
         "the rest are counted as `other`.",
@@ -213,8 +240,9 @@ class Settings(BaseSettings):
         description="Log level of every process: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",
     )
 
-    @field_validator("retry_schedule", "allowed_networks", "old_secret_keys", "dns_servers",
-                     mode="before")
+    @field_validator(
+        "retry_schedule", "allowed_networks", "old_secret_keys", "dns_servers", mode="before"
+    )
     @classmethod
     def _parse_csv(cls, value: object, info: ValidationInfo) -> object:
         value = _split_csv(value)

@@ -44,8 +44,10 @@ def setup_tracing(service: str) -> None:
             SimpleSpanProcessor,
         )
     except ImportError:
-        log.warning("OTEL_TRACES_EXPORTER is set but the OpenTelemetry SDK is not installed: "
-                    "pip install 'webhook-gateway[otel]'")
+        log.warning(
+            "OTEL_TRACES_EXPORTER is set but the OpenTelemetry SDK is not installed: "
+            "pip install 'webhook-gateway[otel]'"
+        )
         return
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})
     provider = TracerProvider(resource=resource)

@@ -46,11 +46,16 @@ def create_worker(settings: Settings) -> Worker:
         engine = create_engine(settings, pre_ping=False)
         ctx["engine"] = engine
         dispatcher = ArqDispatcher(redis_url, settings.queue_name)
-        ctx[CTX_KEY] = build_delivery_context(settings, create_sessionmaker(engine),
-                                              dispatcher, box)
+        ctx[CTX_KEY] = build_delivery_context(
+            settings, create_sessionmaker(engine), dispatcher, box
+        )
         gctune.settle()
-        log.info("worker ready: queue %s, %d jobs at once, %d attempts in flight",
-                 settings.queue_name, settings.worker_max_jobs, settings.delivery_concurrency)
+        log.info(
+            "worker ready: queue %s, %d jobs at once, %d attempts in flight",
+            settings.queue_name,
+            settings.worker_max_jobs,
+            settings.delivery_concurrency,
+        )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         gw: DeliveryContext | None = ctx.get(CTX_KEY)
@@ -63,14 +68,30 @@ def create_worker(settings: Settings) -> Worker:
 
     step = max(1, min(30, int(settings.sweep_interval)))
     return ResilientWorker(
-        functions=[func(f, name=name, timeout=job_timeout)  # type: ignore[arg-type]
-                   for name, f in FUNCTIONS.items()],
+        functions=[
+            func(f, name=name, timeout=job_timeout)  # type: ignore[arg-type]
+            for name, f in FUNCTIONS.items()
+        ],
         cron_jobs=[
-            cron(sweep, name="sweep", second=set(range(0, 60, step)), run_at_startup=True,
-                 unique=True, timeout=job_timeout, keep_result=0),
+            cron(
+                sweep,
+                name="sweep",
+                second=set(range(0, 60, step)),
+                run_at_startup=True,
+                unique=True,
+                timeout=job_timeout,
+                keep_result=0,
+            ),
             # Hourly, in batches; `unique` makes one worker of many do it.
-            cron(purge_expired, name="purge_expired", minute=17, second=0, unique=True,
-                 timeout=3600, keep_result=0),
+            cron(
+                purge_expired,
+                name="purge_expired",
+                minute=17,
+                second=0,
+                unique=True,
+                timeout=3600,
+                keep_result=0,
+            ),
         ],
         redis_settings=RedisSettings.from_dsn(redis_url),
         queue_name=settings.queue_name,

@@ -21,9 +21,14 @@ from tests.support.receiver import Receiver
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The CLI's tables are read as a pipe would get them, whatever terminal (or
+    # pytest-xdist worker) runs the tests: no width from the environment.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
     if PG_MISSING and os.environ.get("CI", "").lower() == "true":
-        raise pytest.UsageError(f"CI=true but {PG_MISSING}: the PostgreSQL + Redis half "
-                                "of the suite cannot run")
+        raise pytest.UsageError(
+            f"CI=true but {PG_MISSING}: the PostgreSQL + Redis half of the suite cannot run"
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -32,7 +37,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"!!! THE POSTGRESQL + REDIS HALF OF THE SUITE WAS SKIPPED: {PG_MISSING}. "
             "Set GATEWAY_TEST_DATABASE_URL and GATEWAY_TEST_REDIS_URL.",
-            red=True, bold=True,
+            red=True,
+            bold=True,
         )
 
 
@@ -53,8 +59,9 @@ def dns() -> Iterator[ScriptedDNS]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def gateway(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            dns: ScriptedDNS) -> Iterator[Gateway]:
+def gateway(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, dns: ScriptedDNS
+) -> Iterator[Gateway]:
     instance = Gateway(request.param, tmp_path_factory.mktemp(request.param), dns)
     with instance.running():
         yield instance
@@ -76,8 +83,11 @@ def gw(gateway: Gateway) -> Iterator[Gateway]:
         gateway.start_worker()
     gateway.reset()
     yield gateway
-    stored = "\n".join(repr(row) for table in ("endpoint", "source", "api_key")
-                       for row in gateway.sql(f"SELECT * FROM {table}"))
+    stored = "\n".join(
+        repr(row)
+        for table in ("endpoint", "source", "api_key")
+        for row in gateway.sql(f"SELECT * FROM {table}")
+    )
     assert "whsec_" not in stored and API_KEY not in stored, "a secret stored in plaintext"
     assert not re.search(r"gw_[A-Za-z0-9_\-]{20}", stored), "an API key stored in plaintext"
 
@@ -86,4 +96,3 @@ def gw(gateway: Gateway) -> Iterator[Gateway]:
 def path() -> str:
     """A receiver path of this test's own."""
     return f"/{uuid.uuid4().hex[:12]}"
-

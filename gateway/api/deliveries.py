@@ -20,8 +20,9 @@ async def get_delivery(
     return await reads.get_delivery_with_attempts(session, delivery_id, principal.tenant_id)
 
 
-@router.post("/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED,
-             response_model=DeliveryOut)
+@router.post(
+    "/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut
+)
 async def retry(
     delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
 ) -> Delivery:

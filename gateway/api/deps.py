@@ -57,8 +57,9 @@ async def get_principal(
     address = client_address(request)
     blocked = failures.blocked_for(address)
     if blocked > 0:  # before the key is looked at: no guessing at speed
-        raise TooManyRequests("too many requests with a missing or invalid API key from "
-                              "this address", blocked)
+        raise TooManyRequests(
+            "too many requests with a missing or invalid API key from this address", blocked
+        )
     try:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
@@ -113,13 +114,17 @@ InboundDep = Annotated[InboundContext, Depends(get_inbound)]
 Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]
 Cursor = Annotated[
     str | None,
-    Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$",
-          description="`next_cursor` of the previous page"),
+    Query(
+        max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="`next_cursor` of the previous page"
+    ),
 ]
 IdPath = Annotated[str, Path(max_length=255)]
 StatusFilter = Annotated[
-    str | None, Query(alias="status", pattern="^(pending|succeeded|failed)$",
-                      description="Only deliveries in this state")
+    str | None,
+    Query(
+        alias="status",
+        pattern="^(pending|succeeded|failed)$",
+        description="Only deliveries in this state",
+    ),
 ]
 TextFilter = Annotated[Text | None, Query(max_length=255)]
-

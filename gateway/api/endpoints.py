@@ -42,7 +42,10 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
 async def create_endpoint(
-    body: EndpointCreate, session: SessionDep, settings: SettingsDep, principal: PrincipalDep,
+    body: EndpointCreate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     box: BoxDep,
 ) -> dict[str, object]:
     """Subscribe a URL; the answer is the only one (besides `/secret`) that shows the secret."""
@@ -61,8 +64,9 @@ async def list_endpoints(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    found = await reads.list_endpoints(session, box, tenant_id=tenant_id,
-                                       scope=principal.tenant_id, limit=limit, cursor=cursor)
+    found = await reads.list_endpoints(
+        session, box, tenant_id=tenant_id, scope=principal.tenant_id, limit=limit, cursor=cursor
+    )
     return found.body()
 
 
@@ -76,13 +80,18 @@ async def get_endpoint(
 
 @router.patch("/{endpoint_id}", response_model=EndpointOut)
 async def update_endpoint(
-    endpoint_id: IdPath, body: EndpointUpdate, session: SessionDep, settings: SettingsDep,
-    principal: PrincipalDep, box: BoxDep,
+    endpoint_id: IdPath,
+    body: EndpointUpdate,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    box: BoxDep,
 ) -> dict[str, object]:
     if "tenant_id" in body.model_fields_set:
         body.tenant_id = scoped_tenant(principal, body.tenant_id)
-    endpoint = await service.update_endpoint(session, endpoint_id, body, settings, box,
-                                             principal.tenant_id)
+    endpoint = await service.update_endpoint(
+        session, endpoint_id, body, settings, box, principal.tenant_id
+    )
     await session.commit()
     return reads.endpoint_out(endpoint, box)
 
@@ -120,14 +129,19 @@ async def rotate_secret(
 ) -> dict[str, object]:
     """New secret (given or generated); the previous one keeps signing beside it for 24 hours."""
     endpoint, secret = await service.rotate_secret(
-        session, endpoint_id, body.secret if body else None,
-        settings.secret_rotation_overlap_hours, box, principal.tenant_id)
-    return {"secret": secret,
-            "previous_secret_expires_at": endpoint.previous_secret_expires_at}
+        session,
+        endpoint_id,
+        body.secret if body else None,
+        settings.secret_rotation_overlap_hours,
+        box,
+        principal.tenant_id,
+    )
+    return {"secret": secret, "previous_secret_expires_at": endpoint.previous_secret_expires_at}
 
 
-@router.post("/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED,
-             response_model=EventPublished)
+@router.post(
+    "/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED, response_model=EventPublished
+)
 async def send_test(
     endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -137,10 +151,13 @@ async def send_test(
         raise Conflict(f"endpoint {endpoint_id} is disabled")
     try:
         published = await publish(
-            session, dispatcher, event_type="webhook.test",
-            data={"endpoint_id": endpoint.id,
-                  "message": "This is a test event from the gateway."},
-            tenant_id=endpoint.tenant_id, endpoint_ids=[endpoint.id], ignore_type_filters=True,
+            session,
+            dispatcher,
+            event_type="webhook.test",
+            data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
+            tenant_id=endpoint.tenant_id,
+            endpoint_ids=[endpoint.id],
+            ignore_type_filters=True,
         )
     except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
         raise NotFound(f"endpoint {endpoint_id!r} not found") from None
@@ -149,12 +166,16 @@ async def send_test(
 
 @router.post("/{endpoint_id}/recover", response_model=Recovered)
 async def recover(
-    endpoint_id: IdPath, body: Recover, session: SessionDep, dispatcher: DispatcherDep,
+    endpoint_id: IdPath,
+    body: Recover,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
     principal: PrincipalDep,
 ) -> dict[str, int]:
     """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
-    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until,
-                                  principal.tenant_id)
+    count = await service.recover(
+        session, dispatcher, endpoint_id, body.since, body.until, principal.tenant_id
+    )
     return {"requeued": count}
 
 
@@ -167,6 +188,12 @@ async def list_endpoint_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    found = await reads.list_deliveries(session, endpoint_id=endpoint_id, status=status_filter,
-                                        scope=principal.tenant_id, limit=limit, cursor=cursor)
+    found = await reads.list_deliveries(
+        session,
+        endpoint_id=endpoint_id,
+        status=status_filter,
+        scope=principal.tenant_id,
+        limit=limit,
+        cursor=cursor,
+    )
     return found.body()

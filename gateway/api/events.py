@@ -32,15 +32,24 @@ def _scoped_idempotency_key(principal: Principal, key: str) -> str:
     one unscoped API key's, so that no caller can collide with, or probe, another's
     keys. Hashed to a fixed length (tenant ids run to 255 characters), and prefixed
     apart from the delivery ids of inbound sources, which share the column."""
-    owner = (f"tenant:{principal.tenant_id}" if principal.tenant_id is not None
-             else f"key:{principal.key_id or 'bootstrap'}")
+    owner = (
+        f"tenant:{principal.tenant_id}"
+        if principal.tenant_id is not None
+        else f"key:{principal.key_id or 'bootstrap'}"
+    )
     return f"api:{hashlib.sha256(owner.encode()).hexdigest()[:24]}:{key}"
 
 
 @router.post(
-    "", status_code=status.HTTP_202_ACCEPTED, response_model=EventPublished,
-    responses={200: {"model": EventPublished,
-                     "description": "A repeat of an earlier Idempotency-Key: the first event"}},
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventPublished,
+    responses={
+        200: {
+            "model": EventPublished,
+            "description": "A repeat of an earlier Idempotency-Key: the first event",
+        }
+    },
 )
 async def publish_event(
     body: EventCreate,
@@ -51,14 +60,20 @@ async def publish_event(
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     with span("webhook.publish", **{"gateway.type": body.type}):
-        published = await batcher.publish(Publish(
-            body.type, body.data,
-            tenant_id=scoped_tenant(principal, body.tenant_id),
-            endpoint_ids=body.endpoint_ids,
-            idempotency_key=(_scoped_idempotency_key(principal, idempotency_key)
-                             if idempotency_key is not None else None),
-            by_operator=principal.is_admin,
-        ))
+        published = await batcher.publish(
+            Publish(
+                body.type,
+                body.data,
+                tenant_id=scoped_tenant(principal, body.tenant_id),
+                endpoint_ids=body.endpoint_ids,
+                idempotency_key=(
+                    _scoped_idempotency_key(principal, idempotency_key)
+                    if idempotency_key is not None
+                    else None
+                ),
+                by_operator=principal.is_admin,
+            )
+        )
     if not published.created:
         response.status_code = status.HTTP_200_OK
     return reads.published_out(published)
@@ -74,9 +89,15 @@ async def list_events(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    found = await reads.list_events(session, event_type=type, tenant_id=tenant_id,
-                                    source_id=source_id, scope=principal.tenant_id,
-                                    limit=limit, cursor=cursor)
+    found = await reads.list_events(
+        session,
+        event_type=type,
+        tenant_id=tenant_id,
+        source_id=source_id,
+        scope=principal.tenant_id,
+        limit=limit,
+        cursor=cursor,
+    )
     return found.body()
 
 
@@ -97,6 +118,12 @@ async def list_event_deliveries(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, object]:
-    found = await reads.list_deliveries(session, event_id=event_id, status=status_filter,
-                                        scope=principal.tenant_id, limit=limit, cursor=cursor)
+    found = await reads.list_deliveries(
+        session,
+        event_id=event_id,
+        status=status_filter,
+        scope=principal.tenant_id,
+        limit=limit,
+        cursor=cursor,
+    )
     return found.body()

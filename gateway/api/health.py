@@ -39,14 +39,20 @@ async def readyz(sessionmaker: SessionMakerDep, dispatcher: DispatcherDep) -> JS
         checks["database"] = f"unreachable ({type(exc).__name__})"
     checks["queue"] = "ok" if await dispatcher.ping() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                        status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )
 
 
-@router.get("/metrics", response_class=Response,
-            responses={401: {"description": "GATEWAY_METRICS_TOKEN is set and not given"}})
-async def metrics(request: Request, settings: SettingsDep, sessionmaker: SessionMakerDep
-                  ) -> Response:
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={401: {"description": "GATEWAY_METRICS_TOKEN is set and not given"}},
+)
+async def metrics(
+    request: Request, settings: SettingsDep, sessionmaker: SessionMakerDep
+) -> Response:
     """Prometheus text: counters of this process, and the backlog read from the database.
 
     Open unless `GATEWAY_METRICS_TOKEN` is set; then `Authorization: Bearer <token>`."""
@@ -54,9 +60,11 @@ async def metrics(request: Request, settings: SettingsDep, sessionmaker: Session
     if token is not None:
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return JSONResponse({"detail": "metrics need 'Authorization: Bearer <token>' "
-                                           "(GATEWAY_METRICS_TOKEN)"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"detail": "metrics need 'Authorization: Bearer <token>' (GATEWAY_METRICS_TOKEN)"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     try:
         await _observe_backlog(sessionmaker)
     except Exception as exc:  # metrics must answer while the database is down
@@ -68,13 +76,19 @@ async def metrics(request: Request, settings: SettingsDep, sessionmaker: Session
 async def _observe_backlog(sessionmaker: SessionMaker) -> None:
     now = utcnow()
     async with sessionmaker() as session:
-        pending = await session.scalar(select(func.count()).select_from(Delivery).where(
-            col(Delivery.status) == DeliveryStatus.PENDING))
-        oldest = await session.scalar(select(func.min(col(Delivery.next_attempt_at))).where(
-            col(Delivery.status) == DeliveryStatus.PENDING,
-            col(Delivery.next_attempt_at) <= now))
-        disabled = await session.scalar(select(func.count()).select_from(Endpoint).where(
-            col(Endpoint.disabled).is_(True)))
+        pending = await session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(col(Delivery.status) == DeliveryStatus.PENDING)
+        )
+        oldest = await session.scalar(
+            select(func.min(col(Delivery.next_attempt_at))).where(
+                col(Delivery.status) == DeliveryStatus.PENDING, col(Delivery.next_attempt_at) <= now
+            )
+        )
+        disabled = await session.scalar(
+            select(func.count()).select_from(Endpoint).where(col(Endpoint.disabled).is_(True))
+        )
     PENDING.set(pending or 0)
     OLDEST_DUE.set((now - as_utc(oldest)).total_seconds() if oldest is not None else 0)
     DISABLED.set(disabled or 0)

@@ -19,8 +19,10 @@ router = APIRouter(tags=["inbound"])
     response_model=InboundAccepted | InboundChallenge,
     responses={
         **error_responses(404, 413, 429, 503),
-        401: {"model": ErrorOut,
-              "description": "Signature missing, wrong, expired or replayed; nothing stored"},
+        401: {
+            "model": ErrorOut,
+            "description": "Signature missing, wrong, expired or replayed; nothing stored",
+        },
         403: {"model": ErrorOut, "description": "The source is disabled"},
     },
 )
@@ -28,8 +30,7 @@ async def receive(source_id: IdPath, request: Request, inbound: InboundDep) -> J
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""
     body = await request.body()
     with span("webhook.receive", **{"gateway.source_id": source_id}):
-        result = await ingest(inbound, source_id, request.headers, body,
-                              client_address(request))
+        result = await ingest(inbound, source_id, request.headers, body, client_address(request))
     if result.status == "challenge":
         return JSONResponse({"challenge": result.challenge})
     return JSONResponse({"status": result.status, "event_id": result.event_id})

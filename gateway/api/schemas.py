@@ -16,9 +16,12 @@ class ErrorOut(BaseModel):
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the error answers a route can give."""
     meaning = {
-        401: "Missing or invalid API key", 403: "Not allowed for this key",
-        404: "Not found (or another tenant's)", 409: "Conflicts with the current state",
-        413: "Body over the size limit", 429: "Over the rate limit; see Retry-After",
+        401: "Missing or invalid API key",
+        403: "Not allowed for this key",
+        404: "Not found (or another tenant's)",
+        409: "Conflicts with the current state",
+        413: "Body over the size limit",
+        429: "Over the rate limit; see Retry-After",
         503: "Database unavailable; retry",
     }
     return {code: {"model": ErrorOut, "description": meaning[code]} for code in codes}

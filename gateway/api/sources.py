@@ -28,13 +28,15 @@ router = APIRouter(prefix="/v1/sources", tags=["sources"], dependencies=[Depends
 
 
 def source_out(source: Source) -> dict[str, object]:
-    return {**source.model_dump(exclude={"secret"}), "ingest_path": service.ingest_path(source),
-            "deduplicate_body": service.deduplicates_body(source)}
+    return {
+        **source.model_dump(exclude={"secret"}),
+        "ingest_path": service.ingest_path(source),
+        "deduplicate_body": service.deduplicates_body(source),
+    }
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)
-async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep
-                        ) -> dict[str, object]:
+async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
     source = service.create_source(session, body, box)
     await session.commit()
@@ -54,15 +56,17 @@ async def get_source(source_id: IdPath, session: SessionDep) -> dict[str, object
 
 
 @router.get("/{source_id}/secret", response_model=SourceSecretOut)
-async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep
-                            ) -> dict[str, str]:
+async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep) -> dict[str, str]:
     source = await service.get_source(session, source_id)
     return {"secret": box.open(source.secret, service.SECRET)}
 
 
 @router.patch("/{source_id}", response_model=SourceOut)
 async def update_source(
-    source_id: IdPath, body: SourceUpdate, session: SessionDep, box: BoxDep,
+    source_id: IdPath,
+    body: SourceUpdate,
+    session: SessionDep,
+    box: BoxDep,
     inbound: InboundDep,
 ) -> dict[str, object]:
     source = await service.update_source(session, source_id, body, box)
@@ -72,8 +76,7 @@ async def update_source(
 
 
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep
-                        ) -> Response:
+async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep) -> Response:
     """Stop accepting at its URL; events it received stay."""
     await session.delete(await service.get_source(session, source_id))
     await session.commit()

@@ -21,7 +21,6 @@ from sqlalchemy.engine import make_url
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-
     from gateway.crypto import SecretBox
 
 T = TypeVar("T")
@@ -36,8 +35,10 @@ if not out.is_terminal and "COLUMNS" not in os.environ:
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 Limit = Annotated[int, typer.Option(min=1, max=250, help="How many to show, newest first.")]
-Cursor = Annotated[str | None, typer.Option(
-    help="Continue after this id: the next_cursor of the previous page (see --json).")]
+Cursor = Annotated[
+    str | None,
+    typer.Option(help="Continue after this id: the next_cursor of the previous page (see --json)."),
+]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -93,8 +94,10 @@ def require_database_file(settings: Settings) -> None:
     """Refuse to work on a SQLite file that is not there (connecting would create it empty)."""
     path = sqlite_file(settings)
     if path is not None and not path.exists():
-        fail(f"the database file {path} does not exist: run `gateway migrate`, or set "
-             "GATEWAY_DATABASE_URL to the gateway's database")
+        fail(
+            f"the database file {path} does not exist: run `gateway migrate`, or set "
+            "GATEWAY_DATABASE_URL to the gateway's database"
+        )
 
 
 def input_error(exc: ValidationError, names: dict[str, str] | None = None) -> NoReturn:

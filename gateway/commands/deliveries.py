@@ -15,12 +15,20 @@ from gateway.commands.running import run
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-app = typer.Typer(help="List and retry deliveries (directly in the database).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="List and retry deliveries (directly in the database).", no_args_is_help=True
+)
 
-COLUMNS = {"id": "id", "event_id": "event", "endpoint_id": "endpoint", "status": "status",
-           "attempt_count": "attempts", "last_status_code": "last code",
-           "next_attempt_at": "next attempt", "created_at": "created"}
+COLUMNS = {
+    "id": "id",
+    "event_id": "event",
+    "endpoint_id": "endpoint",
+    "status": "status",
+    "attempt_count": "attempts",
+    "last_status_code": "last code",
+    "next_attempt_at": "next attempt",
+    "created_at": "created",
+}
 
 
 class Status(StrEnum):
@@ -32,8 +40,9 @@ class Status(StrEnum):
 @app.command("list")
 def deliveries_list(
     status: Annotated[Status | None, typer.Option(help="Only deliveries in this state.")] = None,
-    endpoint: Annotated[str | None, typer.Option(help="Only deliveries to this endpoint id.")
-                        ] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="Only deliveries to this endpoint id.")
+    ] = None,
     event: Annotated[str | None, typer.Option(help="Only deliveries of this event id.")] = None,
     as_json: JsonFlag = False,
     limit: Limit = 50,
@@ -48,8 +57,13 @@ def deliveries_list(
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
         # An unknown endpoint or event is an error, not "no deliveries".
         found = await list_deliveries(
-            session, endpoint_id=endpoint, event_id=event,
-            status=status.value if status is not None else None, limit=limit, cursor=cursor)
+            session,
+            endpoint_id=endpoint,
+            event_id=event,
+            status=status.value if status is not None else None,
+            limit=limit,
+            cursor=cursor,
+        )
         return [dump(DeliveryOut, d) for d in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)

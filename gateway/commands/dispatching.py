@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
-
     from gateway.queue.dispatch import ArqDispatcher
 
 
@@ -23,8 +22,9 @@ class CommandDispatcher:
     Made outside the event loop (it connects on first use), closed with `async with`.
     """
 
-    def __init__(self, settings: Settings,
-                 on_enqueue: Callable[[str, tuple[Any, ...]], None] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, on_enqueue: Callable[[str, tuple[Any, ...]], None] | None = None
+    ) -> None:
         from gateway.queue.dispatch import ArqDispatcher
 
         self.settings = settings
@@ -41,7 +41,8 @@ class CommandDispatcher:
         self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
     ) -> bool:
         done = self.arq is not None and await self.arq.enqueue(
-            function, *args, job_id=job_id, defer_seconds=defer_seconds)
+            function, *args, job_id=job_id, defer_seconds=defer_seconds
+        )
         if done:
             self.queued += 1
         else:
@@ -67,10 +68,14 @@ class CommandDispatcher:
         """What became of the work, for the user."""
         pickup = self.settings.sweep_grace + self.settings.sweep_interval
         if self.arq is None:
-            return ("GATEWAY_REDIS_URL is not set (embedded mode), so nothing was queued: "
-                    f"the running `gateway serve` picks the work up within about {pickup:g} s.")
+            return (
+                "GATEWAY_REDIS_URL is not set (embedded mode), so nothing was queued: "
+                f"the running `gateway serve` picks the work up within about {pickup:g} s."
+            )
         if self.missed:
-            return (f"[yellow]Redis did not take {self.missed} of {self.missed + self.queued} "
-                    "jobs[/yellow]: the work is stored as pending, and the workers' sweeper "
-                    "sends it once Redis answers (check with `gateway doctor`).")
+            return (
+                f"[yellow]Redis did not take {self.missed} of {self.missed + self.queued} "
+                "jobs[/yellow]: the work is stored as pending, and the workers' sweeper "
+                "sends it once Redis answers (check with `gateway doctor`)."
+            )
         return "queued for the workers."

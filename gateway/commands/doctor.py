@@ -24,8 +24,15 @@ if TYPE_CHECKING:
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MAX_SKEW = 2.0  # seconds between this machine's clock and the database's
 TIMEOUT = 10.0  # seconds for each thing that is reached over the network
-CHECKS = ("configuration", "secret key", "database", "migrations", "stored secrets",
-          "redis", "clock")
+CHECKS = (
+    "configuration",
+    "secret key",
+    "database",
+    "migrations",
+    "stored secrets",
+    "redis",
+    "clock",
+)
 
 
 @dataclass
@@ -62,12 +69,17 @@ async def diagnose() -> list[Check]:
     except ValidationError as exc:
         problems = "; ".join(
             f"GATEWAY_{'.'.join(str(p) for p in e['loc']).upper() or 'configuration'}: {e['msg']}"
-            for e in exc.errors())
-        return [Check("configuration", FAIL, problems, "correct these environment variables"),
-                *(Check(name, SKIP, "needs a valid configuration") for name in CHECKS[1:])]
+            for e in exc.errors()
+        )
+        return [
+            Check("configuration", FAIL, problems, "correct these environment variables"),
+            *(Check(name, SKIP, "needs a valid configuration") for name in CHECKS[1:]),
+        ]
     mode = "embedded mode (no Redis)" if settings.embedded else "Redis mode"
-    checks = [Check("configuration", OK, f"{mode}, database "
-                    f"{shown_url(settings.database_url)}"), _secret_key(settings)]
+    checks = [
+        Check("configuration", OK, f"{mode}, database {shown_url(settings.database_url)}"),
+        _secret_key(settings),
+    ]
     database, skew = await _database(settings)
     checks.append(database)
     if database.status == OK:
@@ -80,8 +92,9 @@ async def diagnose() -> list[Check]:
     else:
         checks += [Check(name, SKIP, "needs the database") for name in CHECKS[3:5]]
     checks.append(await _redis(settings))
-    checks.append(_clock(settings, skew) if skew is not None
-                  else Check("clock", SKIP, "needs the database"))
+    checks.append(
+        _clock(settings, skew) if skew is not None else Check("clock", SKIP, "needs the database")
+    )
     return checks
 
 
@@ -91,24 +104,40 @@ def _secret_key(settings: Settings) -> Check:
     name = "secret key"
     if settings.secret_key:
         old = len(settings.old_secret_keys)
-        return Check(name, OK, "GATEWAY_SECRET_KEY is set" + (
-            f", with {old} old key(s) still accepted (a rotation in progress)" if old else ""))
+        return Check(
+            name,
+            OK,
+            "GATEWAY_SECRET_KEY is set"
+            + (f", with {old} old key(s) still accepted (a rotation in progress)" if old else ""),
+        )
     if not settings.is_sqlite:
-        return Check(name, FAIL, "GATEWAY_SECRET_KEY is not set, and the database is shared",
-                     "generate a key with `gateway secret-key generate` and set "
-                     "GATEWAY_SECRET_KEY to it for every gateway process")
+        return Check(
+            name,
+            FAIL,
+            "GATEWAY_SECRET_KEY is not set, and the database is shared",
+            "generate a key with `gateway secret-key generate` and set "
+            "GATEWAY_SECRET_KEY to it for every gateway process",
+        )
     path = settings.data_dir / KEY_FILE
     if not path.exists():
-        return Check(name, OK, f"none yet: `gateway serve` generates one on first start "
-                     f"and keeps it in {path}")
+        return Check(
+            name,
+            OK,
+            f"none yet: `gateway serve` generates one on first start and keeps it in {path}",
+        )
     try:
         parse_key(path.read_text())
     except (SecretKeyError, OSError) as exc:
-        return Check(name, FAIL, f"{path} cannot be used: {exc}",
-                     f"restore {path} from the backup of the database, or set "
-                     "GATEWAY_SECRET_KEY to the key the secrets were sealed with")
-    return Check(name, OK, f"generated on first start and kept in {path}; back it up with "
-                 "the database")
+        return Check(
+            name,
+            FAIL,
+            f"{path} cannot be used: {exc}",
+            f"restore {path} from the backup of the database, or set "
+            "GATEWAY_SECRET_KEY to the key the secrets were sealed with",
+        )
+    return Check(
+        name, OK, f"generated on first start and kept in {path}; back it up with the database"
+    )
 
 
 async def _database(settings: Settings) -> tuple[Check, float | None]:
@@ -120,9 +149,13 @@ async def _database(settings: Settings) -> tuple[Check, float | None]:
     name, where = "database", shown_url(settings.database_url)
     path = sqlite_file(settings)
     if path is not None and not path.exists():
-        return Check(name, FAIL, f"the SQLite file {path} does not exist",
-                     "run `gateway migrate` (`gateway serve` also creates it), or set "
-                     "GATEWAY_DATABASE_URL to the gateway's database"), None
+        return Check(
+            name,
+            FAIL,
+            f"the SQLite file {path} does not exist",
+            "run `gateway migrate` (`gateway serve` also creates it), or set "
+            "GATEWAY_DATABASE_URL to the gateway's database",
+        ), None
     fix = "start the database, or correct GATEWAY_DATABASE_URL"
     engine = _engine(settings)
     try:
@@ -151,8 +184,9 @@ async def _migrations(settings: Settings) -> Check:
         async with asyncio.timeout(TIMEOUT):
             current = await current_revision(settings)
     except Exception as exc:
-        return Check(name, FAIL, f"cannot read the schema version: {describe(exc)}",
-                     "run `gateway migrate`")
+        return Check(
+            name, FAIL, f"cannot read the schema version: {describe(exc)}", "run `gateway migrate`"
+        )
     if current == head:
         return Check(name, OK, f"the schema is at the latest revision ({head})")
     if current is None:
@@ -160,12 +194,20 @@ async def _migrations(settings: Settings) -> Check:
     try:
         ScriptDirectory.from_config(alembic_config(settings)).get_revision(current)
     except Exception:
-        return Check(name, FAIL, f"the database is at revision {current}, which this version "
-                     "of the gateway does not know: a newer one migrated it",
-                     "run the gateway version that migrated the database")
+        return Check(
+            name,
+            FAIL,
+            f"the database is at revision {current}, which this version "
+            "of the gateway does not know: a newer one migrated it",
+            "run the gateway version that migrated the database",
+        )
     also = " (`gateway serve` also does it on start with SQLite)" if settings.is_sqlite else ""
-    return Check(name, FAIL, f"the schema is at revision {current}, this version needs {head}",
-                 f"run `gateway migrate`{also}")
+    return Check(
+        name,
+        FAIL,
+        f"the schema is at revision {current}, this version needs {head}",
+        f"run `gateway migrate`{also}",
+    )
 
 
 async def _stored_secrets(settings: Settings) -> Check:
@@ -184,11 +226,17 @@ async def _stored_secrets(settings: Settings) -> Check:
         async with engine.connect() as conn:
             samples = [
                 (f"{what} {row.id}", row.secret, purpose)
-                for model, what, purpose in ((Endpoint, "endpoint", ENDPOINT_SECRET),
-                                             (Source, "source", SOURCE_SECRET))
-                for row in (await conn.execute(
-                    select(col(model.id), col(model.secret))
-                    .order_by(col(model.id).desc()).limit(1))).all()
+                for model, what, purpose in (
+                    (Endpoint, "endpoint", ENDPOINT_SECRET),
+                    (Source, "source", SOURCE_SECRET),
+                )
+                for row in (
+                    await conn.execute(
+                        select(col(model.id), col(model.secret))
+                        .order_by(col(model.id).desc())
+                        .limit(1)
+                    )
+                ).all()
             ]
     except Exception as exc:
         return Check(name, FAIL, f"cannot read them: {describe(exc)}", "run `gateway doctor` again")
@@ -199,9 +247,13 @@ async def _stored_secrets(settings: Settings) -> Check:
     key_file = settings.data_dir / KEY_FILE
     if not settings.secret_key and settings.is_sqlite and not key_file.exists():
         if any(secret.startswith(PREFIX) for _, secret, _ in samples):
-            return Check(name, FAIL, f"secrets are stored encrypted, but {key_file} is missing",
-                         f"restore {key_file} from the backup of the database, or set "
-                         "GATEWAY_SECRET_KEY to the key they were sealed with")
+            return Check(
+                name,
+                FAIL,
+                f"secrets are stored encrypted, but {key_file} is missing",
+                f"restore {key_file} from the backup of the database, or set "
+                "GATEWAY_SECRET_KEY to the key they were sealed with",
+            )
         return Check(name, OK, "stored unencrypted (from before encryption at rest)")
     try:
         box = load_box(settings)
@@ -209,13 +261,21 @@ async def _stored_secrets(settings: Settings) -> Check:
             try:
                 box.open(secret, purpose)
             except SecretKeyError as exc:
-                return Check(name, FAIL, f"the secret of {what} does not open: {exc}",
-                             "set GATEWAY_SECRET_KEY to the key the secrets were sealed with "
-                             "(and earlier keys in GATEWAY_OLD_SECRET_KEYS)")
+                return Check(
+                    name,
+                    FAIL,
+                    f"the secret of {what} does not open: {exc}",
+                    "set GATEWAY_SECRET_KEY to the key the secrets were sealed with "
+                    "(and earlier keys in GATEWAY_OLD_SECRET_KEYS)",
+                )
     except SecretKeyError as exc:
         return Check(name, FAIL, str(exc), "see the secret key check")
-    return Check(name, OK, f"the newest ones open under the configured key "
-                 f"({', '.join(what for what, _, _ in samples)})")
+    return Check(
+        name,
+        OK,
+        f"the newest ones open under the configured key "
+        f"({', '.join(what for what, _, _ in samples)})",
+    )
 
 
 async def _redis(settings: Settings) -> Check:
@@ -223,11 +283,15 @@ async def _redis(settings: Settings) -> Check:
 
     name = "redis"
     if settings.redis_url is None:
-        return Check(name, OK, "not configured: embedded mode, one `gateway serve` process "
-                     "delivers in-process")
+        return Check(
+            name,
+            OK,
+            "not configured: embedded mode, one `gateway serve` process delivers in-process",
+        )
     where = shown_url(settings.redis_url)
-    fix = ("start Redis, or correct GATEWAY_REDIS_URL; meanwhile events are accepted but "
-           "not delivered")
+    fix = (
+        "start Redis, or correct GATEWAY_REDIS_URL; meanwhile events are accepted but not delivered"
+    )
     dispatcher = ArqDispatcher(settings.redis_url, settings.queue_name)
     try:
         async with asyncio.timeout(TIMEOUT):
@@ -249,9 +313,14 @@ def _clock(settings: Settings, skew: float) -> Check:
     detail = f"the database's clock is {abs(skew):.1f} s {direction} this machine's"
     if abs(skew) <= MAX_SKEW:
         return Check(name, OK, detail)
-    return Check(name, WARN, detail, "synchronise both machines' clocks (NTP: chrony or "
-                 "systemd-timesyncd); skew moves retries and leases, and receivers refuse "
-                 "signatures with a timestamp minutes off")
+    return Check(
+        name,
+        WARN,
+        detail,
+        "synchronise both machines' clocks (NTP: chrony or "
+        "systemd-timesyncd); skew moves retries and leases, and receivers refuse "
+        "signatures with a timestamp minutes off",
+    )
 
 
 def _engine(settings: Settings) -> AsyncEngine:

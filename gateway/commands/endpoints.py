@@ -24,15 +24,35 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="Manage endpoints (directly in the database).", no_args_is_help=True)
 
-COLUMNS = {"id": "id", "url": "url", "tenant_id": "tenant", "event_types": "event types",
-           "state": "state", "created_at": "created"}
-DETAIL = {"id": "id", "url": "url", "tenant_id": "tenant", "description": "description",
-          "event_types": "event types", "source_ids": "sources", "rate_limit": "rate limit",
-          "disabled": "disabled", "disabled_reason": "why disabled",
-          "failing_since": "failing since", "created_at": "created", "updated_at": "updated"}
+COLUMNS = {
+    "id": "id",
+    "url": "url",
+    "tenant_id": "tenant",
+    "event_types": "event types",
+    "state": "state",
+    "created_at": "created",
+}
+DETAIL = {
+    "id": "id",
+    "url": "url",
+    "tenant_id": "tenant",
+    "description": "description",
+    "event_types": "event types",
+    "source_ids": "sources",
+    "rate_limit": "rate limit",
+    "disabled": "disabled",
+    "disabled_reason": "why disabled",
+    "failing_since": "failing since",
+    "created_at": "created",
+    "updated_at": "updated",
+}
 # The services' field names, as the user typed them.
-OPTIONS = {"url": "URL", "event_types": "--event-type", "tenant_id": "--tenant",
-           "description": "--description"}
+OPTIONS = {
+    "url": "URL",
+    "event_types": "--event-type",
+    "tenant_id": "--tenant",
+    "description": "--description",
+}
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
 
@@ -56,16 +76,26 @@ def endpoints_list(
         return [dump(EndpointOut, e) for e in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)
-    print_page(rows, next_cursor, as_json, COLUMNS, "endpoints",
-               shown=lambda row: {**row, "state": _state(row)})
+    print_page(
+        rows,
+        next_cursor,
+        as_json,
+        COLUMNS,
+        "endpoints",
+        shown=lambda row: {**row, "state": _state(row)},
+    )
 
 
 @app.command("create")
 def endpoints_create(
     url: Annotated[str, typer.Argument(help="Where to POST events (http or https).")],
-    event_type: Annotated[list[str] | None, typer.Option(
-        "--event-type", help="Subscribe to this type, 'prefix.*' or '*'; repeat for more. "
-        "None: every type.")] = None,
+    event_type: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-type",
+            help="Subscribe to this type, 'prefix.*' or '*'; repeat for more. None: every type.",
+        ),
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="The tenant the endpoint belongs to.")] = None,
     description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
     as_json: JsonFlag = False,
@@ -77,8 +107,9 @@ def endpoints_create(
 
     settings = load_settings()
     try:
-        body = EndpointCreate(url=url, event_types=event_type or None, tenant_id=tenant,
-                              description=description)
+        body = EndpointCreate(
+            url=url, event_types=event_type or None, tenant_id=tenant, description=description
+        )
     except ValidationError as exc:
         input_error(exc, OPTIONS)
     box = load_box(settings)
@@ -89,8 +120,10 @@ def endpoints_create(
         return dump(EndpointCreated, endpoint_out(endpoint, box, with_secret=True))
 
     endpoint = run(settings, work, OPTIONS)
-    note(f"[green]created {endpoint['id']}[/green]; receivers verify its signatures with "
-         f"the secret below (GET /v1/endpoints/{endpoint['id']}/secret shows it again)")
+    note(
+        f"[green]created {endpoint['id']}[/green]; receivers verify its signatures with "
+        f"the secret below (GET /v1/endpoints/{endpoint['id']}/secret shows it again)"
+    )
     if as_json:
         print_json(endpoint)
     else:
@@ -130,7 +163,8 @@ def _set_disabled(endpoint_id: str, disabled: bool, as_json: bool) -> None:
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         endpoint = await service.update_endpoint(
-            session, endpoint_id, EndpointUpdate(disabled=disabled), settings, box)
+            session, endpoint_id, EndpointUpdate(disabled=disabled), settings, box
+        )
         await session.commit()
         return dump(EndpointOut, endpoint_out(endpoint, box))
 

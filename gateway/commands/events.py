@@ -25,11 +25,15 @@ from gateway.commands.running import run
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-app = typer.Typer(help="Publish and list events (directly in the database).",
-                  no_args_is_help=True)
+app = typer.Typer(help="Publish and list events (directly in the database).", no_args_is_help=True)
 
-COLUMNS = {"id": "id", "type": "type", "tenant_id": "tenant", "source_id": "source",
-           "created_at": "created"}
+COLUMNS = {
+    "id": "id",
+    "type": "type",
+    "tenant_id": "tenant",
+    "source_id": "source",
+    "created_at": "created",
+}
 OPTIONS = {"type": "TYPE", "data": "--data", "tenant_id": "--tenant"}
 
 Tenant = Annotated[str | None, typer.Option(help="The tenant the event belongs to.")]
@@ -60,18 +64,23 @@ def events_publish(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         async with dispatcher:
-            published = await publish(session, dispatcher, event_type=body.type,
-                                      data=body.data, tenant_id=body.tenant_id)
+            published = await publish(
+                session, dispatcher, event_type=body.type, data=body.data, tenant_id=body.tenant_id
+            )
         return dump(EventPublished, published_out(published))
 
     event = run(settings, work, OPTIONS)
     count = event["deliveries"]
     if count:
-        note(f"[green]published {event['id']}[/green] to {count} "
-             f"endpoint{'s' if count != 1 else ''}; {dispatcher.summary()}")
+        note(
+            f"[green]published {event['id']}[/green] to {count} "
+            f"endpoint{'s' if count != 1 else ''}; {dispatcher.summary()}"
+        )
     else:
-        note(f"[green]published {event['id']}[/green]; no enabled endpoint subscribes to it, "
-             "so nothing is delivered")
+        note(
+            f"[green]published {event['id']}[/green]; no enabled endpoint subscribes to it, "
+            "so nothing is delivered"
+        )
     if as_json:
         print_json(event)
     else:
@@ -80,8 +89,9 @@ def events_publish(
 
 @app.command("list")
 def events_list(
-    event_type: Annotated[str | None, typer.Option("--type", help="Only events of this type.")
-                          ] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--type", help="Only events of this type.")
+    ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
     as_json: JsonFlag = False,
     limit: Limit = 50,
@@ -94,8 +104,9 @@ def events_list(
     settings = load_settings()
 
     async def work(session: AsyncSession) -> tuple[list[dict[str, Any]], str | None]:
-        found = await list_events(session, event_type=event_type, tenant_id=tenant,
-                                  limit=limit, cursor=cursor)
+        found = await list_events(
+            session, event_type=event_type, tenant_id=tenant, limit=limit, cursor=cursor
+        )
         return [dump(EventOut, e) for e in found.data], found.next_cursor
 
     rows, next_cursor = run(settings, work)

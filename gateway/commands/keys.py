@@ -13,8 +13,15 @@ from gateway.commands.running import run
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-COLUMNS = {"id": "id", "name": "name", "key_prefix": "prefix", "tenant_id": "tenant",
-           "rate_limit": "rate limit", "created_at": "created", "revoked_at": "revoked"}
+COLUMNS = {
+    "id": "id",
+    "name": "name",
+    "key_prefix": "prefix",
+    "tenant_id": "tenant",
+    "rate_limit": "rate limit",
+    "created_at": "created",
+    "revoked_at": "revoked",
+}
 
 
 def register(keys: typer.Typer) -> None:
@@ -61,8 +68,10 @@ def keys_revoke(
     if already:
         note(f"{key_id} was already revoked")
     else:
-        note(f"[green]revoked {key_id}[/green]; running gateway processes refuse it within "
-             f"{CACHE_SECONDS:g} s")
+        note(
+            f"[green]revoked {key_id}[/green]; running gateway processes refuse it within "
+            f"{CACHE_SECONDS:g} s"
+        )
     if as_json:
         print_json(key)
     else:

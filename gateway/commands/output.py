@@ -14,7 +14,6 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-
     pass
 
 from gateway.commands.common import note, out
@@ -30,16 +29,22 @@ def dump(model: type[BaseModel], value: Any) -> dict[str, Any]:
     return model.model_validate(value, from_attributes=True).model_dump(mode="json")
 
 
-def print_page(rows: list[dict[str, Any]], next_cursor: str | None, as_json: bool,
-               columns: dict[str, str], what: str,
-               shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+def print_page(
+    rows: list[dict[str, Any]],
+    next_cursor: str | None,
+    as_json: bool,
+    columns: dict[str, str],
+    what: str,
+    shown: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> None:
     """One page of a list: with --json as the API pages it, else as a table of `columns`
     (each row through `shown` first, for columns the API does not have)."""
     if as_json:
         print_json({"data": rows, "next_cursor": next_cursor})
     else:
-        print_table(rows if shown is None else [shown(row) for row in rows], columns, what,
-                    next_cursor)
+        print_table(
+            rows if shown is None else [shown(row) for row in rows], columns, what, next_cursor
+        )
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
@@ -62,8 +67,12 @@ def cell(value: Any, key: str = "") -> Text:
     return Text(str(value))
 
 
-def print_table(rows: Iterable[dict[str, Any]], columns: dict[str, str], what: str,
-                next_cursor: str | None = None) -> None:
+def print_table(
+    rows: Iterable[dict[str, Any]],
+    columns: dict[str, str],
+    what: str,
+    next_cursor: str | None = None,
+) -> None:
     """Rows as a table on stdout (`columns`: key -> heading); "no <what>" when empty."""
     rows = list(rows)
     if not rows:
@@ -72,8 +81,7 @@ def print_table(rows: Iterable[dict[str, Any]], columns: dict[str, str], what: s
     table = Table(header_style="bold")
     for key, heading in columns.items():
         is_id = key == "id" or key.endswith("_id")
-        table.add_column(heading, no_wrap=is_id, min_width=len(heading),
-                         overflow="fold")
+        table.add_column(heading, no_wrap=is_id, min_width=len(heading), overflow="fold")
     for row in rows:
         table.add_row(*(cell(row.get(key), key) for key in columns))
     out.print(table)

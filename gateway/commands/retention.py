@@ -15,8 +15,10 @@ if TYPE_CHECKING:
 
 
 def purge(
-    days: Annotated[float | None, typer.Option(
-        help="Keep this many days (default GATEWAY_RETENTION_DAYS).", min=0.001)] = None,
+    days: Annotated[
+        float | None,
+        typer.Option(help="Keep this many days (default GATEWAY_RETENTION_DAYS).", min=0.001),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Delete events older than the retention period, with their deliveries and attempts."""
@@ -26,14 +28,18 @@ def purge(
 
     settings = load_settings()
     keep = days if days is not None else settings.retention_days
-    progress = Progress(SpinnerColumn(), TextColumn("purging: {task.completed} events"),
-                        console=err, transient=True, disable=as_json or not err.is_terminal)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("purging: {task.completed} events"),
+        console=err,
+        transient=True,
+        disable=as_json or not err.is_terminal,
+    )
     task = progress.add_task("purge", total=None)
 
     async def work(sessionmaker: SessionMaker) -> int:
         with progress:
-            return await purge_expired(sessionmaker, keep,
-                                       lambda n: progress.advance(task, n))
+            return await purge_expired(sessionmaker, keep, lambda n: progress.advance(task, n))
 
     count = run_db(settings, work)
     note(f"purged {count} events older than {keep:g} days (pending deliveries are kept)")

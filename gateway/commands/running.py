@@ -23,8 +23,12 @@ from gateway.commands.common import (
 
 T = TypeVar("T")
 
-def run_db(settings: Settings, work: Callable[[SessionMaker], Awaitable[T]],
-           names: dict[str, str] | None = None) -> T:
+
+def run_db(
+    settings: Settings,
+    work: Callable[[SessionMaker], Awaitable[T]],
+    names: dict[str, str] | None = None,
+) -> T:
     """Run `work` with the sessionmaker of a fresh engine, disposed afterwards.
 
     The services' errors become messages and exit codes (`names` maps their field
@@ -44,8 +48,11 @@ def run_db(settings: Settings, work: Callable[[SessionMaker], Awaitable[T]],
     return guarded(settings, lambda: asyncio.run(main()), names)
 
 
-def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]],
-        names: dict[str, str] | None = None) -> T:
+def run(
+    settings: Settings,
+    work: Callable[[AsyncSession], Awaitable[T]],
+    names: dict[str, str] | None = None,
+) -> T:
     """`run_db` for work done in one session."""
 
     async def in_session(sessionmaker: SessionMaker) -> T:
@@ -55,8 +62,7 @@ def run(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]],
     return run_db(settings, in_session, names)
 
 
-def guarded(settings: Settings, call: Callable[[], T],
-            names: dict[str, str] | None = None) -> T:
+def guarded(settings: Settings, call: Callable[[], T], names: dict[str, str] | None = None) -> T:
     """`call()`, with the services' and the database's errors turned into exits."""
     from sqlalchemy.exc import DBAPIError
 
@@ -75,8 +81,11 @@ def guarded(settings: Settings, call: Callable[[], T],
         fail(str(exc))
     except (DBAPIError, OSError) as exc:
         reason = describe(exc)
-        hint = ("the schema is behind: run `gateway migrate`" if _missing_schema(reason)
-                else "run `gateway doctor`")
+        hint = (
+            "the schema is behind: run `gateway migrate`"
+            if _missing_schema(reason)
+            else "run `gateway doctor`"
+        )
         fail(f"the database at {shown_url(settings.database_url)} failed: {reason}; {hint}")
 
 
@@ -91,6 +100,6 @@ def describe(exc: BaseException) -> str:
 
 def _missing_schema(reason: str) -> bool:
     """The schema is missing or older than the code (SQLite's and PostgreSQL's words)."""
-    return any(words in reason for words in ("no such table", "no such column",
-                                             "has no column named")) or (
-        "does not exist" in reason and ("relation" in reason or "column" in reason))
+    return any(
+        words in reason for words in ("no such table", "no such column", "has no column named")
+    ) or ("does not exist" in reason and ("relation" in reason or "column" in reason))

@@ -82,9 +82,12 @@ class InboundContext:
         async with self.sessionmaker() as session:
             row = await get_or_404(session, Source, source_id, "source")
         view = _SourceView(
-            row.id, row.provider,
+            row.id,
+            row.provider,
             SourceConfig(self.box.open(row.secret, SECRET), row.options, row.tolerance_seconds),
-            row.rate_limit, row.disabled, deduplicates_body(row),
+            row.rate_limit,
+            row.disabled,
+            deduplicates_body(row),
         )
         if len(self._sources) > 10_000:
             self._sources.clear()
@@ -96,15 +99,19 @@ class InboundContext:
 
 
 async def ingest(
-    ctx: InboundContext, source_id: str, headers: Mapping[str, str], body: bytes,
+    ctx: InboundContext,
+    source_id: str,
+    headers: Mapping[str, str],
+    body: bytes,
     client: str,
 ) -> Ingested:
     """`client` is the caller's address: its failed verifications are limited apart."""
     # Before verification: an address that keeps failing buys itself no HMAC work.
     blocked = ctx.failures.blocked_for(client)
     if blocked > 0:
-        raise TooManyRequests("too many requests that failed verification from this "
-                              "address", blocked)
+        raise TooManyRequests(
+            "too many requests that failed verification from this address", blocked
+        )
     try:
         source = await ctx.source(source_id)
     except NotFound:
@@ -134,15 +141,18 @@ async def ingest(
 
     digest = hashlib.sha256(body).hexdigest()
     delivery_id = verified.delivery_id or digest
-    published = await ctx.batcher.publish(Publish(
-        event_type(verified.event_type), event_data(verified.payload, body),
-        source_id=source.id,
-        idempotency_key=_dedup_key(source.id, delivery_id),
-        # A replay under a new, unsigned delivery id is still the same body: for as
-        # long as events are kept (GATEWAY_RETENTION_DAYS), it is a duplicate too.
-        content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
-        received=Received(body, stored_headers(headers), verified.verification),
-    ))
+    published = await ctx.batcher.publish(
+        Publish(
+            event_type(verified.event_type),
+            event_data(verified.payload, body),
+            source_id=source.id,
+            idempotency_key=_dedup_key(source.id, delivery_id),
+            # A replay under a new, unsigned delivery id is still the same body: for as
+            # long as events are kept (GATEWAY_RETENTION_DAYS), it is a duplicate too.
+            content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
+            received=Received(body, stored_headers(headers), verified.verification),
+        )
+    )
     status = "accepted" if published.created else "duplicate"
     INBOUND.labels(source.provider, status).inc()
     return Ingested(status, published.event.id)

@@ -73,8 +73,9 @@ class SourceCreate(Input):
 
     @field_validator("options")
     @classmethod
-    def _check_options(cls, value: dict[str, Any] | None, info: ValidationInfo
-                       ) -> dict[str, Any] | None:
+    def _check_options(
+        cls, value: dict[str, Any] | None, info: ValidationInfo
+    ) -> dict[str, Any] | None:
         if "provider" not in info.data:
             return value
         return check_source_options(info.data["provider"], value)

@@ -40,11 +40,17 @@ SECRET = "source.secret"  # what a sealed source secret is bound to
 def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> Source:
     now = utcnow()
     source = Source(
-        id=new_id("src"), name=body.name, provider=body.provider,
+        id=new_id("src"),
+        name=body.name,
+        provider=body.provider,
         secret=box.seal(body.secret, SECRET),
-        options=body.options or {}, tolerance_seconds=body.tolerance_seconds,
-        rate_limit=body.rate_limit, deduplicate_body=body.deduplicate_body,
-        disabled=body.disabled, created_at=now, updated_at=now,
+        options=body.options or {},
+        tolerance_seconds=body.tolerance_seconds,
+        rate_limit=body.rate_limit,
+        deduplicate_body=body.deduplicate_body,
+        disabled=body.disabled,
+        created_at=now,
+        updated_at=now,
     )
     session.add(source)
     return source

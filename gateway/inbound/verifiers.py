@@ -158,8 +158,12 @@ class StripeVerifier:
             raise VerificationFailed("no v1 signature matches")
         _check_timestamp(timestamp, config, now)
         payload = parse_payload(headers, body)
-        return Verified(_text(_get(payload, "id")), _text(_get(payload, "type")), payload,
-                        f"stripe v1 signature, t={timestamp}")
+        return Verified(
+            _text(_get(payload, "id")),
+            _text(_get(payload, "type")),
+            payload,
+            f"stripe v1 signature, t={timestamp}",
+        )
 
 
 class GitHubVerifier:
@@ -183,8 +187,9 @@ class GitHubVerifier:
         event = headers.get("x-github-event") or "unknown"
         action = _text(_get(payload, "action"))
         event_type = f"{event}.{action}" if action else event
-        return Verified(headers.get("x-github-delivery"), event_type, payload,
-                        "github sha256 signature")
+        return Verified(
+            headers.get("x-github-delivery"), event_type, payload, "github sha256 signature"
+        )
 
 
 class GitLabVerifier:
@@ -203,8 +208,7 @@ class GitLabVerifier:
             raise VerificationFailed("token does not match")
         payload = parse_payload(headers, body)
         delivery_id = headers.get("x-gitlab-event-uuid") or headers.get("x-gitlab-webhook-uuid")
-        return Verified(delivery_id, _text(_get(payload, "object_kind")), payload,
-                        "gitlab token")
+        return Verified(delivery_id, _text(_get(payload, "object_kind")), payload, "gitlab token")
 
 
 class ShopifyVerifier:
@@ -223,8 +227,12 @@ class ShopifyVerifier:
             raise VerificationFailed("malformed X-Shopify-Hmac-Sha256 header", "malformed")
         if not _matches(_hmac(config.secret.encode(), body), [signature]):
             raise VerificationFailed("signature does not match")
-        return Verified(headers.get("x-shopify-webhook-id"), headers.get("x-shopify-topic"),
-                        parse_payload(headers, body), "shopify hmac-sha256")
+        return Verified(
+            headers.get("x-shopify-webhook-id"),
+            headers.get("x-shopify-topic"),
+            parse_payload(headers, body),
+            "shopify hmac-sha256",
+        )
 
 
 class SlackVerifier:
@@ -248,13 +256,22 @@ class SlackVerifier:
         payload = parse_payload(headers, body)
         kind = _text(_get(payload, "type"))
         if kind == "url_verification":
-            return Verified(None, kind, payload, "slack v0 signature",
-                            challenge=str(_get(payload, "challenge") or ""))
+            return Verified(
+                None,
+                kind,
+                payload,
+                "slack v0 signature",
+                challenge=str(_get(payload, "challenge") or ""),
+            )
         event_type = _text(_get(payload, "event.type")) or kind
         if event_type is None and isinstance(payload, dict) and "command" in payload:
             event_type = "slash_command"
-        return Verified(_text(_get(payload, "event_id")), event_type, payload,
-                        f"slack v0 signature, t={timestamp}")
+        return Verified(
+            _text(_get(payload, "event_id")),
+            event_type,
+            payload,
+            f"slack v0 signature, t={timestamp}",
+        )
 
 
 class StandardVerifier:
@@ -280,7 +297,8 @@ class StandardVerifier:
         timestamp = _header(headers, "webhook-timestamp")
         header = _header(headers, "webhook-signature")
         signatures = [
-            sig for version, _, sig in (item.partition(",") for item in header.split(" "))
+            sig
+            for version, _, sig in (item.partition(",") for item in header.split(" "))
             if version == "v1"
         ]
         expected = base64.b64encode(
@@ -290,8 +308,12 @@ class StandardVerifier:
             raise VerificationFailed("no v1 signature matches")
         _check_timestamp(timestamp, config, now)
         payload = parse_payload(headers, body)
-        return Verified(msg_id, _text(_get(payload, "type")), payload,
-                        f"standard webhooks v1 signature, t={timestamp}")
+        return Verified(
+            msg_id,
+            _text(_get(payload, "type")),
+            payload,
+            f"standard webhooks v1 signature, t={timestamp}",
+        )
 
 
 class HmacVerifier:
@@ -312,7 +334,7 @@ class HmacVerifier:
         if prefix:
             if not value.startswith(prefix):
                 raise VerificationFailed(f"{header_name} header does not start with {prefix!r}")
-            value = value[len(prefix):]
+            value = value[len(prefix) :]
         digest = _hmac(config.secret.encode(), body, str(options.get("algorithm", "sha256")))
         if options.get("encoding", "hex") == "base64":
             signature = _b64decode(value.strip())
@@ -333,7 +355,14 @@ class HmacVerifier:
 
 VERIFIERS: dict[str, Verifier] = {
     v.provider: v
-    for v in (StripeVerifier(), GitHubVerifier(), GitLabVerifier(), ShopifyVerifier(),
-              SlackVerifier(), StandardVerifier(), HmacVerifier())
+    for v in (
+        StripeVerifier(),
+        GitHubVerifier(),
+        GitLabVerifier(),
+        ShopifyVerifier(),
+        SlackVerifier(),
+        StandardVerifier(),
+        HmacVerifier(),
+    )
 }
 PROVIDERS = tuple(VERIFIERS)

@@ -174,11 +174,10 @@ class GuardedResolver(AbstractResolver):
             else:
                 reason = reason_here
         if not kept:
-            raise RefusedAddress(f"{host} resolves to {reason}; set GATEWAY_ALLOWED_NETWORKS "
-                                 "to allow it")
+            raise RefusedAddress(
+                f"{host} resolves to {reason}; set GATEWAY_ALLOWED_NETWORKS to allow it"
+            )
         return kept
 
     async def close(self) -> None:
         await self._inner.close()
-
-

@@ -42,8 +42,9 @@ class DeliveryContext:
     records: GroupCall[Any, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.loads = EndpointLoads(self.settings.connections_per_host,
-                                   slots=self.settings.delivery_concurrency)
+        self.loads = EndpointLoads(
+            self.settings.connections_per_host, slots=self.settings.delivery_concurrency
+        )
 
     def keep(self, task: asyncio.Task[None]) -> None:
         self.stragglers.add(task)

@@ -57,8 +57,10 @@ RATE_WAIT_IN_JOB = 0.25
 # Claims in a row that ended with nothing recorded (the worker died, or a bug in the
 # gateway) before a delivery is given up as failed rather than tried forever.
 MAX_STALLED_CLAIMS = 5
-STALLED_ERROR = (f"given up: {MAX_STALLED_CLAIMS} tries in a row ended inside the gateway "
-                 "(a crash or a bug, not the endpoint); see the worker logs")
+STALLED_ERROR = (
+    f"given up: {MAX_STALLED_CLAIMS} tries in a row ended inside the gateway "
+    "(a crash or a bug, not the endpoint); see the worker logs"
+)
 
 
 async def deliver_events(ctx: DeliveryContext, event_ids: Sequence[str]) -> int:
@@ -82,8 +84,7 @@ async def _deliver(ctx: DeliveryContext, want: Want) -> int:
     tasks = [asyncio.create_task(_attempt_guarded(ctx, job)) for job in jobs]
     patience = min(MAX_PATIENCE, ctx.settings.delivery_timeout / 4)
     done, pending = await asyncio.wait(tasks, timeout=patience)
-    finished = [(job, task.result()) for job, task in zip(jobs, tasks, strict=True)
-                if task in done]
+    finished = [(job, task.result()) for job, task in zip(jobs, tasks, strict=True) if task in done]
     if finished:
         await _records(ctx)(finished)
     if pending:
@@ -169,15 +170,21 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
         timeout = ctx.settings.delivery_timeout
         try:
             _check_literal_host(endpoint.url, ctx)
-            with child_span("webhook.attempt", job.event.trace_parent,
-                            **{"gateway.event_id": job.event.id,
-                               "gateway.delivery_id": job.delivery_id,
-                               "gateway.endpoint_id": endpoint.id,
-                               "gateway.attempt": job.attempt}) as span:
+            with child_span(
+                "webhook.attempt",
+                job.event.trace_parent,
+                **{
+                    "gateway.event_id": job.event.id,
+                    "gateway.delivery_id": job.delivery_id,
+                    "gateway.endpoint_id": endpoint.id,
+                    "gateway.attempt": job.attempt,
+                },
+            ) as span:
                 # The session's total timeout is the attempt's one deadline: connecting
                 # (waiting for a connection included), sending, and reading the answer.
-                async with ctx.client.post(endpoint.url, data=job.body, headers=headers,
-                                           allow_redirects=False) as response:
+                async with ctx.client.post(
+                    endpoint.url, data=job.body, headers=headers, allow_redirects=False
+                ) as response:
                     body = await _read_capped(response)
                 span.set_attribute("http.response.status_code", response.status)
         except TimeoutError:
@@ -207,13 +214,16 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
 def _signed_headers(ctx: DeliveryContext, job: Job, now: datetime) -> dict[str, str]:
     timestamp = int(now.timestamp())
     headers = ctx.box.open_headers(job.endpoint.headers)
-    headers.update({
-        "content-type": "application/json",
-        "webhook-id": job.event.id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(
-            _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, job.body),
-    })
+    headers.update(
+        {
+            "content-type": "application/json",
+            "webhook-id": job.event.id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(
+                _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, job.body
+            ),
+        }
+    )
     return headers
 
 
@@ -278,5 +288,3 @@ def _describe(exc: aiohttp.ClientError) -> str:
         kind = "request failed"
     detail = str(exc) or type(exc).__name__
     return f"{kind}: {detail}"[:1000]
-
-

@@ -44,11 +44,17 @@ async def _check_sources(
     if not source_ids:
         return
     if tenant_id is not None:
-        raise Invalid("an endpoint with a tenant_id cannot filter on source_ids: events "
-                      "received through sources belong to no tenant, so they only reach "
-                      "endpoints without one", loc=("body", "source_ids"))
-    known = set((await session.scalars(
-        select(col(Source.id)).where(col(Source.id).in_(set(source_ids))))).all())
+        raise Invalid(
+            "an endpoint with a tenant_id cannot filter on source_ids: events "
+            "received through sources belong to no tenant, so they only reach "
+            "endpoints without one",
+            loc=("body", "source_ids"),
+        )
+    known = set(
+        (
+            await session.scalars(select(col(Source.id)).where(col(Source.id).in_(set(source_ids))))
+        ).all()
+    )
     missing = sorted(set(source_ids) - known)
     if missing:
         raise Invalid(f"unknown source_ids: {', '.join(missing)}", loc=("body", "source_ids"))
@@ -85,8 +91,12 @@ async def create_endpoint(
 
 
 async def update_endpoint(
-    session: AsyncSession, endpoint_id: str, body: EndpointUpdate, settings: Settings,
-    box: SecretBox, tenant_id: str | None = None,
+    session: AsyncSession,
+    endpoint_id: str,
+    body: EndpointUpdate,
+    settings: Settings,
+    box: SecretBox,
+    tenant_id: str | None = None,
 ) -> Endpoint:
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     changes = body.model_dump(exclude_unset=True)
@@ -98,16 +108,23 @@ async def update_endpoint(
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
     if "source_ids" in changes or "tenant_id" in changes:
-        await _check_sources(session, changes.get("source_ids", endpoint.source_ids),
-                             changes.get("tenant_id", endpoint.tenant_id))
+        await _check_sources(
+            session,
+            changes.get("source_ids", endpoint.source_ids),
+            changes.get("tenant_id", endpoint.tenant_id),
+        )
     if "headers" in changes:
         changes["headers"] = box.seal_headers(changes["headers"])
     if changes.get("disabled") is False and endpoint.disabled:
         # Re-enabled by hand: it starts with a clean bill of health. Not on a PATCH
         # that leaves an enabled endpoint enabled: its owner could otherwise keep a
         # failing endpoint's breaker shut, and its attempts coming, at will.
-        changes.update(disabled_reason=None, failing_since=None, consecutive_failures=0,
-                       circuit_open_until=None)
+        changes.update(
+            disabled_reason=None,
+            failing_since=None,
+            consecutive_failures=0,
+            circuit_open_until=None,
+        )
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
@@ -121,8 +138,12 @@ def close_breaker(endpoint: Endpoint) -> None:
 
 
 async def rotate_secret(
-    session: AsyncSession, endpoint_id: str, new_secret: str | None, overlap_hours: float,
-    box: SecretBox, tenant_id: str | None = None,
+    session: AsyncSession,
+    endpoint_id: str,
+    new_secret: str | None,
+    overlap_hours: float,
+    box: SecretBox,
+    tenant_id: str | None = None,
 ) -> tuple[Endpoint, str]:
     """The endpoint with a new secret, and the secret; the old one keeps signing beside
     it for `overlap_hours`. Committed.
@@ -142,15 +163,22 @@ async def rotate_secret(
             raise NotFound(f"endpoint {endpoint_id!r} not found")
         now = utcnow()
         changed = await session.execute(
-            update(table(Endpoint)).where(c.id == endpoint_id, c.secret == current)
-            .values(previous_secret=current, secret=sealed, updated_at=now,
-                    previous_secret_expires_at=now + timedelta(hours=overlap_hours)))
+            update(table(Endpoint))
+            .where(c.id == endpoint_id, c.secret == current)
+            .values(
+                previous_secret=current,
+                secret=sealed,
+                updated_at=now,
+                previous_secret_expires_at=now + timedelta(hours=overlap_hours),
+            )
+        )
         await session.commit()
         if changed.rowcount == 1:  # type: ignore[attr-defined]
             await session.refresh(endpoint)
             return endpoint, secret
-    raise Conflict(f"the secret of endpoint {endpoint_id} is being changed by other "
-                   "requests; try again")
+    raise Conflict(
+        f"the secret of endpoint {endpoint_id} is being changed by other requests; try again"
+    )
 
 
 def live_previous_secret_expiry(
@@ -173,8 +201,12 @@ async def requeue(
             await session.execute(
                 update(Delivery)
                 .where(col(Delivery.status) == DeliveryStatus.FAILED, *where)
-                .values(status=DeliveryStatus.PENDING, next_attempt_at=now, dispatched_at=now,
-                        updated_at=now)
+                .values(
+                    status=DeliveryStatus.PENDING,
+                    next_attempt_at=now,
+                    dispatched_at=now,
+                    updated_at=now,
+                )
                 .returning(col(Delivery.id))
             )
         ).scalars()
@@ -185,15 +217,21 @@ async def requeue(
 
 
 async def recover(
-    session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str,
-    since: datetime, until: datetime | None, tenant_id: str | None = None,
+    session: AsyncSession,
+    dispatcher: Dispatcher,
+    endpoint_id: str,
+    since: datetime,
+    until: datetime | None,
+    tenant_id: str | None = None,
 ) -> int:
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
     close_breaker(endpoint)
-    where: list[ColumnElement[bool]] = [col(Delivery.endpoint_id) == endpoint_id,
-                           col(Delivery.created_at) >= as_utc(since)]
+    where: list[ColumnElement[bool]] = [
+        col(Delivery.endpoint_id) == endpoint_id,
+        col(Delivery.created_at) >= as_utc(since),
+    ]
     if until is not None:
         where.append(col(Delivery.created_at) < as_utc(until))
     return await requeue(session, dispatcher, where)
@@ -212,7 +250,9 @@ async def get_delivery(
 
 
 async def retry_delivery(
-    session: AsyncSession, dispatcher: Dispatcher, delivery_id: str,
+    session: AsyncSession,
+    dispatcher: Dispatcher,
+    delivery_id: str,
     tenant_id: str | None = None,
 ) -> Delivery:
     """One more attempt now, whatever the delivery's state, unless one is in flight."""
@@ -230,7 +270,8 @@ async def retry_delivery(
     delivery.updated_at = now
     await session.commit()
     await dispatcher.enqueue(
-        DELIVER_DELIVERIES, [delivery_id],
+        DELIVER_DELIVERIES,
+        [delivery_id],
         job_id=f"retry:{delivery_id}:{delivery.attempt_count}",
     )
     return delivery

@@ -79,9 +79,11 @@ class Publish:
         self.data_text = serialize_data(self.data)
         self.trace_parent = current_parent()
         if self.idempotency_key is not None and self.received is None:
-            self.request_hash = hashlib.sha256(json.dumps(
-                [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
-            ).encode()).hexdigest()
+            self.request_hash = hashlib.sha256(
+                json.dumps(
+                    [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
+                ).encode()
+            ).hexdigest()
 
 
 @dataclass
@@ -96,7 +98,11 @@ def serialize_data(data: dict[str, Any]) -> str:
 
 
 async def publish(
-    session: AsyncSession, dispatcher: Dispatcher, *, event_type: str, data: dict[str, Any],
+    session: AsyncSession,
+    dispatcher: Dispatcher,
+    *,
+    event_type: str,
+    data: dict[str, Any],
     **options: Any,
 ) -> Published:
     [result] = await publish_many(session, dispatcher, [Publish(event_type, data, **options)])
@@ -133,12 +139,18 @@ async def publish_many(
         return [await _publish_alone(session, dispatcher, item) for item in items]
     for item, r in zip(items, results, strict=True):
         if isinstance(r, Published) and r.created:
-            EVENTS.labels("inbound" if r.event.source_id else "api",
-                          event_type_label(r.event.type, item.by_operator)).inc()
-    await dispatch_events(dispatcher, [
-        (r.event.id, r.deliveries)
-        for r in results if isinstance(r, Published) and r.created and r.deliveries
-    ])
+            EVENTS.labels(
+                "inbound" if r.event.source_id else "api",
+                event_type_label(r.event.type, item.by_operator),
+            ).inc()
+    await dispatch_events(
+        dispatcher,
+        [
+            (r.event.id, r.deliveries)
+            for r in results
+            if isinstance(r, Published) and r.created and r.deliveries
+        ],
+    )
     return results
 
 
@@ -158,7 +170,8 @@ def _conflict(exc: DBAPIError) -> bool:
     if isinstance(exc, IntegrityError):
         return True
     state = getattr(exc.orig, "sqlstate", None) or getattr(
-        getattr(exc.orig, "__cause__", None), "sqlstate", None)
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
     return state in _RETRYABLE_SQLSTATES
 
 
@@ -173,8 +186,14 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
     now = utcnow()
     for item in items:
         try:
-            earlier = next((keys_in_batch[k] for k in (item.idempotency_key, item.content_key)
-                            if k is not None and k in keys_in_batch), None)
+            earlier = next(
+                (
+                    keys_in_batch[k]
+                    for k in (item.idempotency_key, item.content_key)
+                    if k is not None and k in keys_in_batch
+                ),
+                None,
+            )
             if earlier is not None:
                 results.append(_repeat(earlier, item))
                 continue
@@ -183,21 +202,27 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             else:
                 if item.tenant_id not in candidates_for:
                     candidates_for[item.tenant_id] = await _enabled_endpoints(
-                        session, item.tenant_id)
+                        session, item.tenant_id
+                    )
                 candidates = candidates_for[item.tenant_id]
         except (Invalid, Conflict) as exc:
             results.append(exc)
             continue
         matched = [
-            ep.id for ep in candidates
+            ep.id
+            for ep in candidates
             if (item.ignore_type_filters and not ep.disabled)
             or endpoint_matches(ep, item.event_type, item.source_id)
         ]
         received = item.received
         event = Event(
-            id=new_id("evt"), type=item.event_type, tenant_id=item.tenant_id,
-            source_id=item.source_id, data=item.data_text,
-            idempotency_key=item.idempotency_key, request_hash=item.request_hash,
+            id=new_id("evt"),
+            type=item.event_type,
+            tenant_id=item.tenant_id,
+            source_id=item.source_id,
+            data=item.data_text,
+            idempotency_key=item.idempotency_key,
+            request_hash=item.request_hash,
             content_key=item.content_key,
             raw_body=received.body if received else None,
             raw_headers=received.headers if received else None,
@@ -207,10 +232,18 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
         )
         events.append(event.model_dump())
         deliveries.extend(
-            {"id": new_id("dlv"), "event_id": event.id, "endpoint_id": endpoint_id,
-             "status": DeliveryStatus.PENDING, "attempt_count": 0, "stalled_claims": 0,
-             "next_attempt_at": now, "dispatched_at": now, "created_at": now,
-             "updated_at": now}
+            {
+                "id": new_id("dlv"),
+                "event_id": event.id,
+                "endpoint_id": endpoint_id,
+                "status": DeliveryStatus.PENDING,
+                "attempt_count": 0,
+                "stalled_claims": 0,
+                "next_attempt_at": now,
+                "dispatched_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
             for endpoint_id in matched
         )
         published = Published(event, len(matched), created=True)
@@ -256,14 +289,17 @@ async def _named_endpoints(
     missing = wanted - {ep.id for ep in endpoints}
     if missing:
         scope = f" of tenant {tenant_id!r}" if tenant_id is not None else ""
-        raise Invalid(f"unknown endpoint_ids{scope}: {', '.join(sorted(missing))}",
-                      loc=("body", "endpoint_ids"))
+        raise Invalid(
+            f"unknown endpoint_ids{scope}: {', '.join(sorted(missing))}",
+            loc=("body", "endpoint_ids"),
+        )
     return endpoints
 
 
 def _subscriptions() -> Any:
-    return select(_ENDPOINT.c.id, _ENDPOINT.c.event_types, _ENDPOINT.c.source_ids,
-                  _ENDPOINT.c.disabled)
+    return select(
+        _ENDPOINT.c.id, _ENDPOINT.c.event_types, _ENDPOINT.c.source_ids, _ENDPOINT.c.disabled
+    )
 
 
 # Core statements, built once, run on the session's connection: on the publish path
@@ -288,11 +324,17 @@ async def _by_keys(session: AsyncSession, items: list[Publish]) -> dict[str, Pub
         events = list(await session.scalars(select(Event).where(col(column).in_(keys))))
         if not events:
             continue
-        counts = dict((await session.execute(
-            select(col(Delivery.event_id), func.count()).where(
-                col(Delivery.event_id).in_([e.id for e in events]))
-            .group_by(col(Delivery.event_id))
-        )).tuples().all())
+        counts = dict(
+            (
+                await session.execute(
+                    select(col(Delivery.event_id), func.count())
+                    .where(col(Delivery.event_id).in_([e.id for e in events]))
+                    .group_by(col(Delivery.event_id))
+                )
+            )
+            .tuples()
+            .all()
+        )
         for e in events:
             for key in (e.idempotency_key, e.content_key):
                 if key is not None:

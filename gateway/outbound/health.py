@@ -94,35 +94,52 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
     if tally.successes:
         if endpoint.failing_since is not None or endpoint.consecutive_failures:
             async with ctx.sessionmaker() as session, session.begin():
-                await session.execute(update(_ENDPOINT).where(c.id == endpoint.id).values(
-                    failing_since=None, consecutive_failures=0, circuit_open_until=None))
+                await session.execute(
+                    update(_ENDPOINT)
+                    .where(c.id == endpoint.id)
+                    .values(failing_since=None, consecutive_failures=0, circuit_open_until=None)
+                )
         return
     if tally.gone:
         await _disable(ctx, endpoint, "the endpoint answered 410 Gone", now, "gone")
         return
     async with ctx.sessionmaker() as session, session.begin():
-        row = (await session.execute(
-            update(_ENDPOINT).where(c.id == endpoint.id)
-            .values(
-                failing_since=endpoint.failing_since or now,
-                # A quick refusal (4xx) shows the endpoint is up: the breaker starts over.
-                consecutive_failures=(c.consecutive_failures + tally.unhealthy
-                                      if tally.unhealthy == tally.failures else 0),
+        row = (
+            await session.execute(
+                update(_ENDPOINT)
+                .where(c.id == endpoint.id)
+                .values(
+                    failing_since=endpoint.failing_since or now,
+                    # A quick refusal (4xx) shows the endpoint is up: the breaker starts over.
+                    consecutive_failures=(
+                        c.consecutive_failures + tally.unhealthy
+                        if tally.unhealthy == tally.failures
+                        else 0
+                    ),
+                )
+                .returning(c.consecutive_failures, c.failing_since)
             )
-            .returning(c.consecutive_failures, c.failing_since)
-        )).first()
+        ).first()
         if row is None:
             return
         settings = ctx.settings
         if row.consecutive_failures >= settings.breaker_threshold:
             doublings = min(20, row.consecutive_failures - settings.breaker_threshold)
-            open_for = min(settings.breaker_max_open, settings.breaker_base_open * 2 ** doublings)
-            await session.execute(update(_ENDPOINT).where(c.id == endpoint.id).values(
-                circuit_open_until=now + timedelta(seconds=open_for)))
+            open_for = min(settings.breaker_max_open, settings.breaker_base_open * 2**doublings)
+            await session.execute(
+                update(_ENDPOINT)
+                .where(c.id == endpoint.id)
+                .values(circuit_open_until=now + timedelta(seconds=open_for))
+            )
     failing_since = as_utc(row.failing_since)
     if now - failing_since >= timedelta(seconds=ctx.settings.disable_after):
-        await _disable(ctx, endpoint,
-                       f"every attempt has failed since {rfc3339(failing_since)}", now, "failing")
+        await _disable(
+            ctx,
+            endpoint,
+            f"every attempt has failed since {rfc3339(failing_since)}",
+            now,
+            "failing",
+        )
 
 
 async def _disable(
@@ -131,20 +148,32 @@ async def _disable(
     c = _ENDPOINT.c
     async with ctx.sessionmaker() as session:
         async with session.begin():
-            changed = (await session.execute(
-                update(_ENDPOINT).where(c.id == endpoint.id, c.disabled.is_(False))
-                .values(disabled=True, disabled_reason=reason, updated_at=now,
-                        circuit_open_until=None)
-                .returning(c.id)
-            )).first()
+            changed = (
+                await session.execute(
+                    update(_ENDPOINT)
+                    .where(c.id == endpoint.id, c.disabled.is_(False))
+                    .values(
+                        disabled=True,
+                        disabled_reason=reason,
+                        updated_at=now,
+                        circuit_open_until=None,
+                    )
+                    .returning(c.id)
+                )
+            ).first()
         if changed is None:
             return  # already disabled, by someone else or by hand: announce it once
         log.warning("endpoint %s disabled: %s", endpoint.id, reason)
         ENDPOINTS_DISABLED.labels(code).inc()
         await publish(
-            session, ctx.dispatcher, event_type="endpoint.disabled",
-            data={"endpoint_id": endpoint.id, "reason": reason,
-                  "tenant_id": endpoint.tenant_id,
-                  "failing_since": rfc3339(endpoint.failing_since)},
+            session,
+            ctx.dispatcher,
+            event_type="endpoint.disabled",
+            data={
+                "endpoint_id": endpoint.id,
+                "reason": reason,
+                "tenant_id": endpoint.tenant_id,
+                "failing_since": rfc3339(endpoint.failing_since),
+            },
             tenant_id=endpoint.tenant_id,
         )

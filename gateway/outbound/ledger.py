@@ -39,6 +39,7 @@ CLAIM_BATCH = 500
 # Clocks of API hosts and workers differ a little; work due this soon is due now.
 CLOCK_SLACK = timedelta(seconds=1)
 
+
 @dataclass(frozen=True)
 class Want:
     """What a job asks to claim: its events' due deliveries, or the given deliveries."""
@@ -76,13 +77,21 @@ class Outcome:
     # The three shapes, by name: sent (answered or not), put off, given up.
 
     @classmethod
-    def answered(cls, started_at: datetime, status: int, duration_ms: int, body: str,
-                 error: str | None = None, retry_after: float | None = None) -> Outcome:
+    def answered(
+        cls,
+        started_at: datetime,
+        status: int,
+        duration_ms: int,
+        body: str,
+        error: str | None = None,
+        retry_after: float | None = None,
+    ) -> Outcome:
         return cls(started_at, status, duration_ms, body, error, retry_after)
 
     @classmethod
-    def unanswered(cls, error: str, started_at: datetime | None = None,
-                   duration_ms: int = 0) -> Outcome:
+    def unanswered(
+        cls, error: str, started_at: datetime | None = None, duration_ms: int = 0
+    ) -> Outcome:
         """A failed attempt without an answer: timed out, refused, or not sent at all."""
         return cls(started_at or utcnow(), None, duration_ms, None, error)
 
@@ -133,13 +142,17 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
         update(_DELIVERY)
         .where(d.id.in_(due_ids.scalar_subquery()))
         .values(locked_until=bindparam("lease"), stalled_claims=d.stalled_claims + 1)
-        .returning(d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at,
-                   d.stalled_claims)
+        .returning(
+            d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at, d.stalled_claims
+        )
     )
 
 
-_CLAIM = {(by, skip_locked): _claim_statement(by, skip_locked)
-          for by in ("event_id", "id") for skip_locked in (True, False)}
+_CLAIM = {
+    (by, skip_locked): _claim_statement(by, skip_locked)
+    for by in ("event_id", "id")
+    for skip_locked in (True, False)
+}
 _EVENTS_BY_ID = select(_EVENT).where(_EVENT.c.id.in_(bindparam("ids", expanding=True)))
 _ENDPOINTS_BY_ID = select(_ENDPOINT).where(_ENDPOINT.c.id.in_(bindparam("ids", expanding=True)))
 # Records an attempt's outcome on a delivery, if this job still owns it: a delivery
@@ -148,9 +161,13 @@ _UPDATE_OWNED = (
     update(_DELIVERY)
     .where(_DELIVERY.c.id == bindparam("b_id"), _DELIVERY.c.locked_until == bindparam("b_lease"))
     .values(
-        status=bindparam("v_status"), attempt_count=bindparam("v_attempt_count"),
-        next_attempt_at=bindparam("v_next_attempt_at"), locked_until=None, stalled_claims=0,
-        dispatched_at=bindparam("v_dispatched_at"), rate_slot_at=bindparam("v_rate_slot_at"),
+        status=bindparam("v_status"),
+        attempt_count=bindparam("v_attempt_count"),
+        next_attempt_at=bindparam("v_next_attempt_at"),
+        locked_until=None,
+        stalled_claims=0,
+        dispatched_at=bindparam("v_dispatched_at"),
+        rate_slot_at=bindparam("v_rate_slot_at"),
         last_status_code=case(
             (bindparam("v_last_status_code") == -1, _DELIVERY.c.last_status_code),
             else_=bindparam("v_last_status_code"),
@@ -182,30 +199,52 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
         postgres = conn.dialect.name == "postgresql"
         for by, keys in (("event_id", by_event), ("id", by_id)):
             if keys:
-                rows = (await conn.execute(_CLAIM[by, postgres], {
-                    "keys": list(keys), "due_by": now + CLOCK_SLACK, "now": now, "lease": lease,
-                })).all()
+                rows = (
+                    await conn.execute(
+                        _CLAIM[by, postgres],
+                        {
+                            "keys": list(keys),
+                            "due_by": now + CLOCK_SLACK,
+                            "now": now,
+                            "lease": lease,
+                        },
+                    )
+                ).all()
                 full = full or len(rows) == CLAIM_BATCH
                 claimed += rows
         claimed.sort(key=lambda row: row.id)
         if not claimed:
             return [[] for _ in wants]
-        events = {e.id: e for e in await conn.execute(
-            _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})})}
-        endpoints = {e.id: e for e in await conn.execute(
-            _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})})}
+        events = {
+            e.id: e
+            for e in await conn.execute(
+                _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})}
+            )
+        }
+        endpoints = {
+            e.id: e
+            for e in await conn.execute(
+                _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})}
+            )
+        }
     if full:
         await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
-    bodies = {
-        e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()
-    }
+    bodies = {e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()}
     jobs: list[list[Job]] = [[] for _ in wants]
     for row in claimed:
         owner = by_event.get(row.event_id)
         jobs[by_id[row.id] if owner is None else owner].append(
-            Job(row.id, lease, row.attempt_count + 1, endpoints[row.endpoint_id],
-                 events[row.event_id], bodies[row.event_id], row.rate_slot_at,
-                 row.stalled_claims - 1))
+            Job(
+                row.id,
+                lease,
+                row.attempt_count + 1,
+                endpoints[row.endpoint_id],
+                events[row.event_id],
+                bodies[row.event_id],
+                row.rate_slot_at,
+                row.stalled_claims - 1,
+            )
+        )
     return jobs
 
 
@@ -216,8 +255,9 @@ async def _continue(
     worker) take it. A job that finds nothing left costs one empty claim."""
     for want in wants:
         if want.event_ids:
-            await ctx.dispatcher.enqueue(DELIVER_EVENTS, list(want.event_ids),
-                                         job_id=f"evt:{want.event_ids[0]}:{last_id}")
+            await ctx.dispatcher.enqueue(
+                DELIVER_EVENTS, list(want.event_ids), job_id=f"evt:{want.event_ids[0]}:{last_id}"
+            )
         left = [i for i in want.delivery_ids if i not in claimed]
         if left:
             await dispatch_deliveries(ctx.dispatcher, left, f"more:{last_id}")
@@ -226,12 +266,20 @@ async def _continue(
 def _count(job: Job, outcome: Outcome) -> None:
     """Metrics and the attempt's log line (built only when it will be written: hot path)."""
     if log.isEnabledFor(logging.INFO):
-        log.info("attempt %s", "deferred" if outcome.deferred is not None else
-                 "ok" if outcome.ok else "failed", extra={
-                     "event_id": job.event.id, "delivery_id": job.delivery_id,
-                     "endpoint_id": job.endpoint.id, "attempt": job.attempt,
-                     "status_code": outcome.status_code, "duration_ms": outcome.duration_ms,
-                     "error": outcome.error, "deferred_s": outcome.deferred})
+        log.info(
+            "attempt %s",
+            "deferred" if outcome.deferred is not None else "ok" if outcome.ok else "failed",
+            extra={
+                "event_id": job.event.id,
+                "delivery_id": job.delivery_id,
+                "endpoint_id": job.endpoint.id,
+                "attempt": job.attempt,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "error": outcome.error,
+                "deferred_s": outcome.deferred,
+            },
+        )
     if outcome.deferred is not None:
         DEFERRED.labels(outcome.deferred_by).inc()
     elif outcome.ok:
@@ -241,9 +289,7 @@ def _count(job: Job, outcome: Outcome) -> None:
         ATTEMPTS.labels(kind, status_class(outcome.status_code)).inc()
 
 
-async def record(
-    ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]]
-) -> list[None]:
+async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]]) -> list[None]:
     """Record the attempts of many jobs in one transaction."""
     results = [result for batch in batches for result in batch]
     now = utcnow()
@@ -257,20 +303,26 @@ async def record(
             attempt -= 1  # not sent, so not an attempt
             delay: float | None = outcome.deferred
         else:
-            attempt_rows.append({
-                "delivery_id": job.delivery_id,
-                "attempt": attempt,
-                "started_at": outcome.started_at,
-                "status_code": outcome.status_code,
-                "duration_ms": outcome.duration_ms,
-                "response_body": outcome.response_body,
-                "error": outcome.error,
-            })
+            attempt_rows.append(
+                {
+                    "delivery_id": job.delivery_id,
+                    "attempt": attempt,
+                    "started_at": outcome.started_at,
+                    "status_code": outcome.status_code,
+                    "duration_ms": outcome.duration_ms,
+                    "response_body": outcome.response_body,
+                    "error": outcome.error,
+                }
+            )
             delay = None
             # Not retried: a disabled endpoint, a delivery given up, and 410 Gone, after
             # which the endpoint is disabled (Standard Webhooks guidance).
-            if (not outcome.ok and not job.endpoint.disabled and not outcome.dead
-                    and outcome.status_code != 410):
+            if (
+                not outcome.ok
+                and not job.endpoint.disabled
+                and not outcome.dead
+                and outcome.status_code != 410
+            ):
                 delay = next_delay(attempt, schedule, outcome.retry_after)
         _count(job, outcome)
         if outcome.ok:
@@ -279,22 +331,30 @@ async def record(
             status, next_at = DeliveryStatus.FAILED, None
         else:
             status, next_at = DeliveryStatus.PENDING, now + timedelta(seconds=delay)
-            retries.append((job.delivery_id, f"{attempt}:{int(next_at.timestamp() * 1000)}",
-                            delay, outcome.deferred_by == "rate_limit"))
+            retries.append(
+                (
+                    job.delivery_id,
+                    f"{attempt}:{int(next_at.timestamp() * 1000)}",
+                    delay,
+                    outcome.deferred_by == "rate_limit",
+                )
+            )
         if status != DeliveryStatus.PENDING:
             FINISHED.labels(status).inc()
-        delivery_rows.append({
-            "b_id": job.delivery_id,
-            "b_lease": job.lease,
-            "v_status": status,
-            "v_attempt_count": attempt,
-            "v_next_attempt_at": next_at,
-            "v_dispatched_at": now,
-            "v_rate_slot_at": next_at if outcome.deferred is not None else None,
-            # A put-off delivery keeps the status code of its last real attempt.
-            "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
-            "v_updated_at": now,
-        })
+        delivery_rows.append(
+            {
+                "b_id": job.delivery_id,
+                "b_lease": job.lease,
+                "v_status": status,
+                "v_attempt_count": attempt,
+                "v_next_attempt_at": next_at,
+                "v_dispatched_at": now,
+                "v_rate_slot_at": next_at if outcome.deferred is not None else None,
+                # A put-off delivery keeps the status code of its last real attempt.
+                "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
+                "v_updated_at": now,
+            }
+        )
     # Core executemany on the connection: one round trip per statement, not per row.
     try:
         async with ctx.sessionmaker() as session, session.begin():
@@ -315,13 +375,20 @@ async def record(
                     if result.rowcount and attempt_row is not None:
                         await conn.execute(_INSERT_ATTEMPTS, attempt_row)
             except (IntegrityError, DataError) as exc:
-                log.warning("attempt of %s not recorded: %s", delivery_row["b_id"],
-                            "the delivery changed meanwhile" if isinstance(exc, IntegrityError)
-                            else "the database refused it")
+                log.warning(
+                    "attempt of %s not recorded: %s",
+                    delivery_row["b_id"],
+                    "the delivery changed meanwhile"
+                    if isinstance(exc, IntegrityError)
+                    else "the database refused it",
+                )
     await record_health(
         ctx,
-        [(job.endpoint, outcome.status_code, outcome.ok) for job, outcome in results
-         if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled],
+        [
+            (job.endpoint, outcome.status_code, outcome.ok)
+            for job, outcome in results
+            if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled
+        ],
         now,
     )
     for job, _outcome in results:  # a breaker's probe is over, whatever came of it
@@ -330,8 +397,9 @@ async def record(
     return [None] * len(batches)
 
 
-async def _dispatch_later(ctx: DeliveryContext,
-                          retries: list[tuple[str, str, float, bool]]) -> None:
+async def _dispatch_later(
+    ctx: DeliveryContext, retries: list[tuple[str, str, float, bool]]
+) -> None:
     """Queue the deliveries due again: each in a job of its own when it is due soon or
     holds a rate-limit slot, the others due in the same second in one job.
 
@@ -348,11 +416,22 @@ async def _dispatch_later(ctx: DeliveryContext,
         else:
             groups.setdefault(math.ceil(delay), []).append((delivery_id, tag))
     await asyncio.gather(
-        *(ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id],
-                                 job_id=f"dlv:{delivery_id}:{tag}", defer_seconds=delay)
-          for delivery_id, tag, delay in alone),
-        *(ctx.dispatcher.enqueue(DELIVER_DELIVERIES, [delivery_id for delivery_id, _ in group],
-                                 job_id=f"dlv:{group[0][0]}:{group[0][1]}:{len(group)}",
-                                 defer_seconds=seconds)
-          for seconds, group in groups.items()),
+        *(
+            ctx.dispatcher.enqueue(
+                DELIVER_DELIVERIES,
+                [delivery_id],
+                job_id=f"dlv:{delivery_id}:{tag}",
+                defer_seconds=delay,
+            )
+            for delivery_id, tag, delay in alone
+        ),
+        *(
+            ctx.dispatcher.enqueue(
+                DELIVER_DELIVERIES,
+                [delivery_id for delivery_id, _ in group],
+                job_id=f"dlv:{group[0][0]}:{group[0][1]}:{len(group)}",
+                defer_seconds=seconds,
+            )
+            for seconds, group in groups.items()
+        ),
     )

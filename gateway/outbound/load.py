@@ -95,8 +95,12 @@ class Admitted:
 
 class EndpointLoads:
     def __init__(
-        self, connections_per_endpoint: int, clock: Callable[[], float] = time.monotonic,
-        max_wait: float = SLOW, slots: int = 1_000_000, slow_after: float = SLOW,
+        self,
+        connections_per_endpoint: int,
+        clock: Callable[[], float] = time.monotonic,
+        max_wait: float = SLOW,
+        slots: int = 1_000_000,
+        slow_after: float = SLOW,
     ) -> None:
         self._cap = connections_per_endpoint
         self._clock = clock
@@ -111,8 +115,9 @@ class EndpointLoads:
         self._loads: dict[str, _Load] = {}
 
     @asynccontextmanager
-    async def attempt(self, endpoint_id: str, tenant_id: str | None = None
-                      ) -> AsyncIterator[Admitted]:
+    async def attempt(
+        self, endpoint_id: str, tenant_id: str | None = None
+    ) -> AsyncIterator[Admitted]:
         """Admit an attempt to the endpoint; raises Busy when it must be put off."""
         load = self._load(endpoint_id, tenant_id)
         slow = self._is_slow(load)
@@ -137,10 +142,15 @@ class EndpointLoads:
     # admission
 
     def _admit_slow(self, load: _Load) -> None:
-        tenant_full = (load.tenant is not None
-                       and self._slow_by_tenant[load.tenant] >= self._tenant_slow_budget)
-        if (load.in_flight >= self._slow_per_endpoint or tenant_full
-                or self._slow >= self._slow_budget):
+        tenant_full = (
+            load.tenant is not None
+            and self._slow_by_tenant[load.tenant] >= self._tenant_slow_budget
+        )
+        if (
+            load.in_flight >= self._slow_per_endpoint
+            or tenant_full
+            or self._slow >= self._slow_budget
+        ):
             raise Busy(self._next_slot(load, max(self._pace(load), SLOW)))
         load.in_flight += 1
         self._enter_slow(load)

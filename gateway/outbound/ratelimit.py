@@ -64,12 +64,14 @@ class RedisRateLimiter:
 
     async def reserve(self, key: str, rate: float) -> float:
         try:
-            wait = await self._reserve(keys=[f"{self._prefix}:rate:{key}"],
-                                       args=[repr(time.time()), repr(1.0 / rate)])
+            wait = await self._reserve(
+                keys=[f"{self._prefix}:rate:{key}"], args=[repr(time.time()), repr(1.0 / rate)]
+            )
         except (RedisError, OSError) as exc:
             # Fail open: a Redis outage must not stop deliveries.
-            _outage.warning("limiter", "rate limiter unavailable, sending anyway: %s",
-                            type(exc).__name__)
+            _outage.warning(
+                "limiter", "rate limiter unavailable, sending anyway: %s", type(exc).__name__
+            )
             return 0.0
         return max(0.0, float(wait))
 
@@ -145,9 +147,11 @@ class RedisAdmission:
             args += [repr(1.0 / rate), repr(_burst(rate))]
         try:
             waits = await self._admit(
-                keys=[f"{self._prefix}:admit:{key}" for key, _ in requests], args=args)
+                keys=[f"{self._prefix}:admit:{key}" for key, _ in requests], args=args
+            )
         except (RedisError, OSError) as exc:
-            _outage.warning("admission", "request rate limiter unavailable, admitting: %s",
-                            type(exc).__name__)
+            _outage.warning(
+                "admission", "request rate limiter unavailable, admitting: %s", type(exc).__name__
+            )
             return [0.0] * len(requests)
         return [max(0.0, float(wait)) for wait in waits]

@@ -21,8 +21,9 @@ from gateway.store.models import Attempt, Delivery, Endpoint, Event
 from gateway.store.queries import Page, get_or_404, page
 
 
-def endpoint_out(endpoint: Endpoint, box: SecretBox, with_secret: bool = False
-                 ) -> dict[str, object]:
+def endpoint_out(
+    endpoint: Endpoint, box: SecretBox, with_secret: bool = False
+) -> dict[str, object]:
     """The endpoint with its header values opened; its secret only when asked for."""
     out = endpoint.model_dump(exclude={"secret", "previous_secret"})
     out["headers"] = box.open_headers(endpoint.headers)
@@ -33,8 +34,11 @@ def endpoint_out(endpoint: Endpoint, box: SecretBox, with_secret: bool = False
 
 def event_out(event: Event) -> dict[str, object]:
     return {
-        "id": event.id, "type": event.type, "data": json.loads(event.data),
-        "tenant_id": event.tenant_id, "source_id": event.source_id,
+        "id": event.id,
+        "type": event.type,
+        "data": json.loads(event.data),
+        "tenant_id": event.tenant_id,
+        "source_id": event.source_id,
         "created_at": event.created_at,
     }
 
@@ -44,8 +48,13 @@ def published_out(published: Published) -> dict[str, object]:
 
 
 async def list_endpoints(
-    session: AsyncSession, box: SecretBox, *, tenant_id: str | None = None,
-    scope: str | None = None, limit: int = 50, cursor: str | None = None,
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    tenant_id: str | None = None,
+    scope: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
 ) -> Page[dict[str, object]]:
     query = select(Endpoint)
     for tenant in {tenant_id, scope} - {None}:
@@ -55,8 +64,13 @@ async def list_endpoints(
 
 
 async def list_events(
-    session: AsyncSession, *, event_type: str | None = None, tenant_id: str | None = None,
-    source_id: str | None = None, scope: str | None = None, limit: int = 50,
+    session: AsyncSession,
+    *,
+    event_type: str | None = None,
+    tenant_id: str | None = None,
+    source_id: str | None = None,
+    scope: str | None = None,
+    limit: int = 50,
     cursor: str | None = None,
 ) -> Page[dict[str, object]]:
     query = select(Event)
@@ -69,8 +83,9 @@ async def list_events(
     return (await page(session, query, Event.id, limit, cursor)).map(event_out)
 
 
-async def get_event_detail(session: AsyncSession, event_id: str, scope: str | None = None
-                           ) -> dict[str, object]:
+async def get_event_detail(
+    session: AsyncSession, event_id: str, scope: str | None = None
+) -> dict[str, object]:
     """The event; one received through a source also shows the request as it came in."""
     event = await get_or_404(session, Event, event_id, "event", scope)
     detail = event_out(event)
@@ -79,14 +94,23 @@ async def get_event_detail(session: AsyncSession, event_id: str, scope: str | No
             body, encoding = event.raw_body.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
             body, encoding = base64.b64encode(event.raw_body).decode(), "base64"
-        detail.update(headers=event.raw_headers, body=body, body_encoding=encoding,
-                      verification=event.verification)
+        detail.update(
+            headers=event.raw_headers,
+            body=body,
+            body_encoding=encoding,
+            verification=event.verification,
+        )
     return detail
 
 
 async def list_deliveries(
-    session: AsyncSession, *, endpoint_id: str | None = None, event_id: str | None = None,
-    status: str | None = None, scope: str | None = None, limit: int = 50,
+    session: AsyncSession,
+    *,
+    endpoint_id: str | None = None,
+    event_id: str | None = None,
+    status: str | None = None,
+    scope: str | None = None,
+    limit: int = 50,
     cursor: str | None = None,
 ) -> Page[Delivery]:
     """Deliveries of an endpoint and/or an event, newest first; an unknown (or another
@@ -99,18 +123,24 @@ async def list_deliveries(
         await get_or_404(session, Event, event_id, "event", scope)
         query = query.where(col(Delivery.event_id) == event_id)
     if scope is not None and endpoint_id is None and event_id is None:
-        query = query.where(col(Delivery.endpoint_id).in_(
-            select(col(Endpoint.id)).where(col(Endpoint.tenant_id) == scope)))
+        query = query.where(
+            col(Delivery.endpoint_id).in_(
+                select(col(Endpoint.id)).where(col(Endpoint.tenant_id) == scope)
+            )
+        )
     if status is not None:
         query = query.where(col(Delivery.status) == status)
     return await page(session, query, Delivery.id, limit, cursor)
 
 
-async def get_delivery_with_attempts(session: AsyncSession, delivery_id: str,
-                                     scope: str | None = None) -> dict[str, object]:
+async def get_delivery_with_attempts(
+    session: AsyncSession, delivery_id: str, scope: str | None = None
+) -> dict[str, object]:
     """The delivery with its attempt log, oldest attempt first."""
     delivery = await get_delivery(session, delivery_id, scope)
     attempts = await session.scalars(
-        select(Attempt).where(col(Attempt.delivery_id) == delivery_id)
-        .order_by(col(Attempt.attempt)))
+        select(Attempt)
+        .where(col(Attempt.delivery_id) == delivery_id)
+        .order_by(col(Attempt.attempt))
+    )
     return {**delivery.model_dump(), "attempts": list(attempts)}

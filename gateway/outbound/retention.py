@@ -24,8 +24,10 @@ _EVENT, _DELIVERY, _ATTEMPT = table(Event), table(Delivery), table(Attempt)
 
 
 async def purge(
-    sessionmaker: SessionMaker, retention_days: float,
-    progress: Callable[[int], None] = lambda n: None, max_batches: int = 1000,
+    sessionmaker: SessionMaker,
+    retention_days: float,
+    progress: Callable[[int], None] = lambda n: None,
+    max_batches: int = 1000,
 ) -> int:
     """Delete expired events (and what hangs off them); returns how many events."""
     cutoff = utcnow() - timedelta(days=retention_days)
@@ -36,10 +38,16 @@ async def purge(
                 _DELIVERY.c.event_id == _EVENT.c.id,
                 _DELIVERY.c.status == DeliveryStatus.PENDING,
             )
-            ids = list((await session.execute(
-                select(_EVENT.c.id).where(_EVENT.c.created_at < cutoff, ~still_pending)
-                .order_by(_EVENT.c.id).limit(BATCH)
-            )).scalars())
+            ids = list(
+                (
+                    await session.execute(
+                        select(_EVENT.c.id)
+                        .where(_EVENT.c.created_at < cutoff, ~still_pending)
+                        .order_by(_EVENT.c.id)
+                        .limit(BATCH)
+                    )
+                ).scalars()
+            )
             if not ids:
                 break
             deliveries = select(_DELIVERY.c.id).where(_DELIVERY.c.event_id.in_(ids))

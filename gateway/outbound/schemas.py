@@ -23,8 +23,17 @@ from gateway.validation import (
 _FILTER_RE = re.compile(r"^(\*|[A-Za-z0-9_.\-]+(\.\*)?)$")
 # Headers the gateway sets itself or that would break the request.
 RESERVED_HEADERS = {
-    "content-type", "content-length", "transfer-encoding", "host", "connection",
-    "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent", "te", "upgrade",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "user-agent",
+    "te",
+    "upgrade",
 }
 # Header values go on the wire as they are: visible ASCII, spaces and tabs only.
 _HEADER_VALUE_RE = re.compile(r"^[\t\x20-\x7e]*$")
@@ -35,9 +44,7 @@ def _check_event_types(value: list[str] | None) -> list[str] | None:
         return None
     for item in value:
         if not _FILTER_RE.match(item):
-            raise ValueError(
-                f"invalid event type filter {item!r}: use a type, 'prefix.*' or '*'"
-            )
+            raise ValueError(f"invalid event type filter {item!r}: use a type, 'prefix.*' or '*'")
     return value
 
 
@@ -50,9 +57,7 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
         if name.lower() in RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by the gateway and cannot be overridden")
         if not _HEADER_VALUE_RE.match(header_value):
-            raise ValueError(
-                f"header {name!r} must have a value of printable ASCII characters"
-            )
+            raise ValueError(f"header {name!r} must have a value of printable ASCII characters")
     return value
 
 
@@ -86,9 +91,7 @@ class EndpointUpdate(Input):
     description: Text | None = Field(None, max_length=1000)
     event_types: list[str] | None = Field(None, max_length=500)
     source_ids: list[ObjectId] | None = Field(None, max_length=500)
-    headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
-        None, max_length=50
-    )
+    headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(None, max_length=50)
     rate_limit: int | None = Field(None, gt=0, le=100_000)
     disabled: bool | None = None
 

@@ -25,7 +25,7 @@ def secret_key(secret: str) -> bytes:
     if not secret.startswith(SECRET_PREFIX):
         raise ValueError("secret must start with 'whsec_'")
     try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
     except (binascii.Error, ValueError):
         raise ValueError("secret must be 'whsec_' followed by base64") from None
     if not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:

@@ -38,8 +38,9 @@ async def sweep(ctx: DeliveryContext) -> int:
                 .where(
                     col(Delivery.status) == DeliveryStatus.PENDING,
                     col(Delivery.next_attempt_at) <= stale,
-                    or_(col(Delivery.dispatched_at).is_(None),
-                        col(Delivery.dispatched_at) <= stale),
+                    or_(
+                        col(Delivery.dispatched_at).is_(None), col(Delivery.dispatched_at) <= stale
+                    ),
                     or_(col(Delivery.locked_until).is_(None), col(Delivery.locked_until) < now),
                 )
                 .order_by(col(Delivery.next_attempt_at))

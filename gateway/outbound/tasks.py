@@ -30,15 +30,20 @@ from gateway.settings import Settings
 CTX_KEY = "gateway"
 
 
-def build_delivery_context(settings: Settings, sessionmaker: SessionMaker,
-                           dispatcher: Dispatcher, box: SecretBox) -> DeliveryContext:
+def build_delivery_context(
+    settings: Settings, sessionmaker: SessionMaker, dispatcher: Dispatcher, box: SecretBox
+) -> DeliveryContext:
     """The context of a delivering process (a worker, or `serve` in embedded mode): its
     HTTP client, and endpoint rate limits shared through Redis when there is one.
     Made inside the running loop, as aiohttp requires."""
-    limiter = (RedisRateLimiter(dispatcher.redis, settings.queue_name)
-               if isinstance(dispatcher, ArqDispatcher) else MemoryRateLimiter())
-    return DeliveryContext(settings, sessionmaker, create_delivery_client(settings),
-                           dispatcher, box, limiter=limiter)
+    limiter = (
+        RedisRateLimiter(dispatcher.redis, settings.queue_name)
+        if isinstance(dispatcher, ArqDispatcher)
+        else MemoryRateLimiter()
+    )
+    return DeliveryContext(
+        settings, sessionmaker, create_delivery_client(settings), dispatcher, box, limiter=limiter
+    )
 
 
 def _gw(ctx: dict[str, Any]) -> DeliveryContext:

@@ -50,7 +50,7 @@ async def dispatch_deliveries(dispatcher: Dispatcher, ids: list[str], tag: str) 
     """
     ids = sorted(ids)
     for start in range(0, len(ids), DELIVERIES_PER_JOB):
-        chunk = ids[start:start + DELIVERIES_PER_JOB]
+        chunk = ids[start : start + DELIVERIES_PER_JOB]
         await dispatcher.enqueue(DELIVER_DELIVERIES, chunk, job_id=f"{tag}:{chunk[0]}")
 
 
@@ -70,9 +70,9 @@ async def dispatch_events(dispatcher: Dispatcher, events: list[tuple[str, int]])
             size = 0
         jobs[-1].append(event_id)
         size += deliveries
-    await asyncio.gather(*(
-        dispatcher.enqueue(DELIVER_EVENTS, ids, job_id=f"evt:{ids[0]}") for ids in jobs
-    ))
+    await asyncio.gather(
+        *(dispatcher.enqueue(DELIVER_EVENTS, ids, job_id=f"evt:{ids[0]}") for ids in jobs)
+    )
 
 
 class ArqDispatcher:
@@ -87,12 +87,17 @@ class ArqDispatcher:
     ) -> bool:
         try:
             await self.redis.enqueue_job(
-                function, *args, _job_id=job_id,
+                function,
+                *args,
+                _job_id=job_id,
                 _defer_by=timedelta(seconds=defer_seconds) if defer_seconds > 0 else None,
             )
         except (RedisError, OSError) as exc:
-            _outage.warning("enqueue", "queue unavailable (%s): jobs are left to the sweeper",
-                            type(exc).__name__)
+            _outage.warning(
+                "enqueue",
+                "queue unavailable (%s): jobs are left to the sweeper",
+                type(exc).__name__,
+            )
             return False
         return True
 

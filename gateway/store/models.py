@@ -128,12 +128,14 @@ class Delivery(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=40)
     event_id: str = Field(
-        sa_column=Column(String(40), ForeignKey("event.id", ondelete="CASCADE"), index=True,
-                         nullable=False)
+        sa_column=Column(
+            String(40), ForeignKey("event.id", ondelete="CASCADE"), index=True, nullable=False
+        )
     )
     endpoint_id: str = Field(
-        sa_column=Column(String(40), ForeignKey("endpoint.id", ondelete="CASCADE"), index=True,
-                         nullable=False)
+        sa_column=Column(
+            String(40), ForeignKey("endpoint.id", ondelete="CASCADE"), index=True, nullable=False
+        )
     )
     status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
     attempt_count: int = 0
@@ -155,8 +157,9 @@ class Attempt(SQLModel, table=True):
     __tablename__ = "attempt"
 
     delivery_id: str = Field(
-        sa_column=Column(String(40), ForeignKey("delivery.id", ondelete="CASCADE"),
-                         primary_key=True)
+        sa_column=Column(
+            String(40), ForeignKey("delivery.id", ondelete="CASCADE"), primary_key=True
+        )
     )
     attempt: int = Field(primary_key=True)
     started_at: datetime
@@ -164,8 +167,6 @@ class Attempt(SQLModel, table=True):
     duration_ms: int = 0
     response_body: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))
-
-
 
 
 def table(model: type[SQLModel]) -> Table:

@@ -23,7 +23,10 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 
 
 async def get_or_404(
-    session: AsyncSession, model: type[M], object_id: str, what: str,
+    session: AsyncSession,
+    model: type[M],
+    object_id: str,
+    what: str,
     tenant_id: str | None = None,
 ) -> M:
     """The row, or 404; with `tenant_id`, also 404 for another tenant's row (no leak)."""

@@ -67,8 +67,12 @@ def test_tenant_key_sees_and_changes_only_its_tenant(
         ]:
             response = client.request(method, url, json={} if method == "PATCH" else None)
             assert response.status_code == 404, (method, url, response.text)
-        assert client.post(f"/v1/endpoints/{theirs['id']}/recover",
-                           json={"since": "2020-01-01T00:00:00Z"}).status_code == 404
+        assert (
+            client.post(
+                f"/v1/endpoints/{theirs['id']}/recover", json={"since": "2020-01-01T00:00:00Z"}
+            ).status_code
+            == 404
+        )
         [their_delivery] = gw.api.get(f"/v1/events/{their_event['id']}/deliveries").json()["data"]
         assert client.get(f"/v1/deliveries/{their_delivery['id']}").status_code == 404
         assert client.post(f"/v1/deliveries/{their_delivery['id']}/retry").status_code == 404
@@ -77,27 +81,31 @@ def test_tenant_key_sees_and_changes_only_its_tenant(
         # What it creates and publishes is its tenant's, and reaches only its endpoints.
         created = client.post("/v1/endpoints", json={"url": receiver.url(f"{path}/new")})
         assert created.status_code == 201 and created.json()["tenant_id"] == "acme"
-        other = client.post("/v1/endpoints",
-                            json={"url": receiver.url(path), "tenant_id": "globex"})
+        other = client.post(
+            "/v1/endpoints", json={"url": receiver.url(path), "tenant_id": "globex"}
+        )
         assert other.status_code == 422
         moved = client.patch(f"/v1/endpoints/{mine['id']}", json={"tenant_id": "globex"})
         assert moved.status_code == 422
         event = client.post("/v1/events", json={"type": "a.b", "data": {}})
         assert event.status_code == 202 and event.json()["deliveries"] == 2
         assert event.json()["tenant_id"] == "acme"
-        sneaky = client.post("/v1/events", json={"type": "a.b", "data": {},
-                                                 "endpoint_ids": [theirs["id"]]})
+        sneaky = client.post(
+            "/v1/events", json={"type": "a.b", "data": {}, "endpoint_ids": [theirs["id"]]}
+        )
         assert sneaky.status_code == 422
         # Operator-level routes are not a tenant's.
         assert client.get("/v1/sources").status_code == 403
         assert client.post("/v1/api-keys", json={"name": "x"}).status_code == 403
     receiver.wait_for(f"{path}/mine", 1)
     assert [r.headers["webhook-id"] for r in receiver.wait_for(f"{path}/theirs", 1)] == [
-        their_event["id"]]
+        their_event["id"]
+    ]
 
 
-@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": "x", "tenant_id": ""},
-                                  {"name": "x", "extra": 1}])
+@pytest.mark.parametrize(
+    "body", [{}, {"name": ""}, {"name": "x", "tenant_id": ""}, {"name": "x", "extra": 1}]
+)
 def test_invalid_key_requests_are_422(gw: Gateway, body: dict[str, object]) -> None:
     assert gw.api.post("/v1/api-keys", json=body).status_code == 422
 

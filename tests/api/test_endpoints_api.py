@@ -26,8 +26,17 @@ from tests.support.receiver import Receiver, wait_until
 VALID_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 UNKNOWN_ENDPOINT = "ep_01ZZZZZZZZZZZZZZZZZZZZZZZZ"
 ENDPOINT_FIELDS = {
-    "id", "url", "tenant_id", "description", "event_types", "source_ids", "headers",
-    "rate_limit", "disabled", "created_at", "updated_at",
+    "id",
+    "url",
+    "tenant_id",
+    "description",
+    "event_types",
+    "source_ids",
+    "headers",
+    "rate_limit",
+    "disabled",
+    "created_at",
+    "updated_at",
 }
 
 
@@ -42,16 +51,20 @@ def test_create_returns_every_field_and_a_generated_secret(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
     before = datetime.now(UTC)
-    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github",
-                                              "secret": "a-github-secret"}).json()
-    response = gw.api.post("/v1/endpoints", json={
-        "url": receiver.url(path),
-        "description": "billing hooks",
-        "event_types": ["invoice.*", "user.created"],
-        "source_ids": [source["id"]],
-        "headers": {"X-Team": "billing"},
-        "rate_limit": 10,
-    })
+    source = gw.api.post(
+        "/v1/sources", json={"name": "gh", "provider": "github", "secret": "a-github-secret"}
+    ).json()
+    response = gw.api.post(
+        "/v1/endpoints",
+        json={
+            "url": receiver.url(path),
+            "description": "billing hooks",
+            "event_types": ["invoice.*", "user.created"],
+            "source_ids": [source["id"]],
+            "headers": {"X-Team": "billing"},
+            "rate_limit": 10,
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) >= ENDPOINT_FIELDS | {"secret"}
@@ -69,12 +82,10 @@ def test_create_returns_every_field_and_a_generated_secret(
     parse_time(body["updated_at"])
     secret = body["secret"]
     assert secret.startswith("whsec_")
-    assert 24 <= len(base64.b64decode(secret[len("whsec_"):], validate=True)) <= 64
+    assert 24 <= len(base64.b64decode(secret[len("whsec_") :], validate=True)) <= 64
 
 
-def test_create_with_minimal_body_has_defaults(
-    gw: Gateway, receiver: Receiver, path: str
-) -> None:
+def test_create_with_minimal_body_has_defaults(gw: Gateway, receiver: Receiver, path: str) -> None:
     body = make_endpoint(gw, receiver.url(path))
     assert body["tenant_id"] is None
     assert body["description"] is None
@@ -170,13 +181,13 @@ def test_list_exact_page_has_null_cursor_at_the_end(
     ids = [make_endpoint(gw, receiver.url(f"{path}/{i}"))["id"] for i in range(4)]
     first = gw.api.get("/v1/endpoints", params={"limit": 2}).json()
     assert first["next_cursor"] is not None
-    second = gw.api.get("/v1/endpoints",
-                        params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    second = gw.api.get("/v1/endpoints", params={"limit": 2, "cursor": first["next_cursor"]}).json()
     assert [e["id"] for e in first["data"] + second["data"]] == ids[::-1]
     if second["next_cursor"] is not None:
         # A cursor may be handed out for the full last page, but it must lead to nothing.
-        third = gw.api.get("/v1/endpoints",
-                           params={"limit": 2, "cursor": second["next_cursor"]}).json()
+        third = gw.api.get(
+            "/v1/endpoints", params={"limit": 2, "cursor": second["next_cursor"]}
+        ).json()
         assert third == {"data": [], "next_cursor": None}
 
 
@@ -231,14 +242,22 @@ def test_list_accepts_limit_bounds(gw: Gateway, receiver: Receiver, path: str) -
 
 
 def test_patch_changes_fields(gw: Gateway, receiver: Receiver, path: str) -> None:
-    created = make_endpoint(gw, receiver.url(f"{path}/old"), event_types=["a.b"],
-                            description="before", headers={"X-A": "1"})
-    response = gw.api.patch(f"/v1/endpoints/{created['id']}", json={
-        "url": receiver.url(f"{path}/new"),
-        "event_types": ["invoice.*"],
-        "disabled": True,
-        "description": "after",
-    })
+    created = make_endpoint(
+        gw,
+        receiver.url(f"{path}/old"),
+        event_types=["a.b"],
+        description="before",
+        headers={"X-A": "1"},
+    )
+    response = gw.api.patch(
+        f"/v1/endpoints/{created['id']}",
+        json={
+            "url": receiver.url(f"{path}/new"),
+            "event_types": ["invoice.*"],
+            "disabled": True,
+            "description": "after",
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "secret" not in body
@@ -261,11 +280,18 @@ def test_patch_changes_fields(gw: Gateway, receiver: Receiver, path: str) -> Non
 def test_patch_can_clear_nullable_fields_and_reenable(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    created = make_endpoint(gw, receiver.url(path), event_types=["a.b"], description="x",
-                            disabled=True, rate_limit=5)
-    response = gw.api.patch(f"/v1/endpoints/{created['id']}", json={
-        "event_types": None, "description": None, "disabled": False, "rate_limit": None,
-    })
+    created = make_endpoint(
+        gw, receiver.url(path), event_types=["a.b"], description="x", disabled=True, rate_limit=5
+    )
+    response = gw.api.patch(
+        f"/v1/endpoints/{created['id']}",
+        json={
+            "event_types": None,
+            "description": None,
+            "disabled": False,
+            "rate_limit": None,
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["event_types"] is None
@@ -289,17 +315,29 @@ def test_patch_rejects_null_url(gw: Gateway, receiver: Receiver, path: str) -> N
     assert gw.api.get(f"/v1/endpoints/{created['id']}").json()["url"] == receiver.url(path)
 
 
-@pytest.mark.parametrize("change", [
-    {"url": "ftp://127.0.0.1/x"},
-    {"url": "http://10.0.0.1/hook"},
-    {"url": "http://169.254.169.254/latest/meta-data"},
-    {"event_types": ["bad type!"]},
-    {"headers": {"Content-Type": "text/plain"}},
-    {"rate_limit": 0},
-    {"disabled": None},
-    {"unknown_field": 1},
-], ids=["ftp", "private", "metadata", "filter", "reserved-header", "rate-limit",
-        "null-disabled", "extra"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"url": "ftp://127.0.0.1/x"},
+        {"url": "http://10.0.0.1/hook"},
+        {"url": "http://169.254.169.254/latest/meta-data"},
+        {"event_types": ["bad type!"]},
+        {"headers": {"Content-Type": "text/plain"}},
+        {"rate_limit": 0},
+        {"disabled": None},
+        {"unknown_field": 1},
+    ],
+    ids=[
+        "ftp",
+        "private",
+        "metadata",
+        "filter",
+        "reserved-header",
+        "rate-limit",
+        "null-disabled",
+        "extra",
+    ],
+)
 def test_patch_validates_like_create(
     gw: Gateway, receiver: Receiver, path: str, change: dict[str, Any]
 ) -> None:
@@ -329,8 +367,9 @@ def test_delete_removes_its_deliveries_but_not_the_event(
     event = publish(gw, "user.created")
     [delivery] = deliveries_of(gw, event["id"])
     wait_delivery(gw, delivery["id"], "succeeded")
-    listed = gw.api.get(f"/v1/endpoints/{endpoint['id']}/deliveries",
-                        params={"status": "succeeded"})
+    listed = gw.api.get(
+        f"/v1/endpoints/{endpoint['id']}/deliveries", params={"status": "succeeded"}
+    )
     assert [d["id"] for d in listed.json()["data"]] == [delivery["id"]]
 
     assert gw.api.delete(f"/v1/endpoints/{endpoint['id']}").status_code == 204
@@ -343,21 +382,24 @@ def test_endpoint_deliveries_rejects_unknown_status(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
     endpoint = make_endpoint(gw, receiver.url(path))
-    response = gw.api.get(f"/v1/endpoints/{endpoint['id']}/deliveries",
-                          params={"status": "lost"})
+    response = gw.api.get(f"/v1/endpoints/{endpoint['id']}/deliveries", params={"status": "lost"})
     assert_422_naming(response, "status")
 
 
-@pytest.mark.parametrize(("method", "suffix", "body"), [
-    ("GET", "", None),
-    ("PATCH", "", {"description": "x"}),
-    ("DELETE", "", None),
-    ("GET", "/secret", None),
-    ("POST", "/secret/rotate", None),
-    ("POST", "/test", None),
-    ("POST", "/recover", {"since": "2026-01-01T00:00:00Z"}),
-    ("GET", "/deliveries", None),
-], ids=["get", "patch", "delete", "secret", "rotate", "test", "recover", "deliveries"])
+@pytest.mark.parametrize(
+    ("method", "suffix", "body"),
+    [
+        ("GET", "", None),
+        ("PATCH", "", {"description": "x"}),
+        ("DELETE", "", None),
+        ("GET", "/secret", None),
+        ("POST", "/secret/rotate", None),
+        ("POST", "/test", None),
+        ("POST", "/recover", {"since": "2026-01-01T00:00:00Z"}),
+        ("GET", "/deliveries", None),
+    ],
+    ids=["get", "patch", "delete", "secret", "rotate", "test", "recover", "deliveries"],
+)
 def test_unknown_endpoint_is_404(
     gw: Gateway, method: str, suffix: str, body: dict[str, Any] | None
 ) -> None:
@@ -369,47 +411,75 @@ def test_unknown_endpoint_is_404(
 # validation
 
 
-@pytest.mark.parametrize(("fields", "field"), [
-    ({"url": "ftp://127.0.0.1/hook"}, "url"),
-    ({"url": "http://"}, "url"),
-    ({"url": "http:///path-only"}, "url"),
-    ({"url": "not a url"}, "url"),
-    ({"url": ""}, "url"),
-    ({"url": "http://10.0.0.1/hook"}, "url"),
-    ({"url": "http://169.254.169.254/latest/meta-data"}, "url"),
-    ({"url": "http://192.168.1.1/hook"}, "url"),
-    ({"url": "http://[::ffff:10.0.0.1]/hook"}, "url"),
-    ({"url": "http://167772161/hook"}, "url"),
-    ({"url": "http://0.0.0.0/hook"}, "url"),
-    ({"url": "http://[fd00::1]/hook"}, "url"),
-    ({"url": "http://127.0.0.1:99999/hook"}, "url"),
-    ({"url": "http://127.0.0.1/" + "a" * 2100}, "url"),
-    ({"secret": "sk_" + base64.b64encode(bytes(32)).decode()}, "secret"),
-    ({"secret": "whsec_" + base64.b64encode(bytes(8)).decode()}, "secret"),
-    ({"secret": "whsec_" + base64.b64encode(bytes(65)).decode()}, "secret"),
-    ({"secret": "whsec_not base64!!"}, "secret"),
-    ({"event_types": ["bad type!"]}, "event_types"),
-    ({"event_types": ["a.*.b"]}, "event_types"),
-    ({"event_types": "invoice.paid"}, "event_types"),
-    ({"headers": {"webhook-signature": "v1,forged"}}, "headers"),
-    ({"headers": {"Content-Type": "text/plain"}}, "headers"),
-    ({"headers": {"X-Ok": "line\nInjected: yes"}}, "headers"),
-    ({"headers": {"Bad Name": "x"}}, "headers"),
-    ({"rate_limit": 0}, "rate_limit"),
-    ({"rate_limit": -3}, "rate_limit"),
-    ({"rate_limit": 1.5}, "rate_limit"),
-    ({"tenant_id": ""}, "tenant_id"),
-    ({"disabled": "sometimes"}, "disabled"),
-    ({"unknown_field": True}, "unknown_field"),
-], ids=[
-    "ftp-scheme", "no-host", "no-host-path", "not-a-url", "empty-url", "private-10",
-    "metadata-169.254", "private-192.168", "ipv4-mapped-private",
-    "decimal-ip-10.0.0.1", "unspecified", "ipv6-ula", "bad-port", "too-long", "secret-prefix",
-    "secret-too-short", "secret-too-long", "secret-not-base64", "filter-space",
-    "filter-inner-wildcard", "filter-not-list", "reserved-signature-header",
-    "reserved-content-type", "header-newline", "header-bad-name", "rate-limit-0",
-    "rate-limit-negative", "rate-limit-float", "empty-tenant", "disabled-not-bool", "extra-field",
-])
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"url": "ftp://127.0.0.1/hook"}, "url"),
+        ({"url": "http://"}, "url"),
+        ({"url": "http:///path-only"}, "url"),
+        ({"url": "not a url"}, "url"),
+        ({"url": ""}, "url"),
+        ({"url": "http://10.0.0.1/hook"}, "url"),
+        ({"url": "http://169.254.169.254/latest/meta-data"}, "url"),
+        ({"url": "http://192.168.1.1/hook"}, "url"),
+        ({"url": "http://[::ffff:10.0.0.1]/hook"}, "url"),
+        ({"url": "http://167772161/hook"}, "url"),
+        ({"url": "http://0.0.0.0/hook"}, "url"),
+        ({"url": "http://[fd00::1]/hook"}, "url"),
+        ({"url": "http://127.0.0.1:99999/hook"}, "url"),
+        ({"url": "http://127.0.0.1/" + "a" * 2100}, "url"),
+        ({"secret": "sk_" + base64.b64encode(bytes(32)).decode()}, "secret"),
+        ({"secret": "whsec_" + base64.b64encode(bytes(8)).decode()}, "secret"),
+        ({"secret": "whsec_" + base64.b64encode(bytes(65)).decode()}, "secret"),
+        ({"secret": "whsec_not base64!!"}, "secret"),
+        ({"event_types": ["bad type!"]}, "event_types"),
+        ({"event_types": ["a.*.b"]}, "event_types"),
+        ({"event_types": "invoice.paid"}, "event_types"),
+        ({"headers": {"webhook-signature": "v1,forged"}}, "headers"),
+        ({"headers": {"Content-Type": "text/plain"}}, "headers"),
+        ({"headers": {"X-Ok": "line\nInjected: yes"}}, "headers"),
+        ({"headers": {"Bad Name": "x"}}, "headers"),
+        ({"rate_limit": 0}, "rate_limit"),
+        ({"rate_limit": -3}, "rate_limit"),
+        ({"rate_limit": 1.5}, "rate_limit"),
+        ({"tenant_id": ""}, "tenant_id"),
+        ({"disabled": "sometimes"}, "disabled"),
+        ({"unknown_field": True}, "unknown_field"),
+    ],
+    ids=[
+        "ftp-scheme",
+        "no-host",
+        "no-host-path",
+        "not-a-url",
+        "empty-url",
+        "private-10",
+        "metadata-169.254",
+        "private-192.168",
+        "ipv4-mapped-private",
+        "decimal-ip-10.0.0.1",
+        "unspecified",
+        "ipv6-ula",
+        "bad-port",
+        "too-long",
+        "secret-prefix",
+        "secret-too-short",
+        "secret-too-long",
+        "secret-not-base64",
+        "filter-space",
+        "filter-inner-wildcard",
+        "filter-not-list",
+        "reserved-signature-header",
+        "reserved-content-type",
+        "header-newline",
+        "header-bad-name",
+        "rate-limit-0",
+        "rate-limit-negative",
+        "rate-limit-float",
+        "empty-tenant",
+        "disabled-not-bool",
+        "extra-field",
+    ],
+)
 def test_create_rejects_invalid_fields(
     gw: Gateway, receiver: Receiver, path: str, fields: dict[str, Any], field: str
 ) -> None:
@@ -425,23 +495,28 @@ def test_create_rejects_missing_url(gw: Gateway) -> None:
 
 
 def test_create_rejects_malformed_json(gw: Gateway) -> None:
-    response = gw.api.post("/v1/endpoints", content=b'{"url": ',
-                           headers={"Content-Type": "application/json"})
+    response = gw.api.post(
+        "/v1/endpoints", content=b'{"url": ', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text
 
 
 def test_create_accepts_allowed_loopback_and_valid_filters(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    body = make_endpoint(gw, receiver.url(path),
-                         event_types=["*", "invoice.*", "user.created", "a_b-c.d"],
-                         headers={"X-Custom": "v", "Authorization": "Bearer downstream"})
+    body = make_endpoint(
+        gw,
+        receiver.url(path),
+        event_types=["*", "invoice.*", "user.created", "a_b-c.d"],
+        headers={"X-Custom": "v", "Authorization": "Bearer downstream"},
+    )
     assert body["event_types"] == ["*", "invoice.*", "user.created", "a_b-c.d"]
     assert body["headers"] == {"X-Custom": "v", "Authorization": "Bearer downstream"}
 
 
-def test_validation_error_does_not_echo_the_secret(gw: Gateway, receiver: Receiver,
-                                                    path: str) -> None:
+def test_validation_error_does_not_echo_the_secret(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
     secret = "whsec_" + base64.b64encode(b"short-but-secret").decode()
     response = gw.api.post("/v1/endpoints", json={"url": receiver.url(path), "secret": secret})
     assert_422_naming(response, "secret")
@@ -476,8 +551,9 @@ def test_rotate_secret_returns_a_new_one_with_24h_overlap(
 
 def test_rotate_secret_to_a_given_secret(gw: Gateway, receiver: Receiver, path: str) -> None:
     created = make_endpoint(gw, receiver.url(path))
-    response = gw.api.post(f"/v1/endpoints/{created['id']}/secret/rotate",
-                           json={"secret": VALID_SECRET})
+    response = gw.api.post(
+        f"/v1/endpoints/{created['id']}/secret/rotate", json={"secret": VALID_SECRET}
+    )
     assert response.status_code == 200, response.text
     assert response.json()["secret"] == VALID_SECRET
     assert gw.api.get(f"/v1/endpoints/{created['id']}/secret").json()["secret"] == VALID_SECRET
@@ -487,31 +563,42 @@ def test_rotate_secret_rejects_an_invalid_secret(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
     created = make_endpoint(gw, receiver.url(path))
-    response = gw.api.post(f"/v1/endpoints/{created['id']}/secret/rotate",
-                           json={"secret": "not-a-whsec"})
+    response = gw.api.post(
+        f"/v1/endpoints/{created['id']}/secret/rotate", json={"secret": "not-a-whsec"}
+    )
     assert_422_naming(response, "secret")
     assert gw.api.get(f"/v1/endpoints/{created['id']}/secret").json() == {
-        "secret": created["secret"], "previous_secret_expires_at": None,
+        "secret": created["secret"],
+        "previous_secret_expires_at": None,
     }
 
 
 # auth and the open routes
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer wrong-key"},
-    {"Authorization": "Bearer"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "wrong-key"},
-], ids=["missing", "wrong-key", "empty-bearer", "basic", "no-scheme"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-key"},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "wrong-key"},
+    ],
+    ids=["missing", "wrong-key", "empty-bearer", "basic", "no-scheme"],
+)
 def test_management_routes_need_a_valid_key(gw: Gateway, headers: dict[str, str]) -> None:
     with _anonymous(gw) as client:
-        for method, url in [("GET", "/v1/endpoints"), ("POST", "/v1/endpoints"),
-                            ("GET", "/v1/events"), ("POST", "/v1/events"),
-                            ("GET", f"/v1/endpoints/{UNKNOWN_ENDPOINT}/secret")]:
-            response = client.request(method, url, headers=headers,
-                                      json={"url": "http://127.0.0.1:1/x"})
+        for method, url in [
+            ("GET", "/v1/endpoints"),
+            ("POST", "/v1/endpoints"),
+            ("GET", "/v1/events"),
+            ("POST", "/v1/events"),
+            ("GET", f"/v1/endpoints/{UNKNOWN_ENDPOINT}/secret"),
+        ]:
+            response = client.request(
+                method, url, headers=headers, json={"url": "http://127.0.0.1:1/x"}
+            )
             assert response.status_code == 401, (method, url, response.text)
             assert isinstance(response.json()["detail"], str)
     assert gw.api.get("/v1/endpoints").json()["data"] == []
@@ -545,8 +632,13 @@ def test_openapi_and_docs_need_no_key(gw: Gateway) -> None:
         spec = client.get("/openapi.json")
         assert spec.status_code == 200, spec.text
         paths = spec.json()["paths"]
-        for route in ("/v1/endpoints", "/v1/endpoints/{endpoint_id}", "/v1/events",
-                      "/v1/events/{event_id}", "/v1/deliveries/{delivery_id}"):
+        for route in (
+            "/v1/endpoints",
+            "/v1/endpoints/{endpoint_id}",
+            "/v1/events",
+            "/v1/events/{event_id}",
+            "/v1/deliveries/{delivery_id}",
+        ):
             assert route in paths, route
 
         docs = client.get("/docs")
@@ -568,8 +660,9 @@ def test_metrics_serve_prometheus_text(gw: Gateway) -> None:
 
 def _oneshot(gw: Gateway) -> httpx.Client:
     """A client that never reuses a connection: a 500 makes uvicorn drop the one it used."""
-    return httpx.Client(base_url=gw.api.base_url, timeout=30,
-                        headers={**gw.api.headers, "Connection": "close"})
+    return httpx.Client(
+        base_url=gw.api.base_url, timeout=30, headers={**gw.api.headers, "Connection": "close"}
+    )
 
 
 def _settled(gw: Gateway, delivery_id: str) -> dict[str, Any]:
@@ -580,8 +673,9 @@ def _settled(gw: Gateway, delivery_id: str) -> dict[str, Any]:
     return wait_until(check, 15, f"delivery {delivery_id} to settle")  # type: ignore[no-any-return]
 
 
-def _refused_or_delivered(gw: Gateway, receiver: Receiver, path: str,
-                          response: httpx.Response, field: str) -> None:
+def _refused_or_delivered(
+    gw: Gateway, receiver: Receiver, path: str, response: httpx.Response, field: str
+) -> None:
     """A value is either refused when saved, or every delivery can actually use it."""
     if response.status_code == 422:
         assert any(field in loc for loc in error_locations(response)), response.text
@@ -594,13 +688,15 @@ def _refused_or_delivered(gw: Gateway, receiver: Receiver, path: str,
     assert receiver.received(path), "the endpoint got nothing"
 
 
-@pytest.mark.parametrize("value", ["a\u0001b", "a\x7fb", "caf\u00e9"],
-                         ids=["control-char", "del", "non-ascii"])
+@pytest.mark.parametrize(
+    "value", ["a\u0001b", "a\x7fb", "caf\u00e9"], ids=["control-char", "del", "non-ascii"]
+)
 def test_header_value_is_refused_or_deliverable(
     gw: Gateway, receiver: Receiver, path: str, value: str
 ) -> None:
-    response = gw.api.post("/v1/endpoints", json={"url": receiver.url(path),
-                                                  "headers": {"X-Custom": value}})
+    response = gw.api.post(
+        "/v1/endpoints", json={"url": receiver.url(path), "headers": {"X-Custom": value}}
+    )
     _refused_or_delivered(gw, receiver, path, response, "headers")
 
 
@@ -612,29 +708,35 @@ def test_url_with_credentials_is_refused_or_deliverable(
     _refused_or_delivered(gw, receiver, path, response, "url")
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1 /hook", "http://127.0.0.1:0/hook", "http://127.0.0.1:1/hook\u0000",
-], ids=["space-in-host", "port-0", "nul"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1 /hook",
+        "http://127.0.0.1:0/hook",
+        "http://127.0.0.1:1/hook\u0000",
+    ],
+    ids=["space-in-host", "port-0", "nul"],
+)
 def test_create_rejects_undeliverable_url(gw: Gateway, url: str) -> None:
     with _oneshot(gw) as client:
         assert_422_naming(client.post("/v1/endpoints", json={"url": url}), "url")
         assert client.get("/v1/endpoints").json()["data"] == []
 
 
-@pytest.mark.parametrize("fields", [
-    '"description": "\\ud800"',
-    '"tenant_id": "\\udfff"',
-    '"headers": {"X-A": "\\ud800"}',
-], ids=["description", "tenant_id", "header"])
-def test_lone_surrogate_is_422(
-    gw: Gateway, receiver: Receiver, path: str, fields: str
-) -> None:
+@pytest.mark.parametrize(
+    "fields",
+    [
+        '"description": "\\ud800"',
+        '"tenant_id": "\\udfff"',
+        '"headers": {"X-A": "\\ud800"}',
+    ],
+    ids=["description", "tenant_id", "header"],
+)
+def test_lone_surrogate_is_422(gw: Gateway, receiver: Receiver, path: str, fields: str) -> None:
     with _oneshot(gw) as client:
-        response = post_raw(client, "/v1/endpoints",
-                             f'{{"url": "{receiver.url(path)}", {fields}}}')
+        response = post_raw(client, "/v1/endpoints", f'{{"url": "{receiver.url(path)}", {fields}}}')
         assert response.status_code == 422, response.text
         assert client.get("/v1/endpoints").json()["data"] == []
-
 
 
 @pytest.mark.parametrize("field", ["description", "tenant_id"])
@@ -642,18 +744,23 @@ def test_nul_character_in_a_field_is_stored_or_refused(
     request: pytest.FixtureRequest, gw: Gateway, receiver: Receiver, path: str, field: str
 ) -> None:
     with _oneshot(gw) as client:
-        response = client.post("/v1/endpoints",
-                               json={"url": receiver.url(path), field: "a\u0000b"})
+        response = client.post("/v1/endpoints", json={"url": receiver.url(path), field: "a\u0000b"})
         assert response.status_code in (201, 422), response.text
         if response.status_code == 201:
             shown = client.get(f"/v1/endpoints/{response.json()['id']}").json()
             assert shown[field] == "a\u0000b"
 
 
-@pytest.mark.parametrize("url", [
-    "/v1/endpoints/%00", "/v1/endpoints/%00/secret", "/v1/endpoints?tenant_id=%00",
-    "/v1/endpoints?cursor=%00",
-], ids=["get", "secret", "tenant-filter", "cursor"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/endpoints/%00",
+        "/v1/endpoints/%00/secret",
+        "/v1/endpoints?tenant_id=%00",
+        "/v1/endpoints?cursor=%00",
+    ],
+    ids=["get", "secret", "tenant-filter", "cursor"],
+)
 def test_nul_character_in_the_request_line_is_not_a_500(
     request: pytest.FixtureRequest, gw: Gateway, url: str
 ) -> None:

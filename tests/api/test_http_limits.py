@@ -26,19 +26,24 @@ def _records(gw: Gateway, request_id: str) -> list[dict[str, object]]:
 
 @pytest.mark.parametrize("route", ["inbound", "publish"])
 def test_a_client_that_hangs_up_mid_body_is_not_a_server_error(gw: Gateway, route: str) -> None:
-    path = (create_source(gw, CASE_BY_PROVIDER["github"])["ingest_path"] if route == "inbound"
-            else "/v1/events")
+    path = (
+        create_source(gw, CASE_BY_PROVIDER["github"])["ingest_path"]
+        if route == "inbound"
+        else "/v1/events"
+    )
     request_id = f"gone-{uuid.uuid4().hex}"
     with socket.create_connection(("127.0.0.1", gw.port)) as sock:
         sock.sendall(
             f"POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
             f"Authorization: {gw.api.headers['authorization']}\r\n"
             f"Content-Length: 1000\r\nX-Request-Id: {request_id}\r\n\r\n".encode()
-            + b'{"partial": ')
+            + b'{"partial": '
+        )
 
     def access() -> dict[str, object] | None:
-        return next((r for r in _records(gw, request_id) if r.get("logger") == "gateway.access"),
-                    None)
+        return next(
+            (r for r in _records(gw, request_id) if r.get("logger") == "gateway.access"), None
+        )
 
     line = wait_until(access, 10, "the request's access line")
     assert line["status"] == 499
@@ -81,8 +86,9 @@ def test_headers_over_the_limit_are_refused_with_431(gw: Gateway, size: int) -> 
 
 
 def test_headers_under_the_limit_in_one_read_pass(gw: Gateway) -> None:
-    response = httpx.get(f"http://127.0.0.1:{gw.port}/healthz",
-                         headers={f"x-h{i}": "v" * 200 for i in range(100)})  # 20 KB
+    response = httpx.get(
+        f"http://127.0.0.1:{gw.port}/healthz", headers={f"x-h{i}": "v" * 200 for i in range(100)}
+    )  # 20 KB
     assert response.status_code == 200
 
 
@@ -113,7 +119,8 @@ def test_requests_that_trickle_in_are_cut_off(gw: Gateway) -> None:
     request_id = f"stalled-{uuid.uuid4().hex}"
     stalled_body.sendall(
         f"POST {source['ingest_path']} HTTP/1.1\r\nHost: gateway\r\nContent-Length: 100\r\n"
-        f"X-Request-Id: {request_id}\r\n\r\n{{".encode())
+        f"X-Request-Id: {request_id}\r\n\r\n{{".encode()
+    )
     start = time.monotonic()
     closed_at: dict[str, float] = {}
     try:
@@ -150,8 +157,12 @@ def test_requests_that_trickle_in_are_cut_off(gw: Gateway) -> None:
     assert received["trickle"].startswith(b"HTTP/1.1 408 "), received["trickle"][:100]
     assert received["silent"].startswith(b"HTTP/1.1 408 ")
     # The app had the stalled request: it saw the client go, which is no server error.
-    line = wait_until(lambda: next((r for r in _records(gw, request_id)
-                                    if r.get("logger") == "gateway.access"), None), 10,
-                      "the stalled request's access line")
+    line = wait_until(
+        lambda: next(
+            (r for r in _records(gw, request_id) if r.get("logger") == "gateway.access"), None
+        ),
+        10,
+        "the stalled request's access line",
+    )
     assert line["status"] == 499
     assert _healthy(gw)

@@ -25,8 +25,9 @@ def test_request_and_attempt_lines_carry_their_ids(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
     endpoint = make_endpoint(gw, receiver.url(path))
-    response = gw.api.post("/v1/events", json={"type": "log.test", "data": {}},
-                           headers={"X-Request-Id": "req-abc-123"})
+    response = gw.api.post(
+        "/v1/events", json={"type": "log.test", "data": {}}, headers={"X-Request-Id": "req-abc-123"}
+    )
     assert response.headers["x-request-id"] == "req-abc-123"
     event = response.json()
     [delivery] = deliveries_of(gw, event["id"])
@@ -35,8 +36,14 @@ def test_request_and_attempt_lines_carry_their_ids(
 
     def lines() -> tuple[dict[str, object], dict[str, object]] | None:
         records = _records(gw)
-        request = next((r for r in records if r.get("request_id") == "req-abc-123"
-                        and r.get("path") == "/v1/events"), None)
+        request = next(
+            (
+                r
+                for r in records
+                if r.get("request_id") == "req-abc-123" and r.get("path") == "/v1/events"
+            ),
+            None,
+        )
         attempt = next((r for r in records if r.get("delivery_id") == delivery["id"]), None)
         return (request, attempt) if request and attempt else None
 

@@ -28,9 +28,11 @@ def _samples(gw: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
     response = gw.api.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text)
-            for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def _value(samples: dict, name: str, **labels: str) -> float:  # type: ignore[type-arg]
@@ -45,14 +47,19 @@ def test_metrics_count_events_attempts_and_inbound_refusals(
     event = publish(gw, "metric.test")
     [delivery] = deliveries_of(gw, event["id"])
     wait_delivery(gw, delivery["id"], "succeeded")
-    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github",
-                                              "secret": "s"}).json()
+    source = gw.api.post(
+        "/v1/sources", json={"name": "gh", "provider": "github", "secret": "s"}
+    ).json()
     body = b'{"zen": "x"}'
-    gw.api.post(source["ingest_path"], content=body,
-                headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+    gw.api.post(
+        source["ingest_path"], content=body, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64}
+    )
     good = "sha256=" + hmac.new(b"s", body, hashlib.sha256).hexdigest()
-    gw.api.post(source["ingest_path"], content=body, headers={
-        "X-Hub-Signature-256": good, "X-GitHub-Event": "ping", "X-GitHub-Delivery": "m1"})
+    gw.api.post(
+        source["ingest_path"],
+        content=body,
+        headers={"X-Hub-Signature-256": good, "X-GitHub-Event": "ping", "X-GitHub-Delivery": "m1"},
+    )
     after = _samples(gw)
 
     def grew(name: str, **labels: str) -> bool:
@@ -62,8 +69,9 @@ def test_metrics_count_events_attempts_and_inbound_refusals(
     assert grew("gateway_events_total", origin="inbound", type="ping")
     assert grew("gateway_inbound_requests_total", provider="github", outcome="refused")
     assert grew("gateway_inbound_requests_total", provider="github", outcome="accepted")
-    assert grew("gateway_inbound_verification_failures_total", provider="github",
-                reason="bad_signature")
+    assert grew(
+        "gateway_inbound_verification_failures_total", provider="github", reason="bad_signature"
+    )
     assert ("gateway_deliveries_pending", ()) in after
     assert ("gateway_oldest_due_delivery_seconds", ()) in after
     if gw.backend == "sqlite":  # embedded: this process also delivered
@@ -86,9 +94,22 @@ def test_worker_serves_its_own_metrics(gw: Gateway, receiver: Receiver, path: st
         port = sock.getsockname()[1]
     for worker in list(gw.workers):
         gw.kill(worker)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "worker", "--concurrency", "50",
-                             "--metrics-port", str(port)], env=gw.env, cwd=gw.workdir,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "worker",
+            "--concurrency",
+            "50",
+            "--metrics-port",
+            str(port),
+        ],
+        env=gw.env,
+        cwd=gw.workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         make_endpoint(gw, receiver.url(path))
         event = publish(gw, "worker.metrics")
@@ -114,26 +135,31 @@ METRICS_TOKEN = "metrics-token-for-tests"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def bounded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            dns: ScriptedDNS) -> Iterator[Gateway]:
+def bounded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, dns: ScriptedDNS
+) -> Iterator[Gateway]:
     """A gateway of its own: three event types as labels, and /metrics behind a token."""
-    with own_gateway(request.param, tmp_path_factory.mktemp(f"metrics-{request.param}"), dns,
-                     GATEWAY_METRICS_EVENT_TYPES="3",
-                     GATEWAY_METRICS_TOKEN=METRICS_TOKEN) as gateway:
+    with own_gateway(
+        request.param,
+        tmp_path_factory.mktemp(f"metrics-{request.param}"),
+        dns,
+        GATEWAY_METRICS_EVENT_TYPES="3",
+        GATEWAY_METRICS_TOKEN=METRICS_TOKEN,
+    ) as gateway:
         yield gateway
 
 
 def _scrape(gw: Gateway) -> str:
-    response = httpx.get(f"http://127.0.0.1:{gw.port}/metrics",
-                         headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    response = httpx.get(
+        f"http://127.0.0.1:{gw.port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
     assert response.status_code == 200, response.text
     return response.text
 
 
 def test_metrics_can_be_kept_behind_a_token(bounded: Gateway) -> None:
     url = f"http://127.0.0.1:{bounded.port}/metrics"
-    for headers in ({}, {"Authorization": "Bearer wrong"},
-                    {"Authorization": f"Bearer {API_KEY}"}):
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {API_KEY}"}):
         refused = httpx.get(url, headers=headers)
         assert refused.status_code == 401 and "gateway_" not in refused.text
     assert "gateway_events_total" in _scrape(bounded)
@@ -143,8 +169,7 @@ def test_event_types_as_labels_are_bounded_and_tenants_add_none(bounded: Gateway
     before = len(_scrape(bounded))
     with client_with(bounded, str(create_key(bounded, tenant_id="t1")["key"])) as tenant:
         for n in range(200):
-            answer = tenant.post("/v1/events", json={"type": f"secret.tenant.type{n}",
-                                                     "data": {}})
+            answer = tenant.post("/v1/events", json={"type": f"secret.tenant.type{n}", "data": {}})
             assert answer.status_code == 202
     for n in range(5):
         publish(bounded, f"operator.type{n}")

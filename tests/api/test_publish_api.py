@@ -54,8 +54,9 @@ def _assert_no_events(gw: Gateway) -> None:
 def test_type_and_source_filters_pick_the_endpoints(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github",
-                                              "secret": "a-github-secret"}).json()
+    source = gw.api.post(
+        "/v1/sources", json={"name": "gh", "provider": "github", "secret": "a-github-secret"}
+    ).json()
     specs: dict[str, dict[str, Any]] = {
         "prefix": {"event_types": ["invoice.*"]},
         "exact": {"event_types": ["invoice.paid"]},
@@ -67,8 +68,10 @@ def test_type_and_source_filters_pick_the_endpoints(
         "t2": {"tenant_id": "t2"},
         "source": {"source_ids": [source["id"]]},
     }
-    ids = {name: make_endpoint(gw, receiver.url(f"{path}/{name}"), **fields)["id"]
-           for name, fields in specs.items()}
+    ids = {
+        name: make_endpoint(gw, receiver.url(f"{path}/{name}"), **fields)["id"]
+        for name, fields in specs.items()
+    }
     by_id = {v: k for k, v in ids.items()}
 
     # Without a tenant: not the tenants' endpoints (the tenant rule, test_tenant_routing).
@@ -122,11 +125,9 @@ def test_tenant_id_restricts_to_that_tenants_endpoints(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
     a = make_endpoint(gw, receiver.url(f"{path}/t1a"), tenant_id="t1")
-    b = make_endpoint(gw, receiver.url(f"{path}/t1b"), tenant_id="t1",
-                      event_types=["invoice.*"])
+    b = make_endpoint(gw, receiver.url(f"{path}/t1b"), tenant_id="t1", event_types=["invoice.*"])
     make_endpoint(gw, receiver.url(f"{path}/t1off"), tenant_id="t1", disabled=True)
-    make_endpoint(gw, receiver.url(f"{path}/t1other"), tenant_id="t1",
-                  event_types=["user.*"])
+    make_endpoint(gw, receiver.url(f"{path}/t1other"), tenant_id="t1", event_types=["user.*"])
     make_endpoint(gw, receiver.url(f"{path}/t2"), tenant_id="t2")
     make_endpoint(gw, receiver.url(f"{path}/none"))
 
@@ -172,9 +173,14 @@ def test_unknown_endpoint_id_is_422_and_nothing_is_written(
 ) -> None:
     known = make_endpoint(gw, receiver.url(path))
     wanted = [known["id"], UNKNOWN_ENDPOINT] if known_too else [UNKNOWN_ENDPOINT]
-    response = gw.api.post("/v1/events", json={
-        "type": "invoice.paid", "data": {"n": 1}, "endpoint_ids": wanted,
-    })
+    response = gw.api.post(
+        "/v1/events",
+        json={
+            "type": "invoice.paid",
+            "data": {"n": 1},
+            "endpoint_ids": wanted,
+        },
+    )
     assert_422_naming(response, "endpoint_ids")
     _assert_no_events(gw)
     assert gw.api.get(f"/v1/endpoints/{known['id']}/deliveries").json()["data"] == []
@@ -183,48 +189,62 @@ def test_unknown_endpoint_id_is_422_and_nothing_is_written(
 # what a publish request must look like
 
 
-@pytest.mark.parametrize("body", [
-    {"type": "a.b", "data": [1, 2]},
-    {"type": "a.b", "data": "text"},
-    {"type": "a.b", "data": 3},
-    {"type": "a.b", "data": None},
-    {"type": "a.b"},
-], ids=["list", "string", "number", "null", "missing"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "a.b", "data": [1, 2]},
+        {"type": "a.b", "data": "text"},
+        {"type": "a.b", "data": 3},
+        {"type": "a.b", "data": None},
+        {"type": "a.b"},
+    ],
+    ids=["list", "string", "number", "null", "missing"],
+)
 def test_data_must_be_an_object(gw: Gateway, body: dict[str, Any]) -> None:
     assert_422_naming(gw.api.post("/v1/events", json=body), "data")
     _assert_no_events(gw)
 
 
-@pytest.mark.parametrize("body", [
-    {"type": "", "data": {}},
-    {"data": {}},
-    {"type": "user created", "data": {}},
-    {"type": "user/created", "data": {}},
-    {"type": None, "data": {}},
-    {"type": 5, "data": {}},
-    {"type": "x" * 256, "data": {}},
-], ids=["empty", "missing", "space", "slash", "null", "number", "too-long"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "", "data": {}},
+        {"data": {}},
+        {"type": "user created", "data": {}},
+        {"type": "user/created", "data": {}},
+        {"type": None, "data": {}},
+        {"type": 5, "data": {}},
+        {"type": "x" * 256, "data": {}},
+    ],
+    ids=["empty", "missing", "space", "slash", "null", "number", "too-long"],
+)
 def test_type_must_be_a_valid_name(gw: Gateway, body: dict[str, Any]) -> None:
     assert_422_naming(gw.api.post("/v1/events", json=body), "type")
     _assert_no_events(gw)
 
 
-@pytest.mark.parametrize("body", [
-    {"type": "a.b", "data": {}, "tenant_id": ""},
-    {"type": "a.b", "data": {}, "endpoint_ids": "ep_1"},
-    {"type": "a.b", "data": {}, "extra": 1},
-], ids=["empty-tenant", "endpoint-ids-not-list", "extra-field"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "a.b", "data": {}, "tenant_id": ""},
+        {"type": "a.b", "data": {}, "endpoint_ids": "ep_1"},
+        {"type": "a.b", "data": {}, "extra": 1},
+    ],
+    ids=["empty-tenant", "endpoint-ids-not-list", "extra-field"],
+)
 def test_other_invalid_publish_fields(gw: Gateway, body: dict[str, Any]) -> None:
     [field] = set(body) - {"type", "data"}
     assert_422_naming(gw.api.post("/v1/events", json=body), field)
     _assert_no_events(gw)
 
 
-@pytest.mark.parametrize("raw", [b'{"type": "a.b", "data": {', b"not json", b"", b"[]"],
-                         ids=["truncated", "not-json", "empty", "array"])
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"type": "a.b", "data": {', b"not json", b"", b"[]"],
+    ids=["truncated", "not-json", "empty", "array"],
+)
 def test_malformed_json_is_422(gw: Gateway, raw: bytes) -> None:
-    response = gw.api.post("/v1/events", content=raw,
-                           headers={"Content-Type": "application/json"})
+    response = gw.api.post("/v1/events", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 422, response.text
     _assert_no_events(gw)
 
@@ -246,8 +266,7 @@ def _big_body(size: int) -> bytes:
 
 def test_body_over_1_mib_is_413(gw: Gateway) -> None:
     body = _big_body(MIB + 1)
-    response = gw.api.post("/v1/events", content=body,
-                           headers={"Content-Type": "application/json"})
+    response = gw.api.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 413, response.text
     assert "detail" in response.json()
     _assert_no_events(gw)
@@ -258,10 +277,11 @@ def test_chunked_body_over_1_mib_is_413(gw: Gateway) -> None:
 
     def chunks() -> Iterator[bytes]:
         for start in range(0, len(body), 64 * 1024):
-            yield body[start:start + 64 * 1024]
+            yield body[start : start + 64 * 1024]
 
-    request = gw.api.build_request("POST", "/v1/events", content=chunks(),
-                                   headers={"Content-Type": "application/json"})
+    request = gw.api.build_request(
+        "POST", "/v1/events", content=chunks(), headers={"Content-Type": "application/json"}
+    )
     assert "content-length" not in request.headers
     assert request.headers["transfer-encoding"] == "chunked"
     response = gw.api.send(request)
@@ -271,8 +291,7 @@ def test_chunked_body_over_1_mib_is_413(gw: Gateway) -> None:
 
 def test_body_just_under_1_mib_is_accepted(gw: Gateway) -> None:
     body = _big_body(MIB - 16)
-    response = gw.api.post("/v1/events", content=body,
-                           headers={"Content-Type": "application/json"})
+    response = gw.api.post("/v1/events", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 202, response.text
     stored = gw.api.get(f"/v1/events/{response.json()['id']}").json()
     assert len(stored["data"]["pad"]) == len(json.loads(body)["data"]["pad"])
@@ -309,12 +328,17 @@ def test_idempotency_key_with_a_different_body_is_409(
 ) -> None:
     make_endpoint(gw, receiver.url(path))
     key = uuid.uuid4().hex
-    first = gw.api.post("/v1/events", json={"type": "invoice.paid", "data": {"amount": 7}},
-                        headers={"Idempotency-Key": key})
+    first = gw.api.post(
+        "/v1/events",
+        json={"type": "invoice.paid", "data": {"amount": 7}},
+        headers={"Idempotency-Key": key},
+    )
     assert first.status_code == 202, first.text
-    for other in ({"type": "invoice.paid", "data": {"amount": 8}},
-                  {"type": "invoice.void", "data": {"amount": 7}},
-                  {"type": "invoice.paid", "data": {"amount": 7}, "tenant_id": "t1"}):
+    for other in (
+        {"type": "invoice.paid", "data": {"amount": 8}},
+        {"type": "invoice.void", "data": {"amount": 7}},
+        {"type": "invoice.paid", "data": {"amount": 7}, "tenant_id": "t1"},
+    ):
         response = gw.api.post("/v1/events", json=other, headers={"Idempotency-Key": key})
         assert response.status_code == 409, (other, response.text)
         assert isinstance(response.json()["detail"], str)
@@ -339,14 +363,22 @@ def test_idempotency_keys_are_scoped_per_tenant_and_per_unscoped_key(gw: Gateway
     tenant_a = [str(create_key(gw, tenant_id="tenantA")["key"]) for _ in range(2)]
     tenant_b = str(create_key(gw, tenant_id="tenantB")["key"])
     admin = str(create_key(gw)["key"])
-    with client_with(gw, tenant_b) as b, client_with(gw, tenant_a[0]) as a, \
-            client_with(gw, tenant_a[1]) as a_again, client_with(gw, admin) as other_admin:
+    with (
+        client_with(gw, tenant_b) as b,
+        client_with(gw, tenant_a[0]) as a,
+        client_with(gw, tenant_a[1]) as a_again,
+        client_with(gw, admin) as other_admin,
+    ):
         first_b = b.post("/v1/events", json=body, headers=key)
         first_a = a.post("/v1/events", json={**body, "data": {"order": "a"}}, headers=key)
         bootstrap = gw.api.post("/v1/events", json=body, headers=key)
         second_admin = other_admin.post("/v1/events", json=body, headers=key)
         assert [r.status_code for r in (first_b, first_a, bootstrap, second_admin)] == [
-            202, 202, 202, 202]
+            202,
+            202,
+            202,
+            202,
+        ]
         # Within one tenant (any of its keys), the key is the same key.
         repeat = a_again.post("/v1/events", json={**body, "data": {"order": "a"}}, headers=key)
         assert repeat.status_code == 200 and repeat.json()["id"] == first_a.json()["id"]
@@ -381,9 +413,7 @@ def test_list_events_newest_first_with_filters_and_pages(gw: Gateway) -> None:
 
     everything = gw.api.get("/v1/events")
     assert everything.status_code == 200, everything.text
-    assert [e["id"] for e in everything.json()["data"]] == [
-        e["id"] for e in (e5, e4, e3, e2, e1)
-    ]
+    assert [e["id"] for e in everything.json()["data"]] == [e["id"] for e in (e5, e4, e3, e2, e1)]
     assert everything.json()["next_cursor"] is None
     assert everything.json()["data"][1]["data"] == {"i": 4}
     assert everything.json()["data"][1]["tenant_id"] == "t2"
@@ -398,7 +428,8 @@ def test_list_events_newest_first_with_filters_and_pages(gw: Gateway) -> None:
     assert [e["id"] for e in both["data"]] == [e3["id"]]
 
     assert gw.api.get("/v1/events", params={"type": "nope"}).json() == {
-        "data": [], "next_cursor": None,
+        "data": [],
+        "next_cursor": None,
     }
 
     seen: list[str] = []
@@ -419,8 +450,10 @@ def test_list_events_newest_first_with_filters_and_pages(gw: Gateway) -> None:
 
     typed_page = gw.api.get("/v1/events", params={"type": "invoice.paid", "limit": 2}).json()
     assert [e["id"] for e in typed_page["data"]] == [e4["id"], e3["id"]]
-    rest = gw.api.get("/v1/events", params={"type": "invoice.paid", "limit": 2,
-                                            "cursor": typed_page["next_cursor"]}).json()
+    rest = gw.api.get(
+        "/v1/events",
+        params={"type": "invoice.paid", "limit": 2, "cursor": typed_page["next_cursor"]},
+    ).json()
     assert [e["id"] for e in rest["data"]] == [e1["id"]]
     assert rest["next_cursor"] is None
 
@@ -431,8 +464,13 @@ def test_list_events_rejects_bad_limit(gw: Gateway, limit: str) -> None:
 
 
 def test_get_event_returns_data_as_an_object(gw: Gateway) -> None:
-    data = {"amount": 1200, "currency": "EUR", "nested": {"list": [1, "two", None, 3.5]},
-            "text": "caf\u00e9 \u2603", "flag": True}
+    data = {
+        "amount": 1200,
+        "currency": "EUR",
+        "nested": {"list": [1, "two", None, 3.5]},
+        "text": "caf\u00e9 \u2603",
+        "flag": True,
+    }
     event = publish(gw, "invoice.paid", data, tenant_id="t1")
     response = gw.api.get(f"/v1/events/{event['id']}")
     assert response.status_code == 200, response.text
@@ -477,11 +515,11 @@ def test_event_deliveries_one_per_matched_endpoint(
         assert delivery["next_attempt_at"] is None
     assert receiver.received(f"{path}/off") == []
 
-    succeeded = gw.api.get(f"/v1/events/{event['id']}/deliveries",
-                           params={"status": "succeeded"}).json()
+    succeeded = gw.api.get(
+        f"/v1/events/{event['id']}/deliveries", params={"status": "succeeded"}
+    ).json()
     assert len(succeeded["data"]) == 3
-    failed = gw.api.get(f"/v1/events/{event['id']}/deliveries",
-                        params={"status": "failed"}).json()
+    failed = gw.api.get(f"/v1/events/{event['id']}/deliveries", params={"status": "failed"}).json()
     assert failed == {"data": [], "next_cursor": None}
 
     paged = gw.api.get(f"/v1/events/{event['id']}/deliveries", params={"limit": 2}).json()
@@ -530,21 +568,31 @@ def test_idempotency_key_of_a_refused_request_is_not_used_up(
 ) -> None:
     endpoint = make_endpoint(gw, receiver.url(path))
     key = uuid.uuid4().hex
-    refused = gw.api.post("/v1/events", json={
-        "type": "invoice.paid", "data": {}, "endpoint_ids": [UNKNOWN_ENDPOINT],
-    }, headers={"Idempotency-Key": key})
+    refused = gw.api.post(
+        "/v1/events",
+        json={
+            "type": "invoice.paid",
+            "data": {},
+            "endpoint_ids": [UNKNOWN_ENDPOINT],
+        },
+        headers={"Idempotency-Key": key},
+    )
     assert_422_naming(refused, "endpoint_ids")
-    accepted = gw.api.post("/v1/events", json={
-        "type": "invoice.paid", "data": {}, "endpoint_ids": [endpoint["id"]],
-    }, headers={"Idempotency-Key": key})
+    accepted = gw.api.post(
+        "/v1/events",
+        json={
+            "type": "invoice.paid",
+            "data": {},
+            "endpoint_ids": [endpoint["id"]],
+        },
+        headers={"Idempotency-Key": key},
+    )
     assert accepted.status_code == 202, accepted.text
     assert accepted.json()["deliveries"] == 1
     receiver.wait_for(path, 1)
 
 
-def test_repeated_endpoint_id_gets_one_delivery(
-    gw: Gateway, receiver: Receiver, path: str
-) -> None:
+def test_repeated_endpoint_id_gets_one_delivery(gw: Gateway, receiver: Receiver, path: str) -> None:
     endpoint = make_endpoint(gw, receiver.url(path))
     event = publish(gw, "invoice.paid", endpoint_ids=[endpoint["id"], endpoint["id"]])
     assert event["deliveries"] == 1
@@ -558,14 +606,13 @@ def test_repeated_endpoint_id_gets_one_delivery(
 
 def _oneshot(gw: Gateway) -> httpx.Client:
     """A client that never reuses a connection: a 500 makes uvicorn drop the one it used."""
-    return httpx.Client(base_url=gw.api.base_url, timeout=30,
-                        headers={**gw.api.headers, "Connection": "close"})
+    return httpx.Client(
+        base_url=gw.api.base_url, timeout=30, headers={**gw.api.headers, "Connection": "close"}
+    )
 
 
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
-def test_non_json_numbers_are_422(
-    gw: Gateway, receiver: Receiver, path: str, number: str
-) -> None:
+def test_non_json_numbers_are_422(gw: Gateway, receiver: Receiver, path: str, number: str) -> None:
     make_endpoint(gw, receiver.url(path))
     with _oneshot(gw) as client:
         response = post_raw(client, "/v1/events", f'{{"type": "a.b", "data": {{"n": {number}}}}}')
@@ -587,11 +634,15 @@ def test_deeply_nested_data_is_refused_or_readable(gw: Gateway) -> None:
             assert listed.json()["data"] == []
 
 
-@pytest.mark.parametrize("fields", [
-    '"type": "a.b", "data": {"s": "\\ud800"}',
-    '"type": "a.b", "data": {"\\udc00": 1}',
-    '"type": "a.b", "data": {}, "tenant_id": "\\udfff"',
-], ids=["data-value", "data-key", "tenant_id"])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        '"type": "a.b", "data": {"s": "\\ud800"}',
+        '"type": "a.b", "data": {"\\udc00": 1}',
+        '"type": "a.b", "data": {}, "tenant_id": "\\udfff"',
+    ],
+    ids=["data-value", "data-key", "tenant_id"],
+)
 def test_lone_surrogate_is_422(gw: Gateway, fields: str) -> None:
     with _oneshot(gw) as client:
         response = post_raw(client, "/v1/events", f"{{{fields}}}")
@@ -599,27 +650,34 @@ def test_lone_surrogate_is_422(gw: Gateway, fields: str) -> None:
         assert client.get("/v1/events").json()["data"] == []
 
 
-
-def test_nul_in_tenant_id_is_stored_or_refused(
-    request: pytest.FixtureRequest, gw: Gateway
-) -> None:
+def test_nul_in_tenant_id_is_stored_or_refused(request: pytest.FixtureRequest, gw: Gateway) -> None:
     with _oneshot(gw) as client:
-        response = client.post("/v1/events", json={"type": "a.b", "data": {},
-                                                   "tenant_id": "a\u0000b"})
+        response = client.post(
+            "/v1/events", json={"type": "a.b", "data": {}, "tenant_id": "a\u0000b"}
+        )
         assert response.status_code in (202, 422), response.text
 
 
 def test_nul_in_endpoint_ids_is_422(request: pytest.FixtureRequest, gw: Gateway) -> None:
     with _oneshot(gw) as client:
-        response = client.post("/v1/events", json={"type": "a.b", "data": {},
-                                                   "endpoint_ids": ["ep_\u0000"]})
+        response = client.post(
+            "/v1/events", json={"type": "a.b", "data": {}, "endpoint_ids": ["ep_\u0000"]}
+        )
         assert_422_naming(response, "endpoint_ids")
 
 
-@pytest.mark.parametrize("url", [
-    "/v1/events/%00", "/v1/events/%00/deliveries", "/v1/deliveries/%00",
-    "/v1/events?tenant_id=%00", "/v1/events?type=%00", "/v1/events?cursor=%00",
-], ids=["event", "event-deliveries", "delivery", "tenant-filter", "type-filter", "cursor"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/events/%00",
+        "/v1/events/%00/deliveries",
+        "/v1/deliveries/%00",
+        "/v1/events?tenant_id=%00",
+        "/v1/events?type=%00",
+        "/v1/events?cursor=%00",
+    ],
+    ids=["event", "event-deliveries", "delivery", "tenant-filter", "type-filter", "cursor"],
+)
 def test_nul_in_the_request_line_is_not_a_500(
     request: pytest.FixtureRequest, gw: Gateway, url: str
 ) -> None:

@@ -20,23 +20,29 @@ PUBLISHES = 240
 def test_publishing_while_endpoints_are_deleted_never_fails_or_duplicates(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    ids = [make_endpoint(gw, receiver.url(f"{path}/{i}"), tenant_id="churn")["id"]
-           for i in range(ENDPOINTS)]
+    ids = [
+        make_endpoint(gw, receiver.url(f"{path}/{i}"), tenant_id="churn")["id"]
+        for i in range(ENDPOINTS)
+    ]
     answers: list[httpx.Response] = []
     lock = threading.Lock()
 
     def publish(n: int) -> None:
-        with httpx.Client(base_url=str(gw.api.base_url), headers=gw.api.headers,
-                          timeout=30) as client:
+        with httpx.Client(
+            base_url=str(gw.api.base_url), headers=gw.api.headers, timeout=30
+        ) as client:
             for i in range(n, PUBLISHES, 8):
-                response = client.post("/v1/events", json={
-                    "type": "order.created", "data": {"i": i}, "tenant_id": "churn"})
+                response = client.post(
+                    "/v1/events",
+                    json={"type": "order.created", "data": {"i": i}, "tenant_id": "churn"},
+                )
                 with lock:
                     answers.append(response)
 
     def delete_all() -> None:
-        with httpx.Client(base_url=str(gw.api.base_url), headers=gw.api.headers,
-                          timeout=30) as client:
+        with httpx.Client(
+            base_url=str(gw.api.base_url), headers=gw.api.headers, timeout=30
+        ) as client:
             for endpoint_id in ids:
                 assert client.delete(f"/v1/endpoints/{endpoint_id}").status_code == 204
 
@@ -56,8 +62,9 @@ def test_publishing_while_endpoints_are_deleted_never_fails_or_duplicates(
     assert gw.sql("SELECT COUNT(*) FROM delivery")[0][0] == 0
 
 
-def test_a_test_send_racing_a_delete_answers_202_or_404(gw: Gateway, receiver: Receiver,
-                                                         path: str) -> None:
+def test_a_test_send_racing_a_delete_answers_202_or_404(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
     ids = [make_endpoint(gw, receiver.url(path))["id"] for _ in range(20)]
 
     def send(endpoint_id: str) -> int:

@@ -70,8 +70,12 @@ FUZZ_SETTINGS = settings(
     max_examples=MAX_EXAMPLES,
     deadline=None,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                           HealthCheck.data_too_large, HealthCheck.large_base_example],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
 )
 
 # Every route of the document; test_every_operation_is_fuzzed fails when one is added
@@ -122,16 +126,18 @@ class KnownBug:
     reason: str
 
 
-JSON_BODY_OPERATIONS = frozenset({
-    "POST /v1/endpoints",
-    "PATCH /v1/endpoints/{endpoint_id}",
-    "POST /v1/endpoints/{endpoint_id}/secret/rotate",
-    "POST /v1/endpoints/{endpoint_id}/recover",
-    "POST /v1/events",
-    "POST /v1/sources",
-    "PATCH /v1/sources/{source_id}",
-    "POST /v1/api-keys",
-})
+JSON_BODY_OPERATIONS = frozenset(
+    {
+        "POST /v1/endpoints",
+        "PATCH /v1/endpoints/{endpoint_id}",
+        "POST /v1/endpoints/{endpoint_id}/secret/rotate",
+        "POST /v1/endpoints/{endpoint_id}/recover",
+        "POST /v1/events",
+        "POST /v1/sources",
+        "PATCH /v1/sources/{source_id}",
+        "POST /v1/api-keys",
+    }
+)
 # Gateway bugs waiting for a fix: (operations, check code, status, reason). Empty now:
 # the three schemathesis found (a non-UTF-8 body answered 400, recover overflowing on
 # extreme dates, the Slack challenge answer undocumented) are fixed and pinned below.
@@ -153,8 +159,9 @@ class Found:
 def api_schema(gateway: Gateway) -> schemathesis.BaseSchema:
     """The document the running gateway serves (the same on every test of a backend)."""
     # An explicit default config: no schemathesis.toml found on the way changes the run.
-    return schemathesis.openapi.from_url(f"http://127.0.0.1:{gateway.port}/openapi.json",
-                                         config=schemathesis.Config(), timeout=30)
+    return schemathesis.openapi.from_url(
+        f"http://127.0.0.1:{gateway.port}/openapi.json", config=schemathesis.Config(), timeout=30
+    )
 
 
 def test_every_operation_is_fuzzed(gw: Gateway, api_schema: schemathesis.BaseSchema) -> None:
@@ -170,8 +177,10 @@ def test_every_operation_is_fuzzed(gw: Gateway, api_schema: schemathesis.BaseSch
 
 
 def _make_source(gw: Gateway, provider: str, secret: str, **fields: object) -> str:
-    response = gw.api.post("/v1/sources", json={"name": f"fuzz {provider}", "provider": provider,
-                                                "secret": secret, **fields})
+    response = gw.api.post(
+        "/v1/sources",
+        json={"name": f"fuzz {provider}", "provider": provider, "secret": secret, **fields},
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]  # type: ignore[no-any-return]
 
@@ -191,10 +200,16 @@ def _real_objects(gw: Gateway) -> dict[str, list[str]]:
     [delivery] = deliveries_of(gw, published["id"])
     body = json.dumps({"action": "opened", "n": 1}).encode()
     signature = hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    response = gw.api.post(f"/in/{github}", content=body, headers={
-        "Content-Type": "application/json", "X-GitHub-Event": "issues",
-        "X-GitHub-Delivery": str(uuid.uuid4()), "X-Hub-Signature-256": f"sha256={signature}",
-    })
+    response = gw.api.post(
+        f"/in/{github}",
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": str(uuid.uuid4()),
+            "X-Hub-Signature-256": f"sha256={signature}",
+        },
+    )
     assert response.status_code == 200, response.text
     received = response.json()["event_id"]
     response = gw.api.post("/v1/api-keys", json={"name": "fuzz", "tenant_id": "t-fuzz"})
@@ -211,8 +226,7 @@ def _real_objects(gw: Gateway) -> dict[str, list[str]]:
 def _cases(operation: Any, ids: dict[str, list[str]]) -> st.SearchStrategy[Any]:
     """Positive and negative cases; half of those with an id use a real object's."""
     modes = [GenerationMode.POSITIVE]
-    if (operation.path_parameters or operation.query or operation.headers
-            or operation.body):
+    if operation.path_parameters or operation.query or operation.headers or operation.body:
         # Negative generation needs something to make invalid.
         modes.append(GenerationMode.NEGATIVE)
     names = [parameter.name for parameter in operation.path_parameters]
@@ -220,9 +234,12 @@ def _cases(operation: Any, ids: dict[str, list[str]]) -> st.SearchStrategy[Any]:
     for mode in modes:
         generated = operation.as_strategy(generation_mode=mode)
         if len(names) == 1 and names[0] in ids:
-            real = st.one_of(*[operation.as_strategy(generation_mode=mode,
-                                                     path_parameters={names[0]: value})
-                               for value in ids[names[0]]])
+            real = st.one_of(
+                *[
+                    operation.as_strategy(generation_mode=mode, path_parameters={names[0]: value})
+                    for value in ids[names[0]]
+                ]
+            )
             strategies.append(st.one_of(generated, real))
         else:
             strategies.append(generated)
@@ -237,8 +254,7 @@ def _known(label: str, found: Found) -> KnownBug | None:
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema,
-                            label: str) -> None:
+def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema, label: str) -> None:
     method, path = label.split(" ", 1)
     operation = api_schema[path][method]
     ids = _real_objects(gw)
@@ -259,8 +275,9 @@ def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema,
                     key = (failure.code, response.status_code, failure.title)
                     report = str(group)
                     if key not in found:
-                        found[key] = Found(failure.code, failure.title, response.status_code,
-                                           report)
+                        found[key] = Found(
+                            failure.code, failure.title, response.status_code, report
+                        )
                         continue
                     found[key].count += 1
                     if len(report) < len(found[key].report):
@@ -272,8 +289,10 @@ def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema,
     if unknown:
         pytest.fail(
             f"{label}: {len(unknown)} distinct failure(s) in up to {MAX_EXAMPLES} cases\n\n"
-            + "\n\n".join(f"--- {f.code} {f.title} (status {f.status}, {f.count} case(s))\n"
-                          f"{f.report}" for f in unknown),
+            + "\n\n".join(
+                f"--- {f.code} {f.title} (status {f.status}, {f.count} case(s))\n{f.report}"
+                for f in unknown
+            ),
             pytrace=False,
         )
     known = {bug.reason for f in found.values() if (bug := _known(label, f)) is not None}
@@ -284,54 +303,75 @@ def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema,
 # Requests the fuzzer meets only by chance, or never (a signed inbound request), sent as
 # they are and validated with the same checks: the reproductions of the bugs fuzzing
 # found, and the signed answers of POST /in/{source_id}.
-SLACK_URL_VERIFICATION = json.dumps({"type": "url_verification", "token": "fuzz",
-                                     "challenge": "schemathesis-challenge"}).encode()
+SLACK_URL_VERIFICATION = json.dumps(
+    {"type": "url_verification", "token": "fuzz", "challenge": "schemathesis-challenge"}
+).encode()
 GITHUB_ISSUE = json.dumps({"action": "closed", "issue": {"number": 7}}).encode()
 
 
-
 PINNED = [
-    *[pytest.param(label, "raw", b"\xff", id=f"non-utf8-body {label}")
-      for label in sorted(JSON_BODY_OPERATIONS)],
-    pytest.param("POST /v1/endpoints/{endpoint_id}/recover", "json",
-                 {"since": "0001-01-01T00:00:00+01:00"}, id="recover since-before-year-1"),
-    pytest.param("POST /v1/endpoints/{endpoint_id}/recover", "json",
-                 {"since": "2020-01-01T00:00:00Z", "until": "9999-12-31T23:59:59-01:00"},
-                 id="recover until-after-year-9999"),
-    pytest.param("POST /in/{source_id}", "slack", SLACK_URL_VERIFICATION,
-                 id="inbound slack url_verification"),
-    pytest.param("POST /in/{source_id}", "github", GITHUB_ISSUE,
-                 id="inbound github accepted then duplicate"),
+    *[
+        pytest.param(label, "raw", b"\xff", id=f"non-utf8-body {label}")
+        for label in sorted(JSON_BODY_OPERATIONS)
+    ],
+    pytest.param(
+        "POST /v1/endpoints/{endpoint_id}/recover",
+        "json",
+        {"since": "0001-01-01T00:00:00+01:00"},
+        id="recover since-before-year-1",
+    ),
+    pytest.param(
+        "POST /v1/endpoints/{endpoint_id}/recover",
+        "json",
+        {"since": "2020-01-01T00:00:00Z", "until": "9999-12-31T23:59:59-01:00"},
+        id="recover until-after-year-9999",
+    ),
+    pytest.param(
+        "POST /in/{source_id}", "slack", SLACK_URL_VERIFICATION, id="inbound slack url_verification"
+    ),
+    pytest.param(
+        "POST /in/{source_id}", "github", GITHUB_ISSUE, id="inbound github accepted then duplicate"
+    ),
 ]
 
 
 @pytest.mark.parametrize(("label", "kind", "payload"), PINNED)
-def test_pinned_request_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema, label: str,
-                                 kind: str, payload: Any) -> None:
+def test_pinned_request_conforms(
+    gw: Gateway, api_schema: schemathesis.BaseSchema, label: str, kind: str, payload: Any
+) -> None:
     method, path = label.split(" ", 1)
     operation = api_schema[path][method]
     ids = _real_objects(gw)
     path_parameters = {p.name: ids[p.name][0] for p in operation.path_parameters}
     headers = dict(AUTH)
     if kind == "json":
-        case = operation.Case(path_parameters=path_parameters, body=payload,
-                              media_type="application/json")
+        case = operation.Case(
+            path_parameters=path_parameters, body=payload, media_type="application/json"
+        )
     else:
         # Raw bytes sent as they are, labelled JSON (/in/{id} documents no body at all).
-        case = operation.Case(path_parameters=path_parameters, body=payload,
-                              media_type="application/octet-stream")
+        case = operation.Case(
+            path_parameters=path_parameters, body=payload, media_type="application/octet-stream"
+        )
         headers["Content-Type"] = "application/json"
     if kind == "slack":
         path_parameters["source_id"] = _make_source(gw, "slack", SLACK_SECRET)
         timestamp = str(int(time.time()))
-        digest = hmac.new(SLACK_SECRET.encode(), f"v0:{timestamp}:".encode() + payload,
-                          hashlib.sha256).hexdigest()
-        headers.update({"X-Slack-Request-Timestamp": timestamp,
-                        "X-Slack-Signature": f"v0={digest}"})
+        digest = hmac.new(
+            SLACK_SECRET.encode(), f"v0:{timestamp}:".encode() + payload, hashlib.sha256
+        ).hexdigest()
+        headers.update(
+            {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+        )
     elif kind == "github":
         digest = hmac.new(GITHUB_SECRET.encode(), payload, hashlib.sha256).hexdigest()
-        headers.update({"X-GitHub-Event": "issues", "X-GitHub-Delivery": str(uuid.uuid4()),
-                        "X-Hub-Signature-256": f"sha256={digest}"})
+        headers.update(
+            {
+                "X-GitHub-Event": "issues",
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+                "X-Hub-Signature-256": f"sha256={digest}",
+            }
+        )
     statuses = []
     with requests.Session() as session:
         for _ in range(2 if kind == "github" else 1):

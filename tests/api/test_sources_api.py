@@ -23,11 +23,23 @@ STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-source-secret-012345678
 MAX_BODY = 1024 * 1024
 SEVEN_DAYS = 7 * 24 * 3600
 SOURCE_FIELDS = {
-    "id", "name", "provider", "options", "tolerance_seconds", "disabled", "ingest_path",
+    "id",
+    "name",
+    "provider",
+    "options",
+    "tolerance_seconds",
+    "disabled",
+    "ingest_path",
     "created_at",
 }
-HMAC_OPTIONS = {"header": "X-Signature", "algorithm": "sha512", "encoding": "base64",
-                "prefix": "sig=", "id_header": "X-Delivery", "type_field": "kind"}
+HMAC_OPTIONS = {
+    "header": "X-Signature",
+    "algorithm": "sha512",
+    "encoding": "base64",
+    "prefix": "sig=",
+    "id_header": "X-Delivery",
+    "type_field": "kind",
+}
 # A secret per provider, distinctive enough to be found if a response ever leaks it.
 SECRETS = {
     "stripe": "whsec_stripe_secret_do_not_leak_1",
@@ -44,8 +56,12 @@ SECRETS = {
 
 
 def _create(gw: Gateway, provider: str = "github", **fields: Any) -> dict[str, Any]:
-    body = {"name": f"{provider} source", "provider": provider,
-            "secret": SECRETS[provider], **fields}
+    body = {
+        "name": f"{provider} source",
+        "provider": provider,
+        "secret": SECRETS[provider],
+        **fields,
+    }
     if provider == "hmac" and "options" not in fields:
         body["options"] = {"header": "X-Signature"}
     response = gw.api.post("/v1/sources", json=body)
@@ -60,8 +76,11 @@ def _anonymous(gw: Gateway) -> httpx.Client:
 
 def _github_headers(secret: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
     signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"X-Hub-Signature-256": f"sha256={signature}", "X-GitHub-Event": "push",
-               "Content-Type": "application/json"}
+    headers = {
+        "X-Hub-Signature-256": f"sha256={signature}",
+        "X-GitHub-Event": "push",
+        "Content-Type": "application/json",
+    }
     if delivery is not None:
         headers["X-GitHub-Delivery"] = delivery
     return headers
@@ -79,8 +98,10 @@ def _signed_headers(provider: str, secret: str, body: bytes) -> dict[str, str]:
         return {"X-Gitlab-Token": secret, "X-Gitlab-Event": "Push Hook"}
     if provider == "shopify":
         digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-        return {"X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
-                "X-Shopify-Topic": "orders/create"}
+        return {
+            "X-Shopify-Hmac-Sha256": base64.b64encode(digest).decode(),
+            "X-Shopify-Topic": "orders/create",
+        }
     if provider == "slack":
         mac = hmac.new(secret.encode(), f"v0:{now}:".encode() + body, hashlib.sha256)
         return {"X-Slack-Request-Timestamp": now, "X-Slack-Signature": f"v0={mac.hexdigest()}"}
@@ -88,8 +109,11 @@ def _signed_headers(provider: str, secret: str, body: bytes) -> dict[str, str]:
         key = base64.b64decode(secret.removeprefix("whsec_"))
         msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:16]
         digest = hmac.new(key, f"{msg_id}.{now}.".encode() + body, hashlib.sha256).digest()
-        return {"webhook-id": msg_id, "webhook-timestamp": now,
-                "webhook-signature": f"v1,{base64.b64encode(digest).decode()}"}
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": now,
+            "webhook-signature": f"v1,{base64.b64encode(digest).decode()}",
+        }
     assert provider == "hmac"
     return {"X-Signature": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()}
 
@@ -107,9 +131,14 @@ def _source_count(gw: Gateway) -> int:
 
 def test_create_returns_every_field_and_the_secret(gw: Gateway) -> None:
     before = datetime.now(UTC)
-    response = gw.api.post("/v1/sources", json={
-        "name": "GitHub org hooks", "provider": "github", "secret": SECRETS["github"],
-    })
+    response = gw.api.post(
+        "/v1/sources",
+        json={
+            "name": "GitHub org hooks",
+            "provider": "github",
+            "secret": SECRETS["github"],
+        },
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     assert set(body) >= SOURCE_FIELDS | {"secret"}
@@ -132,19 +161,29 @@ def test_every_provider_can_be_created_and_accepts_a_signed_request(
 ) -> None:
     source = _create(gw, provider)
     assert source["provider"] == provider
-    body = json.dumps({"id": f"evt_{provider}", "type": "thing.happened",
-                       "event_id": f"Ev{provider}", "object_kind": "push"}).encode()
+    body = json.dumps(
+        {
+            "id": f"evt_{provider}",
+            "type": "thing.happened",
+            "event_id": f"Ev{provider}",
+            "object_kind": "push",
+        }
+    ).encode()
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_signed_headers(provider, SECRETS[provider], body))
+        response = client.post(
+            source["ingest_path"],
+            content=body,
+            headers=_signed_headers(provider, SECRETS[provider], body),
+        )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "accepted"
     assert response.json()["event_id"].startswith("evt_")
 
 
 def test_create_keeps_tolerance_disabled_and_normalises_hmac_options(gw: Gateway) -> None:
-    source = _create(gw, "hmac", options={"header": "X-Sig"}, tolerance_seconds=SEVEN_DAYS,
-                     disabled=True)
+    source = _create(
+        gw, "hmac", options={"header": "X-Sig"}, tolerance_seconds=SEVEN_DAYS, disabled=True
+    )
     assert source["tolerance_seconds"] == SEVEN_DAYS
     assert source["disabled"] is True
     assert source["options"]["header"] == "X-Sig"
@@ -164,20 +203,36 @@ BAD_CREATES: list[Any] = [
     pytest.param({"name": None}, "name", id="missing-name"),
     pytest.param({"tolerance_seconds": 0}, "tolerance_seconds", id="tolerance-0"),
     pytest.param({"tolerance_seconds": -5}, "tolerance_seconds", id="tolerance-negative"),
-    pytest.param({"tolerance_seconds": SEVEN_DAYS + 1}, "tolerance_seconds",
-                 id="tolerance-over-7-days"),
+    pytest.param(
+        {"tolerance_seconds": SEVEN_DAYS + 1}, "tolerance_seconds", id="tolerance-over-7-days"
+    ),
     pytest.param({"provider": "hmac", "options": None}, "options", id="hmac-without-options"),
-    pytest.param({"provider": "hmac", "options": {"algorithm": "sha256"}}, "options",
-                 id="hmac-without-header"),
-    pytest.param({"provider": "hmac", "options": {"header": "X-Sig", "algorithm": "md5"}},
-                 "options", id="hmac-md5"),
-    pytest.param({"provider": "hmac", "options": {"header": "X-Sig", "encoding": "hex2"}},
-                 "options", id="hmac-hex2"),
-    pytest.param({"provider": "hmac", "options": {"header": "X-Sig", "colour": "red"}},
-                 "options", id="hmac-unknown-option"),
+    pytest.param(
+        {"provider": "hmac", "options": {"algorithm": "sha256"}},
+        "options",
+        id="hmac-without-header",
+    ),
+    pytest.param(
+        {"provider": "hmac", "options": {"header": "X-Sig", "algorithm": "md5"}},
+        "options",
+        id="hmac-md5",
+    ),
+    pytest.param(
+        {"provider": "hmac", "options": {"header": "X-Sig", "encoding": "hex2"}},
+        "options",
+        id="hmac-hex2",
+    ),
+    pytest.param(
+        {"provider": "hmac", "options": {"header": "X-Sig", "colour": "red"}},
+        "options",
+        id="hmac-unknown-option",
+    ),
     pytest.param({"options": {"header": "X-Sig"}}, "options", id="options-on-github"),
-    pytest.param({"provider": "standard", "secret": "not base64 at all!"}, "secret",
-                 id="standard-secret-not-base64"),
+    pytest.param(
+        {"provider": "standard", "secret": "not base64 at all!"},
+        "secret",
+        id="standard-secret-not-base64",
+    ),
     pytest.param({"colour": "red"}, "colour", id="extra-field"),
 ]
 
@@ -210,19 +265,20 @@ def test_create_422_names_the_field_in_loc(
 
 
 def test_create_rejects_malformed_json(gw: Gateway) -> None:
-    response = gw.api.post("/v1/sources", content=b"{not json",
-                           headers={"Content-Type": "application/json"})
+    response = gw.api.post(
+        "/v1/sources", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 422, response.text
 
 
 def test_validation_error_does_not_echo_the_secret(gw: Gateway) -> None:
     secret = "not-base64-but-very-secret-value!!"
-    response = gw.api.post("/v1/sources", json={"name": "s", "provider": "standard",
-                                                "secret": secret})
+    response = gw.api.post(
+        "/v1/sources", json={"name": "s", "provider": "standard", "secret": secret}
+    )
     assert response.status_code == 422, response.text
     assert secret not in response.text
-    response = gw.api.post("/v1/sources", json={"name": "", "provider": "github",
-                                                "secret": secret})
+    response = gw.api.post("/v1/sources", json={"name": "", "provider": "github", "secret": secret})
     assert response.status_code == 422, response.text
     assert secret not in response.text
 
@@ -312,9 +368,13 @@ def test_list_accepts_limit_bounds(gw: Gateway) -> None:
 
 def test_patch_changes_fields_and_keeps_the_rest(gw: Gateway) -> None:
     created = _create(gw, "github")
-    response = gw.api.patch(f"/v1/sources/{created['id']}", json={
-        "name": "renamed", "tolerance_seconds": 60,
-    })
+    response = gw.api.patch(
+        f"/v1/sources/{created['id']}",
+        json={
+            "name": "renamed",
+            "tolerance_seconds": 60,
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "secret" not in body
@@ -328,7 +388,9 @@ def test_patch_changes_fields_and_keeps_the_rest(gw: Gateway) -> None:
     assert parse_time(body["updated_at"]) >= parse_time(created["created_at"])
     again = gw.api.get(f"/v1/sources/{created['id']}").json()
     assert {k: again[k] for k in ("name", "tolerance_seconds")} == {
-        "name": "renamed", "tolerance_seconds": 60}
+        "name": "renamed",
+        "tolerance_seconds": 60,
+    }
 
     # An empty PATCH changes nothing.
     same = gw.api.patch(f"/v1/sources/{created['id']}", json={})
@@ -347,12 +409,14 @@ def test_patch_secret_changes_what_verifies(gw: Gateway) -> None:
 
     body = b'{"action": "opened"}'
     with _anonymous(gw) as client:
-        old = client.post(source["ingest_path"], content=body,
-                          headers=_github_headers(SECRETS["github"], body))
+        old = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
         assert old.status_code == 401, old.text
         assert _event_count(gw) == 0
-        new = client.post(source["ingest_path"], content=body,
-                          headers=_github_headers(new_secret, body))
+        new = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(new_secret, body)
+        )
         assert new.status_code == 200, new.text
         assert new.json()["status"] == "accepted"
 
@@ -389,15 +453,18 @@ def test_patch_hmac_options(gw: Gateway) -> None:
     assert event["type"] == "order.paid"
 
 
-@pytest.mark.parametrize("options", [
-    pytest.param(None, id="null"),
-    pytest.param({}, id="empty"),
-    pytest.param({"algorithm": "sha256"}, id="without-header"),
-    pytest.param({"header": "X-Sig", "algorithm": "md5"}, id="md5"),
-    pytest.param({"header": "X-Sig", "encoding": "hex2"}, id="hex2"),
-    pytest.param({"header": "bad header name"}, id="bad-header-name"),
-    pytest.param({"header": "X-Sig", "colour": "red"}, id="unknown-option"),
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(None, id="null"),
+        pytest.param({}, id="empty"),
+        pytest.param({"algorithm": "sha256"}, id="without-header"),
+        pytest.param({"header": "X-Sig", "algorithm": "md5"}, id="md5"),
+        pytest.param({"header": "X-Sig", "encoding": "hex2"}, id="hex2"),
+        pytest.param({"header": "bad header name"}, id="bad-header-name"),
+        pytest.param({"header": "X-Sig", "colour": "red"}, id="unknown-option"),
+    ],
+)
 def test_patch_rejects_bad_hmac_options(gw: Gateway, options: dict[str, Any] | None) -> None:
     source = _create(gw, "hmac")
     response = gw.api.patch(f"/v1/sources/{source['id']}", json={"options": options})
@@ -405,33 +472,33 @@ def test_patch_rejects_bad_hmac_options(gw: Gateway, options: dict[str, Any] | N
     assert gw.api.get(f"/v1/sources/{source['id']}").json()["options"] == source["options"]
 
 
-@pytest.mark.parametrize("provider", ["stripe", "github", "gitlab", "shopify", "slack",
-                                      "standard"])
-def test_patch_rejects_options_on_a_provider_without_options(
-    gw: Gateway, provider: str
-) -> None:
+@pytest.mark.parametrize("provider", ["stripe", "github", "gitlab", "shopify", "slack", "standard"])
+def test_patch_rejects_options_on_a_provider_without_options(gw: Gateway, provider: str) -> None:
     source = _create(gw, provider)
-    response = gw.api.patch(f"/v1/sources/{source['id']}",
-                            json={"options": {"header": "X-Sig"}})
+    response = gw.api.patch(f"/v1/sources/{source['id']}", json={"options": {"header": "X-Sig"}})
     assert_422_naming(response, "options")
     assert gw.api.get(f"/v1/sources/{source['id']}").json()["options"] == {}
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    pytest.param({"name": ""}, "name", id="empty-name"),
-    pytest.param({"name": None}, "name", id="null-name"),
-    pytest.param({"secret": None}, "secret", id="null-secret"),
-    pytest.param({"secret": ""}, "secret", id="empty-secret"),
-    pytest.param({"tolerance_seconds": 0}, "tolerance_seconds", id="tolerance-0"),
-    pytest.param({"tolerance_seconds": -1}, "tolerance_seconds", id="tolerance-negative"),
-    pytest.param({"tolerance_seconds": SEVEN_DAYS + 1}, "tolerance_seconds",
-                 id="tolerance-over-7-days"),
-    pytest.param({"tolerance_seconds": None}, "tolerance_seconds", id="tolerance-null"),
-    pytest.param({"disabled": None}, "disabled", id="disabled-null"),
-    pytest.param({"disabled": "maybe"}, "disabled", id="disabled-not-bool"),
-    pytest.param({"provider": "stripe"}, "provider", id="provider-is-fixed"),
-    pytest.param({"colour": "red"}, "colour", id="extra-field"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        pytest.param({"name": ""}, "name", id="empty-name"),
+        pytest.param({"name": None}, "name", id="null-name"),
+        pytest.param({"secret": None}, "secret", id="null-secret"),
+        pytest.param({"secret": ""}, "secret", id="empty-secret"),
+        pytest.param({"tolerance_seconds": 0}, "tolerance_seconds", id="tolerance-0"),
+        pytest.param({"tolerance_seconds": -1}, "tolerance_seconds", id="tolerance-negative"),
+        pytest.param(
+            {"tolerance_seconds": SEVEN_DAYS + 1}, "tolerance_seconds", id="tolerance-over-7-days"
+        ),
+        pytest.param({"tolerance_seconds": None}, "tolerance_seconds", id="tolerance-null"),
+        pytest.param({"disabled": None}, "disabled", id="disabled-null"),
+        pytest.param({"disabled": "maybe"}, "disabled", id="disabled-not-bool"),
+        pytest.param({"provider": "stripe"}, "provider", id="provider-is-fixed"),
+        pytest.param({"colour": "red"}, "colour", id="extra-field"),
+    ],
+)
 def test_patch_rejects_invalid_fields(gw: Gateway, changes: dict[str, Any], field: str) -> None:
     source = _create(gw, "github")
     response = gw.api.patch(f"/v1/sources/{source['id']}", json=changes)
@@ -449,8 +516,9 @@ def test_delete_then_get_and_ingest_are_404(gw: Gateway) -> None:
     kept = _create(gw, "stripe")
     body = b'{"zen": "keep it simple"}'
     with _anonymous(gw) as client:
-        first = client.post(source["ingest_path"], content=body,
-                            headers=_github_headers(SECRETS["github"], body))
+        first = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
         assert first.status_code == 200, first.text
 
         deleted = gw.api.delete(f"/v1/sources/{source['id']}")
@@ -462,8 +530,9 @@ def test_delete_then_get_and_ingest_are_404(gw: Gateway) -> None:
         assert [s["id"] for s in gw.api.get("/v1/sources").json()["data"]] == [kept["id"]]
 
         body2 = b'{"zen": "after delete"}'
-        after = client.post(source["ingest_path"], content=body2,
-                            headers=_github_headers(SECRETS["github"], body2))
+        after = client.post(
+            source["ingest_path"], content=body2, headers=_github_headers(SECRETS["github"], body2)
+        )
         assert after.status_code == 404, after.text
     # Events it received stay.
     assert _event_count(gw) == 1
@@ -480,8 +549,9 @@ def test_unknown_source_is_404_on_every_route(gw: Gateway, source_id: str) -> No
     assert gw.api.delete(f"/v1/sources/{source_id}").status_code == 404
     body = b"{}"
     with _anonymous(gw) as client:
-        inbound = client.post(f"/in/{source_id}", content=body,
-                              headers=_github_headers(SECRETS["github"], body))
+        inbound = client.post(
+            f"/in/{source_id}", content=body, headers=_github_headers(SECRETS["github"], body)
+        )
     assert inbound.status_code == 404, inbound.text
     assert isinstance(inbound.json()["detail"], str)
     assert _event_count(gw) == 0
@@ -491,18 +561,20 @@ def test_unknown_source_is_404_on_every_route(gw: Gateway, source_id: str) -> No
 # auth
 
 
-@pytest.mark.parametrize("headers", [
-    pytest.param({}, id="missing"),
-    pytest.param({"Authorization": "Bearer wrong-key"}, id="wrong"),
-    pytest.param({"Authorization": f"Basic {API_KEY}"}, id="basic-scheme"),
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="missing"),
+        pytest.param({"Authorization": "Bearer wrong-key"}, id="wrong"),
+        pytest.param({"Authorization": f"Basic {API_KEY}"}, id="basic-scheme"),
+    ],
+)
 def test_management_routes_need_a_valid_key(gw: Gateway, headers: dict[str, str]) -> None:
     source = _create(gw, "github")
     sid = source["id"]
     with httpx.Client(base_url=gw.api.base_url, timeout=30, headers=headers) as client:
         requests = [
-            client.post("/v1/sources", json={"name": "x", "provider": "github",
-                                             "secret": "s"}),
+            client.post("/v1/sources", json={"name": "x", "provider": "github", "secret": "s"}),
             client.post("/v1/sources", json={"bogus": True}),
             client.get("/v1/sources"),
             client.get(f"/v1/sources/{sid}"),
@@ -522,15 +594,22 @@ def test_inbound_needs_no_api_key(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = b'{"action": "created"}'
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_github_headers(SECRETS["github"], body, "d-1"))
+        response = client.post(
+            source["ingest_path"],
+            content=body,
+            headers=_github_headers(SECRETS["github"], body, "d-1"),
+        )
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "accepted"
     # A wrong API key is irrelevant too: the signature is the credential.
-    with httpx.Client(base_url=gw.api.base_url, timeout=30,
-                      headers={"Authorization": "Bearer wrong"}) as client:
-        again = client.post(source["ingest_path"], content=body,
-                            headers=_github_headers(SECRETS["github"], body, "d-1"))
+    with httpx.Client(
+        base_url=gw.api.base_url, timeout=30, headers={"Authorization": "Bearer wrong"}
+    ) as client:
+        again = client.post(
+            source["ingest_path"],
+            content=body,
+            headers=_github_headers(SECRETS["github"], body, "d-1"),
+        )
     assert again.json() == {"status": "duplicate", "event_id": response.json()["event_id"]}
 
 
@@ -546,8 +625,9 @@ def test_disabled_source_is_403_stores_nothing_and_accepts_again_when_enabled(
     assert patched.json()["disabled"] is True
     body = b'{"action": "opened", "n": 1}'
     with _anonymous(gw) as client:
-        refused = client.post(source["ingest_path"], content=body,
-                              headers=_github_headers(SECRETS["github"], body))
+        refused = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
         assert refused.status_code == 403, refused.text
         assert isinstance(refused.json()["detail"], str)
         assert SECRETS["github"] not in refused.text
@@ -557,8 +637,9 @@ def test_disabled_source_is_403_stores_nothing_and_accepts_again_when_enabled(
         enabled = gw.api.patch(f"/v1/sources/{source['id']}", json={"disabled": False})
         assert enabled.status_code == 200, enabled.text
         assert enabled.json()["disabled"] is False
-        accepted = client.post(source["ingest_path"], content=body,
-                               headers=_github_headers(SECRETS["github"], body))
+        accepted = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "accepted"
     assert _event_count(gw) == 1
@@ -568,8 +649,9 @@ def test_source_created_disabled_is_403(gw: Gateway) -> None:
     source = _create(gw, "github", disabled=True)
     body = b"{}"
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_github_headers(SECRETS["github"], body))
+        response = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
     assert response.status_code == 403, response.text
     assert _event_count(gw) == 0
 
@@ -582,15 +664,16 @@ def _big_body(size: int) -> bytes:
 
 def _chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     for start in range(0, len(body), size):
-        yield body[start:start + size]
+        yield body[start : start + size]
 
 
 def test_body_over_1_mib_with_content_length_is_413(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY + 1)
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_github_headers(SECRETS["github"], body))
+        response = client.post(
+            source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
+        )
     assert response.request.headers["content-length"] == str(MAX_BODY + 1)
     assert response.status_code == 413, response.text
     assert isinstance(response.json()["detail"], str)
@@ -601,8 +684,11 @@ def test_body_over_1_mib_sent_chunked_is_413(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY + 1)
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"], content=_chunks(body),
-                               headers=_github_headers(SECRETS["github"], body))
+        response = client.post(
+            source["ingest_path"],
+            content=_chunks(body),
+            headers=_github_headers(SECRETS["github"], body),
+        )
     assert "content-length" not in response.request.headers
     assert response.request.headers["transfer-encoding"] == "chunked"
     assert response.status_code == 413, response.text
@@ -614,9 +700,11 @@ def test_body_of_exactly_1_mib_is_accepted(gw: Gateway, chunked: bool) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY)
     with _anonymous(gw) as client:
-        response = client.post(source["ingest_path"],
-                               content=_chunks(body) if chunked else body,
-                               headers=_github_headers(SECRETS["github"], body))
+        response = client.post(
+            source["ingest_path"],
+            content=_chunks(body) if chunked else body,
+            headers=_github_headers(SECRETS["github"], body),
+        )
     assert response.status_code == 200, response.text
     event = gw.api.get(f"/v1/events/{response.json()['event_id']}").json()
     assert len(event["body"]) == MAX_BODY
@@ -633,10 +721,10 @@ def test_get_on_the_inbound_url_is_405(gw: Gateway) -> None:
 
 MALFORMED = [
     pytest.param("stripe", {"Stripe-Signature": "garbage"}, "Stripe-Signature", id="stripe"),
-    pytest.param("github", {"X-Hub-Signature-256": "garbage"}, "X-Hub-Signature-256",
-                 id="github"),
-    pytest.param("shopify", {"X-Shopify-Hmac-Sha256": "not base64!"}, "X-Shopify-Hmac-Sha256",
-                 id="shopify"),
+    pytest.param("github", {"X-Hub-Signature-256": "garbage"}, "X-Hub-Signature-256", id="github"),
+    pytest.param(
+        "shopify", {"X-Shopify-Hmac-Sha256": "not base64!"}, "X-Shopify-Hmac-Sha256", id="shopify"
+    ),
     pytest.param("slack", {"X-Slack-Signature": "garbage"}, "X-Slack-Signature", id="slack"),
     pytest.param("standard", {"webhook-signature": "garbage"}, "signature", id="standard"),
     pytest.param("hmac", {"X-Signature": "!!garbage!!"}, "signature", id="hmac"),
@@ -666,9 +754,7 @@ def test_malformed_signature_header_is_401_with_a_reason_and_no_secret(
 
 
 @pytest.mark.parametrize("provider", sorted(SECRETS))
-def test_missing_or_wrong_signature_is_401_and_stores_nothing(
-    gw: Gateway, provider: str
-) -> None:
+def test_missing_or_wrong_signature_is_401_and_stores_nothing(gw: Gateway, provider: str) -> None:
     source = _create(gw, provider)
     body = b'{"type": "invoice.paid"}'
     wrong = {
@@ -677,8 +763,9 @@ def test_missing_or_wrong_signature_is_401_and_stores_nothing(
     with _anonymous(gw) as client:
         missing = client.post(source["ingest_path"], content=body)
         assert missing.status_code == 401, missing.text
-        signed_wrong = client.post(source["ingest_path"], content=body,
-                                   headers=_signed_headers(provider, wrong, body))
+        signed_wrong = client.post(
+            source["ingest_path"], content=body, headers=_signed_headers(provider, wrong, body)
+        )
         assert signed_wrong.status_code == 401, signed_wrong.text
         assert SECRETS[provider] not in missing.text + signed_wrong.text
     assert _event_count(gw) == 0

@@ -31,7 +31,10 @@ def _assert_nothing_for(gw: Gateway, receiver: Receiver, path: str, endpoint_id:
 
 
 def test_an_event_without_a_tenant_reaches_no_tenant_endpoint(
-    gw: Gateway, tenant_a, receiver: Receiver, path: str  # type: ignore[no-untyped-def]
+    gw: Gateway,
+    tenant_a,
+    receiver: Receiver,
+    path: str,  # type: ignore[no-untyped-def]
 ) -> None:
     created = tenant_a.post("/v1/endpoints", json={"url": receiver.url(f"{path}/a")})
     assert created.status_code == 201, created.text
@@ -50,8 +53,11 @@ def test_an_event_without_a_tenant_reaches_no_tenant_endpoint(
     source = create_source(gw, case)
     body, headers = case.signed(str(uuid.uuid4()))
     inbound_id = accepted(post_in(gw, source, body, headers))
-    wait_until(lambda: len(receiver.received(f"{path}/operator")) == 2, 15,
-               "both events at the operator's endpoint")
+    wait_until(
+        lambda: len(receiver.received(f"{path}/operator")) == 2,
+        15,
+        "both events at the operator's endpoint",
+    )
     assert [d["endpoint_id"] for d in deliveries_of(gw, inbound_id)] == [operator["id"]]
 
     # A tenant's event: that tenant's endpoints only.
@@ -67,7 +73,10 @@ def test_an_event_without_a_tenant_reaches_no_tenant_endpoint(
 
 
 def test_the_admin_may_name_a_tenant_endpoint_by_id(
-    gw: Gateway, tenant_a, receiver: Receiver, path: str  # type: ignore[no-untyped-def]
+    gw: Gateway,
+    tenant_a,
+    receiver: Receiver,
+    path: str,  # type: ignore[no-untyped-def]
 ) -> None:
     mine = make_endpoint(gw, receiver.url(path), tenant_id="tenantA")
     other = make_endpoint(gw, receiver.url(f"{path}/b"), tenant_id="tenantB")
@@ -75,20 +84,24 @@ def test_the_admin_may_name_a_tenant_endpoint_by_id(
     assert event["deliveries"] == 1
     receiver.wait_for(path, 1)
     # A tenant's key cannot name another tenant's endpoint, nor get around its own tenant.
-    refused = tenant_a.post("/v1/events", json={"type": "x.y", "data": {},
-                                                "endpoint_ids": [other["id"]]})
+    refused = tenant_a.post(
+        "/v1/events", json={"type": "x.y", "data": {}, "endpoint_ids": [other["id"]]}
+    )
     assert refused.status_code == 422, refused.text
     assert other["id"] in refused.text
 
 
 def test_a_tenant_key_cannot_reference_sources(
-    gw: Gateway, tenant_a, receiver: Receiver  # type: ignore[no-untyped-def]
+    gw: Gateway,
+    tenant_a,
+    receiver: Receiver,  # type: ignore[no-untyped-def]
 ) -> None:
     source = create_source(gw, CASE_BY_PROVIDER["github"])
     assert tenant_a.get("/v1/sources").status_code == 403
-    answers = [tenant_a.post("/v1/endpoints", json={"url": receiver.url("/s"),
-                                                    "source_ids": [source_id]})
-               for source_id in (source["id"], "src_01NOSUCHSOURCE0000000000000")]
+    answers = [
+        tenant_a.post("/v1/endpoints", json={"url": receiver.url("/s"), "source_ids": [source_id]})
+        for source_id in (source["id"], "src_01NOSUCHSOURCE0000000000000")
+    ]
     for answer in answers:
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"][0]["loc"] == ["body", "source_ids"]
@@ -105,13 +118,15 @@ def test_source_ids_must_name_sources_and_an_endpoint_without_a_tenant(
     gw: Gateway, receiver: Receiver
 ) -> None:
     source = create_source(gw, CASE_BY_PROVIDER["github"])
-    unknown = gw.api.post("/v1/endpoints", json={"url": receiver.url("/s"),
-                                                 "source_ids": [source["id"], "src_nope"]})
+    unknown = gw.api.post(
+        "/v1/endpoints", json={"url": receiver.url("/s"), "source_ids": [source["id"], "src_nope"]}
+    )
     assert unknown.status_code == 422, unknown.text
     assert "unknown source_ids: src_nope" in unknown.text
-    for_tenant = gw.api.post("/v1/endpoints", json={"url": receiver.url("/s"),
-                                                    "source_ids": [source["id"]],
-                                                    "tenant_id": "tenantA"})
+    for_tenant = gw.api.post(
+        "/v1/endpoints",
+        json={"url": receiver.url("/s"), "source_ids": [source["id"]], "tenant_id": "tenantA"},
+    )
     assert for_tenant.status_code == 422, for_tenant.text
     endpoint = make_endpoint(gw, receiver.url("/s"), source_ids=[source["id"]])
     moved = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"tenant_id": "tenantA"})

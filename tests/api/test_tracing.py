@@ -14,7 +14,7 @@ from tests.support.gateway import PG_MISSING, Gateway
 from tests.support.helpers import deliveries_of, make_endpoint, publish, wait_delivery
 from tests.support.receiver import Receiver, wait_until
 
-_SPAN = re.compile(r'^\{\n.*?^\}', re.S | re.M)
+_SPAN = re.compile(r"^\{\n.*?^\}", re.S | re.M)
 
 
 @pytest.fixture
@@ -55,8 +55,11 @@ def test_one_trace_from_publish_to_each_attempt(
     def found() -> tuple[dict, list[dict]] | None:  # type: ignore[type-arg]
         spans = _spans(gw)
         publishes = [s for s in spans if s["name"] == "webhook.publish"]
-        attempts = [s for s in spans if s["name"] == "webhook.attempt"
-                    and s["attributes"]["gateway.event_id"] == event["id"]]  # type: ignore[index]
+        attempts = [
+            s
+            for s in spans
+            if s["name"] == "webhook.attempt" and s["attributes"]["gateway.event_id"] == event["id"]
+        ]  # type: ignore[index]
         return (publishes[-1], attempts) if publishes and len(attempts) == 2 else None
 
     publish_span, attempts = wait_until(found, 15, "the spans")

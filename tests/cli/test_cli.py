@@ -56,7 +56,10 @@ def _serve(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
     port = _port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--port", str(port)],
-        env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=_env(tmp_path),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
 
@@ -90,8 +93,9 @@ def test_first_embedded_start_generates_a_key_prints_it_once_and_keeps_it(tmp_pa
     # The second start uses the kept key and does not print it again.
     proc, port = _serve(tmp_path)
     try:
-        ok = httpx.get(f"http://127.0.0.1:{port}/v1/endpoints",
-                       headers={"Authorization": f"Bearer {key}"})
+        ok = httpx.get(
+            f"http://127.0.0.1:{port}/v1/endpoints", headers={"Authorization": f"Bearer {key}"}
+        )
         assert ok.status_code == 200
     finally:
         proc.terminate()

@@ -53,11 +53,16 @@ def refused(result: subprocess.CompletedProcess[str], code: int, *words: str) ->
     return message
 
 
-def run_with_env(gw: Gateway, env: dict[str, str], *args: str
-                 ) -> subprocess.CompletedProcess[str]:
+def run_with_env(gw: Gateway, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """`gw.run_cli`, with another environment for this one call."""
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=env,
-                          cwd=gw.workdir, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env=env,
+        cwd=gw.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def failed_delivery(gw: Gateway, receiver: Receiver, path: str) -> tuple[str, str]:
@@ -94,8 +99,11 @@ def test_keys_list_and_revoke(gw: Gateway) -> None:
         revoked = as_json(gw, "keys", "revoke", row["id"])
         assert revoked["id"] == row["id"] and revoked["revoked_at"] is not None
         # Refused within the key cache's lifetime in the running server.
-        wait_until(lambda: client.get("/v1/endpoints").status_code == 401, 10,
-                   "the revoked key to be refused")
+        wait_until(
+            lambda: client.get("/v1/endpoints").status_code == 401,
+            10,
+            "the revoked key to be refused",
+        )
     again = ok(gw.run_cli("keys", "revoke", row["id"]))
     assert "already revoked" in again.stderr
 
@@ -106,9 +114,20 @@ def test_keys_list_and_revoke(gw: Gateway) -> None:
 
 
 def test_endpoints_create_list_disable(gw: Gateway) -> None:
-    created = as_json(gw, "endpoints", "create", UNREACHABLE, "--event-type", "user.*",
-                      "--event-type", "order.created", "--tenant", "acme",
-                      "--description", "billing [bold]hook[/bold]")
+    created = as_json(
+        gw,
+        "endpoints",
+        "create",
+        UNREACHABLE,
+        "--event-type",
+        "user.*",
+        "--event-type",
+        "order.created",
+        "--tenant",
+        "acme",
+        "--description",
+        "billing [bold]hook[/bold]",
+    )
     assert created["url"] == UNREACHABLE
     assert created["event_types"] == ["user.*", "order.created"]
     assert created["tenant_id"] == "acme" and created["disabled"] is False
@@ -117,8 +136,9 @@ def test_endpoints_create_list_disable(gw: Gateway) -> None:
     # The API sees the same endpoint, signing with the secret the command printed.
     shown = gw.api.get(f"/v1/endpoints/{created['id']}").json()
     assert shown == {k: v for k, v in created.items() if k != "secret"}
-    assert gw.api.get(f"/v1/endpoints/{created['id']}/secret").json()["secret"] == (
-        created["secret"])
+    assert (
+        gw.api.get(f"/v1/endpoints/{created['id']}/secret").json()["secret"] == (created["secret"])
+    )
 
     table = ok(gw.run_cli("endpoints", "create", UNREACHABLE)).stdout
     [other] = [e for e in gw.api.get("/v1/endpoints").json()["data"] if e["id"] != created["id"]]
@@ -142,17 +162,20 @@ def test_endpoints_create_list_disable(gw: Gateway) -> None:
     assert gw.api.get(f"/v1/endpoints/{created['id']}").json()["disabled"] is True
     assert as_json(gw, "endpoints", "enable", created["id"])["disabled"] is False
 
-    refused(gw.run_cli("endpoints", "disable", "ep_01NOSUCHENDPOINT0000000000"), 1,
-            "not found")
+    refused(gw.run_cli("endpoints", "disable", "ep_01NOSUCHENDPOINT0000000000"), 1, "not found")
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["http://10.0.0.1/hook"], ["URL", "private", "GATEWAY_ALLOWED_NETWORKS"]),
-    (["ftp://127.0.0.1/hook"], ["URL", "http or https"]),
-    (["not a url"], ["URL", "spaces"]),
-    ([UNREACHABLE, "--event-type", "no spaces"], ["--event-type", "'no spaces'"]),
-    ([UNREACHABLE, "--tenant", ""], ["--tenant"]),
-], ids=["private", "scheme", "garbage", "event-type", "tenant"])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["http://10.0.0.1/hook"], ["URL", "private", "GATEWAY_ALLOWED_NETWORKS"]),
+        (["ftp://127.0.0.1/hook"], ["URL", "http or https"]),
+        (["not a url"], ["URL", "spaces"]),
+        ([UNREACHABLE, "--event-type", "no spaces"], ["--event-type", "'no spaces'"]),
+        ([UNREACHABLE, "--tenant", ""], ["--tenant"]),
+    ],
+    ids=["private", "scheme", "garbage", "event-type", "tenant"],
+)
 def test_endpoints_create_refuses_invalid_input(
     gw: Gateway, args: list[str], words: list[str]
 ) -> None:
@@ -165,8 +188,9 @@ def test_endpoints_create_refuses_invalid_input(
 
 def test_events_publish_and_list(gw: Gateway, receiver: Receiver, path: str) -> None:
     endpoint = make_endpoint(gw, receiver.url(path), event_types=["user.*"])
-    result = ok(gw.run_cli("events", "publish", "user.created", "--data", '{"n": 1, "é": [true]}',
-                           "--json"))
+    result = ok(
+        gw.run_cli("events", "publish", "user.created", "--data", '{"n": 1, "é": [true]}', "--json")
+    )
     event = json.loads(result.stdout)
     assert event["type"] == "user.created" and event["data"] == {"n": 1, "é": [True]}
     assert event["deliveries"] == 1 and event["tenant_id"] is None
@@ -187,18 +211,23 @@ def test_events_publish_and_list(gw: Gateway, receiver: Receiver, path: str) -> 
     listed = as_json(gw, "events", "list")
     assert [e["id"] for e in listed["data"]] == [newest["id"], other["id"], event["id"]]
     assert as_json(gw, "events", "list", "--type", "user.created")["data"] == [
-        {k: v for k, v in event.items() if k != "deliveries"}]
+        {k: v for k, v in event.items() if k != "deliveries"}
+    ]
     limited = as_json(gw, "events", "list", "--limit", "2")
     assert len(limited["data"]) == 2 and limited["next_cursor"] == other["id"]
     assert event["id"] in ok(gw.run_cli("events", "list", "--type", "user.created")).stdout
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["user.created", "--data", "{nope"], ["--data", "not valid JSON"]),
-    (["user.created", "--data", "[1, 2]"], ["--data", "dictionary"]),
-    (["user.created", "--data", '{"x": NaN}'], ["--data", "NaN"]),
-    (["no spaces", "--data", "{}"], ["TYPE"]),
-], ids=["syntax", "not-object", "nan", "type"])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["user.created", "--data", "{nope"], ["--data", "not valid JSON"]),
+        (["user.created", "--data", "[1, 2]"], ["--data", "dictionary"]),
+        (["user.created", "--data", '{"x": NaN}'], ["--data", "NaN"]),
+        (["no spaces", "--data", "{}"], ["TYPE"]),
+    ],
+    ids=["syntax", "not-object", "nan", "type"],
+)
 def test_events_publish_refuses_invalid_input(
     gw: Gateway, args: list[str], words: list[str]
 ) -> None:
@@ -229,8 +258,11 @@ def test_deliveries_list_and_retry(gw: Gateway, receiver: Receiver, path: str) -
     assert detail["attempts"][-1]["status_code"] == 200
 
     refused(gw.run_cli("deliveries", "retry", "dlv_01NOSUCHDELIVERY0000000000"), 1, "not found")
-    refused(gw.run_cli("deliveries", "list", "--endpoint", "ep_01NOSUCHENDPOINT0000000000"), 1,
-            "not found")
+    refused(
+        gw.run_cli("deliveries", "list", "--endpoint", "ep_01NOSUCHENDPOINT0000000000"),
+        1,
+        "not found",
+    )
     refused(gw.run_cli("deliveries", "list", "--status", "lost"), 2, "lost")
 
 
@@ -247,8 +279,7 @@ def test_recover_requeues_failed_deliveries(gw: Gateway, receiver: Receiver, pat
     result = ok(gw.run_cli("recover", endpoint_id, "--since", before, "--json"))
     assert json.loads(result.stdout) == {"requeued": 1}
     assert dispatch_note(gw) in result.stderr
-    assert gw.api.get(f"/v1/deliveries/{delivery_id}").json()["status"] in (
-        "pending", "succeeded")
+    assert gw.api.get(f"/v1/deliveries/{delivery_id}").json()["status"] in ("pending", "succeeded")
     detail = wait_delivery(gw, delivery_id, "succeeded", timeout=30)
     assert detail["attempt_count"] == MAX_ATTEMPTS + 1
     table = ok(gw.run_cli("recover", endpoint_id, "--since", before)).stdout
@@ -256,8 +287,9 @@ def test_recover_requeues_failed_deliveries(gw: Gateway, receiver: Receiver, pat
 
     refused(gw.run_cli("recover", endpoint_id, "--since", "last tuesday"), 2, "--since")
     refused(gw.run_cli("recover", endpoint_id), 2, "--since")
-    refused(gw.run_cli("recover", "ep_01NOSUCHENDPOINT0000000000", "--since", before), 1,
-            "not found")
+    refused(
+        gw.run_cli("recover", "ep_01NOSUCHENDPOINT0000000000", "--since", before), 1, "not found"
+    )
     ok(gw.run_cli("endpoints", "disable", endpoint_id))
     refused(gw.run_cli("recover", endpoint_id, "--since", before), 1, "disabled", "enable")
 
@@ -269,8 +301,14 @@ def test_doctor_passes_on_a_healthy_gateway(gw: Gateway) -> None:
     report = as_json(gw, "doctor")
     assert report["ok"] is True, report
     assert [c["name"] for c in report["checks"]] == [
-        "configuration", "secret key", "database", "migrations", "stored secrets", "redis",
-        "clock"]
+        "configuration",
+        "secret key",
+        "database",
+        "migrations",
+        "stored secrets",
+        "redis",
+        "clock",
+    ]
     assert {c["status"] for c in report["checks"]} == {"ok"}, report
     lines = ok(gw.run_cli("doctor")).stdout.splitlines()
     assert len(lines) == 7 and all(line.startswith("OK") for line in lines), lines
@@ -343,12 +381,24 @@ def test_commands_refuse_a_missing_database_file(tmp_path: Path) -> None:
 
 
 HELP = [
-    ["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"],
-    ["endpoints"], ["endpoints", "list"], ["endpoints", "create"], ["endpoints", "disable"],
+    ["keys"],
+    ["keys", "create"],
+    ["keys", "list"],
+    ["keys", "revoke"],
+    ["endpoints"],
+    ["endpoints", "list"],
+    ["endpoints", "create"],
+    ["endpoints", "disable"],
     ["endpoints", "enable"],
-    ["events"], ["events", "publish"], ["events", "list"],
-    ["deliveries"], ["deliveries", "list"], ["deliveries", "retry"],
-    ["recover"], ["doctor"], ["secret-key"],
+    ["events"],
+    ["events", "publish"],
+    ["events", "list"],
+    ["deliveries"],
+    ["deliveries", "list"],
+    ["deliveries", "retry"],
+    ["recover"],
+    ["doctor"],
+    ["secret-key"],
 ]
 
 
@@ -365,6 +415,16 @@ def test_every_command_has_help(command: list[str]) -> None:
 def test_top_level_help_lists_the_groups() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
-    for name in ("serve", "worker", "migrate", "keys", "secret-key", "endpoints", "events",
-                 "deliveries", "recover", "doctor"):
+    for name in (
+        "serve",
+        "worker",
+        "migrate",
+        "keys",
+        "secret-key",
+        "endpoints",
+        "events",
+        "deliveries",
+        "recover",
+        "doctor",
+    ):
         assert name in result.output

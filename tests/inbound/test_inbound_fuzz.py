@@ -31,26 +31,60 @@ SECRETS = {
     "standard": "whsec_" + base64.b64encode(b"fuzz-standard-secret-0123456789").decode(),
     "hmac": "fuzz-hmac-secret",
 }
-HMAC_OPTIONS = {"header": "X-Signature", "prefix": "sha256=", "id_header": "X-Delivery-Id",
-                "type_field": "event.type"}
+HMAC_OPTIONS = {
+    "header": "X-Signature",
+    "prefix": "sha256=",
+    "id_header": "X-Delivery-Id",
+    "type_field": "event.type",
+}
 FUZZ_SETTINGS = settings(
-    max_examples=60, deadline=None, database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
 )
 
 # Header names that matter to some verifier, so that the fuzzer reaches past
 # "missing header" into parsing and comparing.
 KNOWN_HEADERS = [
-    "Stripe-Signature", "X-Hub-Signature-256", "X-GitHub-Event", "X-GitHub-Delivery",
-    "X-Gitlab-Token", "X-Gitlab-Event-UUID", "X-Shopify-Hmac-Sha256", "X-Shopify-Topic",
-    "X-Shopify-Webhook-Id", "X-Slack-Signature", "X-Slack-Request-Timestamp", "webhook-id",
-    "webhook-timestamp", "webhook-signature", "X-Signature", "X-Delivery-Id", "Content-Type",
-    "Authorization", "Cookie",
+    "Stripe-Signature",
+    "X-Hub-Signature-256",
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-Gitlab-Token",
+    "X-Gitlab-Event-UUID",
+    "X-Shopify-Hmac-Sha256",
+    "X-Shopify-Topic",
+    "X-Shopify-Webhook-Id",
+    "X-Slack-Signature",
+    "X-Slack-Request-Timestamp",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "X-Signature",
+    "X-Delivery-Id",
+    "Content-Type",
+    "Authorization",
+    "Cookie",
 ]
 # Headers that frame the request itself: fuzzing them tests httpx, not the gateway.
-FRAMING = {"content-length", "transfer-encoding", "host", "connection", "expect", "upgrade",
-           "te", "trailer", "keep-alive", "proxy-connection", "http2-settings"}
+FRAMING = {
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "connection",
+    "expect",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+    "http2-settings",
+}
 TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 # What a header value can carry: printable latin-1, no CR/LF (and no tabs, which
 # HTTP folds into spaces anyway).
@@ -79,21 +113,42 @@ header_values = st.one_of(
 headers_strategy = st.lists(st.tuples(header_names, header_values), max_size=10)
 
 SPECIAL_BODIES = [
-    b"", b"\x00", b"\x00" * 100, b"\xff\xfe\xfd", b"\xc3\x28", b"\xed\xa0\x80",
-    b"[" * 10000, b"{" * 10000, b'{"a":' * 3000, b"]" * 100,
-    b'{"a": NaN}', b"[NaN, Infinity, -Infinity]", b'{"type": "x", "v": 1e999}',
-    b'{"a": "\\u0000"}', b'{"\\u0000": 1}', b'{"a": "\\ud800"}', b'"\\ud800"',
-    b'"just a string"', b"12345", b"null", b"true", b"1" * 5000,
+    b"",
+    b"\x00",
+    b"\x00" * 100,
+    b"\xff\xfe\xfd",
+    b"\xc3\x28",
+    b"\xed\xa0\x80",
+    b"[" * 10000,
+    b"{" * 10000,
+    b'{"a":' * 3000,
+    b"]" * 100,
+    b'{"a": NaN}',
+    b"[NaN, Infinity, -Infinity]",
+    b'{"type": "x", "v": 1e999}',
+    b'{"a": "\\u0000"}',
+    b'{"\\u0000": 1}',
+    b'{"a": "\\ud800"}',
+    b'"\\ud800"',
+    b'"just a string"',
+    b"12345",
+    b"null",
+    b"true",
+    b"1" * 5000,
     b'{"type": "url_verification", "challenge": "c"}',
     b'{"id": "evt_1", "type": "invoice.paid", "event_id": "Ev1", "object_kind": "push"}',
-    b"payload=%7B%22a%22%3A1%7D&x=%00", b"a=%ff%fe&b",
+    b"payload=%7B%22a%22%3A1%7D&x=%00",
+    b"a=%ff%fe&b",
 ]
 bodies = st.one_of(st.binary(max_size=2048), st.sampled_from(SPECIAL_BODIES))
 
 
 def _create_source(gw: Gateway, provider: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": f"fuzz {provider}", "provider": provider,
-                            "secret": SECRETS[provider]}
+    body: dict[str, Any] = {
+        "name": f"fuzz {provider}",
+        "provider": provider,
+        "secret": SECRETS[provider],
+    }
     if provider == "hmac":
         body["options"] = HMAC_OPTIONS
     response = gw.api.post("/v1/sources", json=body)
@@ -116,16 +171,24 @@ def test_arbitrary_unsigned_requests_are_refused_by_every_provider(gw: Gateway) 
     @FUZZ_SETTINGS
     @given(body=bodies, headers=headers_strategy)
     @example(body=b'{"type": "x"}', headers=[("Stripe-Signature", "garbage")])
-    @example(body=b"{}", headers=[("X-Slack-Signature", "v0=00"),
-                                  ("X-Slack-Request-Timestamp", "1_000")])
-    @example(body=b"{}", headers=[("webhook-id", "\xe9"), ("webhook-timestamp", "1"),
-                                  ("webhook-signature", "v1,\xff")])
+    @example(
+        body=b"{}", headers=[("X-Slack-Signature", "v0=00"), ("X-Slack-Request-Timestamp", "1_000")]
+    )
+    @example(
+        body=b"{}",
+        headers=[
+            ("webhook-id", "\xe9"),
+            ("webhook-timestamp", "1"),
+            ("webhook-signature", "v1,\xff"),
+        ],
+    )
     @example(body=b"{}", headers=[("X-Shopify-Hmac-Sha256", "\xe9\xe9==")])
     @example(body=b"{}", headers=[("X-Signature", "sha256=\xff"), ("X-Gitlab-Token", "\xa0")])
     def check(body: bytes, headers: list[tuple[str, str]]) -> None:
         for provider, source in sources.items():
-            response = client.post(source["ingest_path"], content=body,
-                                   headers=_encode_headers(headers))
+            response = client.post(
+                source["ingest_path"], content=body, headers=_encode_headers(headers)
+            )
             assert response.status_code < 500, (provider, response.status_code, response.text)
             assert response.status_code == 401, (provider, response.status_code, response.text)
             detail = response.json()["detail"]
@@ -142,13 +205,15 @@ def test_arbitrary_unsigned_requests_are_refused_by_every_provider(gw: Gateway) 
 
 def _github_signed(body: bytes, extra: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     signature = hmac.new(SECRETS["github"].encode(), body, hashlib.sha256).hexdigest()
-    return [(b"X-Hub-Signature-256", f"sha256={signature}".encode()),
-            *_encode_headers(extra)]
+    return [(b"X-Hub-Signature-256", f"sha256={signature}".encode()), *_encode_headers(extra)]
 
 
 def _json_values(max_leaves: int = 30) -> st.SearchStrategy[Any]:
     scalars = st.one_of(
-        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True),
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.floats(allow_nan=True),
         st.text(max_size=30),
     )
     return st.recursive(
@@ -186,8 +251,14 @@ signed_extra_headers = st.lists(
         st.sampled_from(["X-GitHub-Event", "X-GitHub-Delivery", "Content-Type", "X-Other"]),
         st.one_of(
             header_values,
-            st.sampled_from(["application/json", "application/x-www-form-urlencoded",
-                             "text/plain", "application/json; charset=latin-1"]),
+            st.sampled_from(
+                [
+                    "application/json",
+                    "application/x-www-form-urlencoded",
+                    "text/plain",
+                    "application/json; charset=latin-1",
+                ]
+            ),
         ),
     ),
     max_size=4,
@@ -214,12 +285,15 @@ def test_validly_signed_arbitrary_bodies_are_accepted_and_readable(gw: Gateway) 
     @example(body=b"not json at all", extra=[("X-GitHub-Event", "push")])
     @example(body=_nested(200, "list"), extra=[])
     @example(body=b"{" * 10000, extra=[])  # fails to parse at once: no deep recursion
-    @example(body=b"payload=%7B%22action%22%3A%22op%5Cu0000%22%7D",
-             extra=[("Content-Type", "application/x-www-form-urlencoded")])
+    @example(
+        body=b"payload=%7B%22action%22%3A%22op%5Cu0000%22%7D",
+        extra=[("Content-Type", "application/x-www-form-urlencoded")],
+    )
     @example(body=b'{"action": "opened"}', extra=[("X-GitHub-Delivery", "\xe9" * 300)])
     def check(body: bytes, extra: list[tuple[str, str]]) -> None:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_github_signed(body, extra))
+        response = client.post(
+            source["ingest_path"], content=body, headers=_github_signed(body, extra)
+        )
         assert response.status_code < 500, (response.status_code, response.text)
         assert response.status_code == 200, (response.status_code, response.text)
         result = response.json()
@@ -248,8 +322,9 @@ DEEP_BODIES = [
     pytest.param(b"[" * 10000, None, id="unclosed-brackets"),
     pytest.param(_nested(5000, "list"), None, id="deep-valid-array"),
     pytest.param(_nested(5000, "object"), None, id="deep-valid-object"),
-    pytest.param(b"payload=" + b"%5B" * 5000, "application/x-www-form-urlencoded",
-                 id="form-payload-field"),
+    pytest.param(
+        b"payload=" + b"%5B" * 5000, "application/x-www-form-urlencoded", id="form-payload-field"
+    ),
 ]
 
 
@@ -260,8 +335,9 @@ def test_validly_signed_deeply_nested_body_is_accepted(
     source = _create_source(gw, "github")
     extra = [("Content-Type", content_type)] if content_type else []
     with httpx.Client(base_url=gw.api.base_url, timeout=30) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers=_github_signed(body, extra))
+        response = client.post(
+            source["ingest_path"], content=body, headers=_github_signed(body, extra)
+        )
     assert response.status_code < 500, (response.status_code, response.text)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "accepted"
@@ -276,7 +352,10 @@ def test_deep_nesting_that_fails_verification_is_a_plain_401(gw: Gateway, depth:
     source = _create_source(gw, "github")
     body = b"[" * depth
     with httpx.Client(base_url=gw.api.base_url, timeout=30) as client:
-        response = client.post(source["ingest_path"], content=body,
-                               headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+        response = client.post(
+            source["ingest_path"],
+            content=body,
+            headers={"X-Hub-Signature-256": "sha256=" + "0" * 64},
+        )
     assert response.status_code == 401, response.text
     assert _count(gw, "event") == 0

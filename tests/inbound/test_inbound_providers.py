@@ -116,8 +116,9 @@ def test_missing_signature_header_is_refused(gw: Gateway, case: Case) -> None:
     source = create_source(gw, case)
     body, headers = case.signed(case.new_id())
     expected = headers[case.signature_header]
-    assert_refused(post_in(gw, source, body, without(headers, case.signature_header)),
-                   case.secret, expected)
+    assert_refused(
+        post_in(gw, source, body, without(headers, case.signature_header)), case.secret, expected
+    )
     assert events(gw) == []
 
 
@@ -175,8 +176,9 @@ def test_accepted_event_is_delivered_to_endpoints_of_its_source_only(
     source = create_source(gw, case)
     other_source = create_source(gw, case)
     # Subscribed by source and by the type the gateway gives the provider's event.
-    endpoint = make_endpoint(gw, receiver.url(path), source_ids=[source["id"]],
-                             event_types=[case.event_type])
+    endpoint = make_endpoint(
+        gw, receiver.url(path), source_ids=[source["id"]], event_types=[case.event_type]
+    )
     other_path = f"{path}-other"
     other_endpoint = make_endpoint(gw, receiver.url(other_path), source_ids=[other_source["id"]])
 
@@ -236,22 +238,27 @@ def test_stripe_header_with_several_v1_signatures_is_accepted(gw: Gateway) -> No
     source = create_source(gw, case)
     now = int(time.time())
     body = case.make_body(case.new_id(), "several")
-    right = stripe.WebhookSignature.generate_signature_header(body.decode(), case.secret,
-                                                              timestamp=now)
-    wrong = stripe.WebhookSignature.generate_signature_header(body.decode(), case.wrong_secret,
-                                                              timestamp=now)
+    right = stripe.WebhookSignature.generate_signature_header(
+        body.decode(), case.secret, timestamp=now
+    )
+    wrong = stripe.WebhookSignature.generate_signature_header(
+        body.decode(), case.wrong_secret, timestamp=now
+    )
     right_v1 = right.split(",v1=")[1]
     wrong_v1 = wrong.split(",v1=")[1]
     # As during a secret roll: one v1 per live secret, and a v0 Stripe still sends in test mode.
     header = f"t={now},v1={wrong_v1},v1={right_v1},v0={'0' * 64}"
-    event_id = accepted(post_in(gw, source, body, {"Stripe-Signature": header,
-                                                   "Content-Type": "application/json"}))
+    event_id = accepted(
+        post_in(gw, source, body, {"Stripe-Signature": header, "Content-Type": "application/json"})
+    )
     assert event_detail(gw, event_id)["type"] == "invoice.paid"
 
     # Only wrong ones: refused.
     only_wrong = f"t={now},v1={wrong_v1},v0={'0' * 64}"
-    assert_refused(post_in(gw, source, case.make_body(case.new_id(), "x"),
-                           {"Stripe-Signature": only_wrong}), case.secret)
+    assert_refused(
+        post_in(gw, source, case.make_body(case.new_id(), "x"), {"Stripe-Signature": only_wrong}),
+        case.secret,
+    )
 
 
 def test_stripe_deduplicates_on_the_event_id_in_the_body(gw: Gateway) -> None:
@@ -276,13 +283,20 @@ def test_github_documentation_test_vector_is_accepted(gw: Gateway) -> None:
     documented = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     assert github_signature(secret, body) == documented
 
-    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github",
-                                              "secret": secret})
+    source = gw.api.post("/v1/sources", json={"name": "gh", "provider": "github", "secret": secret})
     assert source.status_code == 201, source.text
-    event_id = accepted(post_in(gw, source.json(), body, {
-        "X-Hub-Signature-256": documented, "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-    }))
+    event_id = accepted(
+        post_in(
+            gw,
+            source.json(),
+            body,
+            {
+                "X-Hub-Signature-256": documented,
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": str(uuid.uuid4()),
+            },
+        )
+    )
     detail = event_detail(gw, event_id)
     assert detail["body"] == "Hello, World!"
     assert detail["type"] == "push"
@@ -291,11 +305,24 @@ def test_github_documentation_test_vector_is_accepted(gw: Gateway) -> None:
 def test_github_ping_event_is_accepted(gw: Gateway) -> None:
     case = CASE_BY_PROVIDER["github"]
     source = create_source(gw, case)
-    body = json_bytes({"zen": "Keep it logically awesome.", "hook_id": 42,
-                  "hook": {"type": "Repository", "id": 42, "active": True, "events": ["issues"],
-                           "config": {"content_type": "json", "insecure_ssl": "0",
-                                      "url": "https://gateway.example/in/src"}},
-                  "repository": {"id": 1, "full_name": "octo/hello"}})
+    body = json_bytes(
+        {
+            "zen": "Keep it logically awesome.",
+            "hook_id": 42,
+            "hook": {
+                "type": "Repository",
+                "id": 42,
+                "active": True,
+                "events": ["issues"],
+                "config": {
+                    "content_type": "json",
+                    "insecure_ssl": "0",
+                    "url": "https://gateway.example/in/src",
+                },
+            },
+            "repository": {"id": 1, "full_name": "octo/hello"},
+        }
+    )
     headers = github_sign(case.secret, body, str(uuid.uuid4()), 0, event="ping")
     event_id = accepted(post_in(gw, source, body, headers))
     assert event_detail(gw, event_id)["type"] == "ping"
@@ -345,19 +372,26 @@ def test_a_replay_under_a_new_delivery_id_is_a_duplicate_where_the_body_decides(
         assert retry.json() == {"status": "duplicate", "event_id": first}
     # Back to the provider's default with null.
     patched = gw.api.patch(f"/v1/sources/{chosen['id']}", json={"deduplicate_body": None})
-    assert patched.status_code == 200 and patched.json()["deduplicate_body"] is UNSIGNED_ID[
-        provider]
+    assert (
+        patched.status_code == 200 and patched.json()["deduplicate_body"] is UNSIGNED_ID[provider]
+    )
 
 
 def test_github_form_encoded_body_is_accepted_and_typed_from_its_payload(gw: Gateway) -> None:
     case = CASE_BY_PROVIDER["github"]
     source = create_source(gw, case)
-    payload = {"action": "closed", "issue": {"number": 7, "title": "a & b = c?"},
-               "repository": {"full_name": "octo/hello"}}
+    payload = {
+        "action": "closed",
+        "issue": {"number": 7, "title": "a & b = c?"},
+        "repository": {"full_name": "octo/hello"},
+    }
     body = urlencode({"payload": json.dumps(payload)}).encode()
-    headers = {"Content-Type": "application/x-www-form-urlencoded",
-               "X-GitHub-Event": "issues", "X-GitHub-Delivery": str(uuid.uuid4()),
-               "X-Hub-Signature-256": github_signature(case.secret, body)}
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        "X-Hub-Signature-256": github_signature(case.secret, body),
+    }
     event_id = accepted(post_in(gw, source, body, headers))
     detail = event_detail(gw, event_id)
     assert detail["type"] == "issues.closed"
@@ -416,8 +450,9 @@ def test_slack_url_verification_is_answered_with_its_challenge(gw: Gateway) -> N
     case = CASE_BY_PROVIDER["slack"]
     source = create_source(gw, case)
     challenge = "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
-    body = json_bytes({"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge,
-                  "type": "url_verification"})
+    body = json_bytes(
+        {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "challenge": challenge, "type": "url_verification"}
+    )
     headers = slack_sign(case.secret, body, "", int(time.time()))
 
     response = post_in(gw, source, body, headers)
@@ -454,8 +489,9 @@ def test_slack_retry_is_a_duplicate_on_event_id(gw: Gateway) -> None:
 def test_standard_source_with_a_secret_that_is_not_whsec_base64_is_refused(
     gw: Gateway, secret: str
 ) -> None:
-    response = gw.api.post("/v1/sources", json={"name": "std", "provider": "standard",
-                                                "secret": secret})
+    response = gw.api.post(
+        "/v1/sources", json={"name": "std", "provider": "standard", "secret": secret}
+    )
     assert response.status_code == 422, response.text
     assert isinstance(response.json()["detail"], list)
     assert gw.api.get("/v1/sources").json()["data"] == []
@@ -467,13 +503,15 @@ def test_standard_source_accepts_an_unpadded_secret_the_reference_library_accept
     secret = "whsec_" + base64.b64encode(b"k" * 32).decode().rstrip("=")
     assert not secret.endswith("=")
     Webhook(secret)  # the reference library takes it (it restores the padding itself)
-    response = gw.api.post("/v1/sources", json={"name": "std", "provider": "standard",
-                                                "secret": secret})
+    response = gw.api.post(
+        "/v1/sources", json={"name": "std", "provider": "standard", "secret": secret}
+    )
     assert response.status_code == 201, response.text
     msg_id = "msg_unpadded"
     body = standard_body(msg_id, "unpadded")
-    accepted(post_in(gw, response.json(), body,
-                     standard_sign(secret, body, msg_id, int(time.time()))))
+    accepted(
+        post_in(gw, response.json(), body, standard_sign(secret, body, msg_id, int(time.time())))
+    )
 
 
 def test_standard_webhooks_dedup_on_webhook_id_and_several_signatures(gw: Gateway) -> None:
@@ -482,8 +520,9 @@ def test_standard_webhooks_dedup_on_webhook_id_and_several_signatures(gw: Gatewa
     msg_id = case.new_id()
     now = int(time.time())
     body, headers = case.signed(msg_id, timestamp=now)
-    wrong = Webhook(case.wrong_secret).sign(msg_id, datetime.fromtimestamp(now, tz=UTC),
-                                            body.decode())
+    wrong = Webhook(case.wrong_secret).sign(
+        msg_id, datetime.fromtimestamp(now, tz=UTC), body.decode()
+    )
     # During a rotation the sender signs with both secrets, space-separated.
     headers["webhook-signature"] = f"{wrong} {headers['webhook-signature']}"
     first = accepted(post_in(gw, source, body, headers))
@@ -517,8 +556,10 @@ def test_hmac_sha512_base64_prefix_with_id_header_and_nested_type(gw: Gateway) -
     assert_refused(post_in(gw, source, body, unprefixed), case.secret)
     # A sha256 signature where sha512 is configured is refused.
     sha256 = base64.b64encode(hmac.new(case.secret.encode(), body, hashlib.sha256).digest())
-    assert_refused(post_in(gw, source, body, {**headers, "X-Signature":
-                                              "sha512=" + sha256.decode()}), case.secret)
+    assert_refused(
+        post_in(gw, source, body, {**headers, "X-Signature": "sha512=" + sha256.decode()}),
+        case.secret,
+    )
 
     again = post_in(gw, source, body, headers)
     assert again.json() == {"status": "duplicate", "event_id": event_id}
@@ -527,18 +568,29 @@ def test_hmac_sha512_base64_prefix_with_id_header_and_nested_type(gw: Gateway) -
 
 def test_hmac_sha1_hex_without_prefix_deduplicates_on_the_body_sha256(gw: Gateway) -> None:
     secret = "sha1-hex-secret"
-    response = gw.api.post("/v1/sources", json={
-        "name": "legacy", "provider": "hmac", "secret": secret,
-        "options": {"header": "X-Hook-Signature", "algorithm": "sha1", "encoding": "hex",
-                    "type_field": "kind"},
-    })
+    response = gw.api.post(
+        "/v1/sources",
+        json={
+            "name": "legacy",
+            "provider": "hmac",
+            "secret": secret,
+            "options": {
+                "header": "X-Hook-Signature",
+                "algorithm": "sha1",
+                "encoding": "hex",
+                "type_field": "kind",
+            },
+        },
+    )
     assert response.status_code == 201, response.text
     source = response.json()
 
     def signed(payload: dict[str, Any]) -> tuple[bytes, Headers]:
         body = json_bytes(payload)
-        return body, {"Content-Type": "application/json",
-                      "X-Hook-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()}
+        return body, {
+            "Content-Type": "application/json",
+            "X-Hook-Signature": hmac.new(secret.encode(), body, hashlib.sha1).hexdigest(),
+        }
 
     body, headers = signed({"kind": "job.done", "n": 1})
     first = accepted(post_in(gw, source, body, headers))
@@ -557,9 +609,16 @@ def test_hmac_sha1_hex_without_prefix_deduplicates_on_the_body_sha256(gw: Gatewa
     assert_refused(post_in(gw, source, body, {"X-Hook-Signature": sha256_hex}), secret)
 
 
-@pytest.mark.parametrize("options", [None, {}, {"algorithm": "sha256"},
-                                     {"header": "X-Sig", "algorithm": "md5"},
-                                     {"header": "X-Sig", "encoding": "base32"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        None,
+        {},
+        {"algorithm": "sha256"},
+        {"header": "X-Sig", "algorithm": "md5"},
+        {"header": "X-Sig", "encoding": "base32"},
+    ],
+)
 def test_hmac_source_without_valid_options_is_refused(
     gw: Gateway, options: dict[str, Any] | None
 ) -> None:
@@ -602,8 +661,7 @@ def test_unknown_source_is_404_and_stores_nothing(gw: Gateway) -> None:
     assert events(gw) == []
 
 
-@pytest.mark.parametrize("case", [CASE_BY_PROVIDER["github"], CASE_BY_PROVIDER["stripe"]],
-                         ids=str)
+@pytest.mark.parametrize("case", [CASE_BY_PROVIDER["github"], CASE_BY_PROVIDER["stripe"]], ids=str)
 def test_concurrent_retries_of_one_delivery_store_one_event(gw: Gateway, case: Case) -> None:
     """A provider that timed out retries while the first request is still in flight."""
     source = create_source(gw, case)
@@ -628,6 +686,7 @@ def test_body_over_the_limit_is_413_and_stores_nothing(gw: Gateway) -> None:
 
 
 def test_unknown_provider_is_refused(gw: Gateway) -> None:
-    response = gw.api.post("/v1/sources", json={"name": "x", "provider": "bitbucket",
-                                                "secret": "s"})
+    response = gw.api.post(
+        "/v1/sources", json={"name": "x", "provider": "bitbucket", "secret": "s"}
+    )
     assert response.status_code == 422, response.text

@@ -58,7 +58,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for target in sorted(graph.get(node, ())):
             if state.get(target) == "open":
-                return [*path[path.index(target):], target]
+                return [*path[path.index(target) :], target]
             if target not in state and (cycle := visit(target)):
                 return cycle
         state[node] = "done"
@@ -78,8 +78,12 @@ def test_the_package_graph_has_no_cycle() -> None:
 
 def test_the_cycle_check_finds_a_cycle(tmp_path: Path) -> None:
     """The check itself: a new cycle between two packages is found, lazy import or not."""
-    for name, body in {"a/__init__.py": "", "a/x.py": "from gateway.b import y\n",
-                       "b/__init__.py": "", "b/y.py": "def f():\n    from ..a import x\n"}.items():
+    for name, body in {
+        "a/__init__.py": "",
+        "a/x.py": "from gateway.b import y\n",
+        "b/__init__.py": "",
+        "b/y.py": "def f():\n    from ..a import x\n",
+    }.items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(body)
     graph = package_graph(tmp_path)
@@ -93,6 +97,10 @@ def test_the_transport_knows_no_domain() -> None:
 
 def test_nothing_below_the_entry_points_imports_them() -> None:
     graph = package_graph()
-    upward = {f"{source} -> {target}" for source, targets in graph.items()
-              if source not in ENTRY_POINTS for target in targets & ENTRY_POINTS}
+    upward = {
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        if source not in ENTRY_POINTS
+        for target in targets & ENTRY_POINTS
+    }
     assert upward == set()

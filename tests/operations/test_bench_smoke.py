@@ -53,14 +53,16 @@ def test_rows_mark_targets_and_void() -> None:
 
 def test_rate_search_finds_the_knee(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fake server that holds 1,000/s: above it every latency is 200 ms.
-    async def fake_open_loop(_client: object, requests: Sequence[Request], rate: float,
-                             keep_body: bool = False) -> LoadRun:
+    async def fake_open_loop(
+        _client: object, requests: Sequence[Request], rate: float, keep_body: bool = False
+    ) -> LoadRun:
         latency = 0.005 if rate <= 1000 else 0.2
         return LoadRun(rate, [Result(0, latency, 0, 202) for _ in requests], 1.0)
 
     monkeypatch.setattr(loadgen, "open_loop", fake_open_loop)
     monkeypatch.setattr(ratesearch, "SETTLE_SECONDS", 0)
-    search = ratesearch.search(lambda n: [Request("u", b"", {})] * n, 0.01, refine=6,
-                               log=lambda _line: None)
+    search = ratesearch.search(
+        lambda n: [Request("u", b"", {})] * n, 0.01, refine=6, log=lambda _line: None
+    )
     assert 900 <= search.held <= 1000
     assert not search.generator_limited

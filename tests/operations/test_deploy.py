@@ -152,8 +152,9 @@ def _probe_exec(container: dict[str, Any]) -> Iterator[tuple[str, list[str]]]:
         if command is not None:
             yield key, _argv(command)
     for hook in ("postStart", "preStop"):
-        command = (((container.get("lifecycle") or {}).get(hook) or {}).get("exec")
-                   or {}).get("command")
+        command = (((container.get("lifecycle") or {}).get(hook) or {}).get("exec") or {}).get(
+            "command"
+        )
         if command is not None:
             yield hook, _argv(command)
 
@@ -271,8 +272,9 @@ def _option(argv: list[str], name: str) -> str | None:
 
 
 def _api_containers() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    return [(w, c, o) for w, c, o in _containers()
-            if _container_argv(c)[:2] == ["gateway", "serve"]]
+    return [
+        (w, c, o) for w, c, o in _containers() if _container_argv(c)[:2] == ["gateway", "serve"]
+    ]
 
 
 def _port_number(container: dict[str, Any], port: int | str) -> int:
@@ -316,8 +318,9 @@ def test_k8s_probes_use_only_real_health_routes() -> None:
 
 
 def test_k8s_workers_run_gateway_worker_with_limits_and_no_http_probe() -> None:
-    workers = [(w, c, o) for w, c, o in _containers()
-               if _container_argv(c)[:2] == ["gateway", "worker"]]
+    workers = [
+        (w, c, o) for w, c, o in _containers() if _container_argv(c)[:2] == ["gateway", "worker"]
+    ]
     assert workers, "no Kubernetes container runs gateway worker"
     for where, container, obj in workers:
         assert obj["kind"] == "Deployment" and obj["spec"]["replicas"] == 2, where
@@ -352,8 +355,7 @@ def test_k8s_service_reaches_the_api_pods() -> None:
     assert services
     for _where, container, obj in _api_containers():
         labels = obj["spec"]["template"]["metadata"]["labels"]
-        matching = [s for s in services
-                    if s["spec"]["selector"].items() <= labels.items()]
+        matching = [s for s in services if s["spec"]["selector"].items() <= labels.items()]
         assert matching, "no Service selects the API pods"
         for service in matching:
             for port in service["spec"]["ports"]:
@@ -365,8 +367,12 @@ def test_k8s_secret_and_config_reach_every_gateway_container() -> None:
     configs = [o for _p, o in _k8s_objects() if o["kind"] == "ConfigMap"]
     assert len(secrets) == 1 and len(configs) == 1
     secret_data = secrets[0].get("stringData") or secrets[0].get("data") or {}
-    assert {"GATEWAY_API_KEY", "GATEWAY_SECRET_KEY", "GATEWAY_DATABASE_URL",
-            "GATEWAY_REDIS_URL"} <= set(secret_data)
+    assert {
+        "GATEWAY_API_KEY",
+        "GATEWAY_SECRET_KEY",
+        "GATEWAY_DATABASE_URL",
+        "GATEWAY_REDIS_URL",
+    } <= set(secret_data)
     assert not set(secret_data) & set(configs[0]["data"]), "a setting is in both"
     for where, container, _obj in _containers():
         if not _container_argv(container)[:1] == ["gateway"]:

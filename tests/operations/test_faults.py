@@ -24,8 +24,12 @@ from tests.support.gateway import PG_MISSING, Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, Reply, wait_until
 
-pytestmark = [pytest.mark.skipif(PG_MISSING is not None, reason=PG_MISSING or ""),
-              pytest.mark.slow]
+pytestmark = [
+    pytest.mark.skipif(PG_MISSING is not None, reason=PG_MISSING or ""),
+    pytest.mark.slow,
+    # They kill and restart the PostgreSQL server and load the machine: alone.
+    pytest.mark.serial,
+]
 
 
 class RedisServer:
@@ -42,9 +46,22 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
         def up() -> bool:
             try:
@@ -76,10 +93,12 @@ def stack(tmp_path: Path, dns: ScriptedDNS) -> Iterator[tuple[Gateway, RedisServ
 
 def _complaints(gw: Gateway) -> int:
     """Log lines at WARNING or above, over the API's and the first worker's logs."""
-    return sum(1 for name in ("server", "worker0")
-               for line in gw.log_tail(name, 1_000_000).splitlines()
-               if '"level": "WARNING"' in line or '"level": "ERROR"' in line
-               or "Traceback" in line)
+    return sum(
+        1
+        for name in ("server", "worker0")
+        for line in gw.log_tail(name, 1_000_000).splitlines()
+        if '"level": "WARNING"' in line or '"level": "ERROR"' in line or "Traceback" in line
+    )
 
 
 def _ledger(receiver: Receiver, paths: list[str]) -> set[tuple[str, str]]:
@@ -90,8 +109,9 @@ class Publisher:
     """Publishes at a steady pace from a thread, keeping the ids answered 202."""
 
     def __init__(self, gw: Gateway, limit: int | None = None, pause: float = 0.01) -> None:
-        self.client = httpx.Client(base_url=str(gw.api.base_url), headers=dict(gw.api.headers),
-                                   timeout=10)
+        self.client = httpx.Client(
+            base_url=str(gw.api.base_url), headers=dict(gw.api.headers), timeout=10
+        )
         self.limit = limit
         self.pause = pause
         self.accepted: list[str] = []
@@ -102,11 +122,13 @@ class Publisher:
     def _run(self) -> None:
         i = 0
         deadline = time.monotonic() + (600 if self.limit else 60)  # bounded, whatever happens
-        while (not self._stop.is_set() and time.monotonic() < deadline
-               and (self.limit is None or i < self.limit)):
+        while (
+            not self._stop.is_set()
+            and time.monotonic() < deadline
+            and (self.limit is None or i < self.limit)
+        ):
             try:
-                r = self.client.post("/v1/events", json={"type": "order.created",
-                                                         "data": {"i": i}})
+                r = self.client.post("/v1/events", json={"type": "order.created", "data": {"i": i}})
             except httpx.HTTPError:
                 self.refused.append(0)
             else:
@@ -132,8 +154,11 @@ class Publisher:
 
 def _expect_all(gw: Gateway, receiver: Receiver, events: list[str], paths: list[str]) -> None:
     expected = {(e, p) for e in events for p in paths}
-    wait_until(lambda: expected <= _ledger(receiver, paths), 90,
-               f"all {len(expected)} (event, endpoint) pairs at the receiver")
+    wait_until(
+        lambda: expected <= _ledger(receiver, paths),
+        90,
+        f"all {len(expected)} (event, endpoint) pairs at the receiver",
+    )
 
 
 def test_redis_killed_and_restarted_empty_loses_nothing(
@@ -156,10 +181,12 @@ def test_redis_killed_and_restarted_empty_loses_nothing(
         wait_until(lambda: len(publisher.accepted) >= at + 60, 30, "publishing after")
     assert publisher.refused == []
     _expect_all(gw, receiver, publisher.accepted, paths)
-    print(f"\nredis killed and restarted empty: {len(publisher.accepted)} events published, "
-          f"{len(_ledger(receiver, paths))} of {len(publisher.accepted) * len(paths)} "
-          f"deliveries arrived, 0 lost; all delivered {time.monotonic() - back:.1f}s after "
-          "Redis came back")
+    print(
+        f"\nredis killed and restarted empty: {len(publisher.accepted)} events published, "
+        f"{len(_ledger(receiver, paths))} of {len(publisher.accepted) * len(paths)} "
+        f"deliveries arrived, 0 lost; all delivered {time.monotonic() - back:.1f}s after "
+        "Redis came back"
+    )
     # The worker and API rode it out without a restart, and did not flood the logs.
     assert all(w.poll() is None for w in gw.workers) and gw.server and gw.server.poll() is None
     # Warnings and errors, that is: every attempt has its INFO line whatever happens.
@@ -183,8 +210,11 @@ def test_many_worker_kills_under_load_lose_nothing(
     with Publisher(gw, limit=events, pause=0.002) as publisher:
         for k in range(kills):
             target = (k + 1) * events * len(paths) // (kills + 2)
-            wait_until(lambda t=target: len(_ledger(receiver, paths)) >= t, 120,  # type: ignore[misc]
-                       "deliveries flowing")
+            wait_until(
+                lambda t=target: len(_ledger(receiver, paths)) >= t,
+                120,  # type: ignore[misc]
+                "deliveries flowing",
+            )
             gw.kill(gw.workers[0], signal.SIGKILL)
             gw.start_worker()
         publisher.wait_done(600)
@@ -194,10 +224,12 @@ def test_many_worker_kills_under_load_lose_nothing(
     expected = len(publisher.accepted) * len(paths)
     duplicates = sent - expected
     lost = expected - len(_ledger(receiver, paths))
-    print(f"\nworker kills: {len(publisher.accepted)} events published, {expected} deliveries "
-          f"expected, {len(_ledger(receiver, paths))} delivered, {lost} lost, {duplicates} "
-          f"duplicates, {kills} SIGKILLs; all delivered {time.monotonic() - killed_at:.1f}s "
-          f"after the last kill ({time.monotonic() - started:.1f}s in all)")
+    print(
+        f"\nworker kills: {len(publisher.accepted)} events published, {expected} deliveries "
+        f"expected, {len(_ledger(receiver, paths))} delivered, {lost} lost, {duplicates} "
+        f"duplicates, {kills} SIGKILLs; all delivered {time.monotonic() - killed_at:.1f}s "
+        f"after the last kill ({time.monotonic() - started:.1f}s in all)"
+    )
     assert lost == 0
     # At-least-once: only what was in flight at a kill may arrive twice; a worker holds
     # at most its in-flight limit (GATEWAY_DELIVERY_CONCURRENCY, 500) at once.
@@ -226,12 +258,18 @@ def test_a_delivery_that_keeps_failing_inside_the_gateway_ends_failed(
 
 def _pg_restart() -> None:
     version = sorted(p.name for p in Path("/etc/postgresql").iterdir())[-1]
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
-                   check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.skipif(not Path("/etc/postgresql").is_dir() or not Path("/usr/bin/pg_ctlcluster")
-                    .exists(), reason="needs the local PostgreSQL cluster to restart")
+@pytest.mark.skipif(
+    not Path("/etc/postgresql").is_dir() or not Path("/usr/bin/pg_ctlcluster").exists(),
+    reason="needs the local PostgreSQL cluster to restart",
+)
 def test_postgres_restart_answers_503_and_loses_nothing_accepted(
     stack: tuple[Gateway, RedisServer], receiver: Receiver, path: str
 ) -> None:
@@ -248,7 +286,9 @@ def test_postgres_restart_answers_503_and_loses_nothing_accepted(
     # While it was down, publish said so (503), and never 2xx for an event it had not stored.
     assert set(publisher.refused) <= {503}, publisher.refused
     _expect_all(gw, receiver, publisher.accepted, paths)
-    print(f"\npostgres restarted: {len(publisher.accepted)} events accepted, "
-          f"{len(publisher.refused)} answered 503 while it was down, 0 lost; all delivered "
-          f"{time.monotonic() - back:.1f}s after it was back")
+    print(
+        f"\npostgres restarted: {len(publisher.accepted)} events accepted, "
+        f"{len(publisher.refused)} answered 503 while it was down, 0 lost; all delivered "
+        f"{time.monotonic() - back:.1f}s after it was back"
+    )
     assert gw.api.get("/readyz").status_code == 200

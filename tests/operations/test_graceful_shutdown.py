@@ -33,8 +33,9 @@ def test_sigterm_lets_attempts_in_flight_finish_and_be_recorded(
     # The process has exited: everything it had in flight is recorded, nothing half-done.
     rows = gw.sql("SELECT status, attempt_count, locked_until FROM delivery")
     assert len(rows) == 10
-    assert all(status == "succeeded" and count == 1 and lease is None
-               for status, count, lease in rows), rows
+    assert all(
+        status == "succeeded" and count == 1 and lease is None for status, count, lease in rows
+    ), rows
     assert gw.sql("SELECT count(*) FROM attempt")[0][0] == 10
     # And nothing was sent twice.
     assert all(len(receiver.received(p)) == 5 for p in paths)

@@ -24,8 +24,9 @@ def _dump(gw: Gateway) -> str:
 def _everything_secret(gw: Gateway, receiver: Receiver, path: str) -> tuple[list[str], dict]:
     endpoint = make_endpoint(gw, receiver.url(path), headers={"X-Api-Token": "tok_sup3rsecret"})
     rotated = gw.api.post(f"/v1/endpoints/{endpoint['id']}/secret/rotate").json()["secret"]
-    source = gw.api.post("/v1/sources", json={"name": "s", "provider": "github",
-                                              "secret": "gh-s3cret-value"})
+    source = gw.api.post(
+        "/v1/sources", json={"name": "s", "provider": "github", "secret": "gh-s3cret-value"}
+    )
     assert source.status_code == 201, source.text
     key = gw.api.post("/v1/api-keys", json={"name": "k"}).json()["key"]
     publish(gw, "a.b")

@@ -35,9 +35,10 @@ def test_job_timeout_must_exceed_delivery_timeout() -> None:
     assert Settings(delivery_timeout=30).job_timeout == 70
 
 
-@pytest.mark.parametrize("field, value", [("retry_schedule", "5,-1"),
-                                          ("allowed_networks", "not-a-network"),
-                                          ("delivery_timeout", "0")])
+@pytest.mark.parametrize(
+    "field, value",
+    [("retry_schedule", "5,-1"), ("allowed_networks", "not-a-network"), ("delivery_timeout", "0")],
+)
 def test_bad_values_refused(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
     monkeypatch.setenv(f"GATEWAY_{field.upper()}", value)
     with pytest.raises((ValidationError, ValueError)):
@@ -63,15 +64,22 @@ def test_log_filter_masks_secrets_in_messages_and_tracebacks() -> None:
 
     from gateway.logs import RedactSecrets
 
-    secrets = ["whsec_" + "A" * 40, "gw_" + "b" * 40, "Bearer " + "c" * 20,
-               "v1," + "D" * 44, "sha256=" + "e" * 64, "v0=" + "f" * 64]
+    secrets = [
+        "whsec_" + "A" * 40,
+        "gw_" + "b" * 40,
+        "Bearer " + "c" * 20,
+        "v1," + "D" * 44,
+        "sha256=" + "e" * 64,
+        "v0=" + "f" * 64,
+    ]
     try:
         raise ValueError(" ".join(secrets))
     except ValueError:
         import sys
 
-        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "got %s", (secrets[0],),
-                                   sys.exc_info())
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "got %s", (secrets[0],), sys.exc_info()
+        )
     assert RedactSecrets().filter(record)
     text = record.getMessage() + (record.exc_text or "")
     for secret in secrets:

@@ -42,8 +42,7 @@ def only_delivery(gw: Gateway, event_id: str) -> dict[str, Any]:
     return delivery
 
 
-def wait_attempts(gw: Gateway, delivery_id: str, count: int, timeout: float = 15
-                  ) -> dict[str, Any]:
+def wait_attempts(gw: Gateway, delivery_id: str, count: int, timeout: float = 15) -> dict[str, Any]:
     """The delivery once at least `count` attempts are recorded."""
 
     def check() -> dict[str, Any] | None:
@@ -92,8 +91,9 @@ def dead_port() -> Iterator[int]:
 def test_retries_until_success_with_same_id_and_body_each_signed(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    receiver.set(path, Reply(500, b"first failure"), Reply(500, b"second failure"),
-                 Reply(200, b"finally"))
+    receiver.set(
+        path, Reply(500, b"first failure"), Reply(500, b"second failure"), Reply(200, b"finally")
+    )
     endpoint = make_endpoint(gw, receiver.url(path))
     event = publish(gw, "order.created", {"order": 42})
     delivery = only_delivery(gw, event["id"])
@@ -104,8 +104,7 @@ def test_retries_until_success_with_same_id_and_body_each_signed(
     attempts = detail["attempts"]
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
     assert [a["status_code"] for a in attempts] == [500, 500, 200]
-    assert [a["response_body"] for a in attempts] == ["first failure", "second failure",
-                                                     "finally"]
+    assert [a["response_body"] for a in attempts] == ["first failure", "second failure", "finally"]
     assert [a["error"] for a in attempts][2] is None
     started = [parse_time(a["started_at"]) for a in attempts]
     assert started == sorted(started)
@@ -146,17 +145,18 @@ def test_exhausted_schedule_fails_after_exactly_four_attempts(
     # Longer than the largest delay of the schedule (1 s + 20%) plus slack: no 5th attempt.
     def still_four() -> bool:
         body = get_delivery(gw, delivery["id"])
-        return (body["attempt_count"] == MAX_ATTEMPTS and body["status"] == "failed"
-                and len(body["attempts"]) == MAX_ATTEMPTS
-                and len(receiver.received(path)) == MAX_ATTEMPTS)
+        return (
+            body["attempt_count"] == MAX_ATTEMPTS
+            and body["status"] == "failed"
+            and len(body["attempts"]) == MAX_ATTEMPTS
+            and len(receiver.received(path)) == MAX_ATTEMPTS
+        )
 
     stays(still_four, 2.0, "4 attempts and status failed")
 
 
 @pytest.mark.parametrize("status", [429, 503])
-def test_retry_after_is_honoured(
-    gw: Gateway, receiver: Receiver, path: str, status: int
-) -> None:
+def test_retry_after_is_honoured(gw: Gateway, receiver: Receiver, path: str, status: int) -> None:
     receiver.set(path, Reply(status, b"slow down", headers={"Retry-After": "2"}), Reply(200))
     make_endpoint(gw, receiver.url(path))
     event = publish(gw)
@@ -224,8 +224,7 @@ def test_response_body_is_capped_at_4_kib(gw: Gateway, receiver: Receiver, path:
     assert attempt["response_body"] == "x" * 4096
 
 
-def test_an_answer_with_nul_bytes_is_recorded(gw: Gateway, receiver: Receiver, path: str
-                                              ) -> None:
+def test_an_answer_with_nul_bytes_is_recorded(gw: Gateway, receiver: Receiver, path: str) -> None:
     """PostgreSQL's text cannot hold NUL: stored as is, the answer failed its record and
     every record written with it, and their deliveries went out again."""
     receiver.set(path, Reply(200, b"ok\x00\x00\xff"))
@@ -362,9 +361,7 @@ def test_test_send_ignores_type_filters(gw: Gateway, receiver: Receiver, path: s
     assert payload["id"] == sent["id"] == request.headers["webhook-id"]
 
 
-def test_rotated_secret_signs_with_old_and_new(
-    gw: Gateway, receiver: Receiver, path: str
-) -> None:
+def test_rotated_secret_signs_with_old_and_new(gw: Gateway, receiver: Receiver, path: str) -> None:
     endpoint = make_endpoint(gw, receiver.url(path))
     old_secret = endpoint["secret"]
     response = gw.api.post(f"/v1/endpoints/{endpoint['id']}/secret/rotate")
@@ -382,8 +379,9 @@ def test_rotated_secret_signs_with_old_and_new(
     # Each signature is made with exactly one of the two secrets.
     for signature in signatures:
         alone = {**request.headers, "webhook-signature": signature}
-        assert verifies(old_secret, request.body, alone) != verifies(new_secret, request.body,
-                                                                      alone)
+        assert verifies(old_secret, request.body, alone) != verifies(
+            new_secret, request.body, alone
+        )
 
 
 def test_disabled_endpoint_gets_nothing(gw: Gateway, receiver: Receiver, path: str) -> None:
@@ -436,9 +434,7 @@ def test_deleting_endpoint_mid_retry_keeps_gateway_working(
     # The in-flight attempt of the deleted delivery ended without bringing anything back.
     assert len(receiver.received(doomed_path)) == 2
     assert gw.api.get(f"/v1/deliveries/{delivery['id']}").status_code == 404
-    assert gw.sql(f"SELECT count(*) FROM attempt WHERE delivery_id = '{delivery['id']}'") == [
-        (0,)
-    ]
+    assert gw.sql(f"SELECT count(*) FROM attempt WHERE delivery_id = '{delivery['id']}'") == [(0,)]
 
 
 def test_concurrent_rotations_lose_no_secret(gw: Gateway, receiver: Receiver, path: str) -> None:

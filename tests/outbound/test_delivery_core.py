@@ -43,8 +43,9 @@ class QueuedJobs:
     def __init__(self) -> None:
         self.jobs: list[tuple[str, tuple[Any, ...], str, float]] = []
 
-    async def enqueue(self, function: str, *args: Any, job_id: str,
-                      defer_seconds: float = 0) -> bool:
+    async def enqueue(
+        self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
+    ) -> bool:
         self.jobs.append((function, args, job_id, defer_seconds))
         return True
 
@@ -58,9 +59,13 @@ class QueuedJobs:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(
-        _env_file=None, database_url=f"sqlite+aiosqlite:///{tmp_path}/core.db",
-        secret_key=generate_key(), allowed_networks="127.0.0.0/8",
-        retry_schedule=",".join(str(s) for s in SCHEDULE), delivery_timeout=2)
+        _env_file=None,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/core.db",
+        secret_key=generate_key(),
+        allowed_networks="127.0.0.0/8",
+        retry_schedule=",".join(str(s) for s in SCHEDULE),
+        delivery_timeout=2,
+    )
     upgrade(settings)
     return settings
 
@@ -72,6 +77,7 @@ def run(settings: Settings, scenario: Scenario) -> None:
     async def go() -> None:
         async with _context(settings) as (ctx, jobs):
             await scenario(ctx, jobs)
+
     asyncio.run(go())
 
 
@@ -80,8 +86,9 @@ async def _context(settings: Settings) -> AsyncIterator[tuple[DeliveryContext, Q
     engine = create_engine(settings)
     jobs = QueuedJobs()
     assert settings.secret_key is not None
-    ctx = build_delivery_context(settings, create_sessionmaker(engine), jobs,
-                                 SecretBox(parse_key(settings.secret_key)))
+    ctx = build_delivery_context(
+        settings, create_sessionmaker(engine), jobs, SecretBox(parse_key(settings.secret_key))
+    )
     try:
         yield ctx, jobs
     finally:
@@ -92,8 +99,9 @@ async def _context(settings: Settings) -> AsyncIterator[tuple[DeliveryContext, Q
 
 async def _endpoint(ctx: DeliveryContext, url: str, **fields: Any) -> str:
     async with ctx.sessionmaker() as session:
-        endpoint = await create_endpoint(session, EndpointCreate(url=url, **fields),
-                                         ctx.settings, ctx.box)
+        endpoint = await create_endpoint(
+            session, EndpointCreate(url=url, **fields), ctx.settings, ctx.box
+        )
         await session.commit()
         return endpoint.id
 
@@ -123,7 +131,8 @@ def test_a_job_sends_signed_and_records_the_attempt_once(
         [received] = receiver.received(path)
         async with ctx.sessionmaker() as session:
             secret = reads.endpoint_out(
-                await get_endpoint(session, endpoint_id), ctx.box, with_secret=True)
+                await get_endpoint(session, endpoint_id), ctx.box, with_secret=True
+            )
         Webhook(str(secret["secret"])).verify(received.body, received.headers)
         shown = await _delivery(ctx, delivery_id)
         assert shown["status"] == "succeeded" and shown["attempt_count"] == 1
@@ -132,6 +141,7 @@ def test_a_job_sends_signed_and_records_the_attempt_once(
         # The same job again (arq retries a job whose worker died): nothing is due.
         assert await deliver_events(ctx, [event_id]) == 0
         assert len(receiver.received(path)) == 1
+
     run(settings, scenario)
 
 
@@ -147,8 +157,10 @@ def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_lapses(
         assert await deliver_deliveries(ctx, [delivery_id]) == 0
 
         async with ctx.sessionmaker() as session:  # the worker holding it died long ago
-            await session.execute(text("UPDATE delivery SET locked_until = :past"),
-                                  {"past": utcnow() - timedelta(seconds=1)})
+            await session.execute(
+                text("UPDATE delivery SET locked_until = :past"),
+                {"past": utcnow() - timedelta(seconds=1)},
+            )
             await session.commit()
         assert await deliver_deliveries(ctx, [delivery_id]) == 1
         # The first claim's record comes too late: its lease is gone, so it records nothing.
@@ -156,6 +168,7 @@ def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_lapses(
         shown = await _delivery(ctx, delivery_id)
         assert shown["attempt_count"] == 1 and len(shown["attempts"]) == 1
         assert shown["attempts"][0].response_body != "late"
+
     run(settings, scenario)
 
 
@@ -177,6 +190,7 @@ def test_a_failed_attempt_is_scheduled_again_on_the_retry_schedule(
         [retry] = [job for job in jobs.jobs if job[0] == DELIVER_DELIVERIES]
         assert retry[1] == ([delivery_id],) and retry[2].startswith(f"dlv:{delivery_id}:1:")
         assert retry[3] == pytest.approx(delay, abs=5)
+
     run(settings, scenario)
 
 
@@ -196,6 +210,7 @@ def test_an_attempt_over_the_endpoints_rate_is_put_off_and_is_not_an_attempt(
         assert as_utc(shown["next_attempt_at"]) > utcnow()
         [again] = [job for job in jobs.jobs if job[0] == DELIVER_DELIVERIES]
         assert again[1] == ([second_delivery],) and 0 < again[3] <= 2
+
     run(settings, scenario)
 
 
@@ -207,8 +222,9 @@ def test_an_endpoint_with_its_breaker_open_is_put_off_until_it_closes(
         event_id, delivery_id = await _publish(ctx, jobs)
         opens_until = utcnow() + timedelta(seconds=40)
         async with ctx.sessionmaker() as session:
-            await session.execute(text("UPDATE endpoint SET circuit_open_until = :until"),
-                                  {"until": opens_until})
+            await session.execute(
+                text("UPDATE endpoint SET circuit_open_until = :until"), {"until": opens_until}
+            )
             await session.commit()
         await deliver_events(ctx, [event_id])
 
@@ -216,4 +232,5 @@ def test_an_endpoint_with_its_breaker_open_is_put_off_until_it_closes(
         shown = await _delivery(ctx, delivery_id)
         assert shown["attempt_count"] == 0 and shown["attempts"] == []
         assert abs((as_utc(shown["next_attempt_at"]) - opens_until).total_seconds()) < 5
+
     run(settings, scenario)

@@ -19,8 +19,9 @@ def test_410_gone_disables_the_endpoint_and_announces_it(
 ) -> None:
     receiver.set(f"{path}/gone", Reply(410))
     gone = make_endpoint(gw, receiver.url(f"{path}/gone"), tenant_id="acme")
-    watcher = make_endpoint(gw, receiver.url(f"{path}/ops"), tenant_id="acme",
-                            event_types=["endpoint.disabled"])
+    watcher = make_endpoint(
+        gw, receiver.url(f"{path}/ops"), tenant_id="acme", event_types=["endpoint.disabled"]
+    )
     event = publish(gw, "order.created", tenant_id="acme")
     wait_until(lambda: _endpoint(gw, gone["id"])["disabled"], 15, "the endpoint disabled")
     shown = _endpoint(gw, gone["id"])
@@ -46,8 +47,9 @@ def test_failing_for_too_long_disables_and_success_resets(
     publish(gw)
     wait_until(lambda: _endpoint(gw, endpoint["id"])["failing_since"], 15, "failing_since set")
     # It has been failing for six days (GATEWAY_DISABLE_AFTER is five by default).
-    gw.sql("UPDATE endpoint SET failing_since = '2000-01-01 00:00:00' "
-           f"WHERE id = '{endpoint['id']}'")
+    gw.sql(
+        f"UPDATE endpoint SET failing_since = '2000-01-01 00:00:00' WHERE id = '{endpoint['id']}'"
+    )
     publish(gw)
     wait_until(lambda: _endpoint(gw, endpoint["id"])["disabled"], 15, "the endpoint disabled")
     assert "failed since" in str(_endpoint(gw, endpoint["id"])["disabled_reason"])
@@ -81,13 +83,25 @@ def test_breaker_spaces_out_attempts_to_a_failing_endpoint(
     receiver.wait_for(f"{path}/up", 20)
     # ...while the failing one sees the breaker open after 5 failures in a row: of the
     # 20 first attempts (and their retries), most are put off rather than sent.
-    wait_until(lambda: gw.sql("SELECT count(*) FROM endpoint WHERE circuit_open_until "
-                              f"IS NOT NULL AND id = '{down['id']}'")[0][0] == 1, 15,
-               "the breaker open")
+    wait_until(
+        lambda: (
+            gw.sql(
+                "SELECT count(*) FROM endpoint WHERE circuit_open_until "
+                f"IS NOT NULL AND id = '{down['id']}'"
+            )[0][0]
+            == 1
+        ),
+        15,
+        "the breaker open",
+    )
     sent = len(receiver.received(f"{path}/down"))
     assert sent < 20, sent
-    pending = [d for e in events for d in deliveries_of(gw, e["id"])
-               if d["endpoint_id"] == down["id"] and d["status"] == "pending"]
+    pending = [
+        d
+        for e in events
+        for d in deliveries_of(gw, e["id"])
+        if d["endpoint_id"] == down["id"] and d["status"] == "pending"
+    ]
     assert pending, "deliveries to the failing endpoint wait for the breaker"
     # Put off by the breaker is not an attempt: some have fewer attempts than sends.
     assert sum(d["attempt_count"] for d in pending) < 4 * len(pending)
@@ -101,8 +115,10 @@ def test_enabling_an_enabled_endpoint_leaves_its_breaker_alone(
     down = make_endpoint(gw, receiver.url(path))
     for i in range(8):
         publish(gw, "tick", {"i": i})
-    health = ("SELECT consecutive_failures, circuit_open_until, failing_since FROM endpoint "
-              f"WHERE id = '{down['id']}'")
+    health = (
+        "SELECT consecutive_failures, circuit_open_until, failing_since FROM endpoint "
+        f"WHERE id = '{down['id']}'"
+    )
     wait_until(lambda: gw.sql(health)[0][1] is not None, 15, "the breaker open")
     before = gw.sql(health)[0]
     response = gw.api.patch(f"/v1/endpoints/{down['id']}", json={"disabled": False})

@@ -26,15 +26,22 @@ def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
 
 
-async def _answer(loads: EndpointLoads, clock: Clock, endpoint: str, seconds: float,
-                  times: int = 1, tenant: str | None = None) -> None:
+async def _answer(
+    loads: EndpointLoads,
+    clock: Clock,
+    endpoint: str,
+    seconds: float,
+    times: int = 1,
+    tenant: str | None = None,
+) -> None:
     for _ in range(times):
         async with loads.attempt(endpoint, tenant) as admitted, admitted.sending():
             clock.now += seconds
 
 
-async def _send(held: AsyncExitStack, loads: EndpointLoads, endpoint: str,
-                tenant: str | None = None) -> Admitted:
+async def _send(
+    held: AsyncExitStack, loads: EndpointLoads, endpoint: str, tenant: str | None = None
+) -> Admitted:
     """An attempt admitted and sent, unanswered until `held` closes."""
     admitted = await held.enter_async_context(loads.attempt(endpoint, tenant))
     await held.enter_async_context(admitted.sending())
@@ -49,6 +56,7 @@ def test_an_endpoint_has_at_most_its_connections_under_way() -> None:
                 await _send(held, loads, "new")
             with pytest.raises(Busy):  # and nobody answers in time for an eleventh
                 await _send(held, loads, "new")
+
     run(scenario())
 
 
@@ -67,6 +75,7 @@ def test_an_endpoint_unanswered_for_a_second_is_slow_and_held_to_its_slow_share(
                 await _send(held, loads, "ep")
             assert busy.value.seconds > 0
             await _send(held, loads, "other")  # others go on
+
     run(scenario())
 
 
@@ -84,6 +93,7 @@ def test_put_off_attempts_are_spaced_at_the_rate_the_endpoint_answers() -> None:
                     await _send(held, loads, "slow")
                 waits.append(busy.value.seconds)
             return waits
+
     # 4 attempts at a time / 8 s = one free every 2 s.
     assert run(scenario()) == [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
 
@@ -111,6 +121,7 @@ def test_an_attempt_waits_for_its_turn_then_gives_up_as_busy() -> None:
             assert busy.value.seconds > 0
         async with loads.attempt("other"):  # another endpoint is not held up meanwhile
             pass
+
     run(scenario())
 
 
@@ -124,6 +135,7 @@ def test_an_endpoint_that_answers_again_is_no_longer_slow() -> None:
             for _ in range(10):
                 admitted = await _send(held, loads, "ep")
                 assert not admitted.slow
+
     run(scenario())
 
 
@@ -137,11 +149,13 @@ def test_an_attempt_to_a_saturated_endpoint_is_refused_at_once() -> None:
                 async with loads.attempt("ep"):
                     pass
             assert busy.value.seconds == pytest.approx(2.0)
+
     run(scenario())
 
 
 def test_slow_endpoints_and_their_tenant_get_a_bounded_share_of_the_slots() -> None:
     """40 slots: the slow lane holds at most 20 attempts, one tenant at most 5 of them."""
+
     async def scenario() -> None:
         clock = Clock()
         loads = EndpointLoads(10, clock, slots=40)
@@ -151,8 +165,11 @@ def test_slow_endpoints_and_their_tenant_get_a_bounded_share_of_the_slots() -> N
             admitted = []
             for n in range(30):
                 try:
-                    admitted.append(await held.enter_async_context(
-                        loads.attempt(f"bad{n}", "evil" if n < 10 else None)))
+                    admitted.append(
+                        await held.enter_async_context(
+                            loads.attempt(f"bad{n}", "evil" if n < 10 else None)
+                        )
+                    )
                 except Busy:
                     pass
             assert all(a.slow for a in admitted)
@@ -161,11 +178,13 @@ def test_slow_endpoints_and_their_tenant_get_a_bounded_share_of_the_slots() -> N
             # An answering endpoint still gets a fast slot at once, and sends.
             async with loads.attempt("good") as good, good.sending():
                 assert not good.slow
+
     run(scenario())
 
 
 def test_a_sending_attempt_moves_to_the_slow_lane_and_frees_its_slot() -> None:
     """One slot: a hanging attempt holds it for `slow_after` at most."""
+
     async def scenario() -> None:
         loads = EndpointLoads(10, slots=1, slow_after=0.05)
         hanging = asyncio.Event()
@@ -184,11 +203,13 @@ def test_a_sending_attempt_moves_to_the_slow_lane_and_frees_its_slot() -> None:
                 assert not admitted.slow
         release.set()
         await task
+
     run(scenario())
 
 
 def test_waiting_for_a_slot_does_not_make_an_endpoint_slow() -> None:
     """Only the time the endpoint has the request counts as its answer time."""
+
     async def scenario() -> None:
         clock = Clock()
         loads = EndpointLoads(10, clock, slots=1, slow_after=60)
@@ -200,4 +221,5 @@ def test_waiting_for_a_slot_does_not_make_an_endpoint_slow() -> None:
         await waiting  # the slot came free: it sent, and was answered at once
         async with loads.attempt("quick") as admitted:
             assert not admitted.slow
+
     run(scenario())

@@ -23,8 +23,13 @@ PER_HOST = 2
 @pytest.fixture(params=BACKENDS)
 def tight(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS) -> Iterator[Gateway]:
     """A gateway of its own: 2 connections per host, and attempts that wait 10 s."""
-    with own_gateway(request.param, tmp_path, dns, GATEWAY_DELIVERY_TIMEOUT="10",
-                     GATEWAY_CONNECTIONS_PER_HOST=str(PER_HOST)) as gateway:
+    with own_gateway(
+        request.param,
+        tmp_path,
+        dns,
+        GATEWAY_DELIVERY_TIMEOUT="10",
+        GATEWAY_CONNECTIONS_PER_HOST=str(PER_HOST),
+    ) as gateway:
         yield gateway
 
 
@@ -73,10 +78,8 @@ def test_a_stuck_endpoint_is_put_off_and_the_others_go_on(
     # Whatever the stuck endpoint holds, every event reached the endpoint that answers,
     # well before the stuck attempts time out.
     for event in events:
-        wait_delivery(gw, str(_to(gw, event["id"], healthy["id"])["id"]), "succeeded",
-                      timeout=8)
-    assert {r.headers["webhook-id"] for r in receiver.received(path)} == {
-        e["id"] for e in events}
+        wait_delivery(gw, str(_to(gw, event["id"], healthy["id"])["id"]), "succeeded", timeout=8)
+    assert {r.headers["webhook-id"] for r in receiver.received(path)} == {e["id"] for e in events}
 
 
 # Of each kind of bad endpoint, this many, each on its own host (port).
@@ -85,11 +88,17 @@ SLOTS = 4  # the process's attempt slots: fewer than the bad endpoints
 
 
 @pytest.fixture(params=BACKENDS)
-def few_slots(request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS
-              ) -> Iterator[Gateway]:
+def few_slots(
+    request: pytest.FixtureRequest, tmp_path: Path, dns: ScriptedDNS
+) -> Iterator[Gateway]:
     """A gateway of its own with 4 attempt slots, and attempts that may take 20 s."""
-    with own_gateway(request.param, tmp_path, dns, GATEWAY_DELIVERY_TIMEOUT="20",
-                     GATEWAY_DELIVERY_CONCURRENCY=str(SLOTS)) as gateway:
+    with own_gateway(
+        request.param,
+        tmp_path,
+        dns,
+        GATEWAY_DELIVERY_TIMEOUT="20",
+        GATEWAY_DELIVERY_CONCURRENCY=str(SLOTS),
+    ) as gateway:
         yield gateway
 
 
@@ -118,11 +127,15 @@ def test_endpoints_that_hang_trickle_or_flood_leave_the_healthy_one_its_latency(
     for n in range(6):
         sent = time.monotonic()
         event = publish(gw, data={"n": n})
-        [arrived] = [r for r in receiver.wait_for(path, n + 1, timeout=30)
-                     if r.headers["webhook-id"] == event["id"]]
+        [arrived] = [
+            r
+            for r in receiver.wait_for(path, n + 1, timeout=30)
+            if r.headers["webhook-id"] == event["id"]
+        ]
         waits.append(arrived.at - sent)
     # Far below the bad attempts' 20 s, which is what the healthy one waited before.
     assert max(waits) < 8, waits
+
     # Each healthy delivery went out once, at its first attempt: nothing was put off.
     def recorded() -> list[dict[str, object]] | None:
         data = gw.api.get(f"/v1/endpoints/{healthy['id']}/deliveries").json()["data"]

@@ -27,8 +27,11 @@ def _ledger(receiver: Receiver, paths: list[str]) -> set[tuple[str, str]]:
 
 def _expect_all(gw: Gateway, receiver: Receiver, events: list[str], paths: list[str]) -> None:
     expected = {(e, p) for e in events for p in paths}
-    wait_until(lambda: expected <= _ledger(receiver, paths), RECOVERY_TIMEOUT,
-               f"all {len(expected)} (event, endpoint) pairs at the receiver")
+    wait_until(
+        lambda: expected <= _ledger(receiver, paths),
+        RECOVERY_TIMEOUT,
+        f"all {len(expected)} (event, endpoint) pairs at the receiver",
+    )
 
     def all_succeeded() -> bool:
         rows = gw.sql("SELECT status, count(*) FROM delivery GROUP BY status")
@@ -46,9 +49,7 @@ def _slow_endpoints(gw: Gateway, receiver: Receiver, path: str, n: int) -> list[
 
 
 @pytest.mark.slow
-def test_killed_delivery_process_loses_nothing(
-    gw: Gateway, receiver: Receiver, path: str
-) -> None:
+def test_killed_delivery_process_loses_nothing(gw: Gateway, receiver: Receiver, path: str) -> None:
     paths = _slow_endpoints(gw, receiver, path, 3)
     events = [publish(gw, "order.created", {"i": i})["id"] for i in range(20)]
     # Deliveries are in flight (the receiver holds each for 0.5 s): kill now.
@@ -84,6 +85,8 @@ def test_kill_several_times_still_delivers_everything(
     _expect_all(gw, receiver, events, paths)
 
 
+# It empties the tests' Redis database, which tests running beside it use too.
+@pytest.mark.serial
 def test_jobs_lost_from_redis_are_rebuilt_from_the_database(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:

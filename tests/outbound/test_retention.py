@@ -31,12 +31,14 @@ def test_expired_events_are_purged_with_their_deliveries(
         [delivery] = deliveries_of(gw, event["id"])
         wait_delivery(gw, delivery["id"], "succeeded")
     # One old event still has a delivery pending: it must survive.
-    stuck_endpoint = make_endpoint(gw, receiver.url(f"{path}/slow"),
-                                   event_types=["stuck"])
+    stuck_endpoint = make_endpoint(gw, receiver.url(f"{path}/slow"), event_types=["stuck"])
     stuck = publish(gw, "stuck")
     old_ids = [e["id"] for e in [*old, stuck]]
-    gw.sql("UPDATE event SET created_at = '2000-01-01 00:00:00' WHERE id IN ("
-           + ", ".join(f"'{i}'" for i in old_ids) + ")")
+    gw.sql(
+        "UPDATE event SET created_at = '2000-01-01 00:00:00' WHERE id IN ("
+        + ", ".join(f"'{i}'" for i in old_ids)
+        + ")"
+    )
     retention.BATCH = 2  # several batches
     try:
         purged = asyncio.run(_purge(gw.database_url, 30))
@@ -47,8 +49,9 @@ def test_expired_events_are_purged_with_their_deliveries(
     assert remaining == {recent["id"], stuck["id"]}
     kept = gw.sql("SELECT count(*) FROM delivery")[0][0]
     assert kept == 3  # the recent one, and both of the event still pending
-    orphans = gw.sql("SELECT count(*) FROM attempt WHERE delivery_id NOT IN "
-                     "(SELECT id FROM delivery)")[0][0]
+    orphans = gw.sql(
+        "SELECT count(*) FROM attempt WHERE delivery_id NOT IN (SELECT id FROM delivery)"
+    )[0][0]
     assert orphans == 0
     assert gw.api.get(f"/v1/events/{old[0]['id']}").status_code == 404
     assert stuck_endpoint["id"]

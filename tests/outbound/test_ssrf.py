@@ -68,8 +68,7 @@ def _endpoint(gw: Gateway, url: str) -> dict[str, object]:
     return response.json()  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("rebound_to", ["127.0.0.2", "127.9.9.9", "0.0.0.0",
-                                        "::ffff:127.0.0.2"])
+@pytest.mark.parametrize("rebound_to", ["127.0.0.2", "127.9.9.9", "0.0.0.0", "::ffff:127.0.0.2"])
 def test_dns_rebinding_is_refused_at_connect_time(
     gw: Gateway, listener: Listener, rebound_to: str
 ) -> None:
@@ -100,23 +99,51 @@ def test_only_the_allowed_addresses_of_a_name_are_connected_to(
     assert listener.connections == 0
 
 
-@pytest.mark.parametrize("host", [
-    "127.0.0.2", "2130706434", "0177.0.0.2", "0x7f.0.0.2", "127.2", "0.0.0.0",
-    "[::ffff:127.0.0.2]", "[::ffff:7f00:2]", "[64:ff9b::7f00:2]", "[2002:7f00:2::]",
-    "10.0.0.1", "172.16.5.4", "192.168.0.1", "169.254.169.254", "100.64.0.1", "198.18.0.1",
-    "224.0.0.1", "240.0.0.1", "[fd00::1]", "[fe80::1]", "[::]", "[64:ff9b::a9fe:a9fe]",
-    # IPv4-compatible (::/96) and IPv4-translated (SIIT, ::ffff:0:0:0/96) forms.
-    "[::127.0.0.2]", "[::7f00:2]", "[::ffff:0:127.0.0.2]", "[::ffff:0:7f00:2]",
-    "[::169.254.169.254]", "[::8.8.8.8]", "[::ffff:0:8.8.8.8]", "[64:ff9b:1::7f00:1]",
-])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.2",
+        "2130706434",
+        "0177.0.0.2",
+        "0x7f.0.0.2",
+        "127.2",
+        "0.0.0.0",
+        "[::ffff:127.0.0.2]",
+        "[::ffff:7f00:2]",
+        "[64:ff9b::7f00:2]",
+        "[2002:7f00:2::]",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.0.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "198.18.0.1",
+        "224.0.0.1",
+        "240.0.0.1",
+        "[fd00::1]",
+        "[fe80::1]",
+        "[::]",
+        "[64:ff9b::a9fe:a9fe]",
+        # IPv4-compatible (::/96) and IPv4-translated (SIIT, ::ffff:0:0:0/96) forms.
+        "[::127.0.0.2]",
+        "[::7f00:2]",
+        "[::ffff:0:127.0.0.2]",
+        "[::ffff:0:7f00:2]",
+        "[::169.254.169.254]",
+        "[::8.8.8.8]",
+        "[::ffff:0:8.8.8.8]",
+        "[64:ff9b:1::7f00:1]",
+    ],
+)
 def test_refused_literal_addresses_at_save_time(gw: Gateway, host: str) -> None:
     response = gw.api.post("/v1/endpoints", json={"url": f"http://{host}:8080/hook"})
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"] == ["body", "url"]
 
 
-@pytest.mark.parametrize("addresses", [["127.0.0.2"], ["10.0.0.1", "169.254.169.254"],
-                                       ["fd00::1"], ["::ffff:10.0.0.1"]])
+@pytest.mark.parametrize(
+    "addresses", [["127.0.0.2"], ["10.0.0.1", "169.254.169.254"], ["fd00::1"], ["::ffff:10.0.0.1"]]
+)
 def test_names_resolving_only_to_refused_addresses_at_save_time(
     gw: Gateway, addresses: list[str]
 ) -> None:
@@ -130,8 +157,15 @@ def test_names_resolving_only_to_refused_addresses_at_save_time(
 def test_redirect_to_metadata_address_is_not_followed(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    receiver.set(path, Reply(302, headers={
-        "Location": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"}))
+    receiver.set(
+        path,
+        Reply(
+            302,
+            headers={
+                "Location": "http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+            },
+        ),
+    )
     _endpoint(gw, receiver.url(path))
     event = publish(gw)
     [delivery] = deliveries_of(gw, event["id"])

@@ -60,8 +60,9 @@ class ScriptedDNS:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-        self._server = DNSServer(self.resolver, address="127.0.0.1", port=self.port,
-                                 logger=QuietLogger())
+        self._server = DNSServer(
+            self.resolver, address="127.0.0.1", port=self.port, logger=QuietLogger()
+        )
 
     @property
     def address(self) -> str:

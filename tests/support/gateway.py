@@ -12,6 +12,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,16 +53,18 @@ TEST_ENV = {
     # Requests that trickle in are cut off this soon (tests/api/test_http_limits.py).
     "GATEWAY_REQUEST_TIMEOUT": "4",
 }
-PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL",
-                        "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _answers(url: str, default_port: int) -> bool:
     parts = urlsplit(url.replace("+asyncpg", ""))
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port),
-                                      timeout=2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2
+        ):
             return True
     except OSError:
         return False
@@ -83,13 +86,14 @@ def _free_port() -> int:
 class Gateway:
     """The gateway's processes for one backend, and an API client for them."""
 
-    def __init__(self, backend: str, workdir: Path, dns: ScriptedDNS,
-                 redis_url: str = REDIS_URL) -> None:
+    def __init__(
+        self, backend: str, workdir: Path, dns: ScriptedDNS, redis_url: str = REDIS_URL
+    ) -> None:
         self.backend = backend
         self.workdir = workdir
         self.dns = dns
         self.env = {**os.environ, **TEST_ENV, "GATEWAY_DNS_SERVERS": dns.address}
-        for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL"):
+        for name in ("GATEWAY_REDIS_URL", "GATEWAY_DATABASE_URL", "COLUMNS", "LINES"):
             self.env.pop(name, None)
         if backend == "sqlite":
             self.database_url = f"sqlite+aiosqlite:///{workdir}/gateway.db"
@@ -104,19 +108,64 @@ class Gateway:
         self.port = _free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}",
-                                headers={"Authorization": f"Bearer {API_KEY}"}, timeout=30)
+        self.api = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=30,
+        )
 
     # processes
 
     def _spawn(self, *args: str, name: str) -> subprocess.Popen[bytes]:
         log = open(self.workdir / f"{name}.log", "ab")
-        return subprocess.Popen([sys.executable, "-m", "gateway.cli", *args], env=self.env,
-                                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
     def run_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "gateway.cli", *args], env=self.env,
-                              cwd=self.workdir, capture_output=True, text=True, timeout=120)
+        """A management command (`gateway ARGS`) with this gateway's environment.
+
+        Run in this process with typer's runner: a Python process per command, most
+        of it spent importing, was most of the CLI tests' time. `gateway serve` and
+        `gateway worker` still run as processes (`_spawn`), and so does every command
+        of `run_cli_process`. An exception the command lets out shows in stderr as a
+        traceback, as it would in a terminal."""
+        from typer.testing import CliRunner
+
+        from gateway.cli import app
+
+        # The command sees exactly this gateway's environment, nothing of the tests'.
+        env: dict[str, str | None] = {
+            name: None for name in os.environ if name.startswith("GATEWAY_")
+        }
+        env.update(self.env)
+        before = os.getcwd()
+        os.chdir(self.workdir)
+        try:
+            result = CliRunner().invoke(app, list(args), env=env)
+        finally:
+            os.chdir(before)
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            stderr += "".join(traceback.format_exception(result.exception))
+        return subprocess.CompletedProcess(
+            ["gateway", *args], result.exit_code, result.stdout, stderr
+        )
+
+    def run_cli_process(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command as its own process, exactly as users run it."""
+        return subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *args],
+            env=self.env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def start_server(self) -> None:
         self.server = self._spawn("serve", "--port", str(self.port), name="server")
@@ -190,10 +239,18 @@ class Gateway:
 
     def leaked_secrets(self) -> list[str]:
         """Log lines of this gateway's processes that carry a secret, key or signature."""
-        pattern = re.compile(re.escape(API_KEY) + "|" + re.escape(SECRET_KEY)
-                             + r"|whsec_[A-Za-z0-9+/]{8}|gw_[A-Za-z0-9_\-]{16}|Bearer [^\s\[]")
-        return [f"{log.name}: {line[:200]}" for log in self.workdir.glob("*.log")
-                for line in log.read_text(errors="replace").splitlines() if pattern.search(line)]
+        pattern = re.compile(
+            re.escape(API_KEY)
+            + "|"
+            + re.escape(SECRET_KEY)
+            + r"|whsec_[A-Za-z0-9+/]{8}|gw_[A-Za-z0-9_\-]{16}|Bearer [^\s\[]"
+        )
+        return [
+            f"{log.name}: {line[:200]}"
+            for log in self.workdir.glob("*.log")
+            for line in log.read_text(errors="replace").splitlines()
+            if pattern.search(line)
+        ]
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         path = self.workdir / f"{name}.log"
@@ -260,8 +317,11 @@ def _drop_pg_database(url: str) -> None:
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres",
-                 marks=pytest.mark.skipif(PG_MISSING is not None, reason=PG_MISSING or "")),
+    pytest.param(
+        "postgres",
+        id="postgres",
+        marks=pytest.mark.skipif(PG_MISSING is not None, reason=PG_MISSING or ""),
+    ),
 ]
 
 

@@ -17,16 +17,22 @@ def make_endpoint(gw: Gateway, url: str, **fields: object) -> dict[str, Any]:
     return response.json()  # type: ignore[no-any-return]
 
 
-def publish(gw: Gateway, event_type: str = "user.created", data: dict[str, Any] | None = None,
-            **fields: object) -> dict[str, Any]:
-    response = gw.api.post("/v1/events", json={"type": event_type, "data": data or {"n": 1},
-                                               **fields})
+def publish(
+    gw: Gateway,
+    event_type: str = "user.created",
+    data: dict[str, Any] | None = None,
+    **fields: object,
+) -> dict[str, Any]:
+    response = gw.api.post(
+        "/v1/events", json={"type": event_type, "data": data or {"n": 1}, **fields}
+    )
     assert response.status_code == 202, response.text
     return response.json()  # type: ignore[no-any-return]
 
 
-def wait_delivery(gw: Gateway, delivery_id: str, status: str, timeout: float = 20
-                  ) -> dict[str, Any]:
+def wait_delivery(
+    gw: Gateway, delivery_id: str, status: str, timeout: float = 20
+) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body = gw.api.get(f"/v1/deliveries/{delivery_id}").json()
         return body if body["status"] == status else None
@@ -40,7 +46,6 @@ def deliveries_of(gw: Gateway, event_id: str) -> list[dict[str, Any]]:
     return response.json()["data"]  # type: ignore[no-any-return]
 
 
-
 def create_key(gw: Gateway, **fields: object) -> dict[str, Any]:
     """A created API key (scoped with `tenant_id=`); its `key` is shown only here."""
     response = gw.api.post("/v1/api-keys", json={"name": "test", **fields})
@@ -50,8 +55,9 @@ def create_key(gw: Gateway, **fields: object) -> dict[str, Any]:
 
 def client_with(gw: Gateway, key: str) -> httpx.Client:
     """An API client of the gateway that authenticates with `key`."""
-    return httpx.Client(base_url=str(gw.api.base_url), timeout=30,
-                        headers={"Authorization": f"Bearer {key}"})
+    return httpx.Client(
+        base_url=str(gw.api.base_url), timeout=30, headers={"Authorization": f"Bearer {key}"}
+    )
 
 
 def parse_time(value: str) -> datetime:

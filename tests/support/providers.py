@@ -52,9 +52,14 @@ class Case:
     def new_id(self) -> str:
         return f"{self.id_prefix}{uuid.uuid4().hex}"
 
-    def signed(self, delivery_id: str, *, note: str = TAMPER_MARK.decode(),
-               timestamp: int | None = None, secret: str | None = None
-               ) -> tuple[bytes, Headers]:
+    def signed(
+        self,
+        delivery_id: str,
+        *,
+        note: str = TAMPER_MARK.decode(),
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> tuple[bytes, Headers]:
         body = self.make_body(delivery_id, note)
         ts = int(time.time()) if timestamp is None else timestamp
         return body, self.sign(self.secret if secret is None else secret, body, delivery_id, ts)
@@ -66,57 +71,95 @@ def json_bytes(value: Any) -> bytes:
 
 # Stripe: signed by the stripe library; the delivery id is the event's `id` in the body.
 
+
 def _stripe_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"id": delivery_id, "object": "event", "api_version": "2024-06-20",
-                  "type": "invoice.paid", "livemode": False,
-                  "data": {"object": {"id": "in_1", "object": "invoice", "description": note}}})
+    return json_bytes(
+        {
+            "id": delivery_id,
+            "object": "event",
+            "api_version": "2024-06-20",
+            "type": "invoice.paid",
+            "livemode": False,
+            "data": {"object": {"id": "in_1", "object": "invoice", "description": note}},
+        }
+    )
 
 
 def stripe_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
-    header = stripe.WebhookSignature.generate_signature_header(body.decode(), secret,
-                                                               timestamp=ts)
+    header = stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp=ts)
     return {"Content-Type": "application/json; charset=utf-8", "Stripe-Signature": header}
 
 
 # GitHub: HMAC-SHA256 hex of the body; the delivery id is X-GitHub-Delivery.
 
+
 def github_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"action": "opened",
-                  "issue": {"number": 7, "title": note, "state": "open"},
-                  "repository": {"id": 1, "full_name": "octo/hello"},
-                  "sender": {"login": "octocat"}})
+    return json_bytes(
+        {
+            "action": "opened",
+            "issue": {"number": 7, "title": note, "state": "open"},
+            "repository": {"id": 1, "full_name": "octo/hello"},
+            "sender": {"login": "octocat"},
+        }
+    )
 
 
 def github_signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def github_sign(secret: str, body: bytes, delivery_id: str, ts: int,
-                 event: str = "issues") -> Headers:
-    return {"Content-Type": "application/json", "User-Agent": "GitHub-Hookshot/abc123",
-            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery_id,
-            "X-GitHub-Hook-ID": "42", "X-Hub-Signature-256": github_signature(secret, body)}
+def github_sign(
+    secret: str, body: bytes, delivery_id: str, ts: int, event: str = "issues"
+) -> Headers:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "GitHub-Hookshot/abc123",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery_id,
+        "X-GitHub-Hook-ID": "42",
+        "X-Hub-Signature-256": github_signature(secret, body),
+    }
 
 
 # GitLab: the secret itself in X-Gitlab-Token; the delivery id is X-Gitlab-Event-UUID.
 
+
 def _gitlab_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"object_kind": "merge_request", "event_type": "merge_request",
-                  "user": {"username": "root"}, "project": {"id": 1, "name": "hello"},
-                  "object_attributes": {"iid": 3, "title": note, "action": "open"}})
+    return json_bytes(
+        {
+            "object_kind": "merge_request",
+            "event_type": "merge_request",
+            "user": {"username": "root"},
+            "project": {"id": 1, "name": "hello"},
+            "object_attributes": {"iid": 3, "title": note, "action": "open"},
+        }
+    )
 
 
 def _gitlab_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
-    return {"Content-Type": "application/json", "User-Agent": "GitLab/17.0.0",
-            "X-Gitlab-Event": "Merge Request Hook", "X-Gitlab-Instance": "https://gitlab.example",
-            "X-Gitlab-Event-UUID": delivery_id, "X-Gitlab-Token": secret}
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "GitLab/17.0.0",
+        "X-Gitlab-Event": "Merge Request Hook",
+        "X-Gitlab-Instance": "https://gitlab.example",
+        "X-Gitlab-Event-UUID": delivery_id,
+        "X-Gitlab-Token": secret,
+    }
 
 
 # Shopify: base64 HMAC-SHA256 of the body; the delivery id is X-Shopify-Webhook-Id.
 
+
 def _shopify_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"id": 820982911946154508, "email": "jon@example.com", "note": note,
-                  "total_price": "10.00", "currency": "USD"})
+    return json_bytes(
+        {
+            "id": 820982911946154508,
+            "email": "jon@example.com",
+            "note": note,
+            "total_price": "10.00",
+            "currency": "USD",
+        }
+    )
 
 
 def _shopify_signature(secret: str, body: bytes) -> str:
@@ -124,59 +167,98 @@ def _shopify_signature(secret: str, body: bytes) -> str:
 
 
 def _shopify_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
-    return {"Content-Type": "application/json", "X-Shopify-Topic": "orders/create",
-            "X-Shopify-Hmac-Sha256": _shopify_signature(secret, body),
-            "X-Shopify-Shop-Domain": "example.myshopify.com", "X-Shopify-API-Version": "2024-07",
-            "X-Shopify-Webhook-Id": delivery_id,
-            "X-Shopify-Triggered-At": "2026-11-23T10:30:00.000Z"}
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": "orders/create",
+        "X-Shopify-Hmac-Sha256": _shopify_signature(secret, body),
+        "X-Shopify-Shop-Domain": "example.myshopify.com",
+        "X-Shopify-API-Version": "2024-07",
+        "X-Shopify-Webhook-Id": delivery_id,
+        "X-Shopify-Triggered-At": "2026-11-23T10:30:00.000Z",
+    }
 
 
 # Slack: signed by slack_sdk; the delivery id is the body's `event_id`.
 
+
 def _slack_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"token": "verification-token", "team_id": "T061EG9R6",
-                       "api_app_id": "A0PNCHHK2",
-                       "event": {"type": "app_mention", "user": "U061F7AUR", "text": note,
-                            "ts": "1515449522.000016", "channel": "C0LAN2Q65"},
-                  "type": "event_callback", "event_id": delivery_id, "event_time": 1515449522})
+    return json_bytes(
+        {
+            "token": "verification-token",
+            "team_id": "T061EG9R6",
+            "api_app_id": "A0PNCHHK2",
+            "event": {
+                "type": "app_mention",
+                "user": "U061F7AUR",
+                "text": note,
+                "ts": "1515449522.000016",
+                "channel": "C0LAN2Q65",
+            },
+            "type": "event_callback",
+            "event_id": delivery_id,
+            "event_time": 1515449522,
+        }
+    )
 
 
 def slack_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
     signature = SignatureVerifier(secret).generate_signature(timestamp=str(ts), body=body)
     assert signature is not None
-    return {"Content-Type": "application/json", "X-Slack-Request-Timestamp": str(ts),
-            "X-Slack-Signature": signature}
+    return {
+        "Content-Type": "application/json",
+        "X-Slack-Request-Timestamp": str(ts),
+        "X-Slack-Signature": signature,
+    }
 
 
 # Standard Webhooks: signed by the standardwebhooks library; the delivery id is webhook-id.
 
+
 def standard_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"type": "user.created", "timestamp": "2026-11-23T10:30:00Z",
-                  "data": {"id": "user_1", "name": note}})
+    return json_bytes(
+        {
+            "type": "user.created",
+            "timestamp": "2026-11-23T10:30:00Z",
+            "data": {"id": "user_1", "name": note},
+        }
+    )
 
 
 def standard_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
-    signature = Webhook(secret).sign(delivery_id, datetime.fromtimestamp(ts, tz=UTC),
-                                     body.decode())
-    return {"Content-Type": "application/json", "webhook-id": delivery_id,
-            "webhook-timestamp": str(ts), "webhook-signature": signature}
+    signature = Webhook(secret).sign(delivery_id, datetime.fromtimestamp(ts, tz=UTC), body.decode())
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": signature,
+    }
 
 
 # Generic HMAC, configured: sha512, base64, a prefix, an id header, a nested type field.
 
-HMAC_OPTIONS = {"header": "X-Signature", "algorithm": "sha512", "encoding": "base64",
-                "prefix": "sha512=", "id_header": "X-Delivery", "type_field": "event.kind"}
+HMAC_OPTIONS = {
+    "header": "X-Signature",
+    "algorithm": "sha512",
+    "encoding": "base64",
+    "prefix": "sha512=",
+    "id_header": "X-Delivery",
+    "type_field": "event.kind",
+}
 
 
 def _hmac_body(delivery_id: str, note: str) -> bytes:
-    return json_bytes({"event": {"kind": "build.finished", "id": 12}, "status": "green",
-                  "note": note})
+    return json_bytes(
+        {"event": {"kind": "build.finished", "id": 12}, "status": "green", "note": note}
+    )
 
 
 def _hmac_sign(secret: str, body: bytes, delivery_id: str, ts: int) -> Headers:
     digest = hmac.new(secret.encode(), body, hashlib.sha512).digest()
-    return {"Content-Type": "application/json", "X-Delivery": delivery_id,
-            "X-Signature": "sha512=" + base64.b64encode(digest).decode()}
+    return {
+        "Content-Type": "application/json",
+        "X-Delivery": delivery_id,
+        "X-Signature": "sha512=" + base64.b64encode(digest).decode(),
+    }
 
 
 def _whsec(raw: bytes) -> str:
@@ -184,22 +266,84 @@ def _whsec(raw: bytes) -> str:
 
 
 CASES = [
-    Case("stripe", "whsec_stripe_test_secret_0123", "whsec_stripe_other_secret",
-         "Stripe-Signature", "invoice.paid", True, "evt_", _stripe_body, stripe_sign),
-    Case("github", "github-hook-secret", "another-github-secret",
-         "X-Hub-Signature-256", "issues.opened", False, "", github_body, github_sign),
-    Case("gitlab", "glpat-like-token-secret", "not-the-gitlab-token",
-         "X-Gitlab-Token", "merge_request", False, "", _gitlab_body, _gitlab_sign),
-    Case("shopify", "shpss_0123456789abcdef", "shpss_fedcba9876543210",
-         "X-Shopify-Hmac-Sha256", "orders.create", False, "", _shopify_body, _shopify_sign),
-    Case("slack", "8f742231b10e8888abcd99yyyzzz85a5", "0000000000000000000000000000000a",
-         "X-Slack-Signature", "app_mention", True, "Ev", _slack_body, slack_sign),
-    Case("standard", _whsec(b"standard-webhooks-secret-32bytes"),
-         _whsec(b"some-other-secret-of-32-bytes!!!"),
-         "webhook-signature", "user.created", True, "msg_", standard_body, standard_sign),
-    Case("hmac", "generic-hmac-secret", "wrong-hmac-secret",
-         "X-Signature", "build.finished", False, "dlv-", _hmac_body, _hmac_sign,
-         options=HMAC_OPTIONS),
+    Case(
+        "stripe",
+        "whsec_stripe_test_secret_0123",
+        "whsec_stripe_other_secret",
+        "Stripe-Signature",
+        "invoice.paid",
+        True,
+        "evt_",
+        _stripe_body,
+        stripe_sign,
+    ),
+    Case(
+        "github",
+        "github-hook-secret",
+        "another-github-secret",
+        "X-Hub-Signature-256",
+        "issues.opened",
+        False,
+        "",
+        github_body,
+        github_sign,
+    ),
+    Case(
+        "gitlab",
+        "glpat-like-token-secret",
+        "not-the-gitlab-token",
+        "X-Gitlab-Token",
+        "merge_request",
+        False,
+        "",
+        _gitlab_body,
+        _gitlab_sign,
+    ),
+    Case(
+        "shopify",
+        "shpss_0123456789abcdef",
+        "shpss_fedcba9876543210",
+        "X-Shopify-Hmac-Sha256",
+        "orders.create",
+        False,
+        "",
+        _shopify_body,
+        _shopify_sign,
+    ),
+    Case(
+        "slack",
+        "8f742231b10e8888abcd99yyyzzz85a5",
+        "0000000000000000000000000000000a",
+        "X-Slack-Signature",
+        "app_mention",
+        True,
+        "Ev",
+        _slack_body,
+        slack_sign,
+    ),
+    Case(
+        "standard",
+        _whsec(b"standard-webhooks-secret-32bytes"),
+        _whsec(b"some-other-secret-of-32-bytes!!!"),
+        "webhook-signature",
+        "user.created",
+        True,
+        "msg_",
+        standard_body,
+        standard_sign,
+    ),
+    Case(
+        "hmac",
+        "generic-hmac-secret",
+        "wrong-hmac-secret",
+        "X-Signature",
+        "build.finished",
+        False,
+        "dlv-",
+        _hmac_body,
+        _hmac_sign,
+        options=HMAC_OPTIONS,
+    ),
 ]
 TIMESTAMPED = [case for case in CASES if case.timestamped]
 # GitLab's X-Gitlab-Token is the secret itself, sent as is: it authenticates the sender but
@@ -215,8 +359,12 @@ with_every_provider = pytest.mark.parametrize("case", CASES, ids=str)
 
 
 def create_source(gw: Gateway, case: Case, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": f"{case.provider} source", "provider": case.provider,
-                            "secret": case.secret, **fields}
+    body: dict[str, Any] = {
+        "name": f"{case.provider} source",
+        "provider": case.provider,
+        "secret": case.secret,
+        **fields,
+    }
     if case.options is not None and "options" not in fields:
         body["options"] = case.options
     response = gw.api.post("/v1/sources", json=body)
@@ -226,12 +374,14 @@ def create_source(gw: Gateway, case: Case, **fields: Any) -> dict[str, Any]:
     return source
 
 
-def post_in(gw: Gateway, source: dict[str, Any] | str, body: bytes, headers: Headers
-            ) -> httpx.Response:
+def post_in(
+    gw: Gateway, source: dict[str, Any] | str, body: bytes, headers: Headers
+) -> httpx.Response:
     """What the provider does: POST to the ingest path, with no API key."""
     ingest_path = source if isinstance(source, str) else source["ingest_path"]
-    return httpx.post(f"http://127.0.0.1:{gw.port}{ingest_path}", content=body, headers=headers,
-                      timeout=30)
+    return httpx.post(
+        f"http://127.0.0.1:{gw.port}{ingest_path}", content=body, headers=headers, timeout=30
+    )
 
 
 def accepted(response: httpx.Response) -> str:

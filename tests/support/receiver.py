@@ -64,8 +64,9 @@ class Receiver:
         path = request.path
         with self._lock:
             self._received[path].append(
-                Received(path, {k.lower(): v for k, v in request.headers.items()}, body,
-                         time.monotonic())
+                Received(
+                    path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic()
+                )
             )
             replies = self._replies.get(path)
             reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else Reply()
