@@ -24,17 +24,18 @@ run: install
 
 # The whole suite, on SQLite + in-process and on PostgreSQL + Redis + arq workers
 # (GATEWAY_TEST_DATABASE_URL / GATEWAY_TEST_REDIS_URL, else the local servers).
-# Tests run in TEST_WORKERS processes (pytest-xdist), a file's tests in one of them;
-# those marked `serial` (they restart PostgreSQL or empty the shared Redis database)
-# run afterwards, alone.
+# Tests run in TEST_WORKERS processes (pytest-xdist), handed out one by one (a
+# file's tests kept together left one long file running alone at the end); those
+# marked `serial` (they restart PostgreSQL or empty the shared Redis database) run
+# afterwards, alone.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 # The edit loop: the same suite without the long fault and process-kill tests.
 test-fast: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow and not serial"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist load -m "not slow and not serial"
 
 lint: install
 	$(BIN)/ruff check .

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from gateway.api.deps import Cursor, IdPath, KeysDep, Limit, PrincipalDep, SessionDep
+from gateway.api.deps import IdPath, KeysDep, PagingDep, PrincipalDep, SessionDep
 from gateway.api.schemas import Page
 from gateway.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, create_key, list_keys
 from gateway.store.models import ApiKey
@@ -27,10 +27,10 @@ async def create_api_key(
 
 @router.get("", response_model=Page[ApiKeyOut])
 async def list_api_keys(
-    session: SessionDep, principal: PrincipalDep, limit: Limit = 50, cursor: Cursor = None
+    session: SessionDep, principal: PrincipalDep, paging: PagingDep
 ) -> dict[str, object]:
     principal.require_admin()
-    return (await list_keys(session, limit, cursor)).body()
+    return (await list_keys(session, paging.limit, paging.cursor)).body()
 
 
 @router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -7,6 +7,7 @@ costly hop for what is a dictionary lookup.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
@@ -119,6 +120,21 @@ Cursor = Annotated[
     ),
 ]
 IdPath = Annotated[str, Path(max_length=255)]
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a list: how many rows, after which id (newest first)."""
+
+    limit: int
+    cursor: str | None
+
+
+async def get_paging(limit: Limit = 50, cursor: Cursor = None) -> Paging:
+    return Paging(limit, cursor)
+
+
+PagingDep = Annotated[Paging, Depends(get_paging)]
 StatusFilter = Annotated[
     str | None,
     Query(

@@ -8,10 +8,9 @@ from fastapi import APIRouter, Body, Response, status
 
 from gateway.api.deps import (
     BoxDep,
-    Cursor,
     DispatcherDep,
     IdPath,
-    Limit,
+    PagingDep,
     PrincipalDep,
     SessionDep,
     SettingsDep,
@@ -59,13 +58,17 @@ async def create_endpoint(
 async def list_endpoints(
     session: SessionDep,
     principal: PrincipalDep,
+    paging: PagingDep,
     box: BoxDep,
     tenant_id: TextFilter = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     found = await reads.list_endpoints(
-        session, box, tenant_id=tenant_id, scope=principal.tenant_id, limit=limit, cursor=cursor
+        session,
+        box,
+        tenant_id=tenant_id,
+        scope=principal.tenant_id,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return found.body()
 
@@ -184,16 +187,15 @@ async def list_endpoint_deliveries(
     endpoint_id: IdPath,
     session: SessionDep,
     principal: PrincipalDep,
+    paging: PagingDep,
     status_filter: StatusFilter = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     found = await reads.list_deliveries(
         session,
         endpoint_id=endpoint_id,
         status=status_filter,
         scope=principal.tenant_id,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return found.body()

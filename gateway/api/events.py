@@ -9,9 +9,8 @@ from fastapi import APIRouter, Header, Response, status
 
 from gateway.api.deps import (
     BatcherDep,
-    Cursor,
     IdPath,
-    Limit,
+    PagingDep,
     PrincipalDep,
     SessionDep,
     StatusFilter,
@@ -83,11 +82,10 @@ async def publish_event(
 async def list_events(
     session: SessionDep,
     principal: PrincipalDep,
+    paging: PagingDep,
     type: TextFilter = None,
     tenant_id: TextFilter = None,
     source_id: TextFilter = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     found = await reads.list_events(
         session,
@@ -95,8 +93,8 @@ async def list_events(
         tenant_id=tenant_id,
         source_id=source_id,
         scope=principal.tenant_id,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return found.body()
 
@@ -114,16 +112,15 @@ async def list_event_deliveries(
     event_id: IdPath,
     session: SessionDep,
     principal: PrincipalDep,
+    paging: PagingDep,
     status_filter: StatusFilter = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
 ) -> dict[str, object]:
     found = await reads.list_deliveries(
         session,
         event_id=event_id,
         status=status_filter,
         scope=principal.tenant_id,
-        limit=limit,
-        cursor=cursor,
+        limit=paging.limit,
+        cursor=paging.cursor,
     )
     return found.body()

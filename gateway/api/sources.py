@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import select
 
-from gateway.api.deps import BoxDep, Cursor, IdPath, InboundDep, Limit, PrincipalDep, SessionDep
+from gateway.api.deps import BoxDep, IdPath, InboundDep, PagingDep, PrincipalDep, SessionDep
 from gateway.api.schemas import Page
 from gateway.inbound import sources as service
 from gateway.inbound.schemas import (
@@ -44,10 +44,12 @@ async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) ->
 
 
 @router.get("", response_model=Page[SourceOut])
-async def list_sources(
-    session: SessionDep, limit: Limit = 50, cursor: Cursor = None
-) -> dict[str, object]:
-    return (await page(session, select(Source), Source.id, limit, cursor)).map(source_out).body()
+async def list_sources(session: SessionDep, paging: PagingDep) -> dict[str, object]:
+    return (
+        (await page(session, select(Source), Source.id, paging.limit, paging.cursor))
+        .map(source_out)
+        .body()
+    )
 
 
 @router.get("/{source_id}", response_model=SourceOut)
