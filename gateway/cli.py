@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from gateway.db import SessionMaker
+    from gateway.settings import Settings
 
 app = typer.Typer(help="Webhook gateway: signed, retried webhook delivery.", no_args_is_help=True)
 
@@ -46,6 +47,8 @@ def serve(
         raise typer.Exit(2)
     if settings.is_sqlite:
         migrations.upgrade(settings)  # embedded: one command gives a working gateway
+    else:
+        _refuse_a_schema_behind(settings)
     configure_logging(settings.log_level)
     uvicorn.run(
         "gateway.main:create_app",
@@ -94,6 +97,7 @@ def worker(
             "Without Redis, `gateway serve` delivers in-process."
         )
         raise typer.Exit(2)
+    _refuse_a_schema_behind(settings)
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_max_jobs": concurrency})
     configure_logging(settings.log_level)
@@ -103,6 +107,24 @@ def worker(
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
     create_worker(settings).run()
+
+
+def _refuse_a_schema_behind(settings: Settings) -> None:
+    """Exit with one line when the database's schema is behind this version: served, it
+    would answer every call with a 500. A database that cannot be reached is left to
+    the readiness check (the process comes up and says so)."""
+    import asyncio
+
+    from gateway import migrate as migrations
+
+    try:
+        problem = asyncio.run(migrations.schema_problem(settings))
+    except Exception as exc:  # unreachable now: /readyz reports it
+        err.print(f"[yellow]schema not checked[/yellow]: {type(exc).__name__}")
+        return
+    if problem is not None:
+        err.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from gateway import __version__, gctune
+from gateway import __version__, gctune, migrate
 from gateway.access import AccessLog
 from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
 from gateway.api.deps import get_principal
@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         box = load_box(settings)
         engine = create_engine(settings)
         app.state.settings = settings
+        app.state.schema = migrate.schema(settings)  # what /readyz checks the database against
         app.state.box = box
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.keys = KeyStore(resolve_api_key(settings), app.state.sessionmaker)

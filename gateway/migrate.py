@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.config import Config
@@ -48,3 +49,36 @@ async def current_revision(settings: Settings) -> str | None:
             )
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The schema this code needs: its head revision and every revision it knows."""
+
+    head: str | None
+    known: frozenset[str]
+
+    def problem(self, current: str | None) -> str | None:
+        """What is wrong with a database at `current`, naming the fix; None when it can
+        serve. A revision this code does not know is newer (a later release migrated
+        it, during a rolling upgrade): that is left to the newer code's judgement."""
+        if current == self.head or (current is not None and current not in self.known):
+            return None
+        if current is None:
+            return "the database has no schema yet; run: gateway migrate"
+        return (
+            f"the database schema is at {current}, behind this version's {self.head}; "
+            "run: gateway migrate"
+        )
+
+
+def schema(settings: Settings) -> Schema:
+    scripts = ScriptDirectory.from_config(alembic_config(settings))
+    return Schema(
+        scripts.get_current_head(), frozenset(r.revision for r in scripts.walk_revisions())
+    )
+
+
+async def schema_problem(settings: Settings) -> str | None:
+    """Whether this database can be served by this code (see `Schema.problem`)."""
+    return schema(settings).problem(await current_revision(settings))

@@ -20,6 +20,7 @@ from gateway.db import SessionMaker
 from gateway.errors import TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
 from gateway.inbound.ingest import InboundContext
+from gateway.migrate import Schema
 from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.ratelimit import Admission
 from gateway.queue.dispatch import Dispatcher
@@ -91,6 +92,10 @@ async def get_sessionmaker(request: Request) -> SessionMaker:
     return request.app.state.sessionmaker  # type: ignore[no-any-return]
 
 
+async def get_schema(request: Request) -> Schema:
+    return request.app.state.schema  # type: ignore[no-any-return]
+
+
 async def get_batcher(request: Request) -> PublishBatcher:
     return request.app.state.batcher  # type: ignore[no-any-return]
 
@@ -110,6 +115,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 SessionMakerDep = Annotated[SessionMaker, Depends(get_sessionmaker)]
 BatcherDep = Annotated[PublishBatcher, Depends(get_batcher)]
+SchemaDep = Annotated[Schema, Depends(get_schema)]
 KeysDep = Annotated[KeyStore, Depends(get_keys)]
 InboundDep = Annotated[InboundContext, Depends(get_inbound)]
 Limit = Annotated[int, Query(ge=1, le=250, description="Page size (at most 250)")]

@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
 from sqlmodel import col
 
-from gateway.api.deps import DispatcherDep, SessionMakerDep, SettingsDep
+from gateway.api.deps import DispatcherDep, SchemaDep, SessionMakerDep, SettingsDep
 from gateway.db import SessionMaker
 from gateway.metrics import DISABLED, OLDEST_DUE, PENDING, render
+from gateway.migrate import Schema
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint
 from gateway.timeutil import as_utc, utcnow
 
@@ -27,9 +28,15 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "database or queue unreachable"}})
-async def readyz(sessionmaker: SessionMakerDep, dispatcher: DispatcherDep) -> JSONResponse:
-    """The database and the queue answer; 503 with what is wrong otherwise."""
+@router.get(
+    "/readyz",
+    responses={503: {"description": "database or queue unreachable, or the schema behind"}},
+)
+async def readyz(
+    sessionmaker: SessionMakerDep, dispatcher: DispatcherDep, schema: SchemaDep
+) -> JSONResponse:
+    """The database and the queue answer and the schema is this version's; 503 with what
+    is wrong otherwise."""
     checks: dict[str, str] = {}
     try:
         async with sessionmaker() as session:
@@ -37,6 +44,8 @@ async def readyz(sessionmaker: SessionMakerDep, dispatcher: DispatcherDep) -> JS
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
+    else:
+        checks["schema"] = await _schema_check(sessionmaker, schema)
     checks["queue"] = "ok" if await dispatcher.ping() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
@@ -71,6 +80,16 @@ async def metrics(
         log.warning("metrics: backlog not read: %s", type(exc).__name__)
     body, content_type = render()
     return Response(body, media_type=content_type)
+
+
+async def _schema_check(sessionmaker: SessionMaker, schema: Schema) -> str:
+    try:
+        async with sessionmaker() as session:
+            versions = await session.execute(text("SELECT version_num FROM alembic_version"))
+            current = versions.scalar_one_or_none()
+    except Exception:  # no alembic_version table: nothing was ever migrated
+        current = None
+    return schema.problem(current) or "ok"
 
 
 async def _observe_backlog(sessionmaker: SessionMaker) -> None:
