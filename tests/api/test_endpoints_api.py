@@ -12,10 +12,12 @@ import pytest
 
 from tests.support.gateway import Gateway
 from tests.support.helpers import (
+    anonymous_client,
     assert_422_naming,
     deliveries_of,
     error_locations,
     make_endpoint,
+    oneshot_client,
     parse_time,
     post_raw,
     publish,
@@ -38,10 +40,6 @@ ENDPOINT_FIELDS = {
     "created_at",
     "updated_at",
 }
-
-
-def _anonymous(gw: Gateway) -> httpx.Client:
-    return httpx.Client(base_url=gw.api.base_url, timeout=30)
 
 
 # create, read
@@ -588,7 +586,7 @@ def test_rotate_secret_rejects_an_invalid_secret(
     ids=["missing", "wrong-key", "empty-bearer", "basic", "no-scheme"],
 )
 def test_management_routes_need_a_valid_key(gw: Gateway, headers: dict[str, str]) -> None:
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         for method, url in [
             ("GET", "/v1/endpoints"),
             ("POST", "/v1/endpoints"),
@@ -606,7 +604,7 @@ def test_management_routes_need_a_valid_key(gw: Gateway, headers: dict[str, str]
 
 def test_basic_auth_with_the_real_key_is_refused(gw: Gateway) -> None:
     key = gw.api.headers["Authorization"].removeprefix("Bearer ")
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         basic = base64.b64encode(f"{key}:".encode()).decode()
         response = client.get("/v1/endpoints", headers={"Authorization": f"Basic {basic}"})
         assert response.status_code == 401, response.text
@@ -616,7 +614,7 @@ def test_basic_auth_with_the_real_key_is_refused(gw: Gateway) -> None:
 
 
 def test_health_routes_need_no_key(gw: Gateway) -> None:
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         health = client.get("/healthz")
         assert health.status_code == 200, health.text
 
@@ -628,7 +626,7 @@ def test_health_routes_need_no_key(gw: Gateway) -> None:
 
 
 def test_openapi_and_docs_need_no_key(gw: Gateway) -> None:
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         spec = client.get("/openapi.json")
         assert spec.status_code == 200, spec.text
         paths = spec.json()["paths"]
@@ -647,7 +645,7 @@ def test_openapi_and_docs_need_no_key(gw: Gateway) -> None:
 
 
 def test_metrics_serve_prometheus_text(gw: Gateway) -> None:
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.get("/metrics")
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
@@ -656,13 +654,6 @@ def test_metrics_serve_prometheus_text(gw: Gateway) -> None:
 
 
 # odd input: refused at save time, never a 500
-
-
-def _oneshot(gw: Gateway) -> httpx.Client:
-    """A client that never reuses a connection: a 500 makes uvicorn drop the one it used."""
-    return httpx.Client(
-        base_url=gw.api.base_url, timeout=30, headers={**gw.api.headers, "Connection": "close"}
-    )
 
 
 def _settled(gw: Gateway, delivery_id: str) -> dict[str, Any]:
@@ -718,7 +709,7 @@ def test_url_with_credentials_is_refused_or_deliverable(
     ids=["space-in-host", "port-0", "nul"],
 )
 def test_create_rejects_undeliverable_url(gw: Gateway, url: str) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         assert_422_naming(client.post("/v1/endpoints", json={"url": url}), "url")
         assert client.get("/v1/endpoints").json()["data"] == []
 
@@ -733,7 +724,7 @@ def test_create_rejects_undeliverable_url(gw: Gateway, url: str) -> None:
     ids=["description", "tenant_id", "header"],
 )
 def test_lone_surrogate_is_422(gw: Gateway, receiver: Receiver, path: str, fields: str) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = post_raw(client, "/v1/endpoints", f'{{"url": "{receiver.url(path)}", {fields}}}')
         assert response.status_code == 422, response.text
         assert client.get("/v1/endpoints").json()["data"] == []
@@ -743,7 +734,7 @@ def test_lone_surrogate_is_422(gw: Gateway, receiver: Receiver, path: str, field
 def test_nul_character_in_a_field_is_stored_or_refused(
     request: pytest.FixtureRequest, gw: Gateway, receiver: Receiver, path: str, field: str
 ) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = client.post("/v1/endpoints", json={"url": receiver.url(path), field: "a\u0000b"})
         assert response.status_code in (201, 422), response.text
         if response.status_code == 201:
@@ -764,7 +755,7 @@ def test_nul_character_in_a_field_is_stored_or_refused(
 def test_nul_character_in_the_request_line_is_not_a_500(
     request: pytest.FixtureRequest, gw: Gateway, url: str
 ) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = client.get(url)
     expected = (404,) if "?" not in url else (200, 422)
     assert response.status_code in expected, response.text

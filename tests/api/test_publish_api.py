@@ -19,6 +19,7 @@ from tests.support.helpers import (
     create_key,
     deliveries_of,
     make_endpoint,
+    oneshot_client,
     parse_time,
     post_raw,
     publish,
@@ -604,17 +605,10 @@ def test_repeated_endpoint_id_gets_one_delivery(gw: Gateway, receiver: Receiver,
 # odd input: refused before anything is stored, never a 500
 
 
-def _oneshot(gw: Gateway) -> httpx.Client:
-    """A client that never reuses a connection: a 500 makes uvicorn drop the one it used."""
-    return httpx.Client(
-        base_url=gw.api.base_url, timeout=30, headers={**gw.api.headers, "Connection": "close"}
-    )
-
-
 @pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
 def test_non_json_numbers_are_422(gw: Gateway, receiver: Receiver, path: str, number: str) -> None:
     make_endpoint(gw, receiver.url(path))
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = post_raw(client, "/v1/events", f'{{"type": "a.b", "data": {{"n": {number}}}}}')
         assert response.status_code == 422, response.text
         _assert_no_events(gw)
@@ -623,7 +617,7 @@ def test_non_json_numbers_are_422(gw: Gateway, receiver: Receiver, path: str, nu
 def test_deeply_nested_data_is_refused_or_readable(gw: Gateway) -> None:
     depth = 300
     raw = '{"type": "deep.event", "data": ' + '{"a": ' * depth + "1" + "}" * depth + "}"
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = post_raw(client, "/v1/events", raw)
         assert response.status_code in (202, 413, 422), response.text
         listed = client.get("/v1/events")
@@ -644,14 +638,14 @@ def test_deeply_nested_data_is_refused_or_readable(gw: Gateway) -> None:
     ids=["data-value", "data-key", "tenant_id"],
 )
 def test_lone_surrogate_is_422(gw: Gateway, fields: str) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = post_raw(client, "/v1/events", f"{{{fields}}}")
         assert response.status_code == 422, response.text
         assert client.get("/v1/events").json()["data"] == []
 
 
 def test_nul_in_tenant_id_is_stored_or_refused(request: pytest.FixtureRequest, gw: Gateway) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = client.post(
             "/v1/events", json={"type": "a.b", "data": {}, "tenant_id": "a\u0000b"}
         )
@@ -659,7 +653,7 @@ def test_nul_in_tenant_id_is_stored_or_refused(request: pytest.FixtureRequest, g
 
 
 def test_nul_in_endpoint_ids_is_422(request: pytest.FixtureRequest, gw: Gateway) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = client.post(
             "/v1/events", json={"type": "a.b", "data": {}, "endpoint_ids": ["ep_\u0000"]}
         )
@@ -681,7 +675,7 @@ def test_nul_in_endpoint_ids_is_422(request: pytest.FixtureRequest, gw: Gateway)
 def test_nul_in_the_request_line_is_not_a_500(
     request: pytest.FixtureRequest, gw: Gateway, url: str
 ) -> None:
-    with _oneshot(gw) as client:
+    with oneshot_client(gw) as client:
         response = client.get(url)
     expected = (404,) if "?" not in url else (200, 422)
     assert response.status_code in expected, response.text

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support.gateway import API_KEY, Gateway
-from tests.support.helpers import assert_422_naming, parse_time
+from tests.support.helpers import anonymous_client, assert_422_naming, parse_time
 
 UNKNOWN_SOURCE = "src_01ZZZZZZZZZZZZZZZZZZZZZZZZ"
 STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-source-secret-0123456789").decode()
@@ -67,11 +67,6 @@ def _create(gw: Gateway, provider: str = "github", **fields: Any) -> dict[str, A
     response = gw.api.post("/v1/sources", json=body)
     assert response.status_code == 201, response.text
     return response.json()  # type: ignore[no-any-return]
-
-
-def _anonymous(gw: Gateway) -> httpx.Client:
-    """A client without the API key: what a provider is."""
-    return httpx.Client(base_url=gw.api.base_url, timeout=30)
 
 
 def _github_headers(secret: str, body: bytes, delivery: str | None = None) -> dict[str, str]:
@@ -169,7 +164,7 @@ def test_every_provider_can_be_created_and_accepts_a_signed_request(
             "object_kind": "push",
         }
     ).encode()
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"],
             content=body,
@@ -408,7 +403,7 @@ def test_patch_secret_changes_what_verifies(gw: Gateway) -> None:
     assert gw.api.get(f"/v1/sources/{source['id']}/secret").json()["secret"] == new_secret
 
     body = b'{"action": "opened"}'
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         old = client.post(
             source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -446,7 +441,7 @@ def test_patch_hmac_options(gw: Gateway) -> None:
     body = b'{"kind": "order.paid"}'
     digest = hmac.new(SECRETS["hmac"].encode(), body, hashlib.sha512).digest()
     headers = {"X-Signature": "sig=" + base64.b64encode(digest).decode(), "X-Delivery": "d-1"}
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         accepted = client.post(source["ingest_path"], content=body, headers=headers)
     assert accepted.status_code == 200, accepted.text
     event = gw.api.get(f"/v1/events/{accepted.json()['event_id']}").json()
@@ -515,7 +510,7 @@ def test_delete_then_get_and_ingest_are_404(gw: Gateway) -> None:
     source = _create(gw, "github")
     kept = _create(gw, "stripe")
     body = b'{"zen": "keep it simple"}'
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         first = client.post(
             source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -548,7 +543,7 @@ def test_unknown_source_is_404_on_every_route(gw: Gateway, source_id: str) -> No
     assert patched.status_code == 404, patched.text
     assert gw.api.delete(f"/v1/sources/{source_id}").status_code == 404
     body = b"{}"
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         inbound = client.post(
             f"/in/{source_id}", content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -593,7 +588,7 @@ def test_management_routes_need_a_valid_key(gw: Gateway, headers: dict[str, str]
 def test_inbound_needs_no_api_key(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = b'{"action": "created"}'
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"],
             content=body,
@@ -624,7 +619,7 @@ def test_disabled_source_is_403_stores_nothing_and_accepts_again_when_enabled(
     assert patched.status_code == 200, patched.text
     assert patched.json()["disabled"] is True
     body = b'{"action": "opened", "n": 1}'
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         refused = client.post(
             source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -648,7 +643,7 @@ def test_disabled_source_is_403_stores_nothing_and_accepts_again_when_enabled(
 def test_source_created_disabled_is_403(gw: Gateway) -> None:
     source = _create(gw, "github", disabled=True)
     body = b"{}"
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -670,7 +665,7 @@ def _chunks(body: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
 def test_body_over_1_mib_with_content_length_is_413(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY + 1)
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"], content=body, headers=_github_headers(SECRETS["github"], body)
         )
@@ -683,7 +678,7 @@ def test_body_over_1_mib_with_content_length_is_413(gw: Gateway) -> None:
 def test_body_over_1_mib_sent_chunked_is_413(gw: Gateway) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY + 1)
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"],
             content=_chunks(body),
@@ -699,7 +694,7 @@ def test_body_over_1_mib_sent_chunked_is_413(gw: Gateway) -> None:
 def test_body_of_exactly_1_mib_is_accepted(gw: Gateway, chunked: bool) -> None:
     source = _create(gw, "github")
     body = _big_body(MAX_BODY)
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(
             source["ingest_path"],
             content=_chunks(body) if chunked else body,
@@ -712,7 +707,7 @@ def test_body_of_exactly_1_mib_is_accepted(gw: Gateway, chunked: bool) -> None:
 
 def test_get_on_the_inbound_url_is_405(gw: Gateway) -> None:
     source = _create(gw, "github")
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.get(source["ingest_path"])
         assert response.status_code == 405, response.text
         assert client.get(f"/in/{UNKNOWN_SOURCE}").status_code == 405
@@ -742,7 +737,7 @@ def test_malformed_signature_header_is_401_with_a_reason_and_no_secret(
         for existing in [h for h in headers if h.lower() == name.lower()]:
             del headers[existing]
     headers.update(override)
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         response = client.post(source["ingest_path"], content=body, headers=headers)
     assert response.status_code == 401, response.text
     detail = response.json()["detail"]
@@ -760,7 +755,7 @@ def test_missing_or_wrong_signature_is_401_and_stores_nothing(gw: Gateway, provi
     wrong = {
         "standard": "whsec_" + base64.b64encode(b"some-other-secret-000000000000").decode(),
     }.get(provider, "some-other-secret")
-    with _anonymous(gw) as client:
+    with anonymous_client(gw) as client:
         missing = client.post(source["ingest_path"], content=body)
         assert missing.status_code == 401, missing.text
         signed_wrong = client.post(

@@ -81,3 +81,15 @@ def assert_422_naming(response: httpx.Response, field: str) -> None:
 def post_raw(client: httpx.Client, url: str, raw: str) -> httpx.Response:
     """Send JSON text as written (lone surrogates cannot go through `json=`)."""
     return client.post(url, content=raw.encode(), headers={"Content-Type": "application/json"})
+
+
+def anonymous_client(gw: Gateway) -> httpx.Client:
+    """A client without the API key (what a provider, or a stranger, is)."""
+    return httpx.Client(base_url=gw.api.base_url, timeout=30)
+
+
+def oneshot_client(gw: Gateway) -> httpx.Client:
+    """A client that never reuses a connection: a 500 makes uvicorn drop the one it used."""
+    return httpx.Client(
+        base_url=gw.api.base_url, timeout=30, headers={**gw.api.headers, "Connection": "close"}
+    )
