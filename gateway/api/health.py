@@ -8,6 +8,7 @@ import logging
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.api.deps import DispatcherDep, SchemaDep, SessionMakerDep, SettingsDep
@@ -41,11 +42,10 @@ async def readyz(
     try:
         async with sessionmaker() as session:
             await session.execute(text("SELECT 1"))
-        checks["database"] = "ok"
+            checks["database"] = "ok"
+            checks["schema"] = await _schema_check(session, schema)
     except Exception as exc:
         checks["database"] = f"unreachable ({type(exc).__name__})"
-    else:
-        checks["schema"] = await _schema_check(sessionmaker, schema)
     checks["queue"] = "ok" if await dispatcher.ping() else "unreachable"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse(
@@ -82,11 +82,11 @@ async def metrics(
     return Response(body, media_type=content_type)
 
 
-async def _schema_check(sessionmaker: SessionMaker, schema: Schema) -> str:
+async def _schema_check(session: AsyncSession, schema: Schema) -> str:
+    """On the session that just answered: the check costs one query, not a connection."""
     try:
-        async with sessionmaker() as session:
-            versions = await session.execute(text("SELECT version_num FROM alembic_version"))
-            current = versions.scalar_one_or_none()
+        versions = await session.execute(text("SELECT version_num FROM alembic_version"))
+        current = versions.scalar_one_or_none()
     except Exception:  # no alembic_version table: nothing was ever migrated
         current = None
     return schema.problem(current) or "ok"
