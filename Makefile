@@ -5,19 +5,27 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: test-fast install run test lint bench clean
+.PHONY: test-fast install install-runtime run test lint bench clean
 
-$(BIN)/.installed: pyproject.toml
+# `run` needs the gateway's runtime only; `test`, `lint` and `bench` add the
+# development toolchain (test clients, linters, provider SDKs) on top.
+$(BIN)/.installed-runtime: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.installed-runtime
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+install-runtime: $(BIN)/.installed-runtime
 
 install: $(BIN)/.installed
 
 # Embedded mode (SQLite, in-process delivery). Loopback endpoints are allowed here
 # so that a receiver on this machine can be tried; production refuses them.
-run: install
+run: install-runtime
 	$(BIN)/gateway migrate
 	GATEWAY_ALLOWED_NETWORKS=$${GATEWAY_ALLOWED_NETWORKS-127.0.0.0/8,::1/128} \
 		$(BIN)/gateway serve --host $(HOST) --port $(PORT)

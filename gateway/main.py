@@ -55,7 +55,7 @@ retries and a full attempt log. Management routes need `Authorization: Bearer <k
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(settings.log_level)
-    setup_tracing("webhook-gateway-api")
+    setup_tracing("hookgate-api")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

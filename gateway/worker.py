@@ -40,7 +40,7 @@ def create_worker(settings: Settings) -> Worker:
     job_timeout = settings.job_timeout or 60.0
 
     box = load_box(settings)  # before anything starts: a bad key stops the worker here
-    setup_tracing("webhook-gateway-worker")
+    setup_tracing("hookgate-worker")
 
     async def on_startup(ctx: dict[str, Any]) -> None:
         engine = create_engine(settings, pre_ping=False)

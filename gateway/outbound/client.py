@@ -17,7 +17,7 @@ import aiohttp
 from gateway.outbound.addresses import GuardedResolver
 from gateway.settings import Settings
 
-USER_AGENT = "webhook-gateway/0.1"
+USER_AGENT = "hookgate/0.1"
 
 
 def create_delivery_client(settings: Settings) -> aiohttp.ClientSession:
