@@ -130,13 +130,63 @@ def _refuse_a_schema_behind(settings: Settings) -> None:
 @app.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Change nothing: exit 0 when this version can serve the schema, "
+            "1 naming the fix while it is behind.",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            help="With --check: keep checking for up to this many seconds "
+            "(an init container waiting for the migrate Job).",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
-    """Create or upgrade the database schema."""
+    """Create or upgrade the database schema (or, with --check, only check it)."""
     from gateway import migrate as migrations
 
     settings = _settings()
+    if check:
+        raise typer.Exit(_wait_for_schema(settings, wait))
+    if wait:
+        err.print("[red]--wait goes with --check[/red]: `gateway migrate` itself does not wait.")
+        raise typer.Exit(2)
     migrations.upgrade(settings, revision)
     err.print(f"[green]database at {revision}[/green]")
+
+
+def _wait_for_schema(settings: Settings, wait: float) -> int:
+    """0 once this version can serve the database, 1 if it still cannot after `wait`
+    seconds. A database that does not answer counts as not ready yet: in Kubernetes the
+    init container running this may start before the database or the migrate Job."""
+    import asyncio
+    import time
+
+    from gateway import migrate as migrations
+
+    deadline = time.monotonic() + wait
+    told: str | None = None
+    while True:
+        try:
+            problem = asyncio.run(migrations.schema_problem(settings))
+        except Exception as exc:  # the URL may hold a password: name the error only
+            problem = f"the database does not answer ({type(exc).__name__})"
+        if problem is None:
+            err.print("[green]the database schema is ready for this version[/green]")
+            return 0
+        left = deadline - time.monotonic()
+        if left <= 0:
+            err.print(f"[red]error:[/red] {problem}")
+            return 1
+        if problem != told:
+            err.print(f"waiting up to {left:.0f} s: {problem}")
+            told = problem
+        time.sleep(min(2.0, left))
 
 
 keys = typer.Typer(help="Manage API keys (directly in the database).", no_args_is_help=True)
