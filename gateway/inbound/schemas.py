@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -42,7 +43,17 @@ def check_source_options(provider: str, options: dict[str, Any] | None) -> dict[
     return {}
 
 
+# Placeholders as documentation writes them (`whsec_...`, `<secret>`, `REPLACE-ME`): a
+# source saved with one fails every request, with nothing to say why.
+_PLACEHOLDER = re.compile(r"\.\.\.|\u2026|^<.*>$|replace[-_ ]?me|changeme", re.IGNORECASE)
+
+
 def check_source_secret(provider: str, secret: str) -> str:
+    if _PLACEHOLDER.search(secret):
+        raise ValueError(
+            "this looks like a placeholder from the documentation, not a secret: paste the "
+            "signing secret the provider shows"
+        )
     if provider == "standard":
         StandardVerifier.key(secret)
     return secret

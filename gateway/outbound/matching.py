@@ -1,4 +1,4 @@
-"""Which endpoints an event goes to: the tenant rule, event-type filters and source filters.
+"""Which endpoints an event goes to: the tenant rule, event-type filters and the origin rule.
 
 The tenant rule: an endpoint with a `tenant_id` receives only events of that
 tenant, and an event without a tenant (published without `tenant_id`, or
@@ -37,10 +37,13 @@ def type_matches(filters: list[str] | None, event_type: str) -> bool:
 
 
 def source_matches(source_ids: list[str] | None, source_id: str | None) -> bool:
-    """An endpoint with `source_ids` only gets events from those inbound sources."""
+    """The origin rule: `None` takes every event (published, and received from any
+    source), `[]` only published events, `[ids]` only what those sources receive."""
     if source_ids is None:
         return True
-    return source_id is not None and source_id in source_ids
+    if source_id is None:
+        return not source_ids
+    return source_id in source_ids
 
 
 def endpoint_matches(endpoint: Subscription | Any, event_type: str, source_id: str | None) -> bool:

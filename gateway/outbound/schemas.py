@@ -67,12 +67,24 @@ def _check_secret(value: str | None) -> str | None:
     return value
 
 
+# The origin rule (outbound/matching.py), said once for every schema that shows it.
+SOURCE_IDS_RULE = (
+    "Which origins the endpoint takes events from: absent or null, every event (published "
+    "through the API and received from any inbound source); `[]`, published events only; "
+    "a list of source ids, only the events those sources receive."
+)
+
+
 class EndpointCreate(Input):
     url: Text = Field(min_length=1, max_length=2048)
     tenant_id: TenantId | None = None
     description: Text | None = Field(None, max_length=1000)
     event_types: list[str] | None = Field(None, max_length=500)
-    source_ids: list[ObjectId] | None = Field(None, max_length=500)
+    source_ids: list[ObjectId] | None = Field(
+        None,
+        max_length=500,
+        description=SOURCE_IDS_RULE,
+    )
     secret: str | None = None
     headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=dict, max_length=50
@@ -90,7 +102,11 @@ class EndpointUpdate(Input):
     tenant_id: TenantId | None = None
     description: Text | None = Field(None, max_length=1000)
     event_types: list[str] | None = Field(None, max_length=500)
-    source_ids: list[ObjectId] | None = Field(None, max_length=500)
+    source_ids: list[ObjectId] | None = Field(
+        None,
+        max_length=500,
+        description=SOURCE_IDS_RULE,
+    )
     headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(None, max_length=50)
     rate_limit: int | None = Field(None, gt=0, le=100_000)
     disabled: bool | None = None

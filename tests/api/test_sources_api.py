@@ -764,3 +764,18 @@ def test_missing_or_wrong_signature_is_401_and_stores_nothing(gw: Gateway, provi
         assert signed_wrong.status_code == 401, signed_wrong.text
         assert SECRETS[provider] not in missing.text + signed_wrong.text
     assert _event_count(gw) == 0
+
+
+@pytest.mark.parametrize("placeholder", ["whsec_...", "<signing secret>", "REPLACE-ME", "whsec_…"])
+def test_a_placeholder_from_the_docs_is_not_taken_as_a_secret(
+    gw: Gateway, placeholder: str
+) -> None:
+    body = {"name": "stripe", "provider": "stripe", "secret": placeholder}
+    created = gw.api.post("/v1/sources", json=body)
+    assert_422_naming(created, "secret")
+    assert "placeholder" in created.text
+    assert gw.api.get("/v1/sources").json()["data"] == []
+
+    source = _create(gw, "stripe")
+    patched = gw.api.patch(f"/v1/sources/{source['id']}", json={"secret": placeholder})
+    assert_422_naming(patched, "secret")

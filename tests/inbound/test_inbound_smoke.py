@@ -8,7 +8,7 @@ import stripe
 from standardwebhooks import Webhook
 
 from tests.support.gateway import Gateway
-from tests.support.helpers import make_endpoint
+from tests.support.helpers import deliveries_of, make_endpoint, publish
 from tests.support.receiver import Receiver
 
 
@@ -65,3 +65,37 @@ def test_stripe_event_is_verified_stored_deduplicated_and_routed(
     )
     assert bad.status_code == 401
     assert len(gw.api.get("/v1/events").json()["data"]) == 1
+
+
+def test_origin_rule_published_only_any_origin_or_named_sources(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    """`source_ids` absent takes everything, `[]` only published events, `[id]` that source."""
+    secret = "whsec_test_stripe_secret"
+    src = gw.api.post(
+        "/v1/sources", json={"name": "stripe", "provider": "stripe", "secret": secret}
+    ).json()
+    anything = make_endpoint(gw, receiver.url(path + "/any"))
+    published_only = make_endpoint(gw, receiver.url(path + "/published"), source_ids=[])
+    stripe_only = make_endpoint(gw, receiver.url(path + "/stripe"), source_ids=[src["id"]])
+    assert published_only["source_ids"] == []
+
+    published = publish(gw, "invoice.paid", {"invoice": "in_1"})
+    body = json.dumps({"id": "evt_stripe_origin", "type": "invoice.paid", "data": {}})
+    header = stripe.WebhookSignature.generate_signature_header(body, secret)
+    received = gw.api.post(
+        src["ingest_path"], content=body, headers={"Stripe-Signature": header}
+    ).json()["event_id"]
+
+    def targets(event_id: str) -> set[str]:
+        return {d["endpoint_id"] for d in deliveries_of(gw, event_id)}
+
+    assert targets(published["id"]) == {anything["id"], published_only["id"]}
+    assert targets(received) == {anything["id"], stripe_only["id"]}
+    receiver.wait_for(path + "/any", 2)
+    receiver.wait_for(path + "/published", 1)
+    receiver.wait_for(path + "/stripe", 1)
+
+    # A PATCH can turn the rule either way.
+    patched = gw.api.patch(f"/v1/endpoints/{published_only['id']}", json={"source_ids": None})
+    assert patched.json()["source_ids"] is None

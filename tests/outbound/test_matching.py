@@ -32,3 +32,6 @@ def test_source_filters() -> None:
     assert not source_matches(["src_1"], None)
     assert source_matches(["src_1"], "src_1")
     assert not source_matches(["src_1"], "src_2")
+    # [] is "published events only": nothing from a source, everything published.
+    assert source_matches([], None)
+    assert not source_matches([], "src_1")
