@@ -23,12 +23,14 @@ install-runtime: $(BIN)/.installed-runtime
 
 install: $(BIN)/.installed
 
-# Embedded mode (SQLite, in-process delivery). Loopback endpoints are allowed here
-# so that a receiver on this machine can be tried; production refuses them.
+# Embedded mode (SQLite, in-process delivery). `gateway dev-setup` writes the
+# development defaults into .env (endpoints on loopback allowed, so that a receiver
+# on this machine can be tried; production refuses them), where the CLI and any
+# worker started here read them too.
 run: install-runtime
+	$(BIN)/gateway dev-setup
 	$(BIN)/gateway migrate
-	GATEWAY_ALLOWED_NETWORKS=$${GATEWAY_ALLOWED_NETWORKS-127.0.0.0/8,::1/128} \
-		$(BIN)/gateway serve --host $(HOST) --port $(PORT)
+	$(BIN)/gateway serve --host $(HOST) --port $(PORT)
 
 # The whole suite, on SQLite + in-process and on PostgreSQL + Redis + arq workers
 # (GATEWAY_TEST_DATABASE_URL / GATEWAY_TEST_REDIS_URL, else the local servers).

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 from gateway.crypto import parse_key
 
 DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
+_ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
 
 
 def _split_csv(value: object) -> object:
@@ -22,10 +24,30 @@ def _split_csv(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    """Configuration of the API, the workers and the CLI (docs/configuration.md lists it)."""
+ENV_FILE = ".env"
 
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+def env_file() -> str | None:
+    """The dotenv file read after the environment: `GATEWAY_ENV_FILE`, else `./.env`
+    (beside the default database, where `gateway dev-setup` writes); empty reads none."""
+    return os.environ.get("GATEWAY_ENV_FILE", ENV_FILE) or None
+
+
+class Settings(BaseSettings):
+    """Configuration of the API, the workers and the CLI (docs/configuration.md lists it).
+
+    Every process reads the same places, in this order: keyword arguments, the
+    environment, then the dotenv file (`env_file()`), so that the CLI, the server and
+    the workers started from one directory agree.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_", extra="ignore", env_file_encoding="utf-8"
+    )
+
+    def __init__(self, **values: Any) -> None:
+        values.setdefault("_env_file", env_file())
+        super().__init__(**values)
 
     database_url: str = Field(
         "sqlite+aiosqlite:///./gateway.db",
@@ -272,10 +294,40 @@ class Settings(BaseSettings):
             parse_key(key)
         return value
 
-    @field_validator("redis_url", "api_key", "secret_key", "metrics_token", mode="before")
+    @field_validator("redis_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("api_key", "secret_key", "metrics_token", mode="before")
+    @classmethod
+    def _empty_is_a_mistake(cls, value: object, info: ValidationInfo) -> object:
+        # `export GATEWAY_SECRET_KEY=$(gateway secret-key generate)` with no `gateway` on
+        # PATH sets an empty value and no error: taking it as unset would run without
+        # the key the operator meant to give (or open /metrics), so say so instead.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                f"GATEWAY_{(info.field_name or '').upper()} is set but empty (did the command "
+                "that should have produced it fail?); unset it or give it a value"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except Exception:
+            raise ValueError(
+                "not a database URL; expected postgresql+asyncpg://user:password@host/db "
+                "or sqlite+aiosqlite:///path/to/gateway.db"
+            ) from None
+        if f"{url.get_backend_name()}+{url.get_driver_name()}" not in _ASYNC_DRIVERS:
+            raise ValueError(
+                f"the gateway needs an async driver, not {value.split('://')[0]}://...: "
+                "write postgresql+asyncpg://... or sqlite+aiosqlite:///..."
+            )
+        return value
 
     @model_validator(mode="after")
     def _check_job_timeout(self) -> Settings:

@@ -25,6 +25,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # pytest-xdist worker) runs the tests: no width from the environment.
     os.environ.pop("COLUMNS", None)
     os.environ.pop("LINES", None)
+    # A developer's .env (written by `make run`) must not reach the tests' settings;
+    # the tests of the dotenv file name theirs.
+    os.environ["GATEWAY_ENV_FILE"] = ""
     if PG_MISSING and os.environ.get("CI", "").lower() == "true":
         raise pytest.UsageError(
             f"CI=true but {PG_MISSING}: the PostgreSQL + Redis half of the suite cannot run"

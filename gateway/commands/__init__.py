@@ -9,7 +9,16 @@ import typer
 
 
 def register(app: typer.Typer, keys: typer.Typer) -> None:
-    from gateway.commands import deliveries, doctor, endpoints, events, recover, retention
+    from gateway.commands import (
+        deliveries,
+        devsetup,
+        doctor,
+        endpoints,
+        events,
+        receive,
+        recover,
+        retention,
+    )
     from gateway.commands import keys as key_commands
 
     key_commands.register(keys)
@@ -19,3 +28,5 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
     app.command("recover")(recover.recover)
     app.command("doctor")(doctor.doctor)
     app.command("purge")(retention.purge)
+    app.command("receive")(receive.receive)
+    app.command("dev-setup")(devsetup.dev_setup)

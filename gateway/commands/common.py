@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
 
-from gateway.settings import Settings
-
+# pydantic, SQLAlchemy and the settings (which need both) are imported where they are
+# used, not here: every command imports this module, and `gateway --help` or a typo
+# should not wait for them (tests/cli/test_cli_startup.py keeps it so).
 if TYPE_CHECKING:
+    from pydantic import ValidationError
+
     from gateway.crypto import SecretBox
+    from gateway.settings import Settings
 
 T = TypeVar("T")
 
@@ -52,12 +54,19 @@ def note(message: str) -> None:
 
 
 def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from gateway.settings import Settings
+
     try:
         return Settings()
     except ValidationError as exc:
         for error in exc.errors():
             where = ".".join(str(p) for p in error["loc"]) or "configuration"
-            err.print(f"[red]invalid configuration[/red] GATEWAY_{where.upper()}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            err.print(
+                f"[red]invalid configuration[/red] GATEWAY_{where.upper()}: {escape(message)}"
+            )
         raise typer.Exit(EXIT_USAGE) from None
 
 
@@ -76,6 +85,8 @@ def load_box(settings: Settings) -> SecretBox:
 
 def shown_url(url: str) -> str:
     """A database or Redis URL with its password masked."""
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -84,6 +95,8 @@ def shown_url(url: str) -> str:
 
 def sqlite_file(settings: Settings) -> Path | None:
     """The SQLite database file, or None for PostgreSQL or an in-memory database."""
+    from sqlalchemy.engine import make_url
+
     url = make_url(settings.database_url)
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
