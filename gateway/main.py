@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,11 +113,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await delivery.client.close()
             await engine.dispose()
 
-    app = FastAPI(
+    # The docs pages load Swagger UI from this installation, never from a CDN: /docs
+    # works where the gateway has no internet. ReDoc is off: it fetches its logo from
+    # its vendor's CDN, and no docs page may reach outside the gateway.
+    app = FastAPIOffline(
         title="Webhook gateway",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        static_url="/docs/assets",
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)  # outermost: it sees the 413s too
