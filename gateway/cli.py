@@ -6,7 +6,6 @@ list/revoke) live in `gateway.commands`, one module per group.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -34,7 +33,7 @@ def serve(
     """Serve the HTTP API; without GATEWAY_REDIS_URL it also delivers, in-process."""
     import uvicorn
 
-    from gateway import migrate as migrations
+    from gateway.commands import startup
     from gateway.httpserver import GuardedHttpToolsProtocol
     from gateway.logs import configure_logging
 
@@ -45,11 +44,13 @@ def serve(
             "each process would deliver on its own."
         )
         raise typer.Exit(2)
-    if settings.is_sqlite:
-        migrations.upgrade(settings)  # embedded: one command gives a working gateway
-    else:
-        _refuse_a_schema_behind(settings)
     configure_logging(settings.log_level)
+    startup.check_before_start(
+        settings,
+        migrate=settings.is_sqlite,
+        without_redis="events are accepted and kept, and delivered once it answers; "
+        "/readyz says not ready until then",
+    )
     uvicorn.run(
         "gateway.main:create_app",
         factory=True,
@@ -83,10 +84,14 @@ def worker(
 ) -> None:
     """Run an arq delivery worker (needs GATEWAY_REDIS_URL)."""
     import asyncio
+    import logging
 
     import uvloop
     from prometheus_client import start_http_server
+    from redis.exceptions import ConnectionError as RedisConnectionError
 
+    from gateway.commands import startup
+    from gateway.commands.common import shown_url
     from gateway.logs import configure_logging
     from gateway.worker import create_worker
 
@@ -97,34 +102,26 @@ def worker(
             "Without Redis, `gateway serve` delivers in-process."
         )
         raise typer.Exit(2)
-    _refuse_a_schema_behind(settings)
+    configure_logging(settings.log_level)
+    startup.check_before_start(
+        settings, migrate=False, without_redis="the worker tries a few times more, then stops"
+    )
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_max_jobs": concurrency})
-    configure_logging(settings.log_level)
     logging.getLogger("arq").setLevel(logging.WARNING)
     if metrics_port is not None:
         start_http_server(metrics_port, addr=metrics_host)
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     asyncio.set_event_loop(asyncio.new_event_loop())
-    create_worker(settings).run()
-
-
-def _refuse_a_schema_behind(settings: Settings) -> None:
-    """Exit with one line when the database's schema is behind this version: served, it
-    would answer every call with a 500. A database that cannot be reached is left to
-    the readiness check (the process comes up and says so)."""
-    import asyncio
-
-    from gateway import migrate as migrations
-
     try:
-        problem = asyncio.run(migrations.schema_problem(settings))
-    except Exception as exc:  # unreachable now: /readyz reports it
-        err.print(f"[yellow]schema not checked[/yellow]: {type(exc).__name__}")
-        return
-    if problem is not None:
-        err.print(f"[red]error:[/red] {problem}")
-        raise typer.Exit(1)
+        create_worker(settings).run()
+    except (RedisConnectionError, OSError) as exc:
+        raise startup.stop(
+            f"cannot reach Redis at {shown_url(settings.redis_url or '')} "
+            f"({startup.describe(exc)}); check that it is running and that "
+            "GATEWAY_REDIS_URL is right",
+            exc,
+        ) from None
 
 
 @app.command()

@@ -8,6 +8,7 @@ filter is the second line of defence, for text that reaches a log from elsewhere
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -48,6 +49,44 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+# What every LogRecord has; anything else on a record came from `extra=` and is context.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's coloured copy of the message
+    "request_id",  # added below when set
+}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """One line for a terminal, with the same context the JSON lines carry (event,
+    delivery, endpoint, status, error...) as `key=value` after the message."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = {
+            key: value
+            for key, value in vars(record).items()
+            if key not in _STANDARD and not key.startswith("_") and value is not None
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            context["request_id"] = request_id
+        if not context:
+            return line
+        head, newline, rest = line.partition("\n")  # a traceback stays below the line
+        pairs = " ".join(f"{key}={_shown(value)}" for key, value in context.items())
+        return f"{head} {pairs}{newline}{rest}"
+
+
+def _shown(value: object) -> str:
+    text = str(value)
+    return json.dumps(text) if not text or any(c in text for c in ' ="\n') else text
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """`fmt`: json, console, or auto (console on a terminal, JSON otherwise)."""
     root = logging.getLogger()
@@ -61,9 +100,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
                 )
             )
         else:
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-            )
+            handler.setFormatter(ConsoleFormatter())
         handler.addFilter(RequestContext())
         handler.addFilter(RedactSecrets())
         handler._gateway = True  # type: ignore[attr-defined]

@@ -85,3 +85,26 @@ def test_log_filter_masks_secrets_in_messages_and_tracebacks() -> None:
     for secret in secrets:
         assert secret not in text
     assert "[redacted]" in text
+
+
+def test_terminal_log_lines_carry_the_context_json_lines_carry() -> None:
+    import logging
+
+    from gateway.logs import ConsoleFormatter
+
+    record = logging.LogRecord(
+        "gateway", logging.INFO, __file__, 1, "attempt %s", ("failed",), None
+    )
+    context = {"event_id": "evt_1", "delivery_id": "dlv_2", "endpoint_id": "ep_3"}
+    for key, value in {
+        **context,
+        "status_code": 500,
+        "error": "timed out",
+        "deferred_s": None,
+    }.items():
+        setattr(record, key, value)
+    line = ConsoleFormatter().format(record)
+    assert line.endswith(
+        "attempt failed event_id=evt_1 delivery_id=dlv_2 endpoint_id=ep_3 status_code=500 "
+        'error="timed out"'
+    )
