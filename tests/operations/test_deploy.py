@@ -7,6 +7,13 @@ point at /healthz and /readyz on the port the API listens on, every GATEWAY_ var
 the deploy files set must be a real setting, docs/configuration.md must be exactly what
 `python -m gateway.configdoc` renders, and README.md's configuration table and the
 docs may name only settings that exist.
+
+The Kubernetes manifests are also checked as `kubectl apply` would take them: against
+the API schemas (kubernetes-validate, offline), one image name and tag everywhere (the
+distribution's name and version), no placeholder Secret under the real Secret's name
+in what `kubectl apply -f deploy/k8s/` or `-k` applies, the migrate Job applied before
+the Deployments and their pods waiting for the schema, and the workers' metrics port
+declared and scrapable.
 """
 
 from __future__ import annotations
@@ -15,11 +22,13 @@ import json
 import os
 import re
 import shlex
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import typer.main
 import yaml
@@ -34,6 +43,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 DOCKERFILE = DEPLOY / "Dockerfile"
 K8S = DEPLOY / "k8s"
+KUSTOMIZATION = K8S / "Kustomization"
+# What `kubectl apply -f DIR` reads of a folder (cli-runtime's FileExtensions).
+KUBECTL_EXTENSIONS = (".json", ".yaml", ".yml")
+# The names kustomize reads as a folder's kustomization (at most one may exist).
+KUSTOMIZE_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+IMAGE = f"{PROJECT['name']}:{PROJECT['version']}"
+SECRET_KEYS = {"GATEWAY_API_KEY", "GATEWAY_SECRET_KEY", "GATEWAY_DATABASE_URL", "GATEWAY_REDIS_URL"}
 
 SETTINGS_VARS = {configdoc.env_name(name) for name in Settings.model_fields}
 VAR_RE = re.compile(r"\bGATEWAY_[A-Z0-9_]*[A-Z0-9]\b")
@@ -362,24 +380,257 @@ def test_k8s_service_reaches_the_api_pods() -> None:
                 _port_number(container, port.get("targetPort", port["port"]))
 
 
+def _secret_references() -> set[str]:
+    """The Secrets the containers read their environment from."""
+    names: set[str] = set()
+    for _where, container, _obj in _containers():
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                names.add(source["secretRef"]["name"])
+        for item in container.get("env") or []:
+            ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                names.add(ref["name"])
+    return names
+
+
 def test_k8s_secret_and_config_reach_every_gateway_container() -> None:
-    secrets = [o for _p, o in _k8s_objects() if o["kind"] == "Secret"]
-    configs = [o for _p, o in _k8s_objects() if o["kind"] == "ConfigMap"]
-    assert len(secrets) == 1 and len(configs) == 1
-    secret_data = secrets[0].get("stringData") or secrets[0].get("data") or {}
-    assert {
-        "GATEWAY_API_KEY",
-        "GATEWAY_SECRET_KEY",
-        "GATEWAY_DATABASE_URL",
-        "GATEWAY_REDIS_URL",
-    } <= set(secret_data)
+    configs = [o for _p, o in _applied_objects() if o["kind"] == "ConfigMap"]
+    assert len(configs) == 1
+    assert _secret_references() == {"gateway-secrets"}
+    (example,) = [o for _p, o in _k8s_objects() if o["kind"] == "Secret"]
+    secret_data = example.get("stringData") or example.get("data") or {}
+    assert set(secret_data) == SECRET_KEYS
     assert not set(secret_data) & set(configs[0]["data"]), "a setting is in both"
     for where, container, _obj in _containers():
         if not _container_argv(container)[:1] == ["gateway"]:
             continue
         sources = container.get("envFrom") or []
-        assert {"secretRef": {"name": secrets[0]["metadata"]["name"]}} in sources, where
+        assert {"secretRef": {"name": "gateway-secrets"}} in sources, where
         assert {"configMapRef": {"name": configs[0]["metadata"]["name"]}} in sources, where
+
+
+# --- what `kubectl apply` applies ------------------------------------------------------------
+
+
+def _kubectl_f_files() -> list[Path]:
+    """The files `kubectl apply -f deploy/k8s/` applies (with -R too: sub-folders)."""
+    return sorted(p for p in K8S.rglob("*") if p.is_file() and p.suffix in KUBECTL_EXTENSIONS)
+
+
+def _applied_objects() -> list[tuple[Path, dict[str, Any]]]:
+    return [(p, d) for p in _kubectl_f_files() for d in _documents(p) if "kind" in d]
+
+
+def _kustomization() -> dict[str, Any]:
+    found = [p.name for p in K8S.iterdir() if p.name in KUSTOMIZE_NAMES]
+    # Without an extension, so that `kubectl apply -f deploy/k8s/` does not try to
+    # apply it as an object (there is no such kind in a cluster).
+    assert found == [KUSTOMIZATION.name], found
+    document = yaml.safe_load(KUSTOMIZATION.read_text(encoding="utf-8"))
+    assert isinstance(document, dict) and document["kind"] == "Kustomization"
+    return document
+
+
+def _kustomize_objects() -> list[tuple[Path, dict[str, Any]]]:
+    """The objects `kubectl apply -k deploy/k8s/` applies, in its order (fifo)."""
+    return [
+        (K8S / name, d)
+        for name in _kustomization()["resources"]
+        for d in _documents(K8S / name)
+        if "kind" in d
+    ]
+
+
+def test_apply_k_and_apply_f_apply_the_same_files() -> None:
+    listed = list(_kustomization()["resources"])
+    assert len(set(listed)) == len(listed), listed
+    assert sorted(listed) == [str(p.relative_to(K8S)) for p in _kubectl_f_files()]
+
+
+def test_applying_the_manifests_never_overwrites_the_real_secret() -> None:
+    real = _secret_references()
+    assert real
+    kustomization = _kustomization()
+    assert "secretGenerator" not in kustomization
+    for _path, obj in [*_applied_objects(), *_kustomize_objects()]:
+        assert not (obj["kind"] == "Secret" and obj["metadata"]["name"] in real), (
+            f"applying deploy/k8s/ would overwrite the real Secret {obj['metadata']['name']}"
+        )
+    # The example, wherever it is, can be applied by mistake without harm.
+    for path, obj in _k8s_objects():
+        if obj["kind"] == "Secret":
+            assert obj["metadata"]["name"] not in real, path
+            assert not path.is_relative_to(K8S), f"{path}: applied with deploy/k8s/"
+
+
+def _create_secret_commands(text: str) -> list[list[str]]:
+    """The `kubectl create secret generic ...` commands a text shows (comment marks and
+    line continuations removed)."""
+    lines = [re.sub(r"^\s*#?\s*", "", line) for line in text.splitlines()]
+    joined = "\n".join(lines).replace("\\\n", " ")
+    return [
+        shlex.split(match)
+        for match in re.findall(r"^kubectl create secret generic .*$", joined, re.M)
+    ]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [ROOT / "docs" / "operations.md", DEPLOY / "k8s-secret.example.yaml"],
+    ids=lambda p: p.name,
+)
+def test_docs_create_the_real_secret_from_real_values(path: Path) -> None:
+    (command,) = _create_secret_commands(path.read_text(encoding="utf-8"))
+    assert command[4] in _secret_references(), command
+    literals = dict(a.split("=", 1)[1].split("=", 1) for a in command if a.startswith("--from-"))
+    assert set(literals) == SECRET_KEYS, command
+    assert literals["GATEWAY_SECRET_KEY"] == "$(gateway secret-key generate)"
+
+
+# --- one image name and tag -------------------------------------------------------------------
+
+
+def test_one_image_name_and_tag_everywhere() -> None:
+    images = {where: container["image"] for where, container, _obj in _containers()}
+    assert images and set(images.values()) == {IMAGE}, images
+    for path in _compose_files():
+        for name, service in _documents(path)[0]["services"].items():
+            if _argv(service.get("command"))[:1] == ["gateway"]:
+                assert service.get("image") == IMAGE, f"{path.name}:{name}"
+                # Built here, never pulled: a registry may have another image of that name.
+                assert service.get("build") and service.get("pull_policy") == "build", name
+    documented = re.findall(r"docker build .*-t (\S+)", DOCKERFILE.read_text(encoding="utf-8"))
+    assert documented == [IMAGE], f"deploy/Dockerfile documents {documented}"
+    assert _kustomization()["images"] == [{"name": PROJECT["name"], "newTag": PROJECT["version"]}]
+    for _path, obj in _k8s_objects():
+        labels = obj["metadata"].get("labels") or {}
+        assert labels.get("app.kubernetes.io/name") == PROJECT["name"], obj["metadata"]["name"]
+    texts = [p for p in DEPLOY.rglob("*") if p.is_file()]
+    texts += [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for path in texts:
+        text = path.read_text(encoding="utf-8")
+        for tag in re.findall(rf"\b{re.escape(PROJECT['name'])}:\d[\w.+-]*", text):
+            assert tag == IMAGE, f"{path.relative_to(ROOT)} names {tag}, not {IMAGE}"
+        if path.is_relative_to(DEPLOY):
+            assert "webhook-gateway" not in text, path
+
+
+# --- first install: the migrate Job first, the Deployments wait for the schema ---------------
+
+
+def test_kustomization_applies_the_migrate_job_before_the_deployments() -> None:
+    # kustomize's default order sorts by kind and puts a Job after the Deployments.
+    assert _kustomization().get("sortOptions") == {"order": "fifo"}
+    kinds = [obj["kind"] for _path, obj in _kustomize_objects()]
+    assert kinds.count("Job") == 1 and kinds.count("Deployment") == 2, kinds
+    assert kinds.index("ConfigMap") < kinds.index("Job") < kinds.index("Deployment"), kinds
+
+
+def test_k8s_deployments_wait_for_the_schema_before_starting() -> None:
+    deployments = [obj for _path, obj in _applied_objects() if obj["kind"] == "Deployment"]
+    assert {d["metadata"]["name"] for d in deployments} == {"gateway-api", "gateway-worker"}
+    for deployment in deployments:
+        name = deployment["metadata"]["name"]
+        pod = deployment["spec"]["template"]["spec"]
+        waits = [
+            c
+            for c in pod.get("initContainers") or []
+            if _container_argv(c)[:4] == ["gateway", "migrate", "--check", "--wait"]
+        ]
+        assert len(waits) == 1, f"{name}: no init container waits for the schema"
+        # Long enough for the migrate Job to start and finish on a first install.
+        assert float(_option(_container_argv(waits[0]), "--wait") or 0) >= 300, name
+        for container in pod["containers"]:
+            assert container["image"] == waits[0]["image"], name
+            assert container["envFrom"] == waits[0]["envFrom"], name
+
+
+# --- worker metrics ---------------------------------------------------------------------------
+
+
+def test_k8s_workers_serve_their_metrics_to_be_scraped() -> None:
+    services = [o for _p, o in _applied_objects() if o["kind"] == "Service"]
+    workers = [
+        (w, c, o) for w, c, o in _containers() if _container_argv(c)[:2] == ["gateway", "worker"]
+    ]
+    assert workers
+    for where, container, obj in workers:
+        argv = _container_argv(container)
+        port = _option(argv, "--metrics-port")
+        assert port is not None, f"{where}: the worker serves no metrics"
+        assert _option(argv, "--metrics-host") == "0.0.0.0", where
+        assert int(port) in [p["containerPort"] for p in container.get("ports") or []], where
+        template = obj["spec"]["template"]["metadata"]
+        assert template["annotations"]["prometheus.io/port"] == port, where
+        matching = [
+            s for s in services if s["spec"]["selector"].items() <= template["labels"].items()
+        ]
+        assert matching, f"{where}: no Service lists the worker pods"
+        for service in matching:
+            # Headless: each worker counts its own attempts, so each is a target.
+            assert service["spec"].get("clusterIP") == "None", service["metadata"]["name"]
+            targets = [
+                _port_number(container, p.get("targetPort", p["port"]))
+                for p in service["spec"]["ports"]
+            ]
+            assert targets == [int(port)], service["metadata"]["name"]
+
+
+def test_k8s_scrape_annotations_name_a_declared_port() -> None:
+    annotated = 0
+    for _path, obj in _applied_objects():
+        template = (obj.get("spec") or {}).get("template")
+        annotations = ((template or {}).get("metadata") or {}).get("annotations") or {}
+        if annotations.get("prometheus.io/scrape") != "true":
+            continue
+        annotated += 1
+        ports = [
+            p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports") or []
+        ]
+        assert int(annotations["prometheus.io/port"]) in ports, obj["metadata"]["name"]
+    assert annotated == 2
+
+
+def test_compose_workers_serve_their_metrics() -> None:
+    for path in _compose_files():
+        for name, service in _documents(path)[0]["services"].items():
+            argv = _argv(service.get("command"))
+            if argv[:2] == ["gateway", "worker"]:
+                port = _option(argv, "--metrics-port")
+                assert port and _option(argv, "--metrics-host") == "0.0.0.0", name
+                assert port in [str(p) for p in service.get("expose") or []], name
+
+
+@pytest.mark.parametrize("doc", ["operations.md", "observability.md"])
+def test_docs_say_worker_metrics_can_be_scraped(doc: str) -> None:
+    text = " ".join((ROOT / "docs" / doc).read_text(encoding="utf-8").split())
+    for claim in ("cannot be scraped", "serves no HTTP", "no metrics"):
+        assert claim not in text, f"docs/{doc} still says {claim!r}"
+    assert "--metrics-port" in text and "gateway-worker-metrics" in text
+
+
+def test_operations_doc_gives_the_install_order() -> None:
+    text = " ".join((ROOT / "docs" / "operations.md").read_text(encoding="utf-8").split())
+    assert "kubectl apply -k deploy/k8s/" in text
+    assert "gateway migrate --check --wait" in text
+    assert text.index("kubectl create secret generic") < text.index("kubectl apply -k")
+
+
+# --- the Kubernetes API schemas ---------------------------------------------------------------
+
+# The oldest and the newest Kubernetes whose schemas kubernetes-validate ships.
+K8S_VERSIONS = [kubernetes_validate.utils.all_versions()[0], kubernetes_validate.latest_version()]
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(
+    "path", sorted({p for p, _o in _k8s_objects()}), ids=lambda p: str(p.relative_to(DEPLOY))
+)
+def test_manifests_match_the_kubernetes_schemas(path: Path, version: str) -> None:
+    for obj in _documents(path):
+        # strict: a misspelt or misplaced field is an error, not silently dropped.
+        kubernetes_validate.validate(obj, version, strict=True)
 
 
 # --- GATEWAY_ variables the deploy files set ------------------------------------------------
@@ -447,6 +698,7 @@ def test_compose_sets_the_secret_key_for_postgresql() -> None:
 def test_the_example_secret_cannot_be_used_as_is(monkeypatch: pytest.MonkeyPatch) -> None:
     _clean_env(monkeypatch)
     (secret,) = [o for _p, o in _k8s_objects() if o["kind"] == "Secret"]
+    assert "example" in secret["metadata"]["name"]
     data = secret["stringData"]
     assert all("REPLACE-ME" in data[k] or "example" in data[k] for k in data)
     monkeypatch.setenv("GATEWAY_SECRET_KEY", data["GATEWAY_SECRET_KEY"])
