@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
-from sqlalchemy import select
 
 from gateway.api.deps import BoxDep, IdPath, InboundDep, PagingDep, PrincipalDep, SessionDep
 from gateway.api.schemas import Page
@@ -15,8 +14,7 @@ from gateway.inbound.schemas import (
     SourceSecretOut,
     SourceUpdate,
 )
-from gateway.store.models import Source
-from gateway.store.queries import page
+from gateway.inbound.sources import source_out
 
 
 async def _admin_only(principal: PrincipalDep) -> None:
@@ -25,14 +23,6 @@ async def _admin_only(principal: PrincipalDep) -> None:
 
 # Sources belong to the operator, not to a tenant.
 router = APIRouter(prefix="/v1/sources", tags=["sources"], dependencies=[Depends(_admin_only)])
-
-
-def source_out(source: Source) -> dict[str, object]:
-    return {
-        **source.model_dump(exclude={"secret"}),
-        "ingest_path": service.ingest_path(source),
-        "deduplicate_body": service.deduplicates_body(source),
-    }
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)
@@ -45,11 +35,7 @@ async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) ->
 
 @router.get("", response_model=Page[SourceOut])
 async def list_sources(session: SessionDep, paging: PagingDep) -> dict[str, object]:
-    return (
-        (await page(session, select(Source), Source.id, paging.limit, paging.cursor))
-        .map(source_out)
-        .body()
-    )
+    return (await service.list_sources(session, paging.limit, paging.cursor)).body()
 
 
 @router.get("/{source_id}", response_model=SourceOut)
@@ -80,7 +66,7 @@ async def update_source(
 @router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep) -> Response:
     """Stop accepting at its URL; events it received stay."""
-    await session.delete(await service.get_source(session, source_id))
+    await service.delete_source(session, source_id)
     await session.commit()
     inbound.forget(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

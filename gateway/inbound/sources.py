@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.crypto import SecretBox
@@ -15,7 +16,7 @@ from gateway.inbound.schemas import (
 )
 from gateway.inbound.verifiers import VERIFIERS
 from gateway.store.models import Source
-from gateway.store.queries import get_or_404
+from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import utcnow
 
 
@@ -30,8 +31,29 @@ def deduplicates_body(source: Source) -> bool:
     return VERIFIERS[source.provider].deduplicate_body
 
 
+def source_out(source: Source) -> dict[str, object]:
+    """The source as the API and the CLI show it: never its secret."""
+    return {
+        **source.model_dump(exclude={"secret"}),
+        "ingest_path": ingest_path(source),
+        "deduplicate_body": deduplicates_body(source),
+    }
+
+
 async def get_source(session: AsyncSession, source_id: str) -> Source:
     return await get_or_404(session, Source, source_id, "source")
+
+
+async def list_sources(
+    session: AsyncSession, limit: int = 50, cursor: str | None = None
+) -> Page[dict[str, object]]:
+    """Sources, newest first, as `source_out` shows them."""
+    return (await page(session, select(Source), Source.id, limit, cursor)).map(source_out)
+
+
+async def delete_source(session: AsyncSession, source_id: str) -> None:
+    """Stop accepting at its URL (once committed); the events it received stay."""
+    await session.delete(await get_source(session, source_id))
 
 
 SECRET = "source.secret"  # what a sealed source secret is bound to
