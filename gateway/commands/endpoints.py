@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from gateway.commands.common import (
+    EXIT_USAGE,
     Cursor,
     JsonFlag,
     Limit,
+    fail,
     input_error,
     load_box,
     load_settings,
@@ -52,6 +53,7 @@ OPTIONS = {
     "event_types": "--event-type",
     "tenant_id": "--tenant",
     "description": "--description",
+    "source_ids": "--source",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
@@ -98,17 +100,41 @@ def endpoints_create(
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="The tenant the endpoint belongs to.")] = None,
     description: Annotated[str | None, typer.Option(help="A note for people.")] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="Take only the events this inbound source receives; repeat for more.",
+        ),
+    ] = None,
+    published_only: Annotated[
+        bool,
+        typer.Option(
+            "--published-only",
+            help="Take only events published through the API, none received from providers.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Subscribe URL to events; prints the endpoint and its signing secret."""
+    """Subscribe URL to events; prints the endpoint and its signing secret.
+
+    Without --source or --published-only, the endpoint takes events of every origin."""
+    from pydantic import ValidationError
+
     from gateway.outbound import endpoints as service
     from gateway.outbound.reads import endpoint_out
     from gateway.outbound.schemas import EndpointCreate, EndpointCreated
 
     settings = load_settings()
     try:
+        if source and published_only:
+            fail("--source and --published-only contradict each other: choose one", EXIT_USAGE)
         body = EndpointCreate(
-            url=url, event_types=event_type or None, tenant_id=tenant, description=description
+            url=url,
+            event_types=event_type or None,
+            tenant_id=tenant,
+            description=description,
+            source_ids=[] if published_only else source or None,
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)
