@@ -34,9 +34,12 @@ INTRO = """\
 
 Every setting of the gateway is an environment variable with the prefix `{prefix}`,
 read by every process: `gateway serve`, `gateway worker` and the other `gateway`
-commands. Values are checked at start: a process given an invalid value names the
-variable and exits with status 2. Variables the gateway does not know are ignored,
-so check the spelling of the ones you set against this table.
+commands. After the environment, each reads the same variables from a dotenv file:
+`.env` in the directory it starts in, or the file `GATEWAY_ENV_FILE` names (empty:
+none); `gateway dev-setup` (run by `make run`) writes the development defaults there.
+Values are checked at start: a process given an invalid value, or an empty one for a
+key or token, names the variable and exits with status 2. Variables the gateway does
+not know are ignored, so check the spelling of the ones you set against this table.
 
 List values are comma-separated (`{prefix}RETRY_SCHEDULE=5,60,600`); an empty
 list variable is an empty list. An empty `{prefix}REDIS_URL`, `{prefix}API_KEY` or
