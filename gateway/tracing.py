@@ -6,7 +6,7 @@ context is stored with the event (`trace_parent`), and each attempt's span is
 its child, however much later and in whichever process the attempt happens.
 
 Turn it on with `OTEL_TRACES_EXPORTER=otlp` (and `OTEL_EXPORTER_OTLP_ENDPOINT`) or
-`console`, after `pip install 'hookgate[otel]'`. Without the SDK, or with
+`console`, with hookgate's `otel` extra installed. Without the SDK, or with
 no exporter configured, the API's no-op tracer costs next to nothing.
 """
 
@@ -46,7 +46,7 @@ def setup_tracing(service: str) -> None:
     except ImportError:
         log.warning(
             "OTEL_TRACES_EXPORTER is set but the OpenTelemetry SDK is not installed: "
-            "pip install 'hookgate[otel]'"
+            "install hookgate's otel extra (in a checkout: pip install -e '.[otel]')"
         )
         return
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service)})

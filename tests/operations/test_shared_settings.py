@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,25 @@ def test_dev_setup_makes_the_cli_server_and_worker_agree(
         assert "keeps GATEWAY_ALLOWED_NETWORKS" in again.stderr
     finally:
         gw.stop()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "gateway.secret_key",
+        "gateway.api_key",
+        "gateway.db",
+        "gateway.db-wal",
+        ".env",
+        "deploy/local/gateway.secret_key",
+    ],
+)
+def test_what_a_run_keeps_beside_its_database_is_never_committed(path: str) -> None:
+    """The key file decrypts every stored secret; the API key is an admin credential."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(
+        ["git", "-C", str(root), "check-ignore", "--quiet", "--no-index", path], check=False
+    )
+    assert ignored.returncode == 0, f"{path} is not in .gitignore"
