@@ -27,6 +27,17 @@ def key_file(settings: Settings) -> Path:
     return settings.data_dir / KEY_FILE
 
 
+def bootstrap_key_origin(settings: Settings) -> str | None:
+    """Where `resolve_api_key` takes the bootstrap key from, without reading or making
+    it: "GATEWAY_API_KEY", the key file (embedded mode, once `gateway serve` has
+    generated it), or None (none yet, or none at all outside embedded mode)."""
+    if settings.api_key:
+        return "GATEWAY_API_KEY"
+    if settings.embedded and key_file(settings).exists():
+        return str(key_file(settings))
+    return None
+
+
 def resolve_api_key(settings: Settings) -> str | None:
     if settings.api_key:
         return settings.api_key

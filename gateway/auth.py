@@ -25,7 +25,7 @@ from gateway.db import SessionMaker
 from gateway.errors import Forbidden, Invalid, Unauthorized
 from gateway.ids import new_id
 from gateway.store.models import ApiKey
-from gateway.store.queries import Page, page
+from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import utcnow
 from gateway.validation import Input, TenantId, Text
 
@@ -132,6 +132,17 @@ async def list_keys(
 ) -> Page[ApiKey]:
     """API keys, newest first (revoked ones too, with when)."""
     return await page(session, select(ApiKey), ApiKey.id, limit, cursor)
+
+
+async def revoke_key(session: AsyncSession, key_id: str) -> tuple[ApiKey, bool]:
+    """Revoke (committed here) unless it already is; (the key, whether it already was).
+    Other processes refuse it once their cache of it expires (`CACHE_SECONDS`)."""
+    row = await get_or_404(session, ApiKey, key_id, "API key")
+    already = row.revoked_at is not None
+    if not already:
+        row.revoked_at = utcnow()
+        await session.commit()
+    return row, already
 
 
 # Request and response bodies

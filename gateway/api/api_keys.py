@@ -6,10 +6,14 @@ from fastapi import APIRouter, Response, status
 
 from gateway.api.deps import IdPath, KeysDep, PagingDep, PrincipalDep, SessionDep
 from gateway.api.schemas import Page
-from gateway.auth import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, create_key, list_keys
-from gateway.store.models import ApiKey
-from gateway.store.queries import get_or_404
-from gateway.timeutil import utcnow
+from gateway.auth import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    create_key,
+    list_keys,
+    revoke_key,
+)
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
 
@@ -39,9 +43,6 @@ async def revoke_api_key(
 ) -> Response:
     """Revoke at once here, and within seconds in every other process."""
     principal.require_admin()
-    row = await get_or_404(session, ApiKey, key_id, "API key")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        await session.commit()
+    await revoke_key(session, key_id)
     keys.forget()
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -104,8 +104,7 @@ async def delete_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> Response:
     """Delete the endpoint with its deliveries and their attempt logs."""
-    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    await session.delete(endpoint)
+    await service.delete_endpoint(session, endpoint_id, principal.tenant_id)
     await session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -19,7 +19,7 @@ from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.errors import GatewayError, NotFound, TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
-from gateway.inbound.sources import SECRET, deduplicates_body
+from gateway.inbound.sources import SECRET, SOURCE_CACHE_SECONDS, deduplicates_body
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
@@ -45,11 +45,6 @@ class Ingested:
     status: str  # "accepted" | "duplicate" | "challenge"
     event_id: str | None = None
     challenge: str | None = None
-
-
-# How long a process trusts what it read of a source. Changes made through this
-# process apply at once (`forget`); through another, within this many seconds.
-SOURCE_CACHE_SECONDS = 2.0
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ from gateway.store.models import Source
 from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import utcnow
 
+# How long a process trusts what it read of a source (`ingest.InboundContext`). Changes
+# made through that process apply at once; through another (or the CLI), within this.
+SOURCE_CACHE_SECONDS = 2.0
+
 
 def ingest_path(source: Source) -> str:
     return f"/in/{source.id}"

@@ -13,7 +13,6 @@ from sqlmodel import col
 from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
-from gateway.outbound.addresses import check_url
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
@@ -28,6 +27,10 @@ ROTATION_TRIES = 10
 
 
 async def _checked_url(url: str, settings: Settings) -> str:
+    # Imported here: its resolvers are aiohttp's, which the CLI's reads of endpoints
+    # and deliveries (through this module) do not otherwise need.
+    from gateway.outbound.addresses import check_url
+
     try:
         await check_url(url, settings.allowed_networks, settings.dns_servers)
     except ValueError as exc:
@@ -65,6 +68,13 @@ async def get_endpoint(
 ) -> Endpoint:
     """The endpoint; with `tenant_id` (a scoped key's), 404 for another tenant's."""
     return await get_or_404(session, Endpoint, endpoint_id, "endpoint", tenant_id)
+
+
+async def delete_endpoint(
+    session: AsyncSession, endpoint_id: str, tenant_id: str | None = None
+) -> None:
+    """Delete the endpoint (once committed) with its deliveries and their attempt logs."""
+    await session.delete(await get_endpoint(session, endpoint_id, tenant_id))
 
 
 async def create_endpoint(

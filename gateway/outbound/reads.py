@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,9 +17,11 @@ from sqlmodel import col
 
 from gateway.crypto import SecretBox
 from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint
-from gateway.outbound.fanout import Published
 from gateway.store.models import Attempt, Delivery, Endpoint, Event
 from gateway.store.queries import Page, get_or_404, page
+
+if TYPE_CHECKING:  # publishing's module loads metrics and tracing, which reads do not need
+    from gateway.outbound.fanout import Published
 
 
 def endpoint_out(

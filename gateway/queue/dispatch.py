@@ -11,13 +11,15 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Protocol
-
-from arq.connections import ArqRedis
-from redis.asyncio import ConnectionPool
-from redis.exceptions import RedisError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.logs import Throttled
+
+# arq and redis are imported by ArqDispatcher itself: the domain services import this
+# module for its Protocol and job names, and a management command without Redis
+# (or `gateway endpoints list`) should not load a Redis client it never uses.
+if TYPE_CHECKING:
+    from arq.connections import ArqRedis
 
 log = logging.getLogger("gateway.queue")
 _outage = Throttled(log)
@@ -79,8 +81,13 @@ class ArqDispatcher:
     def __init__(self, redis_url: str, queue_name: str) -> None:
         # No ping at start: the API must come up, and keep accepting events,
         # while Redis is down. Connections are made on first use.
+        from arq.connections import ArqRedis
+        from redis.asyncio import ConnectionPool
+        from redis.exceptions import RedisError
+
         pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
-        self.redis = ArqRedis(pool, default_queue_name=queue_name)
+        self.redis: ArqRedis = ArqRedis(pool, default_queue_name=queue_name)
+        self._unavailable = (RedisError, OSError)
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
@@ -92,7 +99,7 @@ class ArqDispatcher:
                 _job_id=job_id,
                 _defer_by=timedelta(seconds=defer_seconds) if defer_seconds > 0 else None,
             )
-        except (RedisError, OSError) as exc:
+        except self._unavailable as exc:
             _outage.warning(
                 "enqueue",
                 "queue unavailable (%s): jobs are left to the sweeper",
@@ -104,7 +111,7 @@ class ArqDispatcher:
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
-        except (RedisError, OSError):
+        except self._unavailable:
             return False
 
     async def close(self, grace: float = 0) -> None:
