@@ -1,7 +1,9 @@
 """The `gateway` command: serve the API, run workers, migrate the database, and manage it.
 
-The management commands (endpoints, events, deliveries, recover, doctor, keys
-list/revoke) live in `gateway.commands`, one module per group.
+The management commands (endpoints, events, deliveries, sources, recover, doctor,
+keys list/revoke) live in `gateway.commands`, one module per group. What a command
+needs beyond typer and rich is imported inside it, so that `gateway --help` and each
+command load only their own part (tests/cli/test_cli_startup.py checks it).
 """
 
 from __future__ import annotations

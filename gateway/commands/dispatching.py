@@ -3,14 +3,12 @@ embedded server's sweeper."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gateway.settings import Settings
-
 if TYPE_CHECKING:
     from gateway.queue.dispatch import ArqDispatcher
+    from gateway.settings import Settings
 
 
 class CommandDispatcher:
@@ -25,14 +23,16 @@ class CommandDispatcher:
     def __init__(
         self, settings: Settings, on_enqueue: Callable[[str, tuple[Any, ...]], None] | None = None
     ) -> None:
-        from gateway.queue.dispatch import ArqDispatcher
-
         self.settings = settings
         self.on_enqueue = on_enqueue
         self.queued = 0
         self.missed = 0
         self.arq: ArqDispatcher | None = None
         if settings.redis_url is not None:
+            import logging
+
+            from gateway.queue.dispatch import ArqDispatcher  # arq and redis: with Redis only
+
             self.arq = ArqDispatcher(settings.redis_url, settings.queue_name)
             # Its outage warning would repeat the note this command prints.
             logging.getLogger("gateway.queue").setLevel(logging.ERROR)

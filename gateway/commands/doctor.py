@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape
 
 from gateway.commands.common import EXIT_FAILED, JsonFlag, out, shown_url, sqlite_file
 from gateway.commands.output import print_json
 from gateway.commands.running import describe
-from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from gateway.settings import Settings
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 MAX_SKEW = 2.0  # seconds between this machine's clock and the database's
@@ -48,6 +47,8 @@ def doctor(as_json: JsonFlag = False) -> None:
 
     Run it with the environment of the gateway's processes. It changes nothing.
     """
+    import asyncio  # here, as in the checks: not needed for `gateway --help`
+
     checks = asyncio.run(diagnose())
     healthy = all(c.status in (OK, SKIP) for c in checks)
     if as_json:
@@ -64,6 +65,10 @@ def doctor(as_json: JsonFlag = False) -> None:
 
 
 async def diagnose() -> list[Check]:
+    from pydantic import ValidationError
+
+    from gateway.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -142,6 +147,8 @@ def _secret_key(settings: Settings) -> Check:
 
 async def _database(settings: Settings) -> tuple[Check, float | None]:
     """Can it be reached, and how far is its clock from ours (seconds, + when ahead)?"""
+    import asyncio
+
     from sqlalchemy import func, select
 
     from gateway.timeutil import as_utc
@@ -174,6 +181,8 @@ async def _database(settings: Settings) -> tuple[Check, float | None]:
 
 
 async def _migrations(settings: Settings) -> Check:
+    import asyncio
+
     from alembic.script import ScriptDirectory
 
     from gateway.migrate import alembic_config, current_revision, head_revision
@@ -279,6 +288,8 @@ async def _stored_secrets(settings: Settings) -> Check:
 
 
 async def _redis(settings: Settings) -> Check:
+    import asyncio
+
     from gateway.queue.dispatch import ArqDispatcher
 
     name = "redis"

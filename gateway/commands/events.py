@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from gateway.commands.common import (
     EXIT_USAGE,
@@ -47,6 +46,8 @@ def events_publish(
     as_json: JsonFlag = False,
 ) -> None:
     """Publish an event to every endpoint subscribed to TYPE (of the tenant, if given)."""
+    from pydantic import ValidationError
+
     from gateway.outbound.fanout import publish
     from gateway.outbound.reads import published_out
     from gateway.outbound.schemas import EventCreate, EventPublished

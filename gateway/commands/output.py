@@ -9,12 +9,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
 from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    pass
+    from pydantic import BaseModel
 
 from gateway.commands.common import note, out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from gateway.commands.common import JsonFlag, err, input_error, load_settings, note
 from gateway.commands.dispatching import CommandDispatcher
@@ -33,6 +32,7 @@ def recover(
     as_json: JsonFlag = False,
 ) -> None:
     """Re-queue the failed deliveries of an endpoint created since a time (after an outage)."""
+    from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from gateway.outbound import endpoints as service

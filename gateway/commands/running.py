@@ -3,16 +3,14 @@ and exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
-
-from gateway.settings import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from gateway.db import SessionMaker
+    from gateway.settings import Settings
 
 from gateway.commands.common import (
     EXIT_USAGE,
@@ -34,6 +32,8 @@ def run_db(
     The services' errors become messages and exit codes (`names` maps their field
     names to the command's options); so do database failures, without a traceback.
     """
+    import asyncio
+
     from gateway.db import create_engine, create_sessionmaker
 
     require_database_file(settings)
