@@ -18,6 +18,7 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
         receive,
         recover,
         retention,
+        sources,
     )
     from gateway.commands import keys as key_commands
 
@@ -25,6 +26,7 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
     app.add_typer(endpoints.app, name="endpoints")
     app.add_typer(events.app, name="events")
     app.add_typer(deliveries.app, name="deliveries")
+    app.add_typer(sources.app, name="sources")
     app.command("recover")(recover.recover)
     app.command("doctor")(doctor.doctor)
     app.command("purge")(retention.purge)

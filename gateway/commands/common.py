@@ -9,6 +9,7 @@ tables (or `--json`) on stdout; errors, notes and progress on stderr. Exit codes
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
@@ -41,11 +42,28 @@ Cursor = Annotated[
     str | None,
     typer.Option(help="Continue after this id: the next_cursor of the previous page (see --json)."),
 ]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
+
+
+def confirm_deletion(question: str) -> None:
+    """Go on once the user says yes (on stderr, leaving stdout to the output); exit 1
+    when they say no, 2 when nobody can answer (stdin closed: a script without --yes)."""
+    try:
+        agreed = typer.confirm(question, default=False, err=True)
+    except typer.Abort:
+        err.print()  # the prompt's line, which no answer ended
+        fail(
+            "nothing was deleted: there was no answer (add --yes to skip the question)", EXIT_USAGE
+        )
+    if not sys.stdin.isatty():
+        err.print()  # an answer from a pipe is not echoed, nor is its newline
+    if not agreed:
+        fail("nothing was deleted")
 
 
 def note(message: str) -> None:

@@ -1,4 +1,4 @@
-"""`gateway deliveries list|retry`."""
+"""`gateway deliveries list|show|retry`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import typer
 
 from gateway.commands.common import Cursor, JsonFlag, Limit, load_settings, note
 from gateway.commands.dispatching import CommandDispatcher
-from gateway.commands.output import dump, print_json, print_page, print_record
+from gateway.commands.output import dump, print_json, print_page, print_record, print_table
 from gateway.commands.running import run
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
-    help="List and retry deliveries (directly in the database).", no_args_is_help=True
+    help="List, show and retry deliveries (directly in the database).", no_args_is_help=True
 )
 
 COLUMNS = {
@@ -29,6 +29,19 @@ COLUMNS = {
     "next_attempt_at": "next attempt",
     "created_at": "created",
 }
+DETAIL = {**COLUMNS, "updated_at": "updated"}
+ATTEMPTS = {
+    "attempt": "#",
+    "started_at": "started",
+    "status_code": "status",
+    "duration": "duration",
+    "response": "response",
+    "error": "error",
+}
+# Of each response body in the table; --json has what was stored.
+EXCERPT_CHARS = 120
+
+DeliveryId = Annotated[str, typer.Argument(help="The delivery's id (dlv_...).")]
 
 
 class Status(StrEnum):
@@ -70,11 +83,36 @@ def deliveries_list(
     print_page(rows, next_cursor, as_json, COLUMNS, "deliveries")
 
 
+@app.command("show")
+def deliveries_show(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
+    """Show a delivery and its attempt log, oldest attempt first."""
+    from gateway.outbound.reads import get_delivery_with_attempts
+    from gateway.outbound.schemas import DeliveryDetail
+
+    settings = load_settings()
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        return dump(DeliveryDetail, await get_delivery_with_attempts(session, delivery_id))
+
+    delivery = run(settings, work)
+    if as_json:
+        print_json(delivery)
+        return
+    print_record(delivery, DETAIL)
+    print_table([_attempt_row(a) for a in delivery["attempts"]], ATTEMPTS, "attempts yet")
+
+
+def _attempt_row(attempt: dict[str, Any]) -> dict[str, Any]:
+    body = attempt["response_body"]
+    if body is not None:
+        body = " ".join(body.split())  # one line per attempt
+        if len(body) > EXCERPT_CHARS:
+            body = body[: EXCERPT_CHARS - 1] + "…"
+    return {**attempt, "duration": f"{attempt['duration_ms']} ms", "response": body or None}
+
+
 @app.command("retry")
-def deliveries_retry(
-    delivery_id: Annotated[str, typer.Argument(help="The delivery's id (dlv_...).")],
-    as_json: JsonFlag = False,
-) -> None:
+def deliveries_retry(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
     """Queue one more attempt now, whatever the delivery's state (a succeeded one is resent)."""
     from gateway.outbound.endpoints import retry_delivery
     from gateway.outbound.schemas import DeliveryOut

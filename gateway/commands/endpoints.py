@@ -1,4 +1,4 @@
-"""`gateway endpoints list|create|disable|enable`."""
+"""`gateway endpoints list|create|disable|enable|delete`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from gateway.commands.common import (
     Cursor,
     JsonFlag,
     Limit,
+    Yes,
+    confirm_deletion,
     fail,
     input_error,
     load_box,
@@ -170,6 +172,38 @@ def endpoints_disable(endpoint_id: EndpointId, as_json: JsonFlag = False) -> Non
 def endpoints_enable(endpoint_id: EndpointId, as_json: JsonFlag = False) -> None:
     """Deliver to an endpoint again, with a clean bill of health."""
     _set_disabled(endpoint_id, False, as_json)
+
+
+@app.command("delete")
+def endpoints_delete(endpoint_id: EndpointId, yes: Yes = False, as_json: JsonFlag = False) -> None:
+    """Delete an endpoint with its deliveries and their attempt logs (asks first)."""
+    from gateway.outbound import endpoints as service
+    from gateway.outbound.reads import endpoint_out
+    from gateway.outbound.schemas import EndpointOut
+
+    settings = load_settings()
+    box = load_box(settings)
+
+    async def read(session: AsyncSession) -> dict[str, Any]:
+        endpoint = await service.get_endpoint(session, endpoint_id)
+        return dump(EndpointOut, endpoint_out(endpoint, box))
+
+    # Read, ask, then delete in a session of its own: no transaction waits on a person.
+    endpoint = run(settings, read)
+    if not yes:
+        confirm_deletion(
+            f"Delete endpoint {endpoint_id} ({endpoint['url']}) with its deliveries and "
+            "their attempt logs?"
+        )
+
+    async def delete(session: AsyncSession) -> None:
+        await service.delete_endpoint(session, endpoint_id)
+        await session.commit()
+
+    run(settings, delete)
+    note(f"[green]deleted {endpoint_id}[/green] with its deliveries")
+    if as_json:
+        print_json(endpoint)
 
 
 def _state(endpoint: dict[str, Any]) -> str:

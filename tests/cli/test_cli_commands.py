@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from gateway.cli import app
 from gateway.timeutil import rfc3339
-from tests.support.gateway import TEST_ENV, Gateway
+from tests.support.gateway import API_KEY, TEST_ENV, Gateway
 from tests.support.helpers import deliveries_of, make_endpoint, publish, wait_delivery
 from tests.support.receiver import Receiver, Reply, wait_until
 
@@ -74,6 +74,19 @@ def failed_delivery(gw: Gateway, receiver: Receiver, path: str) -> tuple[str, st
     return endpoint["id"], delivery["id"]
 
 
+def with_stdin(gw: Gateway, text: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command as its own process with `text` on its stdin (an answer, a secret)."""
+    return subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env=gw.env,
+        cwd=gw.workdir,
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def dispatch_note(gw: Gateway) -> str:
     return "embedded mode" if gw.backend == "sqlite" else "queued for the workers"
 
@@ -108,6 +121,48 @@ def test_keys_list_and_revoke(gw: Gateway) -> None:
     assert "already revoked" in again.stderr
 
     refused(gw.run_cli("keys", "revoke", "key_01NOSUCHKEY000000000000000"), 1, "not found")
+
+
+def test_keys_list_mentions_the_bootstrap_key(gw: Gateway) -> None:
+    """The gateway's GATEWAY_API_KEY works, and is not in the database: it is named, never shown."""
+    listed = as_json(gw, "keys", "list")
+    assert listed["data"] == []
+    assert listed["bootstrap_key"] == {"configured": True, "from": "GATEWAY_API_KEY"}
+    result = ok(gw.run_cli("keys", "list"))
+    assert "no API keys in the database" in result.stderr
+    assert "bootstrap admin key: configured by GATEWAY_API_KEY" in result.stdout
+    assert API_KEY not in result.stdout + result.stderr + json.dumps(listed)
+    # Only the first page says it.
+    ok(gw.run_cli("keys", "create", "--name", "a"))
+    ok(gw.run_cli("keys", "create", "--name", "b"))
+    first = as_json(gw, "keys", "list", "--limit", "1")
+    later = ok(gw.run_cli("keys", "list", "--limit", "1", "--cursor", first["next_cursor"]))
+    assert "bootstrap" not in later.stdout
+
+
+def test_keys_list_names_embedded_modes_key_file(tmp_path: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["migrate"], env=_env(tmp_path)).exit_code == 0
+    none_yet = runner.invoke(app, ["keys", "list"], env=_env(tmp_path))
+    assert none_yet.exit_code == 0, none_yet.output
+    assert "none yet" in none_yet.stdout and str(tmp_path / "gateway.api_key") in none_yet.stdout
+
+    key = "gw_generated_by_the_first_serve_0123456789"
+    (tmp_path / "gateway.api_key").write_text(key + "\n")
+    kept = runner.invoke(app, ["keys", "list"], env=_env(tmp_path))
+    assert f"kept in {tmp_path / 'gateway.api_key'}" in kept.stdout and key not in kept.output
+    listed = json.loads(runner.invoke(app, ["keys", "list", "--json"], env=_env(tmp_path)).stdout)
+    assert listed["bootstrap_key"] == {
+        "configured": True,
+        "from": str(tmp_path / "gateway.api_key"),
+    }
+    # GATEWAY_API_KEY comes first, as for the server; with Redis there is no key file.
+    chosen = runner.invoke(app, ["keys", "list"], env=_env(tmp_path, GATEWAY_API_KEY="x" * 24))
+    assert "configured by GATEWAY_API_KEY" in chosen.stdout and "x" * 24 not in chosen.output
+    redis = runner.invoke(
+        app, ["keys", "list"], env=_env(tmp_path, GATEWAY_REDIS_URL="redis://127.0.0.1:1/0")
+    )
+    assert "none (GATEWAY_API_KEY is not set)" in redis.stdout
 
 
 # endpoints
@@ -163,6 +218,32 @@ def test_endpoints_create_list_disable(gw: Gateway) -> None:
     assert as_json(gw, "endpoints", "enable", created["id"])["disabled"] is False
 
     refused(gw.run_cli("endpoints", "disable", "ep_01NOSUCHENDPOINT0000000000"), 1, "not found")
+
+
+def test_endpoints_delete(gw: Gateway, receiver: Receiver, path: str) -> None:
+    endpoint_id, delivery_id = failed_delivery(gw, receiver, path)
+    kept = make_endpoint(gw, UNREACHABLE)
+
+    # Nobody to answer (stdin closed), or a no: nothing is deleted.
+    refused(gw.run_cli("endpoints", "delete", endpoint_id), 2, "--yes")
+    answered_no = with_stdin(gw, "n\n", "endpoints", "delete", endpoint_id)
+    refused(answered_no, 1, "nothing was deleted")
+    assert receiver.url(path) in answered_no.stderr  # the question named the endpoint
+    assert gw.api.get(f"/v1/endpoints/{endpoint_id}").status_code == 200
+
+    deleted = json.loads(
+        ok(with_stdin(gw, "y\n", "endpoints", "delete", endpoint_id, "--json")).stdout
+    )
+    assert deleted["id"] == endpoint_id and deleted["url"] == receiver.url(path)
+    assert "secret" not in deleted
+    # Gone with its deliveries and their attempt logs; the other endpoint stays.
+    assert gw.api.get(f"/v1/endpoints/{endpoint_id}").status_code == 404
+    assert gw.api.get(f"/v1/deliveries/{delivery_id}").status_code == 404
+    assert [e["id"] for e in gw.api.get("/v1/endpoints").json()["data"]] == [kept["id"]]
+
+    ok(gw.run_cli("endpoints", "delete", kept["id"], "--yes"))
+    assert gw.api.get("/v1/endpoints").json()["data"] == []
+    refused(gw.run_cli("endpoints", "delete", endpoint_id, "--yes"), 1, "not found")
 
 
 @pytest.mark.parametrize(
@@ -264,6 +345,30 @@ def test_deliveries_list_and_retry(gw: Gateway, receiver: Receiver, path: str) -
         "not found",
     )
     refused(gw.run_cli("deliveries", "list", "--status", "lost"), 2, "lost")
+
+
+def test_deliveries_show_has_the_attempt_log(gw: Gateway, receiver: Receiver, path: str) -> None:
+    long_answer = "first line\n" + "x" * 300
+    receiver.set(path, Reply(500, body=long_answer.encode()))
+    make_endpoint(gw, receiver.url(path))
+    [delivery] = deliveries_of(gw, publish(gw)["id"])
+    detail = wait_delivery(gw, delivery["id"], "failed", timeout=20)
+
+    shown = as_json(gw, "deliveries", "show", delivery["id"])
+    assert shown == detail  # as GET /v1/deliveries/{id} shows it
+    assert len(shown["attempts"]) == MAX_ATTEMPTS
+    assert all(a["status_code"] == 500 for a in shown["attempts"])
+    assert shown["attempts"][0]["response_body"].startswith("first line")
+
+    table = ok(gw.run_cli("deliveries", "show", delivery["id"])).stdout
+    assert delivery["id"] in table and "failed" in table
+    # One row per attempt, its response cut short on one line.
+    assert table.count("first line xxx") == MAX_ATTEMPTS
+    assert "x" * 300 not in table and "…" in table
+    assert f"{shown['attempts'][0]['duration_ms']} ms" in table
+
+    refused(gw.run_cli("deliveries", "show", "dlv_01NOSUCHDELIVERY0000000000"), 1, "not found")
+    refused(gw.run_cli("deliveries", "show", "not an id"), 1, "not found")
 
 
 def test_recover_requeues_failed_deliveries(gw: Gateway, receiver: Receiver, path: str) -> None:
@@ -390,12 +495,22 @@ HELP = [
     ["endpoints", "create"],
     ["endpoints", "disable"],
     ["endpoints", "enable"],
+    ["endpoints", "delete"],
     ["events"],
     ["events", "publish"],
     ["events", "list"],
     ["deliveries"],
     ["deliveries", "list"],
+    ["deliveries", "show"],
     ["deliveries", "retry"],
+    ["sources"],
+    ["sources", "list"],
+    ["sources", "show"],
+    ["sources", "create"],
+    ["sources", "update"],
+    ["sources", "disable"],
+    ["sources", "enable"],
+    ["sources", "delete"],
     ["recover"],
     ["doctor"],
     ["secret-key"],
@@ -424,6 +539,7 @@ def test_top_level_help_lists_the_groups() -> None:
         "endpoints",
         "events",
         "deliveries",
+        "sources",
         "recover",
         "doctor",
     ):
