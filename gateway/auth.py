@@ -14,9 +14,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -148,21 +148,60 @@ async def revoke_key(session: AsyncSession, key_id: str) -> tuple[ApiKey, bool]:
 # Request and response bodies
 
 
+_KEY_NAME_DOC = "A name for people, such as the service that uses it (1 to 255 characters)."
+_KEY_TENANT_DOC = (
+    "The tenant the key is scoped to: it sees and changes only that tenant's endpoints, "
+    "events and deliveries, and cannot manage sources or keys. Null: an unscoped (admin) key."
+)
+_KEY_RATE_DOC = (
+    "Requests per second the key may make (1 to 1000000); null: GATEWAY_API_RATE_LIMIT. "
+    "Over it, 429 with Retry-After."
+)
+_KEY_EXAMPLE: dict[str, Any] = {
+    "id": "key_01KF3V2D5G8J1K4N7Q9S2T5W8Y",
+    "name": "billing service",
+    "key_prefix": "gw_5fK2mQ8",
+    "tenant_id": "acme",
+    "rate_limit": None,
+    "created_at": "2026-01-15T08:00:41.906000Z",
+    "revoked_at": None,
+}
+
+
 class ApiKeyCreate(Input):
-    name: Annotated[Text, Field(min_length=1, max_length=255)]
-    tenant_id: TenantId | None = None
-    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "billing service", "tenant_id": "acme"}]}
+    )
+
+    name: Annotated[Text, Field(min_length=1, max_length=255)] = Field(description=_KEY_NAME_DOC)
+    tenant_id: TenantId | None = Field(None, description=_KEY_TENANT_DOC)
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000, description=_KEY_RATE_DOC)
 
 
 class ApiKeyOut(BaseModel):
-    id: str
-    name: str
-    key_prefix: str
-    tenant_id: str | None
-    rate_limit: int | None
-    created_at: datetime
-    revoked_at: datetime | None
+    model_config = ConfigDict(json_schema_extra={"examples": [_KEY_EXAMPLE]})
+
+    id: str = Field(description="The key's id (`key_` and a ULID), to revoke it by.")
+    name: str = Field(description=_KEY_NAME_DOC)
+    key_prefix: str = Field(
+        description="The key's first 10 characters, to recognise it: the key itself is "
+        "stored only as a hash."
+    )
+    tenant_id: str | None = Field(description=_KEY_TENANT_DOC)
+    rate_limit: int | None = Field(description=_KEY_RATE_DOC)
+    created_at: datetime = Field(description="When it was created (RFC 3339, UTC).")
+    revoked_at: datetime | None = Field(
+        description="When it was revoked (RFC 3339, UTC); null while it works."
+    )
 
 
 class ApiKeyCreated(ApiKeyOut):
-    key: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**_KEY_EXAMPLE, "key": "gw_5fK2mQ8xR1vT7bN4cW9zH3jK6pS0dY2eA8gV1iM4kE7"}]
+        }
+    )
+
+    key: str = Field(
+        description="The key, for `Authorization: Bearer <key>`: shown in this answer only."
+    )

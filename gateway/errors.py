@@ -33,6 +33,12 @@ class Conflict(GatewayError):
     status_code = 409
 
 
+class UnsupportedMediaType(GatewayError):
+    """A body that does not say it is JSON, sent to a route that takes JSON."""
+
+    status_code = 415
+
+
 class Invalid(GatewayError):
     """A request that is well-formed JSON but names something impossible."""
 

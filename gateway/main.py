@@ -22,7 +22,16 @@ from starlette.requests import ClientDisconnect
 
 from gateway import __version__, gctune, migrate
 from gateway.access import AccessLog
-from gateway.api import api_keys, deliveries, endpoints, events, health, inbound, sources
+from gateway.api import (
+    api_keys,
+    deliveries,
+    endpoints,
+    events,
+    health,
+    inbound,
+    openapi,
+    sources,
+)
 from gateway.api.deps import get_principal
 from gateway.api.schemas import error_responses
 from gateway.apikey import resolve_api_key
@@ -128,12 +137,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLog)  # outermost: it sees the 413s too
     authenticated = [Depends(get_principal)]
-    managed = error_responses(401, 403, 404, 409, 413, 429, 503)
+    # What every management route can answer; each route adds its own (404, 409, ...).
+    managed = error_responses(401, 422, 429, 503)
     for module in (endpoints, events, deliveries, sources, api_keys):
         app.include_router(module.router, dependencies=authenticated, responses=managed)
     app.include_router(inbound.router)
     app.include_router(health.router)
     _add_error_handlers(app)
+    openapi.install(app)
     return app
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from gateway.api.deps import IdPath, KeysDep, PagingDep, PrincipalDep, SessionDep
-from gateway.api.schemas import Page
+from gateway.api.deps import JSON_BODY, IdPath, KeysDep, PagingDep, PrincipalDep, SessionDep
+from gateway.api.schemas import Page, error_responses
 from gateway.auth import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -15,10 +15,16 @@ from gateway.auth import (
     revoke_key,
 )
 
-router = APIRouter(prefix="/v1/api-keys", tags=["api keys"])
+router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=error_responses(403))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ApiKeyCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ApiKeyCreated,
+    dependencies=JSON_BODY,
+    responses=error_responses(413, 415),
+)
 async def create_api_key(
     body: ApiKeyCreate, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -37,7 +43,7 @@ async def list_api_keys(
     return (await list_keys(session, paging.limit, paging.cursor)).body()
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
 async def revoke_api_key(
     key_id: IdPath, session: SessionDep, principal: PrincipalDep, keys: KeysDep
 ) -> Response:

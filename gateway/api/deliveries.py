@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from gateway.api.deps import DispatcherDep, IdPath, PrincipalDep, SessionDep
+from gateway.api.schemas import error_responses
 from gateway.outbound import endpoints as service
 from gateway.outbound import reads
 from gateway.outbound.schemas import DeliveryDetail, DeliveryOut
@@ -13,7 +14,7 @@ from gateway.store.models import Delivery
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
-@router.get("/{delivery_id}", response_model=DeliveryDetail)
+@router.get("/{delivery_id}", response_model=DeliveryDetail, responses=error_responses(404))
 async def get_delivery(
     delivery_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -21,7 +22,10 @@ async def get_delivery(
 
 
 @router.post(
-    "/{delivery_id}/retry", status_code=status.HTTP_202_ACCEPTED, response_model=DeliveryOut
+    "/{delivery_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryOut,
+    responses=error_responses(404, 409),
 )
 async def retry(
     delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep

@@ -6,6 +6,7 @@ costly hop for what is a dictionary lookup.
 
 from __future__ import annotations
 
+import email.message
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.auth import KeyStore, Principal
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
-from gateway.errors import TooManyRequests, Unauthorized
+from gateway.errors import TooManyRequests, Unauthorized, UnsupportedMediaType
 from gateway.failures import FailureLimiter
 from gateway.inbound.ingest import InboundContext
 from gateway.migrate import Schema
@@ -78,6 +79,33 @@ async def get_principal(
     return principal
 
 
+def is_json(content_type: str | None) -> bool:
+    """What FastAPI parses as JSON: `application/json` or `application/*+json`."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def require_json(request: Request) -> None:
+    """A body not labelled JSON would otherwise be reported as "not a valid dictionary",
+    which hides the mistake: the missing or wrong content-type."""
+    content_type = request.headers.get("content-type")
+    if await request.body() and not is_json(content_type):
+        sent = f"not {content_type!r}" if content_type else "and this request has none"
+        raise UnsupportedMediaType(
+            f"the body must be JSON, sent with 'content-type: application/json' ({sent})"
+        )
+
+
+# For the routes that take a JSON body: 415 before the body is validated.
+JSON_BODY = [Depends(require_json)]
+
+
 def client_address(request: Request) -> str:
     """The caller's address (behind a proxy, as uvicorn's --forwarded-allow-ips trusts it)."""
     return request.client.host if request.client else "unknown"
@@ -125,7 +153,14 @@ Cursor = Annotated[
         max_length=64, pattern=r"^[A-Za-z0-9_]+$", description="`next_cursor` of the previous page"
     ),
 ]
-IdPath = Annotated[str, Path(max_length=255)]
+IdPath = Annotated[
+    str,
+    Path(
+        max_length=255,
+        description="The id, as the API gave it (`ep_...`, `evt_...`, `dlv_...`, `src_...`, "
+        "`key_...`)",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -149,4 +184,13 @@ StatusFilter = Annotated[
         description="Only deliveries in this state",
     ),
 ]
-TextFilter = Annotated[Text | None, Query(max_length=255)]
+TenantFilter = Annotated[
+    Text | None, Query(max_length=255, description="Only those of this tenant")
+]
+TypeFilter = Annotated[
+    Text | None, Query(max_length=255, description="Only events of exactly this type")
+]
+SourceFilter = Annotated[
+    Text | None,
+    Query(max_length=255, description="Only events received through this source (`src_...`)"),
+]

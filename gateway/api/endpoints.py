@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response, status
 
 from gateway.api.deps import (
+    JSON_BODY,
     BoxDep,
     DispatcherDep,
     IdPath,
@@ -15,9 +16,9 @@ from gateway.api.deps import (
     SessionDep,
     SettingsDep,
     StatusFilter,
-    TextFilter,
+    TenantFilter,
 )
-from gateway.api.schemas import Page
+from gateway.api.schemas import Page, error_responses
 from gateway.auth import scoped_tenant
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.outbound import endpoints as service
@@ -39,7 +40,13 @@ from gateway.outbound.schemas import (
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=EndpointCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=EndpointCreated,
+    dependencies=JSON_BODY,
+    responses=error_responses(413, 415),
+)
 async def create_endpoint(
     body: EndpointCreate,
     session: SessionDep,
@@ -60,7 +67,7 @@ async def list_endpoints(
     principal: PrincipalDep,
     paging: PagingDep,
     box: BoxDep,
-    tenant_id: TextFilter = None,
+    tenant_id: TenantFilter = None,
 ) -> dict[str, object]:
     found = await reads.list_endpoints(
         session,
@@ -73,7 +80,7 @@ async def list_endpoints(
     return found.body()
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut)
+@router.get("/{endpoint_id}", response_model=EndpointOut, responses=error_responses(404))
 async def get_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
@@ -81,7 +88,12 @@ async def get_endpoint(
     return reads.endpoint_out(endpoint, box)
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointOut)
+@router.patch(
+    "/{endpoint_id}",
+    response_model=EndpointOut,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 413, 415),
+)
 async def update_endpoint(
     endpoint_id: IdPath,
     body: EndpointUpdate,
@@ -99,7 +111,9 @@ async def update_endpoint(
     return reads.endpoint_out(endpoint, box)
 
 
-@router.delete("/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 async def delete_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> Response:
@@ -109,7 +123,7 @@ async def delete_endpoint(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{endpoint_id}/secret", response_model=SecretOut)
+@router.get("/{endpoint_id}/secret", response_model=SecretOut, responses=error_responses(404))
 async def get_secret(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
@@ -120,7 +134,12 @@ async def get_secret(
     }
 
 
-@router.post("/{endpoint_id}/secret/rotate", response_model=SecretOut)
+@router.post(
+    "/{endpoint_id}/secret/rotate",
+    response_model=SecretOut,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 409, 413, 415),
+)
 async def rotate_secret(
     endpoint_id: IdPath,
     session: SessionDep,
@@ -142,7 +161,10 @@ async def rotate_secret(
 
 
 @router.post(
-    "/{endpoint_id}/test", status_code=status.HTTP_202_ACCEPTED, response_model=EventPublished
+    "/{endpoint_id}/test",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventPublished,
+    responses=error_responses(404, 409),
 )
 async def send_test(
     endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
@@ -166,7 +188,12 @@ async def send_test(
     return reads.published_out(published)
 
 
-@router.post("/{endpoint_id}/recover", response_model=Recovered)
+@router.post(
+    "/{endpoint_id}/recover",
+    response_model=Recovered,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 409, 413, 415),
+)
 async def recover(
     endpoint_id: IdPath,
     body: Recover,
@@ -181,7 +208,9 @@ async def recover(
     return {"requeued": count}
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryOut])
+@router.get(
+    "/{endpoint_id}/deliveries", response_model=Page[DeliveryOut], responses=error_responses(404)
+)
 async def list_endpoint_deliveries(
     endpoint_id: IdPath,
     session: SessionDep,

@@ -8,15 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response, status
 
 from gateway.api.deps import (
+    JSON_BODY,
     BatcherDep,
     IdPath,
     PagingDep,
     PrincipalDep,
     SessionDep,
+    SourceFilter,
     StatusFilter,
-    TextFilter,
+    TenantFilter,
+    TypeFilter,
 )
-from gateway.api.schemas import Page
+from gateway.api.schemas import Page, error_responses
 from gateway.auth import Principal, scoped_tenant
 from gateway.outbound import reads
 from gateway.outbound.fanout import Publish
@@ -43,11 +46,13 @@ def _scoped_idempotency_key(principal: Principal, key: str) -> str:
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventPublished,
+    dependencies=JSON_BODY,
     responses={
         200: {
             "model": EventPublished,
             "description": "A repeat of an earlier Idempotency-Key: the first event",
-        }
+        },
+        **error_responses(409, 413, 415),
     },
 )
 async def publish_event(
@@ -55,7 +60,15 @@ async def publish_event(
     batcher: BatcherDep,
     principal: PrincipalDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Publish at most once per key: a repeat answers 200 with the first "
+            "event (409 if its body differs). Scoped to the caller: a tenant, or one unscoped key.",
+        ),
+    ] = None,
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
     with span("webhook.publish", **{"gateway.type": body.type}):
@@ -83,9 +96,9 @@ async def list_events(
     session: SessionDep,
     principal: PrincipalDep,
     paging: PagingDep,
-    type: TextFilter = None,
-    tenant_id: TextFilter = None,
-    source_id: TextFilter = None,
+    type: TypeFilter = None,
+    tenant_id: TenantFilter = None,
+    source_id: SourceFilter = None,
 ) -> dict[str, object]:
     found = await reads.list_events(
         session,
@@ -99,7 +112,7 @@ async def list_events(
     return found.body()
 
 
-@router.get("/{event_id}", response_model=EventDetail)
+@router.get("/{event_id}", response_model=EventDetail, responses=error_responses(404))
 async def get_event(
     event_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -107,7 +120,9 @@ async def get_event(
     return await reads.get_event_detail(session, event_id, principal.tenant_id)
 
 
-@router.get("/{event_id}/deliveries", response_model=Page[DeliveryOut])
+@router.get(
+    "/{event_id}/deliveries", response_model=Page[DeliveryOut], responses=error_responses(404)
+)
 async def list_event_deliveries(
     event_id: IdPath,
     session: SessionDep,

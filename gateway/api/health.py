@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from gateway.api.deps import DispatcherDep, SchemaDep, SessionMakerDep, SettingsDep
+from gateway.api.schemas import NOT_READY, ErrorOut, Health, Readiness
 from gateway.db import SessionMaker
 from gateway.metrics import DISABLED, OLDEST_DUE, PENDING, render
 from gateway.migrate import Schema
@@ -22,8 +23,18 @@ log = logging.getLogger("gateway.health")
 
 router = APIRouter(tags=["health"])
 
+METRICS_401 = "metrics need 'Authorization: Bearer <token>' (GATEWAY_METRICS_TOKEN)"
+METRICS_EXAMPLE = """\
+# HELP gateway_deliveries_pending Deliveries not yet succeeded or failed
+# TYPE gateway_deliveries_pending gauge
+gateway_deliveries_pending 3.0
+# HELP gateway_oldest_due_delivery_seconds Age of the oldest delivery that is due and not yet sent
+# TYPE gateway_oldest_due_delivery_seconds gauge
+gateway_oldest_due_delivery_seconds 0.0
+"""
 
-@router.get("/healthz")
+
+@router.get("/healthz", response_model=Health)
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -31,7 +42,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "database or queue unreachable, or the schema behind"}},
+    response_model=Readiness,
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Database or queue unreachable, or the schema behind",
+            "content": {"application/json": {"example": NOT_READY}},
+        }
+    },
 )
 async def readyz(
     sessionmaker: SessionMakerDep, dispatcher: DispatcherDep, schema: SchemaDep
@@ -57,7 +75,17 @@ async def readyz(
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={401: {"description": "GATEWAY_METRICS_TOKEN is set and not given"}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format",
+            "content": {"text/plain": {"example": METRICS_EXAMPLE}},
+        },
+        401: {
+            "model": ErrorOut,
+            "description": "GATEWAY_METRICS_TOKEN is set and not given",
+            "content": {"application/json": {"example": {"detail": METRICS_401}}},
+        },
+    },
 )
 async def metrics(
     request: Request, settings: SettingsDep, sessionmaker: SessionMakerDep
@@ -70,7 +98,7 @@ async def metrics(
         given = request.headers.get("authorization", "")
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return JSONResponse(
-                {"detail": "metrics need 'Authorization: Bearer <token>' (GATEWAY_METRICS_TOKEN)"},
+                {"detail": METRICS_401},
                 status_code=401,
                 headers={"WWW-Authenticate": "Bearer"},
             )

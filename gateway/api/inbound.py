@@ -18,7 +18,7 @@ router = APIRouter(tags=["inbound"])
     "/in/{source_id}",
     response_model=InboundAccepted | InboundChallenge,
     responses={
-        **error_responses(404, 413, 429, 503),
+        **error_responses(404, 413, 422, 429, 503),
         401: {
             "model": ErrorOut,
             "description": "Signature missing, wrong, expired or replayed; nothing stored",

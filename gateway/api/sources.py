@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Response, status
 
-from gateway.api.deps import BoxDep, IdPath, InboundDep, PagingDep, PrincipalDep, SessionDep
-from gateway.api.schemas import Page
+from gateway.api.deps import (
+    JSON_BODY,
+    BoxDep,
+    IdPath,
+    InboundDep,
+    PagingDep,
+    PrincipalDep,
+    SessionDep,
+)
+from gateway.api.schemas import Page, error_responses
 from gateway.inbound import sources as service
 from gateway.inbound.schemas import (
     SourceCreate,
@@ -22,10 +30,21 @@ async def _admin_only(principal: PrincipalDep) -> None:
 
 
 # Sources belong to the operator, not to a tenant.
-router = APIRouter(prefix="/v1/sources", tags=["sources"], dependencies=[Depends(_admin_only)])
+router = APIRouter(
+    prefix="/v1/sources",
+    tags=["sources"],
+    dependencies=[Depends(_admin_only)],
+    responses=error_responses(403),
+)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=SourceCreated)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SourceCreated,
+    dependencies=JSON_BODY,
+    responses=error_responses(413, 415),
+)
 async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
     source = service.create_source(session, body, box)
@@ -38,18 +57,23 @@ async def list_sources(session: SessionDep, paging: PagingDep) -> dict[str, obje
     return (await service.list_sources(session, paging.limit, paging.cursor)).body()
 
 
-@router.get("/{source_id}", response_model=SourceOut)
+@router.get("/{source_id}", response_model=SourceOut, responses=error_responses(404))
 async def get_source(source_id: IdPath, session: SessionDep) -> dict[str, object]:
     return source_out(await service.get_source(session, source_id))
 
 
-@router.get("/{source_id}/secret", response_model=SourceSecretOut)
+@router.get("/{source_id}/secret", response_model=SourceSecretOut, responses=error_responses(404))
 async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep) -> dict[str, str]:
     source = await service.get_source(session, source_id)
     return {"secret": box.open(source.secret, service.SECRET)}
 
 
-@router.patch("/{source_id}", response_model=SourceOut)
+@router.patch(
+    "/{source_id}",
+    response_model=SourceOut,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 413, 415),
+)
 async def update_source(
     source_id: IdPath,
     body: SourceUpdate,
@@ -63,7 +87,9 @@ async def update_source(
     return source_out(source)
 
 
-@router.delete("/{source_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/{source_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+)
 async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep) -> Response:
     """Stop accepting at its URL; events it received stay."""
     await service.delete_source(session, source_id)

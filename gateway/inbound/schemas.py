@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from gateway.inbound.verifiers import StandardVerifier
 from gateway.validation import HEADER_NAME_RE, Input, Text
@@ -18,12 +25,22 @@ HeaderName = Annotated[str, Field(min_length=1, max_length=255, pattern=HEADER_N
 class HmacOptions(Input):
     """How a generic sender signs: which header, which hash, which encoding."""
 
-    header: HeaderName
-    algorithm: Literal["sha256", "sha1", "sha512"] = "sha256"
-    encoding: Literal["hex", "base64"] = "hex"
-    prefix: Annotated[Text, Field(max_length=64)] = ""
-    id_header: HeaderName | None = None
-    type_field: Annotated[Text, Field(min_length=1, max_length=255)] | None = None
+    header: HeaderName = Field(description="The header that carries the signature.")
+    algorithm: Literal["sha256", "sha1", "sha512"] = Field(
+        "sha256", description="The HMAC's hash function."
+    )
+    encoding: Literal["hex", "base64"] = Field(
+        "hex", description="How the signature is written in the header."
+    )
+    prefix: Annotated[Text, Field(max_length=64)] = Field(
+        "", description="Text before the signature in the header, such as `sha256=`."
+    )
+    id_header: HeaderName | None = Field(
+        None, description="A header with the sender's delivery id, to deduplicate on."
+    )
+    type_field: Annotated[Text, Field(min_length=1, max_length=255)] | None = Field(
+        None, description="The top-level field of the JSON body that holds the event type."
+    )
 
 
 def check_source_options(provider: str, options: dict[str, Any] | None) -> dict[str, Any]:
@@ -63,16 +80,84 @@ SourceSecret = Annotated[Text, Field(min_length=1, max_length=1024)]
 Tolerance = Annotated[int, Field(ge=1, le=7 * 24 * 3600)]
 
 
+# Said once for the schemas that show the same field.
+NAME_DOC = "A name for people (1 to 255 characters); not unique."
+PROVIDER_DOC = (
+    "Whose signature scheme requests are verified with: `stripe`, `github`, `gitlab`, "
+    "`shopify`, `slack`, `standard` (Standard Webhooks) or `hmac` (any sender that signs "
+    "the body with an HMAC in one header, described by `options`)."
+)
+SECRET_DOC = (
+    "The signing secret the provider shows (for `gitlab`, the secret token); for "
+    "`standard`, a `whsec_` secret. At most 1024 characters, stored encrypted."
+)
+OPTIONS_DOC = (
+    "For `hmac` only, and required there: `header` (the signature's header), `algorithm` "
+    "(`sha256`, `sha1` or `sha512`; default `sha256`), `encoding` (`hex` or `base64`; "
+    "default `hex`), `prefix` (text before the signature, such as `sha256=`), "
+    "`id_header` (a header with the sender's delivery id) and `type_field` (the body's "
+    "field with the event type). Other providers take none."
+)
+TOLERANCE_DOC = (
+    "How far, in seconds, a signed timestamp may be from the gateway's clock (1 to 604800; "
+    "default 300); older requests are refused as replays. Used by `stripe`, `slack` and "
+    "`standard`, whose signatures carry a timestamp."
+)
+RATE_LIMIT_DOC = (
+    "Verified requests per second it accepts at most (1 to 1000000); null: "
+    "GATEWAY_INBOUND_RATE_LIMIT. Over it, 429 with Retry-After."
+)
+DEDUPLICATE_DOC = (
+    "Also treat a request whose body was already received as a duplicate, whatever its "
+    "delivery id. Null or left out: the provider's default (on for `github` and "
+    "`gitlab`, whose delivery ids are not signed)."
+)
+
+GITHUB_SECRET_EXAMPLE = "kR7n2Vq9TzW4xLp8Hs3Jd6Fm"
+SOURCE_CREATE_EXAMPLE: dict[str, Any] = {
+    "name": "GitHub: acme/api",
+    "provider": "github",
+    "secret": GITHUB_SECRET_EXAMPLE,
+}
+SOURCE_CREATE_HMAC_EXAMPLE: dict[str, Any] = {
+    "name": "Payments partner",
+    "provider": "hmac",
+    "secret": "partner-signing-key-7c1e9a",
+    "options": {"header": "X-Signature", "prefix": "sha256=", "type_field": "event"},
+}
+SOURCE_EXAMPLE: dict[str, Any] = {
+    "id": "src_01KF2T6H9K3M5P7R1T4W6Y8A2C",
+    "name": "GitHub: acme/api",
+    "provider": "github",
+    "options": {},
+    "tolerance_seconds": 300,
+    "rate_limit": None,
+    "deduplicate_body": True,
+    "disabled": False,
+    "ingest_path": "/in/src_01KF2T6H9K3M5P7R1T4W6Y8A2C",
+    "created_at": "2026-01-14T16:02:51.734000Z",
+    "updated_at": "2026-01-14T16:02:51.734000Z",
+}
+
+
 class SourceCreate(Input):
-    name: Annotated[Text, Field(min_length=1, max_length=255)]
-    provider: Provider
-    secret: SourceSecret
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [SOURCE_CREATE_EXAMPLE, SOURCE_CREATE_HMAC_EXAMPLE]}
+    )
+    example_summaries: ClassVar[tuple[str, ...]] = (
+        "A GitHub repository",
+        "Any sender that signs with an HMAC",
+    )
+
+    name: Annotated[Text, Field(min_length=1, max_length=255)] = Field(description=NAME_DOC)
+    provider: Provider = Field(description=PROVIDER_DOC)
+    secret: SourceSecret = Field(description=SECRET_DOC)
     # Validated when absent too: hmac cannot do without its options.
-    options: dict[str, Any] | None = Field(None, validate_default=True)
-    tolerance_seconds: Tolerance = 300
-    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
-    deduplicate_body: bool | None = None
-    disabled: bool = False
+    options: dict[str, Any] | None = Field(None, validate_default=True, description=OPTIONS_DOC)
+    tolerance_seconds: Tolerance = Field(300, description=TOLERANCE_DOC)
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000, description=RATE_LIMIT_DOC)
+    deduplicate_body: bool | None = Field(None, description=DEDUPLICATE_DOC)
+    disabled: bool = Field(False, description="Create it disabled: its URL answers 403.")
 
     # Checked against the provider, declared before them, so that errors name the field.
     @field_validator("secret")
@@ -93,45 +178,93 @@ class SourceCreate(Input):
 
 
 class SourceUpdate(Input):
-    name: Annotated[Text, Field(min_length=1, max_length=255)] | None = None
-    secret: SourceSecret | None = None
-    options: dict[str, Any] | None = None
-    tolerance_seconds: Tolerance | None = None
-    rate_limit: int | None = Field(None, gt=0, le=1_000_000)
+    """Only the fields sent change; the provider cannot."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"secret": "whsec_rotated-by-stripe-4f7b2c9e"}]}
+    )
+
+    name: Annotated[Text, Field(min_length=1, max_length=255)] | None = Field(
+        None, description=NAME_DOC + " Cannot be null."
+    )
+    secret: SourceSecret | None = Field(None, description=SECRET_DOC + " Cannot be null.")
+    options: dict[str, Any] | None = Field(None, description=OPTIONS_DOC)
+    tolerance_seconds: Tolerance | None = Field(
+        None, description=TOLERANCE_DOC + " Cannot be null."
+    )
+    rate_limit: int | None = Field(None, gt=0, le=1_000_000, description=RATE_LIMIT_DOC)
     # null: back to the provider's default.
-    deduplicate_body: bool | None = None
-    disabled: bool | None = None
+    deduplicate_body: bool | None = Field(
+        None, description=DEDUPLICATE_DOC + " Null: back to the provider's default."
+    )
+    disabled: bool | None = Field(
+        None, description="`true`: its URL answers 403 and stores nothing. Cannot be null."
+    )
 
 
 class SourceOut(BaseModel):
-    id: str
-    name: str
-    provider: str
-    options: dict[str, Any]
-    tolerance_seconds: int
-    rate_limit: int | None
+    model_config = ConfigDict(json_schema_extra={"examples": [SOURCE_EXAMPLE]})
+
+    id: str = Field(description="The source's id: `src_` and a ULID.")
+    name: str = Field(description=NAME_DOC)
+    provider: str = Field(description=PROVIDER_DOC)
+    options: dict[str, Any] = Field(
+        description="The `hmac` provider's options, with their defaults filled in; `{}` for "
+        "the others."
+    )
+    tolerance_seconds: int = Field(description=TOLERANCE_DOC)
+    rate_limit: int | None = Field(description=RATE_LIMIT_DOC)
     # In effect: the source's own choice, else its provider's default.
-    deduplicate_body: bool
-    disabled: bool
-    ingest_path: str
-    created_at: datetime
-    updated_at: datetime
+    deduplicate_body: bool = Field(
+        description="Whether a request whose body was already received is a duplicate, in "
+        "effect: the source's own choice, else its provider's default."
+    )
+    disabled: bool = Field(description="Whether its URL refuses requests (403).")
+    ingest_path: str = Field(
+        description="The path to give the provider, after this gateway's public URL."
+    )
+    created_at: datetime = Field(description="When it was created (RFC 3339, UTC).")
+    updated_at: datetime = Field(description="When it was last changed (RFC 3339, UTC).")
 
 
 class SourceCreated(SourceOut):
-    secret: str
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**SOURCE_EXAMPLE, "secret": GITHUB_SECRET_EXAMPLE}]}
+    )
+
+    secret: str = Field(description="The secret it verifies with, as it was given.")
 
 
 class SourceSecretOut(BaseModel):
-    secret: str
+    model_config = ConfigDict(json_schema_extra={"examples": [{"secret": GITHUB_SECRET_EXAMPLE}]})
+
+    secret: str = Field(description="The secret the source verifies requests with.")
 
 
 class InboundAccepted(BaseModel):
-    status: Literal["accepted", "duplicate"]
-    event_id: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "accepted", "event_id": "evt_01KF41M2Q8T4W7Y1A3C6E9G2HJ"}]
+        }
+    )
+
+    status: Literal["accepted", "duplicate"] = Field(
+        description="`accepted`: stored and being fanned out. `duplicate`: the provider's "
+        "delivery id (or, where the source deduplicates bodies, the body) was received "
+        "before; nothing new is stored."
+    )
+    event_id: str = Field(
+        description="The event stored for it (`evt_...`); for a duplicate, the first one."
+    )
 
 
 class InboundChallenge(BaseModel):
     """The answer to a Slack `url_verification` handshake."""
 
-    challenge: str
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}]
+        }
+    )
+
+    challenge: str = Field(description="The `challenge` of Slack's request, sent back.")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.outbound.signer import secret_key
 from gateway.timeutil import as_utc
@@ -75,22 +75,128 @@ SOURCE_IDS_RULE = (
 )
 
 
+# Said once for the schemas that show the same field.
+URL_DOC = (
+    "Where deliveries are POSTed: an http or https URL of at most 2048 characters. Its "
+    "host must resolve to public addresses (private, loopback and other special ranges "
+    "are refused unless in GATEWAY_ALLOWED_NETWORKS); redirects are never followed."
+)
+TENANT_DOC = (
+    "The tenant (your customer) it belongs to: it then receives only that tenant's events. "
+    "Null or left out: it receives events without a tenant. A tenant's key sets its own."
+)
+DESCRIPTION_DOC = "Free text for people, at most 1000 characters."
+EVENT_TYPES_DOC = (
+    "The event types it receives: exact types (`invoice.paid`), prefixes (`invoice.*`) or "
+    "`*`. Null or `[]`: every type. At most 500 filters."
+)
+HEADERS_DOC = (
+    "Extra HTTP headers sent with every delivery (at most 50, values up to 4096 printable "
+    "ASCII characters), stored encrypted. The gateway's own (`webhook-*`, `content-type`, "
+    "`user-agent`, ...) cannot be set."
+)
+RATE_LIMIT_DOC = (
+    "Deliveries per second to it at most (1 to 100000); null for no limit. Deliveries over "
+    "it wait their turn and count as no attempt."
+)
+
+SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+ENDPOINT_CREATE_EXAMPLE: dict[str, Any] = {
+    "url": "https://billing.example.com/webhooks",
+    "description": "Billing service",
+    "event_types": ["invoice.*"],
+    "headers": {"X-Team": "billing"},
+}
+ENDPOINT_EXAMPLE: dict[str, Any] = {
+    "id": "ep_01KF3Y8Q2W6N4R9T7V5X1Z3B8D",
+    "url": "https://billing.example.com/webhooks",
+    "tenant_id": None,
+    "description": "Billing service",
+    "event_types": ["invoice.*"],
+    "source_ids": None,
+    "headers": {"X-Team": "billing"},
+    "rate_limit": None,
+    "disabled": False,
+    "disabled_reason": None,
+    "failing_since": None,
+    "created_at": "2026-01-15T09:30:12.481000Z",
+    "updated_at": "2026-01-15T09:30:12.481000Z",
+}
+EVENT_CREATE_EXAMPLE: dict[str, Any] = {
+    "type": "invoice.paid",
+    "data": {"invoice": "in_42", "amount": 1200, "currency": "EUR"},
+}
+EVENT_EXAMPLE: dict[str, Any] = {
+    "id": "evt_01KF41J7M3P5S8V2X6Z9B4D7FH",
+    **EVENT_CREATE_EXAMPLE,
+    "tenant_id": None,
+    "source_id": None,
+    "created_at": "2026-01-15T10:15:02.318000Z",
+}
+RECEIVED_EXAMPLE: dict[str, Any] = {
+    "id": "evt_01KF41M2Q8T4W7Y1A3C6E9G2HJ",
+    "type": "issues.opened",
+    "data": {"action": "opened", "issue": {"number": 7}},
+    "tenant_id": None,
+    "source_id": "src_01KF2T6H9K3M5P7R1T4W6Y8A2C",
+    "created_at": "2026-01-15T10:16:40.052000Z",
+    "headers": {
+        "content-type": "application/json",
+        "x-github-event": "issues",
+        "x-github-delivery": "5f3c2a10-1d2e-11f1-8a4b-0242ac120002",
+        "x-hub-signature-256": "sha256=8d7c0e9b3f1a4c6e2b5d8f0a7c3e1b9d"
+        "4f6a2c8e0b7d5f3a1c9e7b5d3f1a2c4e",
+    },
+    "body": '{"action":"opened","issue":{"number":7}}',
+    "body_encoding": "utf-8",
+    "verification": "github sha256 signature",
+}
+DELIVERY_EXAMPLE: dict[str, Any] = {
+    "id": "dlv_01KF41J7M4A2C6E8G1J3K5M7NQ",
+    "event_id": "evt_01KF41J7M3P5S8V2X6Z9B4D7FH",
+    "endpoint_id": "ep_01KF3Y8Q2W6N4R9T7V5X1Z3B8D",
+    "status": "succeeded",
+    "attempt_count": 1,
+    "next_attempt_at": None,
+    "last_status_code": 200,
+    "created_at": "2026-01-15T10:15:02.318000Z",
+    "updated_at": "2026-01-15T10:15:02.412000Z",
+}
+ATTEMPT_EXAMPLE: dict[str, Any] = {
+    "attempt": 1,
+    "started_at": "2026-01-15T10:15:02.331000Z",
+    "status_code": 200,
+    "duration_ms": 81,
+    "response_body": '{"status":"ok"}',
+    "error": None,
+}
+
+
 class EndpointCreate(Input):
-    url: Text = Field(min_length=1, max_length=2048)
-    tenant_id: TenantId | None = None
-    description: Text | None = Field(None, max_length=1000)
-    event_types: list[str] | None = Field(None, max_length=500)
+    model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_CREATE_EXAMPLE]})
+
+    url: Text = Field(min_length=1, max_length=2048, description=URL_DOC)
+    tenant_id: TenantId | None = Field(None, description=TENANT_DOC)
+    description: Text | None = Field(None, max_length=1000, description=DESCRIPTION_DOC)
+    event_types: list[str] | None = Field(None, max_length=500, description=EVENT_TYPES_DOC)
     source_ids: list[ObjectId] | None = Field(
         None,
         max_length=500,
         description=SOURCE_IDS_RULE,
     )
-    secret: str | None = None
-    headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
-        default_factory=dict, max_length=50
+    secret: str | None = Field(
+        None,
+        description="The signing secret, `whsec_` followed by the base64 of 24 to 64 bytes "
+        "(Standard Webhooks). Leave it out and the gateway generates one; either way the "
+        "answer shows it.",
     )
-    rate_limit: int | None = Field(None, gt=0, le=100_000)
-    disabled: bool = False
+    headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, max_length=50, description=HEADERS_DOC
+    )
+    rate_limit: int | None = Field(None, gt=0, le=100_000, description=RATE_LIMIT_DOC)
+    disabled: bool = Field(
+        False, description="Create it disabled: it receives nothing until enabled."
+    )
 
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
@@ -98,50 +204,106 @@ class EndpointCreate(Input):
 
 
 class EndpointUpdate(Input):
-    url: Text | None = Field(None, min_length=1, max_length=2048)
-    tenant_id: TenantId | None = None
-    description: Text | None = Field(None, max_length=1000)
-    event_types: list[str] | None = Field(None, max_length=500)
+    """Only the fields sent change; `null` clears a field that may be empty."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"event_types": ["invoice.*", "customer.deleted"]}]}
+    )
+
+    url: Text | None = Field(
+        None, min_length=1, max_length=2048, description=URL_DOC + " Cannot be null."
+    )
+    tenant_id: TenantId | None = Field(None, description=TENANT_DOC)
+    description: Text | None = Field(None, max_length=1000, description=DESCRIPTION_DOC)
+    event_types: list[str] | None = Field(None, max_length=500, description=EVENT_TYPES_DOC)
     source_ids: list[ObjectId] | None = Field(
         None,
         max_length=500,
         description=SOURCE_IDS_RULE,
     )
-    headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(None, max_length=50)
-    rate_limit: int | None = Field(None, gt=0, le=100_000)
-    disabled: bool | None = None
+    headers: dict[str, Annotated[str, Field(max_length=4096)]] | None = Field(
+        None, max_length=50, description=HEADERS_DOC + " Replaces the whole set; `{}` clears it."
+    )
+    rate_limit: int | None = Field(None, gt=0, le=100_000, description=RATE_LIMIT_DOC)
+    disabled: bool | None = Field(
+        None,
+        description="`true` stops deliveries to it (waiting ones end as failed); `false` "
+        "enables it again. Cannot be null.",
+    )
 
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
 
 
 class EndpointOut(BaseModel):
-    id: str
-    url: str
-    tenant_id: str | None
-    description: str | None
-    event_types: list[str] | None
-    source_ids: list[str] | None
-    headers: dict[str, str]
-    rate_limit: int | None
-    disabled: bool
-    disabled_reason: str | None = None
-    failing_since: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_EXAMPLE]})
+
+    id: str = Field(description="The endpoint's id: `ep_` and a ULID.")
+    url: str = Field(description=URL_DOC)
+    tenant_id: str | None = Field(description=TENANT_DOC)
+    description: str | None = Field(description=DESCRIPTION_DOC)
+    event_types: list[str] | None = Field(description=EVENT_TYPES_DOC)
+    source_ids: list[str] | None = Field(description=SOURCE_IDS_RULE)
+    headers: dict[str, str] = Field(description=HEADERS_DOC)
+    rate_limit: int | None = Field(description=RATE_LIMIT_DOC)
+    disabled: bool = Field(description="Whether deliveries to it are stopped.")
+    disabled_reason: str | None = Field(
+        None,
+        description="Why the gateway disabled it (it answered 410 Gone, or every attempt "
+        "failed for GATEWAY_DISABLE_AFTER); null when enabled or disabled by a request.",
+    )
+    failing_since: datetime | None = Field(
+        None,
+        description="Since when every attempt to it has failed (RFC 3339, UTC); null while "
+        "its latest attempt succeeded.",
+    )
+    created_at: datetime = Field(description="When it was created (RFC 3339, UTC).")
+    updated_at: datetime = Field(description="When it was last changed (RFC 3339, UTC).")
 
 
 class EndpointCreated(EndpointOut):
-    secret: str
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**ENDPOINT_EXAMPLE, "secret": SECRET_EXAMPLE}]}
+    )
+
+    secret: str = Field(
+        description="The signing secret (`whsec_...`): shown here and by "
+        "`GET /v1/endpoints/{endpoint_id}/secret` only. Keep it in a secret store."
+    )
 
 
 class SecretOut(BaseModel):
-    secret: str
-    previous_secret_expires_at: datetime | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": SECRET_EXAMPLE,
+                    "previous_secret_expires_at": "2026-01-16T11:02:45.120000Z",
+                }
+            ]
+        }
+    )
+
+    secret: str = Field(description="The current signing secret (`whsec_...`).")
+    previous_secret_expires_at: datetime | None = Field(
+        None,
+        description="Until when the secret before the last rotation still signs beside the "
+        "current one (RFC 3339, UTC); null when only the current one signs.",
+    )
 
 
 class SecretRotate(Input):
-    secret: str | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [{}, {"secret": SECRET_EXAMPLE}]})
+    example_summaries: ClassVar[tuple[str, ...]] = (
+        "A secret the gateway generates",
+        "A secret of your own",
+    )
+
+    secret: str | None = Field(
+        None,
+        description="The new secret (`whsec_` and the base64 of 24 to 64 bytes); left out, "
+        "the gateway generates one.",
+    )
 
     _secret = field_validator("secret")(_check_secret)
 
@@ -157,21 +319,54 @@ def _in_utc(value: datetime | None) -> datetime | None:
 
 
 class Recover(Input):
-    since: datetime
-    until: datetime | None = None
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"since": "2026-01-15T00:00:00Z", "until": "2026-01-16T00:00:00Z"},
+            ]
+        }
+    )
+
+    since: datetime = Field(
+        description="Re-queue the failed deliveries created at or after this instant "
+        "(RFC 3339; without an offset, UTC)."
+    )
+    until: datetime | None = Field(
+        None, description="And created before this instant; left out, up to now."
+    )
 
     _utc = field_validator("since", "until")(_in_utc)
 
 
 class Recovered(BaseModel):
-    requeued: int
+    model_config = ConfigDict(json_schema_extra={"examples": [{"requeued": 12}]})
+
+    requeued: int = Field(description="How many failed deliveries were queued again, due now.")
 
 
 class EventCreate(Input):
-    type: EventType
-    data: dict[str, Any]
-    tenant_id: TenantId | None = None
-    endpoint_ids: list[ObjectId] | None = Field(None, max_length=1000)
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_CREATE_EXAMPLE]})
+
+    type: EventType = Field(
+        description="The event's type, matched against endpoints' `event_types`: letters, "
+        "digits, `_`, `.` and `-`, dots separating the parts (`invoice.paid`)."
+    )
+    data: dict[str, Any] = Field(
+        description="Any JSON object: endpoints receive it as it was sent, as the payload's "
+        "`data` (no NaN or Infinity, at most 64 levels deep)."
+    )
+    tenant_id: TenantId | None = Field(
+        None,
+        description="The tenant it belongs to: only that tenant's endpoints receive it. "
+        "Left out, only endpoints without a tenant do. A tenant's key always publishes as "
+        "its tenant.",
+    )
+    endpoint_ids: list[ObjectId] | None = Field(
+        None,
+        max_length=1000,
+        description="Send to these endpoints only (ids, `ep_...`), whatever their type "
+        "filters; an unknown id is a 422. Left out, every matching endpoint receives it.",
+    )
 
     @field_validator("data")
     @classmethod
@@ -181,47 +376,114 @@ class EventCreate(Input):
 
 
 class EventOut(BaseModel):
-    id: str
-    type: str
-    data: dict[str, Any]
-    tenant_id: str | None
-    source_id: str | None
-    created_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]})
+
+    id: str = Field(
+        description="The event's id: `evt_` and a ULID. Endpoints receive it as the "
+        "payload's `id` and the `webhook-id` header."
+    )
+    type: str = Field(
+        description="The event's type; for a received event, the provider's type in the "
+        "gateway's alphabet (`orders/create` becomes `orders.create`, none is `unknown`)."
+    )
+    data: dict[str, Any] = Field(
+        description="The JSON object endpoints receive as the payload's `data`; for a "
+        "received event, the provider's JSON object (anything else is wrapped: "
+        '`{"payload": ...}` or `{"body": "<text>"}`).'
+    )
+    tenant_id: str | None = Field(description="The tenant it belongs to; null for none.")
+    source_id: str | None = Field(
+        description="The inbound source it was received through (`src_...`); null for an "
+        "event published through the API."
+    )
+    created_at: datetime = Field(
+        description="When the gateway stored it (RFC 3339, UTC): the payload's `timestamp`."
+    )
 
 
 class EventPublished(EventOut):
-    deliveries: int
+    model_config = ConfigDict(json_schema_extra={"examples": [{**EVENT_EXAMPLE, "deliveries": 2}]})
+
+    deliveries: int = Field(
+        description="How many endpoints it is being delivered to (0 when none matches)."
+    )
 
 
 class AttemptOut(BaseModel):
-    attempt: int
-    started_at: datetime
-    status_code: int | None
-    duration_ms: int
-    response_body: str | None
-    error: str | None
+    attempt: int = Field(description="Its number among the delivery's attempts, from 1.")
+    started_at: datetime = Field(description="When it started (RFC 3339, UTC).")
+    status_code: int | None = Field(
+        description="The endpoint's HTTP status; null when there was no answer (timeout, "
+        "connection or TLS error)."
+    )
+    duration_ms: int = Field(
+        description="Milliseconds from connecting to the last byte of the answer (or to "
+        "the failure)."
+    )
+    response_body: str | None = Field(
+        description="The first 4 KiB of the endpoint's answer, as text; null without one."
+    )
+    error: str | None = Field(
+        description="Why it failed when the status does not say (`timed out after 15s`, "
+        "`connection failed: ...`, `refused: ...` for a disallowed address, `redirect to "
+        "... not followed`); null otherwise."
+    )
 
 
 class DeliveryOut(BaseModel):
-    id: str
-    event_id: str
-    endpoint_id: str
-    status: str
-    attempt_count: int
-    next_attempt_at: datetime | None
-    last_status_code: int | None
-    created_at: datetime
-    updated_at: datetime
+    model_config = ConfigDict(json_schema_extra={"examples": [DELIVERY_EXAMPLE]})
+
+    id: str = Field(description="The delivery's id: `dlv_` and a ULID.")
+    event_id: str = Field(description="The event delivered (`evt_...`).")
+    endpoint_id: str = Field(description="The endpoint it goes to (`ep_...`).")
+    status: str = Field(
+        description="`pending` (waiting for its next attempt, or in one), `succeeded` (the "
+        "endpoint answered 2xx) or `failed` (out of attempts, answered 410, or its endpoint "
+        "was disabled).",
+        json_schema_extra={"enum": ["pending", "succeeded", "failed"]},
+    )
+    attempt_count: int = Field(description="Attempts made so far.")
+    next_attempt_at: datetime | None = Field(
+        description="When the next attempt is due (RFC 3339, UTC); null once it succeeded "
+        "or failed."
+    )
+    last_status_code: int | None = Field(
+        description="The HTTP status of the latest attempt; null before the first, or when "
+        "the latest had no answer."
+    )
+    created_at: datetime = Field(description="When it was created (RFC 3339, UTC).")
+    updated_at: datetime = Field(description="When it last changed (RFC 3339, UTC).")
 
 
 class DeliveryDetail(DeliveryOut):
-    attempts: list[AttemptOut]
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**DELIVERY_EXAMPLE, "attempts": [ATTEMPT_EXAMPLE]}]}
+    )
+
+    attempts: list[AttemptOut] = Field(description="Every attempt made, oldest first.")
 
 
 class EventDetail(EventOut):
     """An event with, when it came in through a source, the request as received."""
 
-    headers: dict[str, str] | None = None
-    body: str | None = None
-    body_encoding: Literal["utf-8", "base64"] | None = None
-    verification: str | None = None
+    model_config = ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE, RECEIVED_EXAMPLE]})
+    example_summaries: ClassVar[tuple[str, ...]] = ("Published", "Received through a source")
+
+    headers: dict[str, str] | None = Field(
+        None,
+        description="A received event's request headers, names in lower case (credentials "
+        "such as `authorization` and `cookie` are not kept); null for a published event.",
+    )
+    body: str | None = Field(
+        None,
+        description="A received event's request body exactly as it came, in "
+        "`body_encoding`; null for a published event.",
+    )
+    body_encoding: Literal["utf-8", "base64"] | None = Field(
+        None, description="`utf-8` when the body is text, `base64` otherwise."
+    )
+    verification: str | None = Field(
+        None,
+        description="How the gateway verified the request (`github sha256 signature`, "
+        "`stripe v1 signature, t=...`); null for a published event.",
+    )
