@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1/api-keys", tags=["api keys"], responses=error_res
     response_model=ApiKeyCreated,
     dependencies=JSON_BODY,
     responses=error_responses(413, 415),
+    response_description="Created; the key is shown in this answer only",
 )
 async def create_api_key(
     body: ApiKeyCreate, session: SessionDep, principal: PrincipalDep
@@ -35,7 +36,11 @@ async def create_api_key(
     return {**row.model_dump(), "key": key}
 
 
-@router.get("", response_model=Page[ApiKeyOut])
+@router.get(
+    "",
+    response_model=Page[ApiKeyOut],
+    response_description="A page of API keys, newest first (without the keys)",
+)
 async def list_api_keys(
     session: SessionDep, principal: PrincipalDep, paging: PagingDep
 ) -> dict[str, object]:
@@ -43,7 +48,12 @@ async def list_api_keys(
     return (await list_keys(session, paging.limit, paging.cursor)).body()
 
 
-@router.delete("/{key_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404))
+@router.delete(
+    "/{key_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404),
+    response_description="Revoked (or already was)",
+)
 async def revoke_api_key(
     key_id: IdPath, session: SessionDep, principal: PrincipalDep, keys: KeysDep
 ) -> Response:

@@ -14,7 +14,12 @@ from gateway.store.models import Delivery
 router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
 
 
-@router.get("/{delivery_id}", response_model=DeliveryDetail, responses=error_responses(404))
+@router.get(
+    "/{delivery_id}",
+    response_model=DeliveryDetail,
+    responses=error_responses(404),
+    response_description="The delivery with its attempt log",
+)
 async def get_delivery(
     delivery_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -26,6 +31,7 @@ async def get_delivery(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeliveryOut,
     responses=error_responses(404, 409),
+    response_description="Queued for an attempt now",
 )
 async def retry(
     delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep

@@ -46,6 +46,7 @@ router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
     response_model=EndpointCreated,
     dependencies=JSON_BODY,
     responses=error_responses(413, 415),
+    response_description="Created; the answer shows the signing secret",
 )
 async def create_endpoint(
     body: EndpointCreate,
@@ -61,7 +62,9 @@ async def create_endpoint(
     return reads.endpoint_out(endpoint, box, with_secret=True)
 
 
-@router.get("", response_model=Page[EndpointOut])
+@router.get(
+    "", response_model=Page[EndpointOut], response_description="A page of endpoints, newest first"
+)
 async def list_endpoints(
     session: SessionDep,
     principal: PrincipalDep,
@@ -80,7 +83,12 @@ async def list_endpoints(
     return found.body()
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut, responses=error_responses(404))
+@router.get(
+    "/{endpoint_id}",
+    response_model=EndpointOut,
+    responses=error_responses(404),
+    response_description="The endpoint",
+)
 async def get_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
@@ -93,6 +101,7 @@ async def get_endpoint(
     response_model=EndpointOut,
     dependencies=JSON_BODY,
     responses=error_responses(404, 413, 415),
+    response_description="The endpoint as changed",
 )
 async def update_endpoint(
     endpoint_id: IdPath,
@@ -112,7 +121,10 @@ async def update_endpoint(
 
 
 @router.delete(
-    "/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+    "/{endpoint_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404),
+    response_description="Deleted, with its deliveries and their attempts",
 )
 async def delete_endpoint(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep
@@ -123,7 +135,12 @@ async def delete_endpoint(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{endpoint_id}/secret", response_model=SecretOut, responses=error_responses(404))
+@router.get(
+    "/{endpoint_id}/secret",
+    response_model=SecretOut,
+    responses=error_responses(404),
+    response_description="The current secret, and until when the previous one still signs",
+)
 async def get_secret(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
@@ -139,6 +156,7 @@ async def get_secret(
     response_model=SecretOut,
     dependencies=JSON_BODY,
     responses=error_responses(404, 409, 413, 415),
+    response_description="The new secret; the previous one signs beside it for the overlap",
 )
 async def rotate_secret(
     endpoint_id: IdPath,
@@ -165,6 +183,7 @@ async def rotate_secret(
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventPublished,
     responses=error_responses(404, 409),
+    response_description="The test event, stored and being delivered",
 )
 async def send_test(
     endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
@@ -193,6 +212,7 @@ async def send_test(
     response_model=Recovered,
     dependencies=JSON_BODY,
     responses=error_responses(404, 409, 413, 415),
+    response_description="How many deliveries were queued again",
 )
 async def recover(
     endpoint_id: IdPath,
@@ -209,7 +229,10 @@ async def recover(
 
 
 @router.get(
-    "/{endpoint_id}/deliveries", response_model=Page[DeliveryOut], responses=error_responses(404)
+    "/{endpoint_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    responses=error_responses(404),
+    response_description="A page of the endpoint's deliveries, newest first",
 )
 async def list_endpoint_deliveries(
     endpoint_id: IdPath,

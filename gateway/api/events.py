@@ -54,6 +54,7 @@ def _scoped_idempotency_key(principal: Principal, key: str) -> str:
         },
         **error_responses(409, 413, 415),
     },
+    response_description="Stored with its deliveries: it will arrive",
 )
 async def publish_event(
     body: EventCreate,
@@ -91,7 +92,9 @@ async def publish_event(
     return reads.published_out(published)
 
 
-@router.get("", response_model=Page[EventOut])
+@router.get(
+    "", response_model=Page[EventOut], response_description="A page of events, newest first"
+)
 async def list_events(
     session: SessionDep,
     principal: PrincipalDep,
@@ -112,7 +115,12 @@ async def list_events(
     return found.body()
 
 
-@router.get("/{event_id}", response_model=EventDetail, responses=error_responses(404))
+@router.get(
+    "/{event_id}",
+    response_model=EventDetail,
+    responses=error_responses(404),
+    response_description="The event (with the request as received, for a received one)",
+)
 async def get_event(
     event_id: IdPath, session: SessionDep, principal: PrincipalDep
 ) -> dict[str, object]:
@@ -121,7 +129,10 @@ async def get_event(
 
 
 @router.get(
-    "/{event_id}/deliveries", response_model=Page[DeliveryOut], responses=error_responses(404)
+    "/{event_id}/deliveries",
+    response_model=Page[DeliveryOut],
+    responses=error_responses(404),
+    response_description="A page of the event's deliveries, newest first",
 )
 async def list_event_deliveries(
     event_id: IdPath,

@@ -34,7 +34,7 @@ gateway_oldest_due_delivery_seconds 0.0
 """
 
 
-@router.get("/healthz", response_model=Health)
+@router.get("/healthz", response_model=Health, response_description="The process is up")
 async def healthz() -> dict[str, str]:
     """The process is up."""
     return {"status": "ok"}
@@ -50,6 +50,7 @@ async def healthz() -> dict[str, str]:
             "content": {"application/json": {"example": NOT_READY}},
         }
     },
+    response_description="Ready to serve",
 )
 async def readyz(
     sessionmaker: SessionMakerDep, dispatcher: DispatcherDep, schema: SchemaDep

@@ -25,6 +25,7 @@ router = APIRouter(tags=["inbound"])
         },
         403: {"model": ErrorOut, "description": "The source is disabled"},
     },
+    response_description="Verified and stored (or a duplicate), or Slack's handshake answered",
 )
 async def receive(source_id: IdPath, request: Request, inbound: InboundDep) -> JSONResponse:
     """Verify on the raw bytes, deduplicate on the provider's delivery id, store, fan out."""

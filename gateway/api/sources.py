@@ -44,6 +44,7 @@ router = APIRouter(
     response_model=SourceCreated,
     dependencies=JSON_BODY,
     responses=error_responses(413, 415),
+    response_description="Registered; give the provider its ingest_path",
 )
 async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
@@ -52,17 +53,29 @@ async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) ->
     return {**source_out(source), "secret": body.secret}
 
 
-@router.get("", response_model=Page[SourceOut])
+@router.get(
+    "", response_model=Page[SourceOut], response_description="A page of sources, newest first"
+)
 async def list_sources(session: SessionDep, paging: PagingDep) -> dict[str, object]:
     return (await service.list_sources(session, paging.limit, paging.cursor)).body()
 
 
-@router.get("/{source_id}", response_model=SourceOut, responses=error_responses(404))
+@router.get(
+    "/{source_id}",
+    response_model=SourceOut,
+    responses=error_responses(404),
+    response_description="The source",
+)
 async def get_source(source_id: IdPath, session: SessionDep) -> dict[str, object]:
     return source_out(await service.get_source(session, source_id))
 
 
-@router.get("/{source_id}/secret", response_model=SourceSecretOut, responses=error_responses(404))
+@router.get(
+    "/{source_id}/secret",
+    response_model=SourceSecretOut,
+    responses=error_responses(404),
+    response_description="The source's secret",
+)
 async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep) -> dict[str, str]:
     source = await service.get_source(session, source_id)
     return {"secret": box.open(source.secret, service.SECRET)}
@@ -73,6 +86,7 @@ async def get_source_secret(source_id: IdPath, session: SessionDep, box: BoxDep)
     response_model=SourceOut,
     dependencies=JSON_BODY,
     responses=error_responses(404, 413, 415),
+    response_description="The source as changed",
 )
 async def update_source(
     source_id: IdPath,
@@ -88,7 +102,10 @@ async def update_source(
 
 
 @router.delete(
-    "/{source_id}", status_code=status.HTTP_204_NO_CONTENT, responses=error_responses(404)
+    "/{source_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=error_responses(404),
+    response_description="Deleted; the events it received stay",
 )
 async def delete_source(source_id: IdPath, session: SessionDep, inbound: InboundDep) -> Response:
     """Stop accepting at its URL; events it received stay."""
