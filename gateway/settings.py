@@ -25,12 +25,13 @@ def _split_csv(value: object) -> object:
 
 
 ENV_FILE = ".env"
+ENV_FILE_VARIABLE = "GATEWAY_ENV_FILE"  # read before the settings, so not one of them
 
 
 def env_file() -> str | None:
     """The dotenv file read after the environment: `GATEWAY_ENV_FILE`, else `./.env`
     (beside the default database, where `gateway dev-setup` writes); empty reads none."""
-    return os.environ.get("GATEWAY_ENV_FILE", ENV_FILE) or None
+    return os.environ.get(ENV_FILE_VARIABLE, ENV_FILE) or None
 
 
 class Settings(BaseSettings):
