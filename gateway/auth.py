@@ -105,6 +105,11 @@ class KeyStore:
             raise Unauthorized("invalid API key")
         return principal
 
+    @property
+    def bootstrap_hash(self) -> str | None:
+        """The bootstrap key's hash: what a console session opened with it remembers."""
+        return hash_key(self._bootstrap.decode()) if self._bootstrap is not None else None
+
     def forget(self) -> None:
         """Drop cached look-ups (after a revocation in this process)."""
         self._cache.clear()

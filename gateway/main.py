@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from gateway import __version__, gctune, migrate
+from gateway import __version__, console, gctune, migrate
 from gateway.access import AccessLog
 from gateway.api import (
     api_keys,
@@ -36,6 +36,7 @@ from gateway.api.deps import get_principal
 from gateway.api.schemas import error_responses
 from gateway.apikey import resolve_api_key
 from gateway.auth import KeyStore
+from gateway.console import web as console_web
 from gateway.crypto import load_box
 from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid, TooManyRequests
@@ -143,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router, dependencies=authenticated, responses=managed)
     app.include_router(inbound.router)
     app.include_router(health.router)
+    console.install(app)
     _add_error_handlers(app)
     openapi.install(app)
     return app
@@ -193,6 +195,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if isinstance(exc.__cause__, ClientDisconnect):  # FastAPI's wrapping of a hang-up
             return await client_gone(request, exc.__cause__)
+        if console_web.is_page(request):
+            message = "There is no such page." if exc.status_code == 404 else str(exc.detail)
+            return console_web.error_page(request, exc.status_code, message)
         # FastAPI answers a JSON body it cannot even decode (not UTF-8) with a bare 400;
         # every other malformed body is a 422, so this one is too.
         if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
@@ -211,7 +216,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if console_web.is_page(request):
+            problems = "; ".join(
+                f"{error.get('loc', ('',))[-1]}: {error.get('msg', '')}" for error in exc.errors()
+            )
+            return console_web.error_page(request, 400, problems)
         # FastAPI's own handler echoes each rejected value back as "input": for a
         # bad secret that would be the secret itself. Field, message and type suffice.
         detail = [
@@ -225,7 +235,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(GatewayError)
-    async def gateway_error(_request: Request, exc: GatewayError) -> JSONResponse:
+    async def gateway_error(request: Request, exc: GatewayError) -> Response:
+        if console_web.is_page(request):
+            return console_web.gateway_error_page(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         if isinstance(exc, TooManyRequests):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}

@@ -258,6 +258,41 @@ class Settings(BaseSettings):
         description="When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 "
         "otherwise); unset, it is open, as Prometheus scrapes it by default.",
     )
+    console_session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 30,
+        description="Hours a sign-in to the console lasts; sign-out, or revoking the key "
+        "signed in with, ends it sooner.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="The gateway's address as users reach it (`https://hooks.example.com`), "
+        "for the absolute URLs of portal links and of sources' ingest paths; unset, they are "
+        "built from the request.",
+    )
+    portal_frame_ancestors: str = Field(
+        "'none'",
+        description="The Content-Security-Policy `frame-ancestors` of tenant portal pages: "
+        "the origins allowed to embed the portal in a frame (`https://app.example.com`), or "
+        "`'none'`. Console pages are never framed.",
+    )
+    brand_name: str = Field(
+        "Webhook gateway",
+        max_length=100,
+        description="The name shown in the console's and the portal's header.",
+    )
+    brand_logo_url: str | None = Field(
+        None,
+        max_length=2048,
+        description="An https URL (or a path on the gateway) of a logo for the console's and "
+        "portal's header.",
+    )
+    brand_accent: str = Field(
+        "#2457c5",
+        pattern=r"^#[0-9a-fA-F]{6}$",
+        description="The accent colour of the console and portal, as `#rrggbb`.",
+    )
     log_level: str = Field(
         "INFO",
         description="Log level of every process: `DEBUG`, `INFO`, `WARNING` or `ERROR`.",

@@ -172,3 +172,23 @@ class Attempt(SQLModel, table=True):
 def table(model: type[SQLModel]) -> Table:
     """The Core table of a model, for statements on hot paths that skip the ORM."""
     return model.__table__  # type: ignore[attr-defined,no-any-return]
+
+
+class ConsoleSession(SQLModel, table=True):
+    """A signed-in browser of the console. The cookie holds a random token; only its
+    SHA-256 is stored. It ends at `expires_at`, at sign-out (the row is deleted), or as
+    soon as the key it was opened with is revoked (checked on every request)."""
+
+    __tablename__ = "console_session"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    # The key signed in with: an API key's id, or None for the bootstrap key, whose
+    # hash is kept instead so that changing GATEWAY_API_KEY ends its sessions.
+    api_key_id: str | None = Field(
+        default=None,
+        sa_column=Column(String(40), ForeignKey("api_key.id", ondelete="CASCADE"), index=True),
+    )
+    bootstrap_hash: str | None = Field(default=None, max_length=64)
+    csrf_token: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime

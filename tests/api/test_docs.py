@@ -11,8 +11,6 @@ render from what the gateway serves alone.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.browser import chromium, requested_urls
 from tests.support.dns import ScriptedDNS
 from tests.support.gateway import Gateway, own_gateway
 from tests.support.helpers import anonymous_client, make_endpoint, publish
@@ -28,7 +27,6 @@ from tests.support.receiver import Receiver, wait_until
 # The browser reaches the gateway by a name that is not loopback's: a page that would
 # fetch something only for non-local hosts (Swagger UI's validator badge does) shows it.
 DOCS_HOST = "gateway.test"
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 @pytest.fixture(scope="module")
@@ -54,49 +52,7 @@ def _operations(document: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]
 
 
 def _browser() -> Any:
-    """Headless Chromium that can reach the gateway's host only; skips (fails in CI)
-    when Debian's chromium and chromium-driver are not installed."""
-    chromium = shutil.which("chromium")
-    chromedriver = shutil.which("chromedriver")
-    if chromium is None or chromedriver is None:
-        reason = (
-            "Debian's chromium and chromium-driver are not installed "
-            "(apt-get install chromium chromium-driver; .ci/run does)"
-        )
-        if IN_CI:
-            pytest.fail(f"CI=true but {reason}: /docs cannot be checked in a browser")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # tests run as root in CI
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        # The gateway's name leads to it; everything else goes to a proxy on a closed
-        # port, so any request the page makes elsewhere fails (and is logged).
-        f"--host-resolver-rules=MAP {DOCS_HOST} 127.0.0.1",
-        "--proxy-server=http://127.0.0.1:9",
-        f"--proxy-bypass-list={DOCS_HOST}",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    return webdriver.Chrome(options=options, service=Service(executable_path=chromedriver))
-
-
-def _requested_urls(driver: Any) -> list[str]:
-    """Every URL the page asked the network for, from Chromium's DevTools log (failed
-    requests included, which the page's own resource list leaves out)."""
-    urls = []
-    for entry in driver.get_log("performance"):
-        message = json.loads(entry["message"])["message"]
-        if message["method"] == "Network.requestWillBeSent":
-            urls.append(message["params"]["request"]["url"])
-    return urls
+    return chromium(DOCS_HOST)
 
 
 def test_docs_render_without_network(docs_gateway: Gateway, document: dict[str, Any]) -> None:
@@ -125,14 +81,14 @@ def test_docs_render_without_network(docs_gateway: Gateway, document: dict[str, 
                 f"Swagger UI to draw {blocks} operations and webhooks",
             )
         except AssertionError as exc:
-            elsewhere = foreign(_requested_urls(driver))
+            elsewhere = foreign(requested_urls(driver))
             raise AssertionError(f"{exc}; requested elsewhere: {elsewhere}") from None
         errors = driver.find_elements(By.CSS_SELECTOR, ".errors-wrapper")
         assert not errors, errors[0].text
         loaded = driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name)"
         )
-        requested = _requested_urls(driver)
+        requested = requested_urls(driver)
     finally:
         driver.quit()
     assert f"{origin}/openapi.json" in loaded, loaded
