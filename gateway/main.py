@@ -30,7 +30,9 @@ from gateway.api import (
     health,
     inbound,
     openapi,
+    portal_links,
     sources,
+    stats,
 )
 from gateway.api.deps import get_principal
 from gateway.api.schemas import error_responses
@@ -140,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_principal)]
     # What every management route can answer; each route adds its own (404, 409, ...).
     managed = error_responses(401, 422, 429, 503)
-    for module in (endpoints, events, deliveries, sources, api_keys):
+    for module in (endpoints, events, deliveries, sources, api_keys, portal_links, stats):
         app.include_router(module.router, dependencies=authenticated, responses=managed)
     app.include_router(inbound.router)
     app.include_router(health.router)

@@ -303,17 +303,18 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
             attempt -= 1  # not sent, so not an attempt
             delay: float | None = outcome.deferred
         else:
-            attempt_rows.append(
-                {
-                    "delivery_id": job.delivery_id,
-                    "attempt": attempt,
-                    "started_at": outcome.started_at,
-                    "status_code": outcome.status_code,
-                    "duration_ms": outcome.duration_ms,
-                    "response_body": outcome.response_body,
-                    "error": outcome.error,
-                }
-            )
+            row: dict[str, Any] = {
+                "delivery_id": job.delivery_id,
+                "attempt": attempt,
+                "started_at": outcome.started_at,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_body": outcome.response_body,
+                "error": outcome.error,
+                "endpoint_id": job.endpoint.id,
+                "retried": None,
+            }
+            attempt_rows.append(row)
             delay = None
             # Not retried: a disabled endpoint, a delivery given up, and 410 Gone, after
             # which the endpoint is disabled (Standard Webhooks guidance).
@@ -324,6 +325,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
                 and outcome.status_code != 410
             ):
                 delay = next_delay(attempt, schedule, outcome.retry_after)
+            if not outcome.ok:
+                row["retried"] = delay is not None
         _count(job, outcome)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None

@@ -155,6 +155,19 @@ class Delivery(SQLModel, table=True):
 
 class Attempt(SQLModel, table=True):
     __tablename__ = "attempt"
+    __table_args__ = (
+        # The figures (`outbound/stats.py`) read a time range: this index holds every
+        # column they count, so PostgreSQL answers from it without visiting the table.
+        Index(
+            "ix_attempt_started_at",
+            "started_at",
+            "status_code",
+            "duration_ms",
+            "retried",
+            "endpoint_id",
+        ),
+        Index("ix_attempt_endpoint_id_started_at", "endpoint_id", "started_at"),
+    )
 
     delivery_id: str = Field(
         sa_column=Column(
@@ -167,6 +180,12 @@ class Attempt(SQLModel, table=True):
     duration_ms: int = 0
     response_body: str | None = Field(default=None, sa_column=Column(Text))
     error: str | None = Field(default=None, sa_column=Column(Text))
+    # Copied from the delivery when recorded, so that figures per endpoint (or tenant)
+    # over a time range need no join through the deliveries.
+    endpoint_id: str | None = Field(default=None, max_length=40)
+    # A failed attempt after which the delivery was put off to a retry (rather than
+    # given up); None for a success.
+    retried: bool | None = None
 
 
 def table(model: type[SQLModel]) -> Table:
@@ -192,3 +211,35 @@ class ConsoleSession(SQLModel, table=True):
     csrf_token: str = Field(max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+
+
+class PortalRevocation(SQLModel, table=True):
+    """Portal links are signed tokens with nothing stored; revoking a tenant's links
+    keeps only this: every link of the tenant issued before `revoked_before` is void."""
+
+    __tablename__ = "portal_revocation"
+
+    tenant_id: str = Field(sa_column=Column(String(255), primary_key=True))
+    revoked_before: datetime
+
+
+class SourceRefusal(SQLModel, table=True):
+    """A request to `/in/{source}` refused for failing verification: kept so that an
+    operator can see why a provider's requests are not arriving. Never the body nor a
+    signature: the reason, the caller's address and a few harmless headers. Bounded:
+    `gateway/inbound/refusals.py` keeps only the latest per source."""
+
+    __tablename__ = "source_refusal"
+    __table_args__ = (Index("ix_source_refusal_source_id_id", "source_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: str = Field(
+        sa_column=Column(
+            String(40), ForeignKey("source.id", ondelete="CASCADE"), nullable=False
+        )
+    )
+    received_at: datetime = Field(default_factory=utcnow)
+    reason: str = Field(max_length=32)
+    message: str = Field(max_length=255)
+    client: str = Field(max_length=64)
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
