@@ -54,6 +54,7 @@ def _key_id(key: bytes) -> str:
 class SecretBox:
     def __init__(self, key: bytes, old_keys: list[bytes] | None = None) -> None:
         self._current_id = _key_id(key)
+        self._key = key
         self._ciphers = {_key_id(k): AESGCM(k) for k in [*(old_keys or []), key]}
         self._current = self._ciphers[self._current_id]
 
@@ -78,6 +79,15 @@ class SecretBox:
             return cipher.decrypt(raw[:12], raw[12:], purpose.encode()).decode()
         except InvalidTag:
             raise SecretKeyError(f"a stored {purpose} does not open under its key") from None
+
+    def derive_key(self, label: str) -> bytes:
+        """A key of its own for another use (signing portal links, say), from the current
+        key by HKDF: the encryption key itself never signs anything, and rotating
+        GATEWAY_SECRET_KEY voids whatever the derived key signed."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(hashes.SHA256(), 32, salt=None, info=label.encode()).derive(self._key)
 
     def is_current(self, stored: str) -> bool:
         return stored.startswith(f"{PREFIX}{self._current_id}:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -329,6 +330,22 @@ class Settings(BaseSettings):
         for key in value:
             parse_key(key)
         return value
+
+    @field_validator("portal_frame_ancestors")
+    @classmethod
+    def _check_frame_ancestors(cls, value: str) -> str:
+        # It goes into a header as is: anything but origins would let a setting add
+        # directives (`; script-src *`) to the portal's policy.
+        sources = value.replace(",", " ").split()
+        origin = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")
+        if sources in (["'none'"], ["'self'"]) or (
+            sources and all(s == "'self'" or origin.match(s) for s in sources)
+        ):
+            return " ".join(sources)
+        raise ValueError(
+            "must be 'none', or origins such as https://app.example.com (and 'self'), "
+            "separated by spaces or commas"
+        )
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -236,7 +236,7 @@ def test_each_route_declares_the_answers_it_can_give(document: dict[str, Any]) -
         if operation.get("security"):
             if not {"401", "429", "503"} <= codes:
                 problems.append(f"{label}: 401, 429 and 503 apply to every API key")
-            admin_only = path.startswith(("/v1/sources", "/v1/api-keys"))
+            admin_only = path.startswith(("/v1/sources", "/v1/api-keys", "/v1/portal-links"))
             if ("403" in codes) != admin_only:
                 problems.append(f"{label}: 403 is for the admin-only routes")
     assert not problems, "\n".join(problems)

@@ -30,7 +30,17 @@ from tests.support.receiver import wait_until
 
 API_KEY = "test-key-" + uuid.uuid4().hex
 SECRET_KEY = generate_key()
-TABLES = ("attempt", "delivery", "event", "endpoint", "source", "console_session", "api_key")
+TABLES = (
+    "attempt",
+    "delivery",
+    "event",
+    "endpoint",
+    "source_refusal",
+    "source",
+    "console_session",
+    "api_key",
+    "portal_revocation",
+)
 # Small numbers so that whole retry schedules run in seconds.
 TEST_ENV = {
     "GATEWAY_API_KEY": API_KEY,
