@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, Query, Response, status
 
 from gateway.api.deps import (
     JSON_BODY,
@@ -20,10 +20,8 @@ from gateway.api.deps import (
 )
 from gateway.api.schemas import Page, error_responses
 from gateway.auth import scoped_tenant
-from gateway.errors import Conflict, Invalid, NotFound
 from gateway.outbound import endpoints as service
 from gateway.outbound import reads
-from gateway.outbound.fanout import publish
 from gateway.outbound.schemas import (
     DeliveryOut,
     EndpointCreate,
@@ -38,6 +36,18 @@ from gateway.outbound.schemas import (
 )
 
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
+
+EndpointStatusFilter = Annotated[
+    Literal["enabled", "disabled"] | None,
+    Query(alias="status", description="Only enabled, or only disabled, endpoints"),
+]
+FailingFilter = Annotated[
+    bool | None,
+    Query(
+        description="`true`: only endpoints whose every attempt fails (`failing_since` "
+        "set); `false`: only the others"
+    ),
+]
 
 
 @router.post(
@@ -71,11 +81,15 @@ async def list_endpoints(
     paging: PagingDep,
     box: BoxDep,
     tenant_id: TenantFilter = None,
+    endpoint_status: EndpointStatusFilter = None,
+    failing: FailingFilter = None,
 ) -> dict[str, object]:
     found = await reads.list_endpoints(
         session,
         box,
         tenant_id=tenant_id,
+        disabled=None if endpoint_status is None else endpoint_status == "disabled",
+        failing=failing,
         scope=principal.tenant_id,
         limit=paging.limit,
         cursor=paging.cursor,
@@ -144,11 +158,8 @@ async def delete_endpoint(
 async def get_secret(
     endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
 ) -> dict[str, object]:
-    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    return {
-        "secret": box.open(endpoint.secret, service.SECRET),
-        "previous_secret_expires_at": service.live_previous_secret_expiry(endpoint),
-    }
+    secret, expires = await service.reveal_secret(session, endpoint_id, box, principal.tenant_id)
+    return {"secret": secret, "previous_secret_expires_at": expires}
 
 
 @router.post(
@@ -189,21 +200,7 @@ async def send_test(
     endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
 ) -> dict[str, object]:
     """Send a `webhook.test` event to this endpoint only, whatever its type filters."""
-    endpoint = await service.get_endpoint(session, endpoint_id, principal.tenant_id)
-    if endpoint.disabled:
-        raise Conflict(f"endpoint {endpoint_id} is disabled")
-    try:
-        published = await publish(
-            session,
-            dispatcher,
-            event_type="webhook.test",
-            data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
-            tenant_id=endpoint.tenant_id,
-            endpoint_ids=[endpoint.id],
-            ignore_type_filters=True,
-        )
-    except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
-        raise NotFound(f"endpoint {endpoint_id!r} not found") from None
+    published = await service.send_test(session, dispatcher, endpoint_id, principal.tenant_id)
     return reads.published_out(published)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
@@ -20,6 +20,9 @@ from gateway.settings import Settings
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source, table
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from gateway.outbound.fanout import Published
 
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
 # Reads of the current secret a rotation makes while others keep changing it.
@@ -226,6 +229,20 @@ async def requeue(
     return len(ids)
 
 
+def _recoverable(
+    endpoint_id: str, since: datetime, until: datetime | None
+) -> list[ColumnElement[bool]]:
+    """The deliveries a recovery takes (besides being failed): what it re-queues and
+    what its preview counts are the same rows."""
+    where: list[ColumnElement[bool]] = [
+        col(Delivery.endpoint_id) == endpoint_id,
+        col(Delivery.created_at) >= as_utc(since),
+    ]
+    if until is not None:
+        where.append(col(Delivery.created_at) < as_utc(until))
+    return where
+
+
 async def recover(
     session: AsyncSession,
     dispatcher: Dispatcher,
@@ -238,13 +255,63 @@ async def recover(
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled; enable it before recovering")
     close_breaker(endpoint)
-    where: list[ColumnElement[bool]] = [
-        col(Delivery.endpoint_id) == endpoint_id,
-        col(Delivery.created_at) >= as_utc(since),
-    ]
-    if until is not None:
-        where.append(col(Delivery.created_at) < as_utc(until))
-    return await requeue(session, dispatcher, where)
+    return await requeue(session, dispatcher, _recoverable(endpoint_id, since, until))
+
+
+async def count_recoverable(
+    session: AsyncSession,
+    endpoint_id: str,
+    since: datetime,
+    until: datetime | None,
+    tenant_id: str | None = None,
+) -> int:
+    """How many failed deliveries `recover` would re-queue now; changes nothing."""
+    await get_endpoint(session, endpoint_id, tenant_id)
+    counted = await session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            col(Delivery.status) == DeliveryStatus.FAILED,
+            *_recoverable(endpoint_id, since, until),
+        )
+    )
+    return int(counted or 0)
+
+
+async def reveal_secret(
+    session: AsyncSession, endpoint_id: str, box: SecretBox, tenant_id: str | None = None
+) -> tuple[str, datetime | None]:
+    """The current secret, and until when the previous one still signs (None: it does not)."""
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
+    return box.open(endpoint.secret, SECRET), live_previous_secret_expiry(endpoint)
+
+
+async def send_test(
+    session: AsyncSession,
+    dispatcher: Dispatcher,
+    endpoint_id: str,
+    tenant_id: str | None = None,
+) -> Published:
+    """A `webhook.test` event to this endpoint only, whatever its type filters."""
+    # Imported here: publishing loads metrics and tracing, which reads of endpoints
+    # (the CLI's) do not need.
+    from gateway.outbound.fanout import publish
+
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
+    if endpoint.disabled:
+        raise Conflict(f"endpoint {endpoint_id} is disabled")
+    try:
+        return await publish(
+            session,
+            dispatcher,
+            event_type="webhook.test",
+            data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
+            tenant_id=endpoint.tenant_id,
+            endpoint_ids=[endpoint.id],
+            ignore_type_filters=True,
+        )
+    except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
+        raise NotFound(f"endpoint {endpoint_id!r} not found") from None
 
 
 async def get_delivery(

@@ -55,13 +55,22 @@ async def list_endpoints(
     box: SecretBox,
     *,
     tenant_id: str | None = None,
+    disabled: bool | None = None,
+    failing: bool | None = None,
     scope: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[dict[str, object]]:
+    """Endpoints, newest first; `disabled` and `failing` (every attempt failing since
+    some time) filter when given, either way."""
     query = select(Endpoint)
     for tenant in {tenant_id, scope} - {None}:
         query = query.where(col(Endpoint.tenant_id) == tenant)
+    if disabled is not None:
+        query = query.where(col(Endpoint.disabled) == disabled)
+    if failing is not None:
+        since = col(Endpoint.failing_since)
+        query = query.where(since.is_not(None) if failing else since.is_(None))
     found = await page(session, query, Endpoint.id, limit, cursor)
     return found.map(lambda endpoint: endpoint_out(endpoint, box))
 

@@ -1,0 +1,513 @@
+"""The console's endpoints: the list, one endpoint's page, and what the API lets you do
+to it (create, edit, enable, disable, rotate or reveal its secret, test, recover, delete).
+
+Every action calls the service its API route calls, with the signed-in key's tenant as
+the scope: another tenant's endpoint is "not found" here as it is there. A form that
+the schemas or the services refuse comes back with their messages beside its fields.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+
+from gateway.api.deps import BoxDep, DispatcherDep, SessionDep, SettingsDep
+from gateway.auth import scoped_tenant
+from gateway.console.web import CheckedFormDep, SignedInDep, redirect, render
+from gateway.errors import Invalid
+from gateway.outbound import endpoints as service
+from gateway.outbound import reads
+from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, Recover
+from gateway.signin import SignedIn
+from gateway.timeutil import utcnow
+
+router = APIRouter(prefix="/console/endpoints", include_in_schema=False)
+
+PAGE_SIZE = 50
+RECENT_DELIVERIES = 20
+_CURSOR_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_EVENT_ID_RE = re.compile(r"^evt_[A-Za-z0-9]{1,60}$")
+# What a form's text fields hold at most: the schemas say the rest.
+Short = Annotated[str | None, Query(max_length=255)]
+
+Errors = dict[str, list[str]]
+
+
+def _path(endpoint_id: str, action: str = "") -> str:
+    return f"/console/endpoints/{endpoint_id}{action}"
+
+
+# --- the list
+
+
+@router.get("", response_class=HTMLResponse)
+async def endpoint_list(
+    request: Request,
+    user: SignedInDep,
+    session: SessionDep,
+    box: BoxDep,
+    tenant_id: Short = None,
+    status: Short = None,
+    failing: Short = None,
+    cursor: Short = None,
+    deleted: Short = None,
+) -> Response:
+    scope = user.principal.tenant_id
+    # A tenant's key has its tenant already; the field is the operator's.
+    tenant = ((tenant_id or "").strip() or None) if user.principal.is_admin else None
+    status = status if status in ("enabled", "disabled") else None
+    failing = failing if failing in ("true", "false") else None
+    found = await reads.list_endpoints(
+        session,
+        box,
+        tenant_id=tenant,
+        disabled=None if status is None else status == "disabled",
+        failing=None if failing is None else failing == "true",
+        scope=scope,
+        limit=PAGE_SIZE,
+        cursor=cursor if cursor and _CURSOR_RE.match(cursor) else None,
+    )
+    filters = {"tenant_id": tenant, "status": status, "failing": failing}
+    next_page = None
+    if found.next_cursor:
+        query = {k: v for k, v in filters.items() if v} | {"cursor": found.next_cursor}
+        next_page = f"/console/endpoints?{urlencode(query)}"
+    return render(
+        request,
+        "endpoints.html",
+        {
+            "endpoints": found.data,
+            "filters": filters,
+            "next_page": next_page,
+            "deleted": deleted if deleted and _CURSOR_RE.match(deleted) else None,
+        },
+        signed_in=user,
+    )
+
+
+# --- creating and editing: the form's text, read into what the API's schemas take
+
+
+def _items(text: str) -> list[str]:
+    """A list typed with commas or lines between its items; each kept as typed (but for
+    the spaces around it), so that a message about one names what was typed."""
+    return [item.strip() for item in re.split(r"[,\n]", text) if item.strip()]
+
+
+def _headers(text: str, errors: Errors) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            errors.setdefault("headers", []).append(
+                f"line {number}: write each header as 'Name: value'"
+            )
+            continue
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _endpoint_fields(form: dict[str, str], errors: Errors) -> dict[str, Any]:
+    """The fields of a create or an update body, as the API would receive them."""
+    types = _items(form.get("event_types", ""))
+    origin = form.get("origin", "all")
+    rate = form.get("rate_limit", "").strip()
+    return {
+        "url": form.get("url", "").strip(),
+        "description": form.get("description", "").strip() or None,
+        "event_types": types or None,
+        "source_ids": (
+            None
+            if origin == "all"
+            else []
+            if origin == "published"
+            else _items(form.get("source_ids", ""))
+        ),
+        "headers": _headers(form.get("headers", ""), errors),
+        "rate_limit": rate or None,
+    }
+
+
+def _schema_errors(exc: ValidationError, errors: Errors) -> None:
+    """Pydantic's messages, the same the API answers, under the field they are about."""
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        field = str(loc[0]) if loc else "form"
+        errors.setdefault(field, []).append(error.get("msg", "invalid"))
+
+
+def _service_error(exc: Invalid, errors: Errors) -> None:
+    # A service says where as the API does: ("body", "<field>", ...).
+    field = str(exc.loc[1]) if len(exc.loc) > 1 else "form"
+    errors.setdefault(field, []).append(exc.detail)
+
+
+def _form_of(endpoint: dict[str, Any]) -> dict[str, str]:
+    """An endpoint as the form shows it."""
+    sources = endpoint.get("source_ids")
+    headers: dict[str, str] = endpoint.get("headers") or {}
+    return {
+        "url": endpoint["url"],
+        "tenant_id": endpoint.get("tenant_id") or "",
+        "description": endpoint.get("description") or "",
+        "event_types": ", ".join(endpoint.get("event_types") or []),
+        "origin": "all" if sources is None else "sources" if sources else "published",
+        "source_ids": ", ".join(sources or []),
+        "headers": "\n".join(f"{name}: {value}" for name, value in headers.items()),
+        "rate_limit": str(endpoint.get("rate_limit") or ""),
+    }
+
+
+def _form_page(
+    request: Request,
+    user: SignedIn,
+    form: dict[str, str],
+    errors: Errors,
+    endpoint: dict[str, Any] | None = None,
+) -> Response:
+    return render(
+        request,
+        "endpoints_form.html",
+        {"form": form, "errors": errors, "endpoint": endpoint},
+        status_code=422 if errors else 200,
+        signed_in=user,
+    )
+
+
+@router.get("/new", response_class=HTMLResponse)
+async def new_endpoint(request: Request, user: SignedInDep) -> Response:
+    return _form_page(request, user, {"origin": "all"}, {})
+
+
+@router.post("/new", response_class=HTMLResponse)
+async def create_endpoint(
+    request: Request,
+    user: SignedInDep,
+    form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    errors: Errors = {}
+    fields = _endpoint_fields(form, errors)
+    if user.principal.is_admin:
+        fields["tenant_id"] = form.get("tenant_id", "").strip() or None
+    body = None
+    try:
+        body = EndpointCreate.model_validate(fields)
+    except ValidationError as exc:
+        _schema_errors(exc, errors)
+    if body is not None and not errors:
+        try:
+            body.tenant_id = scoped_tenant(user.principal, body.tenant_id)
+            endpoint = await service.create_endpoint(session, body, settings, box)
+            await session.commit()
+            return redirect(_path(endpoint.id, "?created=1"))
+        except Invalid as exc:
+            _service_error(exc, errors)
+    kept = {k: v for k, v in form.items() if k != "csrf_token"}
+    return _form_page(request, user, kept, errors)
+
+
+@router.get("/{endpoint_id}/edit", response_class=HTMLResponse)
+async def edit_endpoint(
+    request: Request, endpoint_id: str, user: SignedInDep, session: SessionDep, box: BoxDep
+) -> Response:
+    endpoint = await service.get_endpoint(session, endpoint_id, user.principal.tenant_id)
+    shown = reads.endpoint_out(endpoint, box)
+    return _form_page(request, user, _form_of(shown), {}, shown)
+
+
+@router.post("/{endpoint_id}/edit", response_class=HTMLResponse)
+async def update_endpoint(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    scope = user.principal.tenant_id
+    endpoint = await service.get_endpoint(session, endpoint_id, scope)
+    shown = reads.endpoint_out(endpoint, box)
+    errors: Errors = {}
+    body = None
+    try:
+        body = EndpointUpdate.model_validate(_endpoint_fields(form, errors))
+    except ValidationError as exc:
+        _schema_errors(exc, errors)
+    if body is not None and not errors:
+        try:
+            await service.update_endpoint(session, endpoint_id, body, settings, box, scope)
+            await session.commit()
+            return redirect(_path(endpoint_id, "?updated=1"))
+        except Invalid as exc:
+            _service_error(exc, errors)
+    kept = {k: v for k, v in form.items() if k != "csrf_token"}
+    kept["tenant_id"] = str(shown.get("tenant_id") or "")
+    return _form_page(request, user, kept, errors, shown)
+
+
+# --- one endpoint
+
+
+async def _stats(session: Any, endpoint_id: str, scope: str | None) -> Any:
+    """Success rate and latency over time, when the stats service is there to ask."""
+    try:
+        from gateway.outbound import stats  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    del stats, session, endpoint_id, scope  # not wired yet: see the detail page's section
+    return None
+
+
+@router.get("/{endpoint_id}", response_class=HTMLResponse)
+async def endpoint_detail(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+    created: Short = None,
+    updated: Short = None,
+    test: Short = None,
+    requeued: Short = None,
+) -> Response:
+    scope = user.principal.tenant_id
+    endpoint = await service.get_endpoint(session, endpoint_id, scope)
+    deliveries = await reads.list_deliveries(
+        session, endpoint_id=endpoint_id, scope=scope, limit=RECENT_DELIVERIES
+    )
+    notices = []
+    if created:
+        notices.append("Endpoint created. Reveal its signing secret below to set up the receiver.")
+    if updated:
+        notices.append("Changes saved.")
+    if test and _EVENT_ID_RE.match(test):
+        notices.append(f"Test event {test} sent: it shows in the deliveries below.")
+    if requeued and requeued.isdigit():
+        notices.append(f"{requeued} failed deliveries queued again.")
+    return render(
+        request,
+        "endpoints_detail.html",
+        {
+            "endpoint": reads.endpoint_out(endpoint, box),
+            "previous_expires": service.live_previous_secret_expiry(endpoint),
+            "deliveries": deliveries.data,
+            "more_deliveries": deliveries.next_cursor is not None,
+            "notices": notices,
+            "stats": await _stats(session, endpoint_id, scope),
+            "overlap_hours": settings.secret_rotation_overlap_hours,
+        },
+        signed_in=user,
+    )
+
+
+# --- actions
+
+
+@router.post("/{endpoint_id}/disable")
+async def disable(
+    endpoint_id: str,
+    user: SignedInDep,
+    _form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    body = EndpointUpdate(disabled=True)
+    await service.update_endpoint(
+        session, endpoint_id, body, settings, box, user.principal.tenant_id
+    )
+    await session.commit()
+    return redirect(_path(endpoint_id, "?updated=1"))
+
+
+@router.post("/{endpoint_id}/enable")
+async def enable(
+    endpoint_id: str,
+    user: SignedInDep,
+    _form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    body = EndpointUpdate(disabled=False)
+    await service.update_endpoint(
+        session, endpoint_id, body, settings, box, user.principal.tenant_id
+    )
+    await session.commit()
+    return redirect(_path(endpoint_id, "?updated=1"))
+
+
+def _secret_page(
+    request: Request,
+    user: SignedIn,
+    endpoint_id: str,
+    secret: str,
+    previous_expires: Any,
+    rotated: bool,
+    overlap_hours: float,
+) -> Response:
+    return render(
+        request,
+        "endpoints_secret.html",
+        {
+            "endpoint_id": endpoint_id,
+            "secret": secret,
+            "previous_expires": previous_expires,
+            "rotated": rotated,
+            "overlap_hours": overlap_hours,
+        },
+        signed_in=user,
+    )
+
+
+@router.post("/{endpoint_id}/rotate", response_class=HTMLResponse)
+async def rotate(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    _form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    hours = settings.secret_rotation_overlap_hours
+    endpoint, secret = await service.rotate_secret(
+        session, endpoint_id, None, hours, box, user.principal.tenant_id
+    )
+    expires = endpoint.previous_secret_expires_at
+    return _secret_page(request, user, endpoint_id, secret, expires, True, hours)
+
+
+@router.post("/{endpoint_id}/secret", response_class=HTMLResponse)
+async def reveal(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    _form: CheckedFormDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: BoxDep,
+) -> Response:
+    secret, expires = await service.reveal_secret(
+        session, endpoint_id, box, user.principal.tenant_id
+    )
+    hours = settings.secret_rotation_overlap_hours
+    return _secret_page(request, user, endpoint_id, secret, expires, False, hours)
+
+
+@router.post("/{endpoint_id}/test")
+async def send_test(
+    endpoint_id: str,
+    user: SignedInDep,
+    _form: CheckedFormDep,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+) -> Response:
+    published = await service.send_test(session, dispatcher, endpoint_id, user.principal.tenant_id)
+    return redirect(_path(endpoint_id, f"?test={published.event.id}"))
+
+
+def _recover_body(since: str, until: str, errors: Errors) -> Recover | None:
+    try:
+        return Recover.model_validate({"since": since.strip(), "until": until.strip() or None})
+    except ValidationError as exc:
+        _schema_errors(exc, errors)
+        return None
+
+
+@router.get("/{endpoint_id}/recover", response_class=HTMLResponse)
+async def recover_preview(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    session: SessionDep,
+    since: Short = None,
+    until: Short = None,
+) -> Response:
+    """The form; once it names a time, how many deliveries recovering would re-queue."""
+    scope = user.principal.tenant_id
+    endpoint = await service.get_endpoint(session, endpoint_id, scope)
+    errors: Errors = {}
+    count = None
+    if since is None:
+        since = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:
+        body = _recover_body(since, until or "", errors)
+        if body is not None:
+            count = await service.count_recoverable(
+                session, endpoint_id, body.since, body.until, scope
+            )
+    return render(
+        request,
+        "endpoints_recover.html",
+        {
+            "endpoint": endpoint,
+            "since": since,
+            "until": until or "",
+            "count": count,
+            "errors": errors,
+        },
+        status_code=422 if errors else 200,
+        signed_in=user,
+    )
+
+
+@router.post("/{endpoint_id}/recover")
+async def recover(
+    request: Request,
+    endpoint_id: str,
+    user: SignedInDep,
+    form: CheckedFormDep,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+) -> Response:
+    scope = user.principal.tenant_id
+    endpoint = await service.get_endpoint(session, endpoint_id, scope)
+    errors: Errors = {}
+    body = _recover_body(form.get("since", ""), form.get("until", ""), errors)
+    if body is None:
+        return render(
+            request,
+            "endpoints_recover.html",
+            {
+                "endpoint": endpoint,
+                "since": form.get("since", ""),
+                "until": form.get("until", ""),
+                "count": None,
+                "errors": errors,
+            },
+            status_code=422,
+            signed_in=user,
+        )
+    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until, scope)
+    return redirect(_path(endpoint_id, f"?requeued={count}"))
+
+
+@router.get("/{endpoint_id}/delete", response_class=HTMLResponse)
+async def delete_confirm(
+    request: Request, endpoint_id: str, user: SignedInDep, session: SessionDep
+) -> Response:
+    endpoint = await service.get_endpoint(session, endpoint_id, user.principal.tenant_id)
+    return render(request, "endpoints_delete.html", {"endpoint": endpoint}, signed_in=user)
+
+
+@router.post("/{endpoint_id}/delete")
+async def delete(
+    endpoint_id: str, user: SignedInDep, _form: CheckedFormDep, session: SessionDep
+) -> Response:
+    await service.delete_endpoint(session, endpoint_id, user.principal.tenant_id)
+    await session.commit()
+    return redirect(f"/console/endpoints?{urlencode({'deleted': endpoint_id})}")
