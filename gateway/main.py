@@ -44,6 +44,7 @@ from gateway.db import create_engine, create_sessionmaker
 from gateway.errors import GatewayError, Invalid, TooManyRequests
 from gateway.failures import FailureLimiter
 from gateway.inbound.ingest import InboundContext
+from gateway.inbound.refusals import RefusalLog
 from gateway.limits import BodyLimitMiddleware
 from gateway.logs import configure_logging
 from gateway.outbound.batcher import PublishBatcher
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.batcher,
             app.state.sessionmaker,
             app.state.failures,
+            RefusalLog(app.state.sessionmaker),
         )
         gctune.settle()
         try:
@@ -118,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Graceful: attempts in flight finish and are recorded; nothing new starts.
             grace = settings.delivery_timeout + 5
             await app.state.batcher.close()
+            if app.state.inbound.refusals is not None:
+                await app.state.inbound.refusals.close()
             await dispatcher.close(grace)
             if delivery is not None:
                 await delivery.drain(grace)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from gateway.api.deps import (
     JSON_BODY,
@@ -15,6 +17,7 @@ from gateway.api.deps import (
 )
 from gateway.api.schemas import Page, error_responses
 from gateway.inbound import sources as service
+from gateway.inbound.refusals import RefusalList, recent_refusals
 from gateway.inbound.schemas import (
     SourceCreate,
     SourceCreated,
@@ -113,3 +116,19 @@ async def delete_source(source_id: IdPath, session: SessionDep, inbound: Inbound
     await session.commit()
     inbound.forget(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{source_id}/refusals",
+    response_model=RefusalList,
+    responses=error_responses(404),
+    response_description="The latest refused requests to the source, newest first",
+)
+async def list_refusals(
+    source_id: IdPath,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=100, description="How many (at most 100)")] = 50,
+) -> dict[str, object]:
+    """Requests to the source's URL that were refused (bad or missing signature, expired,
+    the source disabled, over its rate), and why; their bodies and signatures are not kept."""
+    return {"data": await recent_refusals(session, source_id, limit)}

@@ -1,7 +1,8 @@
 """Ingest one request to `/in/{source_id}`: verify, deduplicate, store, fan out.
 
 Verification runs on the raw bytes before anything is parsed or stored; a request
-that fails it leaves no trace in the database. A provider's retry of a delivery
+that fails it stores no event, only a line in the refusal log (`refusals.py`): why,
+from where, and a few harmless headers. A provider's retry of a delivery
 already stored is answered `duplicate` with the first event's id.
 """
 
@@ -19,6 +20,7 @@ from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.errors import GatewayError, NotFound, TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
+from gateway.inbound.refusals import RefusalLog
 from gateway.inbound.sources import SECRET, SOURCE_CACHE_SECONDS, deduplicates_body
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
@@ -67,6 +69,7 @@ class InboundContext:
     batcher: PublishBatcher
     sessionmaker: SessionMaker  # sources are read on a cache miss only
     failures: FailureLimiter  # failed verifications per client address
+    refusals: RefusalLog | None = None  # why requests were refused, for the operator
     _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
 
     async def source(self, source_id: str) -> _SourceView:
@@ -114,6 +117,7 @@ async def ingest(
         raise
     if source.disabled:
         INBOUND.labels(source.provider, "disabled").inc()
+        _refused(ctx, source.id, "disabled", "the source is disabled", client, headers)
         raise SourceDisabled(f"source {source_id} is disabled")
     try:
         verified = VERIFIERS[source.provider].verify(source.config, headers, body, time.time())
@@ -122,6 +126,7 @@ async def ingest(
         log.info("inbound request to %s refused: %s", source_id, exc)
         INBOUND.labels(source.provider, "refused").inc()
         VERIFICATION_FAILURES.labels(source.provider, exc.reason).inc()
+        _refused(ctx, source.id, exc.reason, str(exc), client, headers)
         raise Unauthorized(f"verification failed: {exc}") from None
     # Only what the provider provably sent spends the source's rate: a stranger who
     # knows the URL cannot use it up.
@@ -129,6 +134,7 @@ async def ingest(
     wait = await ctx.admission.admit(f"source:{source.id}", rate)
     if wait > 0:
         INBOUND.labels(source.provider, "rate_limited").inc()
+        _refused(ctx, source.id, "rate_limited", f"over {rate} requests/s", client, headers)
         raise TooManyRequests(f"rate limit of {rate} requests per second exceeded", wait)
     if verified.challenge is not None:
         INBOUND.labels(source.provider, "challenge").inc()
@@ -151,6 +157,18 @@ async def ingest(
     status = "accepted" if published.created else "duplicate"
     INBOUND.labels(source.provider, status).inc()
     return Ingested(status, published.event.id)
+
+
+def _refused(
+    ctx: InboundContext,
+    source_id: str,
+    reason: str,
+    message: str,
+    client: str,
+    headers: Mapping[str, str],
+) -> None:
+    if ctx.refusals is not None:
+        ctx.refusals.refused(source_id, reason, message, client, headers)
 
 
 def _dedup_key(source_id: str, delivery_id: str) -> str:
