@@ -125,6 +125,10 @@ def safe_next(value: str | None) -> str:
 
 
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    if is_portal(request):  # the tenant's own look, and framed where the portal may be
+        from gateway.console.portal import portal_error_page
+
+        return portal_error_page(request, status_code, message)
     titles = {404: "Not found", 403: "Not allowed", 400: "Bad request", 429: "Too many requests"}
     return render(
         request,
@@ -135,7 +139,15 @@ def error_page(request: Request, status_code: int, message: str) -> HTMLResponse
 
 
 def is_page(request: Request) -> bool:
-    return request.url.path == "/console" or request.url.path.startswith("/console/")
+    return (
+        request.url.path == "/console"
+        or request.url.path.startswith("/console/")
+        or is_portal(request)
+    )
+
+
+def is_portal(request: Request) -> bool:
+    return request.url.path == "/portal" or request.url.path.startswith("/portal/")
 
 
 def gateway_error_page(request: Request, exc: GatewayError) -> HTMLResponse:

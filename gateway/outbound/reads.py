@@ -156,3 +156,22 @@ async def get_delivery_with_attempts(
         .order_by(col(Attempt.attempt))
     )
     return {**delivery.model_dump(), "attempts": list(attempts)}
+
+
+async def tenant_event_types(session: AsyncSession, tenant_id: str, limit: int = 500) -> list[str]:
+    """The event types a tenant's endpoints can subscribe to, as far as the gateway has
+    seen them (there is no catalogue of types): those of the tenant's own events, and of
+    the operator's events delivered to its endpoints. Sorted; at most `limit`."""
+    own = (
+        select(col(Event.type)).where(col(Event.tenant_id) == tenant_id).distinct().limit(limit)
+    )
+    delivered = (
+        select(col(Event.type))
+        .join(Delivery, col(Delivery.event_id) == col(Event.id))
+        .join(Endpoint, col(Endpoint.id) == col(Delivery.endpoint_id))
+        .where(col(Endpoint.tenant_id) == tenant_id, col(Event.tenant_id).is_(None))
+        .distinct()
+        .limit(limit)
+    )
+    found = set(await session.scalars(own)) | set(await session.scalars(delivered))
+    return sorted(found)[:limit]
