@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 
 from gateway.api.deps import (
     JSON_BODY,
@@ -102,12 +103,34 @@ async def list_events(
     type: TypeFilter = None,
     tenant_id: TenantFilter = None,
     source_id: SourceFilter = None,
+    since: Annotated[
+        datetime | None,
+        Query(
+            description="Only events stored at or after this time (RFC 3339; without an "
+            "offset, UTC)"
+        ),
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        Query(description="Only events stored before this time (RFC 3339; without an offset, UTC)"),
+    ] = None,
+    delivery_status: Annotated[
+        str | None,
+        Query(
+            pattern="^(pending|succeeded|failed)$",
+            description="Only events with at least one delivery in this state (`failed`: "
+            "those worth a retry)",
+        ),
+    ] = None,
 ) -> dict[str, object]:
     found = await reads.list_events(
         session,
         event_type=type,
         tenant_id=tenant_id,
         source_id=source_id,
+        since=since,
+        until=until,
+        delivery_status=delivery_status,
         scope=principal.tenant_id,
         limit=paging.limit,
         cursor=paging.cursor,

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.crypto import SecretBox
 from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint
 from gateway.store.models import Attempt, Delivery, Endpoint, Event
 from gateway.store.queries import Page, get_or_404, page
+from gateway.timeutil import as_utc
 
 if TYPE_CHECKING:  # publishing's module loads metrics and tracing, which reads do not need
     from gateway.outbound.fanout import Published
@@ -75,23 +79,61 @@ async def list_endpoints(
     return found.map(lambda endpoint: endpoint_out(endpoint, box))
 
 
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a list shows (and a bulk retry acts on); None leaves a field open.
+
+    `since` is inclusive and `until` exclusive, on when the event was stored;
+    `delivery_status` keeps the events with at least one delivery in that state.
+    """
+
+    event_type: str | None = None
+    tenant_id: str | None = None
+    source_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    delivery_status: str | None = None
+
+    def conditions(self, scope: str | None = None) -> list[ColumnElement[bool]]:
+        where: list[ColumnElement[bool]] = []
+        if self.event_type is not None:
+            where.append(col(Event.type) == self.event_type)
+        for tenant in {self.tenant_id, scope} - {None}:
+            where.append(col(Event.tenant_id) == tenant)
+        if self.source_id is not None:
+            where.append(col(Event.source_id) == self.source_id)
+        if self.since is not None:
+            where.append(col(Event.created_at) >= as_utc(self.since))
+        if self.until is not None:
+            where.append(col(Event.created_at) < as_utc(self.until))
+        if self.delivery_status is not None:
+            # EXISTS through the delivery's event_id index: no join that repeats events.
+            where.append(
+                exists()
+                .where(
+                    col(Delivery.event_id) == col(Event.id),
+                    col(Delivery.status) == self.delivery_status,
+                )
+                .correlate(Event)
+            )
+        return where
+
+
 async def list_events(
     session: AsyncSession,
     *,
     event_type: str | None = None,
     tenant_id: str | None = None,
     source_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    delivery_status: str | None = None,
     scope: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[dict[str, object]]:
-    query = select(Event)
-    if event_type is not None:
-        query = query.where(col(Event.type) == event_type)
-    for tenant in {tenant_id, scope} - {None}:
-        query = query.where(col(Event.tenant_id) == tenant)
-    if source_id is not None:
-        query = query.where(col(Event.source_id) == source_id)
+    found = EventFilter(event_type, tenant_id, source_id, since, until, delivery_status)
+    query = select(Event).where(*found.conditions(scope))
     return (await page(session, query, Event.id, limit, cursor)).map(event_out)
 
 
@@ -156,6 +198,34 @@ async def get_delivery_with_attempts(
         .order_by(col(Attempt.attempt))
     )
     return {**delivery.model_dump(), "attempts": list(attempts)}
+
+
+async def event_deliveries(
+    session: AsyncSession, event_id: str, scope: str | None = None, limit: int = 100
+) -> list[dict[str, object]]:
+    """The event's deliveries, newest first, each with its attempt log (oldest attempt
+    first), in two queries. For a tenant, only those to its own endpoints: the ones
+    `get_delivery` would show it, and so the ones it can open and retry."""
+    await get_or_404(session, Event, event_id, "event", scope)
+    query = select(Delivery).where(col(Delivery.event_id) == event_id)
+    if scope is not None:
+        query = query.where(
+            col(Delivery.endpoint_id).in_(
+                select(col(Endpoint.id)).where(col(Endpoint.tenant_id) == scope)
+            )
+        )
+    deliveries = list(
+        (await session.scalars(query.order_by(col(Delivery.id).desc()).limit(limit))).all()
+    )
+    attempts: dict[str, list[Attempt]] = {d.id: [] for d in deliveries}
+    if deliveries:
+        for attempt in await session.scalars(
+            select(Attempt)
+            .where(col(Attempt.delivery_id).in_(list(attempts)))
+            .order_by(col(Attempt.delivery_id), col(Attempt.attempt))
+        ):
+            attempts[attempt.delivery_id].append(attempt)
+    return [{**d.model_dump(), "attempts": attempts[d.id]} for d in deliveries]
 
 
 async def tenant_event_types(session: AsyncSession, tenant_id: str, limit: int = 500) -> list[str]:
