@@ -16,13 +16,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.deps import BoxDep, DispatcherDep, SessionDep, SettingsDep
 from gateway.auth import scoped_tenant
 from gateway.console.web import CheckedFormDep, SignedInDep, redirect, render
 from gateway.errors import Invalid
 from gateway.outbound import endpoints as service
-from gateway.outbound import reads
+from gateway.outbound import reads, stats
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, Recover
 from gateway.signin import SignedIn
 from gateway.timeutil import utcnow
@@ -260,14 +261,102 @@ async def update_endpoint(
 # --- one endpoint
 
 
-async def _stats(session: Any, endpoint_id: str, scope: str | None) -> Any:
-    """Success rate and latency over time, when the stats service is there to ask."""
-    try:
-        from gateway.outbound import stats  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    del stats, session, endpoint_id, scope  # not wired yet: see the detail page's section
-    return None
+# The chart's ranges: what the select offers, each with the bucket that draws it.
+RANGES: dict[str, tuple[str, timedelta, str]] = {
+    "hour": ("minute", timedelta(hours=1), "the last hour, per minute"),
+    "day": ("hour", timedelta(days=1), "the last day, per hour"),
+    "month": ("day", timedelta(days=30), "the last 30 days, per day"),
+}
+CHART_WIDTH, CHART_HEIGHT, CHART_LEFT, CHART_RIGHT, CHART_BOTTOM = 600, 150, 44, 8, 18
+
+
+def _line(points: list[tuple[float, float] | None]) -> str:
+    """An SVG path through the points; a None (a bucket without attempts) breaks it."""
+    parts: list[str] = []
+    pen_down = False
+    for point in points:
+        if point is None:
+            pen_down = False
+            continue
+        parts.append(f"{'L' if pen_down else 'M'}{point[0]:.1f},{point[1]:.1f}")
+        pen_down = True
+    return " ".join(parts)
+
+
+def _chart(result: stats.Stats) -> dict[str, Any]:
+    """What the template draws: the lines' paths in the SVG's own units, and labels."""
+    buckets = result.buckets
+    span = CHART_WIDTH - CHART_LEFT - CHART_RIGHT
+    step = span / max(len(buckets) - 1, 1)
+
+    def x(index: int) -> float:
+        return CHART_LEFT + index * step
+
+    def y(fraction: float) -> float:
+        return CHART_HEIGHT - fraction * (CHART_HEIGHT - 8)
+
+    rates = [
+        (x(i), y(f.success_rate)) if f.success_rate is not None else None
+        for i, (_start, f) in enumerate(buckets)
+    ]
+    slowest = max((f.latency_ms["p95"] or 0 for _start, f in buckets), default=0) or 1
+    latency = {
+        name: _line(
+            [
+                (x(i), y((f.latency_ms[name] or 0) / slowest)) if f.attempts else None
+                for i, (_start, f) in enumerate(buckets)
+            ]
+        )
+        for name in ("p50", "p95")
+    }
+    fmt = "%H:%M" if result.bucket != "day" else "%m-%d"
+    ticks = [0, len(buckets) // 2, len(buckets) - 1] if len(buckets) > 2 else []
+    return {
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT + CHART_BOTTOM,
+        "left": CHART_LEFT,
+        "right": CHART_WIDTH - CHART_RIGHT,
+        "bottom": CHART_HEIGHT,
+        "top": y(1),
+        "rate": _line(rates),
+        "latency": latency,
+        "slowest": slowest,
+        "ticks": [
+            (x(i), buckets[i][0].strftime(fmt), anchor)
+            for i, anchor in zip(ticks, ("start", "middle", "end"), strict=True)
+        ],
+        # Dots as well as lines: a bucket between two empty ones is a point, not a line.
+        "rate_dots": [point for point in rates if point is not None],
+        "latency_dots": {
+            name: [
+                (x(i), y((f.latency_ms[name] or 0) / slowest))
+                for i, (_start, f) in enumerate(buckets)
+                if f.attempts
+            ]
+            for name in ("p50", "p95")
+        },
+    }
+
+
+async def _stats(
+    session: AsyncSession, endpoint_id: str, scope: str | None, chosen: str
+) -> dict[str, Any]:
+    """Success rate and latency over the chosen range, from the stats service."""
+    bucket, length, label = RANGES[chosen]
+    result = await stats.attempt_stats(
+        session,
+        since=utcnow() - length,
+        bucket=bucket,
+        endpoint_id=endpoint_id,
+        scope=scope,
+    )
+    return {
+        "range": chosen,
+        "label": label,
+        "totals": result.totals,
+        "buckets": result.buckets,
+        "chart": _chart(result),
+    }
 
 
 @router.get("/{endpoint_id}", response_class=HTMLResponse)
@@ -282,6 +371,7 @@ async def endpoint_detail(
     updated: Short = None,
     test: Short = None,
     requeued: Short = None,
+    chart: Short = None,
 ) -> Response:
     scope = user.principal.tenant_id
     endpoint = await service.get_endpoint(session, endpoint_id, scope)
@@ -306,7 +396,8 @@ async def endpoint_detail(
             "deliveries": deliveries.data,
             "more_deliveries": deliveries.next_cursor is not None,
             "notices": notices,
-            "stats": await _stats(session, endpoint_id, scope),
+            "stats": await _stats(session, endpoint_id, scope, chart if chart in RANGES else "day"),
+            "ranges": {key: label for key, (_b, _l, label) in RANGES.items()},
             "overlap_hours": settings.secret_rotation_overlap_hours,
         },
         signed_in=user,

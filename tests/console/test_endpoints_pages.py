@@ -257,6 +257,26 @@ def test_recover_shows_the_count_then_requeues(
     assert "1 failed deliveries queued again." in _main_text(page)
     wait_delivery(gw, delivery["id"], "succeeded")
 
+    # The chart of its success rate and latency: the same figures the API gives.
+    figures = gw.api.get(f"/v1/endpoints/{endpoint['id']}/stats?bucket=hour").json()
+    assert figures["attempts"] >= 2 and 0 < figures["succeeded"] < figures["attempts"]
+    page.get(console_url(gw, f"/endpoints/{endpoint['id']}"))
+    rate = page.find_element(by.ID, "success-rate").text
+    assert rate == f"{figures['success_rate'] * 100:.1f}%"
+    latency = figures["latency_ms"]
+    assert page.find_element(by.ID, "latency").text == (
+        f"p50 {latency['p50']} ms · p95 {latency['p95']} ms · p99 {latency['p99']} ms"
+    )
+    path_d = page.find_element(by.CSS_SELECTOR, "#chart-rate path.line-rate")
+    assert path_d.get_attribute("d").startswith("M")
+    assert page.find_element(by.CSS_SELECTOR, "#chart-latency path.line-p95").get_attribute("d")
+    from selenium.webdriver.support.ui import Select
+
+    Select(page.find_element(by.ID, "chart-range")).select_by_value("hour")
+    page.find_element(by.ID, "chart-apply").click()
+    wait_until(lambda: "chart=hour" in page.current_url, 10, "the last hour's chart")
+    assert page.find_element(by.ID, "success-rate").text == rate
+
 
 def test_markup_in_a_description_shows_as_text(
     page: Any, gw: Gateway, receiver: Receiver, path: str
