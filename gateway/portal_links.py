@@ -123,9 +123,10 @@ async def revoke_links(session: AsyncSession, tenant_id: str) -> datetime:
     return now
 
 
-def link_url(base: str, token: str) -> str:
-    """The link as given out: the token in the query, which no log line records."""
-    return f"{base.rstrip('/')}/portal/enter?token={token}"
+def link_url(token: str, public_url: str | None, request_base: str) -> str:
+    """The link as given out: on GATEWAY_PUBLIC_URL when set, else on the address the
+    request that made it came to; the token in the query, which no log line records."""
+    return f"{(public_url or request_base).rstrip('/')}/portal/enter?token={token}"
 
 
 # Request and response bodies

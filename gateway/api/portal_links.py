@@ -44,8 +44,8 @@ async def create_portal_link(
     """A URL that signs its holder in to the tenant's portal until `expires_at`.
     Absolute on GATEWAY_PUBLIC_URL when set, else on the address this request came to."""
     token, expires_at = create_link(box, body.tenant_id, body.expires_in)
-    base = settings.public_url or str(request.base_url)
-    return {"url": link_url(base, token), "expires_at": expires_at}
+    url = link_url(token, settings.public_url, str(request.base_url))
+    return {"url": url, "expires_at": expires_at}
 
 
 @router.post(

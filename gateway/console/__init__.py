@@ -14,10 +14,10 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Mount the console's pages, static files and the answers to its two exceptions."""
-    from gateway.console import endpoints, events, pages, portal, web
+    from gateway.console import endpoints, events, pages, portal, portal_links, web
 
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="console-static")
-    for module in (pages, endpoints, portal, events):
+    for module in (pages, endpoints, portal, portal_links, events):
         app.include_router(module.router)
 
     @app.exception_handler(web.SignInRequired)
