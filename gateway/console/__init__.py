@@ -14,10 +14,10 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Mount the console's pages, static files and the answers to its two exceptions."""
-    from gateway.console import endpoints, events, pages, portal, portal_links, web
+    from gateway.console import endpoints, events, keys, pages, portal, portal_links, sources, web
 
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="console-static")
-    for module in (pages, endpoints, portal, portal_links, events):
+    for module in (pages, endpoints, portal, portal_links, events, sources, keys):
         app.include_router(module.router)
 
     @app.exception_handler(web.SignInRequired)
