@@ -278,6 +278,40 @@ def test_recover_shows_the_count_then_requeues(
     assert page.find_element(by.ID, "success-rate").text == rate
 
 
+def test_delete_after_a_confirmation(page: Any, gw: Gateway, receiver: Receiver, path: str) -> None:
+    by = _by()
+    endpoint = make_endpoint(gw, receiver.url(path))
+    sign_in(page, gw, then=f"/endpoints/{endpoint['id']}")
+    page.find_element(by.ID, "delete").click()
+    confirm = wait_until(lambda: page.find_elements(by.ID, "confirm-delete"), 10, "the question")
+    assert gw.api.get(f"/v1/endpoints/{endpoint['id']}").status_code == 200  # asked, not done
+    confirm[0].click()
+    wait_until(lambda: "deleted=" in page.current_url, 10, "the list")
+    assert f"Endpoint {endpoint['id']} deleted" in _main_text(page)
+    assert gw.api.get(f"/v1/endpoints/{endpoint['id']}").status_code == 404
+    page.get(console_url(gw, f"/endpoints/{endpoint['id']}"))
+    assert page.find_element(by.TAG_NAME, "h1").text == "Not found"
+
+
+def test_a_recovery_time_the_api_refuses_is_refused_with_its_message(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    endpoint = make_endpoint(gw, receiver.url(path))
+    api = gw.api.post(f"/v1/endpoints/{endpoint['id']}/recover", json={"since": "yesterday"})
+    assert api.status_code == 422
+    message = api.json()["detail"][0]["msg"]
+    client, csrf = signed_in_client(gw)
+    with closing(client):
+        preview = client.get(f"/console/endpoints/{endpoint['id']}/recover?since=yesterday")
+        assert preview.status_code == 422 and message in preview.text
+        assert 'id="recover-count"' not in preview.text
+        done = client.post(
+            f"/console/endpoints/{endpoint['id']}/recover",
+            data={"csrf_token": csrf, "since": "yesterday"},
+        )
+        assert done.status_code == 422 and message in done.text
+
+
 def test_markup_in_a_description_shows_as_text(
     page: Any, gw: Gateway, receiver: Receiver, path: str
 ) -> None:
