@@ -121,6 +121,11 @@ def _endpoint_fields(form: dict[str, str], errors: Errors) -> dict[str, Any]:
     types = _items(form.get("event_types", ""))
     origin = form.get("origin", "all")
     rate = form.get("rate_limit", "").strip()
+    if origin == "sources" and not _items(form.get("source_ids", "")):
+        # An empty list is "published only" to the API; here it would be a surprise.
+        errors.setdefault("source_ids", []).append(
+            "name at least one source, or choose 'Published only'"
+        )
     return {
         "url": form.get("url", "").strip(),
         "description": form.get("description", "").strip() or None,

@@ -232,6 +232,15 @@ def test_send_a_test_event(page: Any, gw: Gateway, receiver: Receiver, path: str
     link = page.find_element(by.CSS_SELECTOR, "#deliveries tbody tr td:nth-child(2) a")
     assert link.text == payload["id"]
     assert link.get_attribute("href").endswith(f"/console/events/{payload['id']}")
+    # The deliveries refresh in place: it shows as succeeded without a reload.
+    wait_until(
+        lambda: (
+            page.find_element(by.CSS_SELECTOR, "#deliveries tbody tr td:nth-child(3)").text
+            == "succeeded"
+        ),
+        15,
+        "the delivery to show as succeeded",
+    )
 
 
 def test_recover_shows_the_count_then_requeues(
@@ -310,6 +319,28 @@ def test_a_recovery_time_the_api_refuses_is_refused_with_its_message(
             data={"csrf_token": csrf, "since": "yesterday"},
         )
         assert done.status_code == 422 and message in done.text
+
+
+def test_form_mistakes_of_its_own_are_named_beside_their_fields(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    client, csrf = signed_in_client(gw)
+    with closing(client):
+        answer = client.post(
+            "/console/endpoints/new",
+            data={
+                "csrf_token": csrf,
+                "url": receiver.url(path),
+                "origin": "sources",
+                "source_ids": " ",
+                "headers": "X-Team billing",
+            },
+        )
+    assert answer.status_code == 422
+    assert "name at least one source, or choose &#39;Published only&#39;" in answer.text
+    assert "line 1: write each header as &#39;Name: value&#39;" in answer.text
+    assert "X-Team billing</textarea>" in answer.text  # kept as typed
+    assert gw.api.get("/v1/endpoints").json()["data"] == []
 
 
 def test_markup_in_a_description_shows_as_text(
