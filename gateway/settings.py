@@ -275,8 +275,11 @@ class Settings(BaseSettings):
     portal_frame_ancestors: str = Field(
         "'none'",
         description="The Content-Security-Policy `frame-ancestors` of tenant portal pages: "
-        "the origins allowed to embed the portal in a frame (`https://app.example.com`), or "
-        "`'none'`. Console pages are never framed.",
+        "the origins allowed to embed the portal in a frame (`https://app.example.com`, "
+        "several separated by spaces or commas, `'self'` among them), or `'none'`. Console "
+        "pages are never framed. With other origins and an https GATEWAY_PUBLIC_URL, the "
+        "portal's session cookie is SameSite=None; Secure, which browsers send in a "
+        "cross-site frame; otherwise SameSite=Lax.",
     )
     brand_name: str = Field(
         "Webhook gateway",

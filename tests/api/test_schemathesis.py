@@ -109,6 +109,8 @@ OPERATIONS = (
     "POST /v1/api-keys",
     "GET /v1/api-keys",
     "DELETE /v1/api-keys/{key_id}",
+    "POST /v1/portal-links",
+    "POST /v1/portal-links/revoke",
     "POST /in/{source_id}",
     "GET /healthz",
     "GET /readyz",
@@ -136,6 +138,8 @@ JSON_BODY_OPERATIONS = frozenset(
         "POST /v1/sources",
         "PATCH /v1/sources/{source_id}",
         "POST /v1/api-keys",
+        "POST /v1/portal-links",
+        "POST /v1/portal-links/revoke",
     }
 )
 # Gateway bugs waiting for a fix: (operations, check code, status, reason). Empty now:
