@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import AfterValidator
 
 from gateway.api.deps import (
     JSON_BODY,
@@ -24,7 +25,14 @@ from gateway.api.schemas import Page, error_responses
 from gateway.auth import Principal, scoped_tenant
 from gateway.outbound import reads
 from gateway.outbound.fanout import Publish
-from gateway.outbound.schemas import DeliveryOut, EventCreate, EventDetail, EventOut, EventPublished
+from gateway.outbound.schemas import (
+    DeliveryOut,
+    EventCreate,
+    EventDetail,
+    EventOut,
+    EventPublished,
+)
+from gateway.outbound.schemas import _in_utc as in_utc
 from gateway.tracing import span
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -107,12 +115,18 @@ async def list_events(
         datetime | None,
         Query(
             description="Only events stored at or after this time (RFC 3339; without an "
-            "offset, UTC)"
+            "offset, UTC)",
+            examples=["2026-01-15T09:00:00Z"],
         ),
+        AfterValidator(in_utc),
     ] = None,
     until: Annotated[
         datetime | None,
-        Query(description="Only events stored before this time (RFC 3339; without an offset, UTC)"),
+        Query(
+            description="Only events stored before this time (RFC 3339; without an offset, UTC)",
+            examples=["2026-01-15T11:00:00Z"],
+        ),
+        AfterValidator(in_utc),
     ] = None,
     delivery_status: Annotated[
         str | None,

@@ -29,6 +29,7 @@ from gateway.outbound.reads import (
 )
 from gateway.signin import SignedIn
 from gateway.timeutil import as_utc, rfc3339
+from gateway.validation import storable
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 templates.env.filters.setdefault("rfc3339", rfc3339)
@@ -73,7 +74,7 @@ def _time(values: dict[str, str], name: str, errors: dict[str, str]) -> datetime
         return None
     try:
         when = as_utc(datetime.fromisoformat(values[name]))
-    except ValueError:
+    except (ValueError, OverflowError):  # past the calendar's edge once in UTC
         errors[name] = "not a date and time (2026-01-15T08:00, in UTC)"
         return None
     values[name] = when.strftime("%Y-%m-%dT%H:%M:%S")
@@ -88,6 +89,12 @@ def parse_filters(fields: Mapping[str, str], user: SignedIn) -> Filters:
     if not user.principal.is_admin:
         values["tenant_id"] = values["source_id"] = ""
     errors: dict[str, str] = {}
+    for name, value in values.items():
+        try:
+            storable(value)  # a NUL would make PostgreSQL fail the query, not find nothing
+        except ValueError as exc:
+            errors[name] = str(exc)
+            values[name] = ""
     if values["source_id"] and not _ID.match(values["source_id"]):
         errors["source_id"] = "not a source id (src_...)"
     if values["delivery_status"] and values["delivery_status"] not in STATUSES:
@@ -185,14 +192,16 @@ async def bulk_retry_progress(
     request: Request,
     user: SignedInDep,
     session: SessionDep,
-    at: Annotated[datetime, Query()],
+    at: Annotated[str, Query(max_length=64)] = "",
     requeued: Annotated[int, Query(ge=0)] = 0,
     more: Annotated[str, Query(max_length=1)] = "",
 ) -> Response:
     filters = parse_filters(request.query_params, user)
-    if filters.errors:
+    started = _time({"at": at}, "at", filters.errors)
+    if filters.errors or started is None:
         return redirect(f"/console/events?{filters.query}")
-    progress = await bulk.retry_progress(session, filters.events, at, user.principal.tenant_id)
+    scope = user.principal.tenant_id
+    progress = await bulk.retry_progress(session, filters.events, started, scope)
     return render(
         request,
         "events_progress.html",

@@ -301,6 +301,14 @@ def test_bad_filters_are_named_not_a_500(gw: Gateway) -> None:
     earlier = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S")
     backwards = client.get("/console/events", params={"since": later, "until": earlier})
     assert backwards.status_code == 400 and "must be after" in backwards.text
+    nul = client.get("/console/events", params={"type": "a\x00b", "tenant_id": "\x00"})
+    assert nul.status_code == 400 and "must not contain a NUL character" in nul.text
+    edge = client.get("/console/events", params={"until": "9999-12-31T23:59:59-10:00"})
+    assert edge.status_code == 400 and "not a date and time" in edge.text
+    lost = client.get(
+        "/console/events/retry-failed/progress", params={"at": "9999-12-31T23:59:59-10:00"}
+    )
+    assert lost.status_code == 303
 
 
 def test_the_api_lists_events_by_time_and_delivery_state(
@@ -328,7 +336,8 @@ def test_the_api_lists_events_by_time_and_delivery_state(
     assert set(ids(since=(created - timedelta(minutes=5)).isoformat())) == {good["id"], bad["id"]}
     refused = gw.api.get("/v1/events", params={"delivery_status": "lost"})
     assert refused.status_code == 422 and "delivery_status" in refused.text
-    assert gw.api.get("/v1/events", params={"since": "soon"}).status_code == 422
+    for bad_time in ("soon", "9999-12-31T23:59:59-10:00"):  # the second: past UTC's edge
+        assert gw.api.get("/v1/events", params={"since": bad_time}).status_code == 422
 
 
 def test_pages_answer_only_signed_in(gw: Gateway) -> None:
