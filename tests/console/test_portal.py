@@ -346,3 +346,28 @@ def test_screenshot_of_the_portal(page: Any, gw: Gateway, receiver: Receiver, pa
         assert page.save_screenshot(str(target))
     finally:
         page.set_window_size(size["width"], size["height"])
+
+
+def test_edit_reveal_and_an_inert_payload(gw: Gateway, receiver: Receiver, path: str) -> None:
+    endpoint = make_endpoint(gw, receiver.url(path), tenant_id="acme")
+    event = publish(
+        gw, "invoice.paid", {"note": "<script>alert(1)</script><img onerror=x>"}, tenant_id="acme"
+    )
+    client, csrf = portal_client(gw, portal_link(gw, "acme"))
+    edit = f"/portal/endpoints/{endpoint['id']}/edit"
+    with closing(client):
+        refused = client.post(edit, data={"csrf_token": csrf, "url": "http://10.0.0.7/x"})
+        assert refused.status_code == 422 and 'id="url-errors"' in refused.text
+        saved = client.post(
+            edit,
+            data={"csrf_token": csrf, "url": receiver.url(path), "description": "Ledger"},
+        )
+        assert saved.status_code == 303, saved.text
+        revealed = client.post(
+            f"/portal/endpoints/{endpoint['id']}/secret", data={"csrf_token": csrf}
+        )
+        assert endpoint["secret"] in revealed.text
+        shown = client.get(f"/portal/events/{event['id']}").text
+        assert "<script>" not in shown and "<img" not in shown
+    after = gw.api.get(f"/v1/endpoints/{endpoint['id']}").json()
+    assert after["description"] == "Ledger" and after["tenant_id"] == "acme"
