@@ -90,6 +90,14 @@ def test_a_link_opens_the_portal_of_its_tenant_alone(
     main = page.find_element(By.TAG_NAME, "main").text
     assert seen["mine"]["id"] in main and seen["theirs"]["id"] not in main
 
+    # The address edited to the other tenant's endpoint: not found, as a page.
+    own = f"http://{HOST}:{gw.port}/portal/endpoints/{seen['acme']['id']}"
+    page.get(own)
+    assert page.find_element(By.ID, "endpoint-url").text == seen["acme"]["url"]
+    page.get(own.replace(seen["acme"]["id"], seen["globex"]["id"]))
+    assert page.find_element(By.TAG_NAME, "h1").text == "Not found"
+    assert seen["globex"]["url"] not in page.page_source
+
 
 def test_create_an_endpoint_from_the_portal_and_rotate_its_secret(
     page: Any, gw: Gateway, receiver: Receiver, path: str
