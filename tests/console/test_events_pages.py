@@ -349,3 +349,75 @@ def test_pages_answer_only_signed_in(gw: Gateway) -> None:
             "/console/login",
             stranger.post("/console/deliveries/dlv_x/retry").headers.get("location", ""),
         )
+
+
+async def _bulk(gw: Gateway, limit: int) -> tuple[Any, Any, Any, Any]:
+    """The bulk service as the console calls it, with a small limit and batch."""
+    from gateway.commands.dispatching import CommandDispatcher
+    from gateway.db import create_engine, create_sessionmaker
+    from gateway.outbound import bulk
+    from gateway.outbound.reads import EventFilter
+    from gateway.settings import Settings
+
+    settings = Settings(
+        database_url=gw.database_url,
+        redis_url=gw.redis_url,
+        queue_name=getattr(gw, "queue", "arq:queue"),
+    )
+    engine = create_engine(settings)
+    dispatcher = CommandDispatcher(settings)
+    events = EventFilter(event_type="order.placed")
+    try:
+        async with create_sessionmaker(engine)() as session:
+            counted = await bulk.count_failed(session, events, limit=limit)
+            batch, bulk.BATCH = bulk.BATCH, 2  # several batches
+            try:
+                done = await bulk.retry_failed(session, dispatcher, events, limit=limit)
+            finally:
+                bulk.BATCH = batch
+            after = await bulk.count_failed(session, events, limit=limit)
+            progress = await bulk.retry_progress(session, events, done.at)
+        return counted, done, after, progress
+    finally:
+        await dispatcher.close()
+        await engine.dispose()
+
+
+def test_bulk_retry_takes_at_most_its_limit_oldest_first(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    import asyncio
+
+    _always_failing(receiver, path)
+    make_endpoint(gw, receiver.url(path))
+    events = [publish(gw, "order.placed", {"n": n}) for n in range(5)]
+    deliveries = [deliveries_of(gw, e["id"])[0]["id"] for e in events]
+    for delivery_id in deliveries:
+        wait_delivery(gw, delivery_id, "failed", timeout=30)
+    receiver.set(path, Reply(200))
+
+    counted, done, after, progress = asyncio.run(_bulk(gw, limit=3))
+    assert (counted.retryable, counted.over_limit, counted.to_disabled) == (4, True, 0)
+    assert (done.requeued, done.more_left) == (3, True)
+    assert after.retryable == 2 and not after.over_limit
+    assert progress.failed == 0 and progress.pending + progress.succeeded == 3
+    for delivery_id in deliveries[:3]:  # the oldest
+        wait_delivery(gw, delivery_id, "succeeded")
+    assert [gw.api.get(f"/v1/deliveries/{d}").json()["status"] for d in deliveries[3:]] == [
+        "failed",
+        "failed",
+    ]
+
+
+def test_the_list_pages_with_a_cursor_keeping_its_filters(gw: Gateway) -> None:
+    published = [publish(gw, "page.test", {"n": n})["id"] for n in range(51)]
+    publish(gw, "other.type")
+    client, _csrf = signed_in_client(gw)
+    first = client.get("/console/events", params={"type": "page.test"})
+    shown = re.findall(r'href="/console/events/(evt_\w+)"', first.text)
+    assert shown == published[::-1][:50]
+    link = re.search(r'id="next-page" href="([^"]+)"', first.text)
+    assert link is not None
+    second = client.get(link[1].replace("&amp;", "&"))
+    assert re.findall(r'href="/console/events/(evt_\w+)"', second.text) == [published[0]]
+    assert 'id="next-page"' not in second.text
