@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from bench import (
     arq_jobs,
     embedded,
+    pages,
     procs,
     report,
     w1_fanout,
@@ -62,6 +63,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Run], list[Row]]]] = {
     "w4": ("W4 isolation", w4_isolation.run_w4),
     "w5": ("W5 soak", w5_soak.run_w5),
     "embedded": ("Embedded mode (SQLite)", embedded.run_embedded),
+    "pages": ("Pages and stats with 1,000,000 attempts", pages.run_pages),
 }
 
 

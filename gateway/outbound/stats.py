@@ -6,7 +6,8 @@ also after a restart (process counters are in `gateway.metrics`).
 Every read is bounded by time and served by an index on `attempt.started_at` (or
 `(endpoint_id, started_at)`): nothing counts the whole table. Percentiles are
 nearest-rank (the smallest duration with at least p% of the attempts at or below
-it), computed in SQL with window functions, so SQLite and PostgreSQL give the same
+it), computed in SQL: on PostgreSQL by `percentile_disc` (which is the nearest rank)
+in the same scan as the counts, on SQLite with window functions; both give the same
 answer to the millisecond.
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.errors import Invalid
@@ -197,19 +199,39 @@ async def attempt_stats(
         "none": code.is_(None),
         **{f"{n}xx": (code >= n * 100) & (code < n * 100 + 100) for n in range(1, 6)},
     }
+    postgres = conn.dialect.name == "postgresql"
+    # PostgreSQL ranks in the same scan: percentile_disc is the nearest rank, per
+    # bucket and (ROLLUP's extra row, slot NULL) over the whole range.
+    ranked_here = postgres and percentiles
     counted = select(
         slot.label("slot"),
         func.count().label("attempts"),
         func.sum(case((_is_ok(), 1), else_=0)).label("succeeded"),
         func.sum(case((a.retried.is_(True), 1), else_=0)).label("retried"),
         *(func.sum(case((test, 1), else_=0)).label(f"c_{name}") for name, test in classes.items()),
+        *(
+            [
+                func.percentile_disc(pg_array([p / 100 for p in PERCENTILES]))
+                .within_group(a.duration_ms)
+                .label("ms")
+            ]
+            if ranked_here
+            else []
+        ),
     ).where(*conditions)
+    counted = counted.group_by(func.rollup(slot) if ranked_here else slot)
     first = int(since.timestamp()) // width
     last = (int(until.timestamp()) - 1) // width
     per_slot = {n: Figures() for n in range(first, last + 1)}
     totals = Figures()
-    for row in await conn.execute(counted.group_by(slot)):
+    for row in await conn.execute(counted):
+        if row.slot is None:  # ROLLUP's total: only its ranks are new
+            if row.ms is not None:  # None: no attempts at all
+                totals.latency_ms = dict(zip(totals.latency_ms, row.ms, strict=True))
+            continue
         figures = per_slot.setdefault(int(row.slot), Figures())
+        if ranked_here and bucket_percentiles:
+            figures.latency_ms = dict(zip(figures.latency_ms, row.ms, strict=True))
         for target in (figures, totals):
             target.attempts += row.attempts
             target.succeeded += row.succeeded or 0
@@ -218,7 +240,8 @@ async def attempt_stats(
             for name in STATUS_CLASSES:
                 target.status_classes[name] += getattr(row, f"c_{name}") or 0
 
-    if percentiles and totals.attempts:
+    if percentiles and totals.attempts and not ranked_here:
+        # SQLite: row numbers in the order of the durations, and the rows at the ranks.
         # Without the per-bucket ranks, -1 stands in: no row is picked by them.
         none: ColumnElement[Any] = literal_column("-1")
         ranked = select(
