@@ -67,9 +67,10 @@ class BulkProgress:
 def _of_events(events: EventFilter, scope: str | None) -> list[ColumnElement[bool]]:
     """Deliveries of the filter's events; for a tenant, only to its own endpoints, as
     a single retry (`get_delivery`) allows."""
-    where: list[ColumnElement[bool]] = [
-        col(Delivery.event_id).in_(select(col(Event.id)).where(*events.conditions(scope)))
-    ]
+    where: list[ColumnElement[bool]] = []
+    conditions = events.conditions(scope)
+    if conditions:  # none: every event, and the planner need not read the events at all
+        where.append(col(Delivery.event_id).in_(select(col(Event.id)).where(*conditions)))
     if scope is not None:
         where.append(
             col(Delivery.endpoint_id).in_(
