@@ -25,15 +25,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("retried", sa.Boolean(), nullable=True))
     # Attempts recorded before: their endpoint from the delivery, and whether the
     # delivery went on after a failure (a later attempt, or one still to come).
+    # One pass over the table, whatever its size.
     op.execute(
-        "UPDATE attempt SET endpoint_id = "
-        "(SELECT delivery.endpoint_id FROM delivery WHERE delivery.id = attempt.delivery_id)"
-    )
-    op.execute(
-        "UPDATE attempt SET retried = EXISTS (SELECT 1 FROM delivery "
-        "WHERE delivery.id = attempt.delivery_id AND (delivery.attempt_count > attempt.attempt "
-        "OR delivery.status = 'pending')) "
-        "WHERE status_code IS NULL OR status_code < 200 OR status_code > 299"
+        "UPDATE attempt SET "
+        "endpoint_id = (SELECT delivery.endpoint_id FROM delivery "
+        "WHERE delivery.id = attempt.delivery_id), "
+        "retried = CASE WHEN status_code BETWEEN 200 AND 299 THEN NULL "
+        "ELSE EXISTS (SELECT 1 FROM delivery WHERE delivery.id = attempt.delivery_id "
+        "AND (delivery.attempt_count > attempt.attempt OR delivery.status = 'pending')) END"
     )
     with op.batch_alter_table("attempt", schema=None) as batch_op:
         batch_op.create_index(
