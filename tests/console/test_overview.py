@@ -75,6 +75,21 @@ def _traffic(gw: Gateway, receiver: Receiver) -> dict[str, Any]:
     return {"healthy": healthy, "broken": broken, "source": source}
 
 
+def _unless_swapped(check: Any) -> None:
+    """Run `check` again when the live refresh swapped the section out from under it
+    (every 5 s): its elements are then stale, not wrong."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def attempt() -> bool:
+        try:
+            assert check()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait_until(attempt, 20, "the overview read between two refreshes")
+
+
 def test_overview_shows_the_figures_and_refreshes_live(
     page: Any, gw: Gateway, receiver: Receiver
 ) -> None:
@@ -87,29 +102,33 @@ def test_overview_shows_the_figures_and_refreshes_live(
     def figure(element_id: str) -> str:
         return str(page.find_element(By.ID, element_id).text)
 
-    # 6 successes; 2 deliveries x 4 attempts to the broken endpoint.
-    assert figure("attempts-hour") == "14"
-    assert figure("succeeded-hour") == "6"
-    assert figure("failed-hour") == "8"
-    assert figure("rate-hour") == "42.9 %"
-    assert re.fullmatch(r"\d+ ms / \d+ ms / \d+ ms", figure("latency-hour")), figure("latency-hour")
-    assert figure("backlog") == "0"
-    failing = page.find_element(By.ID, "failing")
-    assert made["broken"]["id"] in failing.text
-    assert made["healthy"]["id"] not in failing.text
-    link = failing.find_element(By.LINK_TEXT, made["broken"]["id"])
-    assert link.get_attribute("href").endswith(f"/console/endpoints/{made['broken']['id']}")
-    refusals = page.find_element(By.ID, "refusals")
-    assert made["source"]["id"] in refusals.text and "bad_signature" in refusals.text
+    def shown() -> bool:
+        # 6 successes; 2 deliveries x 4 attempts to the broken endpoint.
+        assert figure("attempts-hour") == "14"
+        assert figure("succeeded-hour") == "6"
+        assert figure("failed-hour") == "8"
+        assert figure("rate-hour") == "42.9 %"
+        latency = figure("latency-hour")
+        assert re.fullmatch(r"\d+ ms / \d+ ms / \d+ ms", latency), latency
+        assert figure("backlog") == "0"
+        failing = page.find_element(By.ID, "failing")
+        assert made["broken"]["id"] in failing.text
+        assert made["healthy"]["id"] not in failing.text
+        link = failing.find_element(By.LINK_TEXT, made["broken"]["id"])
+        assert link.get_attribute("href").endswith(f"/console/endpoints/{made['broken']['id']}")
+        refusals = page.find_element(By.ID, "refusals")
+        assert made["source"]["id"] in refusals.text and "bad_signature" in refusals.text
+        # The charts: an image with a title and a description, and the bars drawn.
+        chart = page.find_element(By.ID, "chart-hour")
+        assert chart.get_attribute("role") == "img"
+        desc = page.find_element(By.ID, "chart-hour-desc").get_attribute("textContent")
+        assert "14 attempts" in desc
+        for kind in ("ok", "retried", "failed"):
+            assert chart.find_elements(By.CSS_SELECTOR, f"rect.bar-{kind}"), kind
+        assert page.find_elements(By.CSS_SELECTOR, "#chart-day rect.bar-ok")
+        return True
 
-    # The charts: an image with a title and a description, and the bars drawn.
-    chart = page.find_element(By.ID, "chart-hour")
-    assert chart.get_attribute("role") == "img"
-    assert "14 attempts" in page.find_element(By.ID, "chart-hour-desc").get_attribute("textContent")
-    assert chart.find_elements(By.CSS_SELECTOR, "rect.bar-ok")
-    assert chart.find_elements(By.CSS_SELECTOR, "rect.bar-retried")
-    assert chart.find_elements(By.CSS_SELECTOR, "rect.bar-failed")
-    assert page.find_elements(By.CSS_SELECTOR, "#chart-day rect.bar-ok")
+    _unless_swapped(shown)
 
     page.set_window_size(1280, 1500)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
@@ -121,13 +140,22 @@ def test_overview_shows_the_figures_and_refreshes_live(
     event = publish(gw, "invoice.paid", {"amount": 4200}, tenant_id="acme")
     [delivery] = deliveries_of(gw, event["id"])
     wait_delivery(gw, delivery["id"], "succeeded")
-    wait_until(
-        lambda: page.find_element(By.ID, "succeeded-hour").text == "7",
-        20,
-        "the overview to show the new delivery",
+
+    def refreshed() -> bool:
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        try:
+            return bool(page.find_element(By.ID, "succeeded-hour").text == "7")
+        except StaleElementReferenceException:
+            return False
+
+    wait_until(refreshed, 20, "the overview to show the new delivery")
+    _unless_swapped(
+        lambda: (
+            figure("attempts-hour") == "15"
+            and event["id"] in page.find_element(By.ID, "latest-events").text
+        )
     )
-    assert figure("attempts-hour") == "15"
-    assert event["id"] in page.find_element(By.ID, "latest-events").text
     assert page.execute_script("return window.notReloaded === true")
     assert page.current_url == console_url(gw)
 
