@@ -232,9 +232,7 @@ async def tenant_event_types(session: AsyncSession, tenant_id: str, limit: int =
     """The event types a tenant's endpoints can subscribe to, as far as the gateway has
     seen them (there is no catalogue of types): those of the tenant's own events, and of
     the operator's events delivered to its endpoints. Sorted; at most `limit`."""
-    own = (
-        select(col(Event.type)).where(col(Event.tenant_id) == tenant_id).distinct().limit(limit)
-    )
+    own = select(col(Event.type)).where(col(Event.tenant_id) == tenant_id).distinct().limit(limit)
     delivered = (
         select(col(Event.type))
         .join(Delivery, col(Delivery.event_id) == col(Event.id))

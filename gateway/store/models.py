@@ -234,9 +234,7 @@ class SourceRefusal(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(
-        sa_column=Column(
-            String(40), ForeignKey("source.id", ondelete="CASCADE"), nullable=False
-        )
+        sa_column=Column(String(40), ForeignKey("source.id", ondelete="CASCADE"), nullable=False)
     )
     received_at: datetime = Field(default_factory=utcnow)
     reason: str = Field(max_length=32)

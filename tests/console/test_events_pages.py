@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.support.browser import screenshot
 from tests.support.console import console_url, sign_in, signed_in_client
 from tests.support.gateway import Gateway
 from tests.support.helpers import (
@@ -23,7 +23,6 @@ from tests.support.helpers import (
 from tests.support.providers import CASE_BY_PROVIDER, accepted, create_source, post_in
 from tests.support.receiver import Receiver, Reply, wait_until
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "console-event.png"
 XSS = {"note": "<script>alert(1)</script>", "avatar": "<img src=x onerror=alert(2)>"}
 
 
@@ -104,10 +103,7 @@ def test_list_filter_open_an_event_and_retry_a_delivery(
     assert first[3].text.endswith(" ms")
     assert second[2].text == "200" and '{"received":true}' in second[4].text
     if gw.backend == "sqlite":  # one screenshot, of realistic data
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.set_window_size(1280, 1100)
-        page.save_screenshot(str(SCREENSHOT))
-        page.set_window_size(1280, 900)
+        screenshot(page, "console-event.png", (1280, 1100))
 
     # Open the delivery, with its attempt log.
     page.find_element(By.LINK_TEXT, delivery["id"]).click()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from pathlib import Path
 from typing import Any
 
+from tests.support.browser import screenshot
 from tests.support.console import console_url, sign_in, signed_in_client
 from tests.support.gateway import Gateway
 from tests.support.helpers import (
@@ -21,8 +21,6 @@ from tests.support.helpers import (
     wait_delivery,
 )
 from tests.support.receiver import Receiver, Reply, wait_until
-
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "console-overview.png"
 
 
 def _traffic(gw: Gateway, receiver: Receiver) -> dict[str, Any]:
@@ -130,10 +128,7 @@ def test_overview_shows_the_figures_and_refreshes_live(
 
     _unless_swapped(shown)
 
-    page.set_window_size(1280, 1500)
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.save_screenshot(str(SCREENSHOT))
-    page.set_window_size(1280, 900)
+    screenshot(page, "console-overview.png", (1280, 1500))
 
     # A new delivery shows up by itself: the page is not reloaded (the marker stays).
     page.execute_script("window.notReloaded = true")

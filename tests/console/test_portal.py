@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import re
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from tests.support.browser import HOST
+from tests.support.browser import HOST, screenshot
 from tests.support.dns import ScriptedDNS
 from tests.support.gateway import Gateway, own_gateway
 from tests.support.helpers import deliveries_of, make_endpoint, publish, wait_delivery
@@ -346,14 +345,7 @@ def test_screenshot_of_the_portal(page: Any, gw: Gateway, receiver: Receiver, pa
     wait_until(lambda: page.find_elements(By.ID, "endpoints"), 10, "the portal")
     page.find_element(By.LINK_TEXT, billing["id"]).click()
     wait_until(lambda: page.find_elements(By.CSS_SELECTOR, "table.deliveries"), 10, "deliveries")
-    target = Path(__file__).resolve().parents[2] / "docs" / "images" / "portal.png"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    size = page.get_window_size()
-    page.set_window_size(1280, 1080)
-    try:
-        assert page.save_screenshot(str(target))
-    finally:
-        page.set_window_size(size["width"], size["height"])
+    screenshot(page, "portal.png", (1280, 1080))
 
 
 def test_edit_reveal_and_an_inert_payload(gw: Gateway, receiver: Receiver, path: str) -> None:

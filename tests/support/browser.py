@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,3 +63,26 @@ def requested_urls(driver: Any) -> list[str]:
         if message["method"] == "Network.requestWillBeSent":
             urls.append(message["params"]["request"]["url"])
     return urls
+
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+
+
+def screenshot(driver: Any, name: str, size: tuple[int, int] = (1280, 1100)) -> Path:
+    """The page as a PNG of `size`. The README's screenshots in docs/images are replaced
+    only with UPDATE_SCREENSHOTS=1; other runs write them to a temporary folder, so a test
+    run leaves the checkout as it was."""
+    folder = (
+        DOCS_IMAGES
+        if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+        else Path(tempfile.gettempdir()) / "gateway-screenshots"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    before = driver.get_window_size()
+    driver.set_window_size(*size)
+    try:
+        target = folder / name
+        assert driver.save_screenshot(str(target)), f"no screenshot of {name}"
+    finally:
+        driver.set_window_size(before["width"], before["height"])
+    return target
