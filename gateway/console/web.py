@@ -85,7 +85,9 @@ async def signed_in(request: Request, session: SessionDep) -> SignedIn:
     keys: KeyStore = request.app.state.keys
     found = await resolve_session(session, keys, request.cookies.get(SESSION_COOKIE))
     if found is None:
-        raise SignInRequired(request.url.path)
+        # The filters in the address come back too, after signing in.
+        query = request.url.query
+        raise SignInRequired(request.url.path + (f"?{query}" if query else ""))
     return found
 
 
@@ -113,8 +115,7 @@ def redirect(path: str) -> RedirectResponse:
 
 
 def sign_in_redirect(path: str) -> RedirectResponse:
-    response = redirect(f"/console/login?next={quote(path, safe='/')}")
-    return response
+    return redirect(f"/console/login?next={quote(path, safe='')}")
 
 
 def safe_next(value: str | None) -> str:

@@ -176,7 +176,9 @@ async def list_deliveries(
     if event_id is not None:
         await get_or_404(session, Event, event_id, "event", scope)
         query = query.where(col(Delivery.event_id) == event_id)
-    if scope is not None and endpoint_id is None and event_id is None:
+    if scope is not None and endpoint_id is None:
+        # A tenant sees the deliveries to its own endpoints, those it can open and retry,
+        # even of its own events (an endpoint may have moved to another tenant since).
         query = query.where(
             col(Delivery.endpoint_id).in_(
                 select(col(Endpoint.id)).where(col(Endpoint.tenant_id) == scope)

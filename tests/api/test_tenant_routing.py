@@ -132,3 +132,17 @@ def test_source_ids_must_name_sources_and_an_endpoint_without_a_tenant(
     moved = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"tenant_id": "tenantA"})
     assert moved.status_code == 422, moved.text
     assert gw.api.get(f"/v1/endpoints/{endpoint['id']}").json()["tenant_id"] is None
+
+
+def test_a_tenant_lists_only_deliveries_to_its_own_endpoints(gw: Gateway) -> None:
+    """An endpoint moved to another tenant takes its deliveries with it, even those of the
+    first tenant's events: a tenant lists what it can open (GET /v1/deliveries/{id})."""
+    endpoint = make_endpoint(gw, "https://hooks.acme.example/in", tenant_id="acme")
+    event = publish(gw, "invoice.paid", tenant_id="acme")
+    acme = client_with(gw, create_key(gw, name="acme", tenant_id="acme")["key"])
+    [delivery] = acme.get(f"/v1/events/{event['id']}/deliveries").json()["data"]
+    assert gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"tenant_id": "globex"}).is_success
+
+    assert acme.get(f"/v1/events/{event['id']}/deliveries").json()["data"] == []
+    assert acme.get(f"/v1/deliveries/{delivery['id']}").status_code == 404
+    assert [d["id"] for d in deliveries_of(gw, event["id"])] == [delivery["id"]]  # admin

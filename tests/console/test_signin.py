@@ -104,3 +104,8 @@ def test_the_session_cookie_is_httponly_and_strict(gw: Gateway) -> None:
     with httpx.Client(base_url=f"http://127.0.0.1:{gw.port}") as stranger:
         forged = stranger.post("/console/login", data={"api_key": "x", "csrf_token": "y"})
     assert forged.status_code == 400 and "gw_console=" not in forged.headers.get("set-cookie", "")
+
+
+def test_signing_in_returns_to_the_page_asked_for_with_its_filters(page: Any, gw: Gateway) -> None:
+    sign_in(page, gw, then="/events?type=invoice.paid")
+    assert page.current_url.endswith("/console/events?type=invoice.paid")
