@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import httpx
+import pytest
+
 from tests.support.console import console_url, sign_in, signed_in_client
-from tests.support.gateway import Gateway
+from tests.support.dns import ScriptedDNS
+from tests.support.gateway import API_KEY, Gateway, own_gateway
 from tests.support.helpers import create_key, publish
 from tests.support.receiver import wait_until
 
@@ -109,3 +114,26 @@ def test_the_session_cookie_is_httponly_and_strict(gw: Gateway) -> None:
 def test_signing_in_returns_to_the_page_asked_for_with_its_filters(page: Any, gw: Gateway) -> None:
     sign_in(page, gw, then="/events?type=invoice.paid")
     assert page.current_url.endswith("/console/events?type=invoice.paid")
+
+
+def test_failed_sign_ins_are_rate_limited_per_address(
+    tmp_path_factory: pytest.TempPathFactory, dns: ScriptedDNS
+) -> None:
+    """Guessing keys through the form is as slow as through the API: the same limiter."""
+    with own_gateway(
+        "sqlite", tmp_path_factory.mktemp("signin-limit"), dns, GATEWAY_AUTH_FAILURE_RATE_LIMIT="1"
+    ) as gw:
+        with httpx.Client(base_url=f"http://127.0.0.1:{gw.port}") as client:
+
+            def attempt(key: str) -> httpx.Response:
+                form = client.get("/console/login").text
+                token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+                assert token is not None
+                return client.post("/console/login", data={"api_key": key, "csrf_token": token[1]})
+
+            answers = [attempt("gw_wrong-guess").status_code for _ in range(4)]
+            assert answers[0] == 401 and 429 in answers, answers
+            assert "Too many failed sign-ins" in attempt(API_KEY).text  # the right key waits too
+            wait_until(
+                lambda: attempt(API_KEY).status_code == 303, 10, "the limit to let the key in"
+            )
