@@ -139,10 +139,15 @@ async def list_keys(
     return await page(session, select(ApiKey), ApiKey.id, limit, cursor)
 
 
+async def get_key(session: AsyncSession, key_id: str) -> ApiKey:
+    """One API key (its hash and prefix, never the key); NotFound when unknown."""
+    return await get_or_404(session, ApiKey, key_id, "API key")
+
+
 async def revoke_key(session: AsyncSession, key_id: str) -> tuple[ApiKey, bool]:
     """Revoke (committed here) unless it already is; (the key, whether it already was).
     Other processes refuse it once their cache of it expires (`CACHE_SECONDS`)."""
-    row = await get_or_404(session, ApiKey, key_id, "API key")
+    row = await get_key(session, key_id)
     already = row.revoked_at is not None
     if not already:
         row.revoked_at = utcnow()

@@ -13,10 +13,8 @@ from pydantic import ValidationError
 
 from gateway.api.deps import KeysDep, SessionDep
 from gateway.apikey import bootstrap_key_line, bootstrap_key_origin
-from gateway.auth import ApiKeyCreate, create_key, list_keys, revoke_key
+from gateway.auth import ApiKeyCreate, create_key, get_key, list_keys, revoke_key
 from gateway.console.web import CheckedFormDep, SignedInDep, redirect, render, templates
-from gateway.store.models import ApiKey
-from gateway.store.queries import get_or_404
 from gateway.timeutil import rfc3339
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -93,7 +91,7 @@ async def revoke_confirm(
     request: Request, key_id: str, user: SignedInDep, session: SessionDep
 ) -> Response:
     user.principal.require_admin()
-    row = await get_or_404(session, ApiKey, key_id, "API key")
+    row = await get_key(session, key_id)
     return render(
         request,
         "key_revoke.html",
