@@ -104,3 +104,17 @@ def test_nothing_below_the_entry_points_imports_them() -> None:
         for target in targets & ENTRY_POINTS
     }
     assert upward == set()
+
+
+def test_pages_read_through_the_services_only() -> None:
+    """A console or portal page shows what a route or a command shows, from the same
+    service function: it holds no query of its own, so it imports no storage."""
+    reached = {
+        f"{path.name} imports {name}"
+        for path in sorted((ROOT / "console").rglob("*.py"))
+        for name in _imports(path, "gateway.console." + path.stem)
+        if name.startswith(("gateway.store", "gateway.db", "sqlalchemy", "sqlmodel"))
+        # The session's type, which pages hand on to the services, is not a query.
+        and name != "sqlalchemy.ext.asyncio"
+    }
+    assert reached == set()
