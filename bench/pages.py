@@ -159,7 +159,11 @@ def run_pages(run: Run) -> list[Row]:
             ("/console/endpoints", "console"),
             (f"/console/endpoints/{endpoint}", "console"),
             ("/console/events", "console"),
+            ("/console/events?type=order.paid&delivery_status=failed", "console"),
             (f"/console/events/{event}", "console"),
+            (f"/console/deliveries/{event.replace('evt_', 'dlv_')}", "console"),
+            ("/console/events/retry-failed", "console"),
+            ("/console/events/retry-failed?type=order.paid", "console"),
             ("/v1/stats", "api"),
             ("/v1/stats?bucket=minute", "api"),
             (f"/v1/endpoints/{endpoint}/stats", "api"),
@@ -173,7 +177,7 @@ def run_pages(run: Run) -> list[Row]:
             for path, kind in pages:
                 headers = stack.auth if kind == "api" else {}
                 status, times = _time(console, path, headers)
-                shown = re.sub(r"(ep|evt)_\w+", r"\1_…", path)
+                shown = re.sub(r"(ep|evt|dlv)_\w+", r"\1_…", path)
                 if status != 200:
                     missing.append(f"{shown} ({status})")
                     print(f"  GET {shown}: {status}, not measured")
