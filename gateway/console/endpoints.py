@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -27,6 +27,10 @@ from gateway.outbound import reads, stats
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, Recover
 from gateway.signin import SignedIn
 from gateway.timeutil import utcnow
+
+if TYPE_CHECKING:
+    from gateway.crypto import SecretBox
+    from gateway.settings import Settings
 
 router = APIRouter(prefix="/console/endpoints", include_in_schema=False)
 
@@ -412,6 +416,22 @@ async def endpoint_detail(
 # --- actions
 
 
+async def _set_disabled(
+    endpoint_id: str,
+    disabled: bool,
+    user: SignedIn,
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+) -> Response:
+    body = EndpointUpdate(disabled=disabled)
+    await service.update_endpoint(
+        session, endpoint_id, body, settings, box, user.principal.tenant_id
+    )
+    await session.commit()
+    return redirect(_path(endpoint_id, "?updated=1"))
+
+
 @router.post("/{endpoint_id}/disable")
 async def disable(
     endpoint_id: str,
@@ -421,12 +441,7 @@ async def disable(
     settings: SettingsDep,
     box: BoxDep,
 ) -> Response:
-    body = EndpointUpdate(disabled=True)
-    await service.update_endpoint(
-        session, endpoint_id, body, settings, box, user.principal.tenant_id
-    )
-    await session.commit()
-    return redirect(_path(endpoint_id, "?updated=1"))
+    return await _set_disabled(endpoint_id, True, user, session, settings, box)
 
 
 @router.post("/{endpoint_id}/enable")
@@ -438,12 +453,7 @@ async def enable(
     settings: SettingsDep,
     box: BoxDep,
 ) -> Response:
-    body = EndpointUpdate(disabled=False)
-    await service.update_endpoint(
-        session, endpoint_id, body, settings, box, user.principal.tenant_id
-    )
-    await session.commit()
-    return redirect(_path(endpoint_id, "?updated=1"))
+    return await _set_disabled(endpoint_id, False, user, session, settings, box)
 
 
 def _secret_page(

@@ -35,19 +35,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 
 @router.get("/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str | None = None) -> Response:
-    token = new_login_csrf()
-    response = render(request, "login.html", {"next": safe_next(next), "csrf_token": token})
-    # Double-submit: the form's token must match this cookie, so no other site can
-    # sign a browser in under its own key.
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        token,
-        httponly=True,
-        samesite="strict",
-        secure=cookie_is_secure(request),
-        path="/console/login",
-    )
-    return response
+    return _login_page(request, next)
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -62,9 +50,9 @@ async def login(
     address = client_address(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie, csrf_token):
-        return _login_again(request, next, "The form expired: sign in again.", 400)
+        return _login_page(request, next, "The form expired: sign in again.", 400)
     if failures.blocked_for(address) > 0:
-        return _login_again(request, next, "Too many failed sign-ins: wait a moment.", 429)
+        return _login_page(request, next, "Too many failed sign-ins: wait a moment.", 429)
     keys: KeyStore = request.app.state.keys
     try:
         token, _principal = await open_session(
@@ -72,7 +60,7 @@ async def login(
         )
     except Unauthorized:
         failures.failed(address)
-        return _login_again(request, next, "That API key is not valid.", 401)
+        return _login_page(request, next, "That API key is not valid.", 401)
     response: Response = redirect(safe_next(next))
     response.set_cookie(
         SESSION_COOKIE,
@@ -87,14 +75,18 @@ async def login(
     return response
 
 
-def _login_again(request: Request, next: str, message: str, status_code: int) -> Response:
+def _login_page(
+    request: Request, next: str | None, error: str | None = None, status_code: int = 200
+) -> Response:
     token = new_login_csrf()
     response = render(
         request,
         "login.html",
-        {"next": safe_next(next), "csrf_token": token, "error": message},
+        {"next": safe_next(next), "csrf_token": token, "error": error},
         status_code=status_code,
     )
+    # Double-submit: the form's token must match this cookie, so no other site can
+    # sign a browser in under its own key.
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.gateway import free_port
 from tests.support.receiver import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,12 +23,6 @@ def _tour_blocks() -> list[str]:
     readme = (ROOT / "README.md").read_text()
     section = re.split(r"\n#{2,3} ", readme.split("## A five-minute tour", 1)[1], maxsplit=1)[0]
     return re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Shell:
@@ -83,7 +77,7 @@ class Shell:
 def test_the_readme_tour_runs_end_to_end_on_one_machine(tmp_path: Path) -> None:
     blocks = _tour_blocks()
     assert len(blocks) == 4, "the tour's blocks: set up, publish, look, stop"
-    api_port, receiver_port = _free_port(), _free_port()
+    api_port, receiver_port = free_port(), free_port()
 
     # The user's directory: the checkout's .venv, and nothing else of the tests'.
     (tmp_path / ".venv").symlink_to(Path(sys.prefix))

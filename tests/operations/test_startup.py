@@ -4,7 +4,6 @@ down. Each case runs the real command as a process."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
@@ -12,14 +11,12 @@ import httpx
 import pytest
 
 from tests.support.dns import ScriptedDNS
-from tests.support.gateway import PG_MISSING, PG_URL, Gateway
+from tests.support.gateway import PG_MISSING, PG_URL, Gateway, free_port
 from tests.support.receiver import wait_until
 
 
 def _dead_port() -> int:
-    with socket.socket() as sock:  # bound, never listening: connections are refused
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()  # free: nothing listens there, so connections are refused
 
 
 def _gateway(tmp_path: Path, **env: str | None) -> Gateway:

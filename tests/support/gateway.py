@@ -87,7 +87,7 @@ elif not _answers(REDIS_URL, 6379):
     PG_MISSING = f"Redis does not answer at {REDIS_URL}"
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -115,7 +115,7 @@ class Gateway:
             self.env["GATEWAY_REDIS_URL"] = self.redis_url
             self.env["GATEWAY_QUEUE_NAME"] = self.queue
         self.env["GATEWAY_DATABASE_URL"] = self.database_url
-        self.port = _free_port()
+        self.port = free_port()
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.api = httpx.Client(
