@@ -52,11 +52,12 @@ def _fill_sql(endpoint_ids: list[str]) -> list[str]:
                (ARRAY['order.created', 'order.paid', 'invoice.sent'])[g % 3 + 1],
                'tenant-' || (g % {ENDPOINTS} % {TENANTS}), '{{"n": ' || g || '}}', {at}
         FROM generate_series(1, {EVENTS}) g""",
-        f"""INSERT INTO delivery (id, event_id, endpoint_id, status, attempt_count,
+        f"""INSERT INTO delivery (id, event_id, event_type, endpoint_id, status, attempt_count,
                next_attempt_at, dispatched_at, stalled_claims, last_status_code,
                created_at, updated_at)
         SELECT 'dlv_bench' || lpad(({EVENTS} - g)::text, 17, '0'),
                'evt_bench' || lpad(({EVENTS} - g)::text, 17, '0'),
+               (ARRAY['order.created', 'order.paid', 'invoice.sent'])[g % 3 + 1],
                {ids}[g % {ENDPOINTS} + 1],
                CASE WHEN g % 3 <> 0 OR g % 6 = 0 THEN 'succeeded' ELSE 'failed' END,
                CASE WHEN g % 3 <> 0 THEN 1 ELSE 3 END,

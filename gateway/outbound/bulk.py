@@ -68,6 +68,10 @@ def _of_events(events: EventFilter, scope: str | None) -> list[ColumnElement[boo
     """Deliveries of the filter's events; for a tenant, only to its own endpoints, as
     a single retry (`get_delivery`) allows."""
     where: list[ColumnElement[bool]] = []
+    if events.event_type is not None:
+        # Said of the delivery too (it holds its event's type): the index on (status,
+        # event_type) then finds them without reading the type's events.
+        where.append(col(Delivery.event_type) == events.event_type)
     conditions = events.conditions(scope)
     if conditions:  # none: every event, and the planner need not read the events at all
         where.append(col(Delivery.event_id).in_(select(col(Event.id)).where(*conditions)))

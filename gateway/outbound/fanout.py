@@ -235,6 +235,7 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             {
                 "id": new_id("dlv"),
                 "event_id": event.id,
+                "event_type": event.type,
                 "endpoint_id": endpoint_id,
                 "status": DeliveryStatus.PENDING,
                 "attempt_count": 0,

@@ -106,7 +106,18 @@ class EventFilter:
             where.append(col(Event.created_at) >= as_utc(self.since))
         if self.until is not None:
             where.append(col(Event.created_at) < as_utc(self.until))
-        if self.delivery_status is not None:
+        if self.delivery_status is not None and self.event_type is not None:
+            # Straight to the deliveries of that status and type (their own index): a
+            # scan of the type's events would read them all when few or none match.
+            where.append(
+                col(Event.id).in_(
+                    select(col(Delivery.event_id)).where(
+                        col(Delivery.status) == self.delivery_status,
+                        col(Delivery.event_type) == self.event_type,
+                    )
+                )
+            )
+        elif self.delivery_status is not None:
             # EXISTS through the delivery's event_id index: no join that repeats events.
             where.append(
                 exists()

@@ -40,6 +40,10 @@ class Endpoint(SQLModel, table=True):
     previous_secret_expires_at: datetime | None = None
     headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     rate_limit: int | None = None
+    # A CEL expression over the event: delivered only when it is true (None: always).
+    filter: str | None = Field(default=None, sa_column=Column(Text))
+    # JavaScript defining `handler(webhook)`, run on each delivery before it is sent.
+    transformation: str | None = Field(default=None, sa_column=Column(Text))
     disabled: bool = False
     # Health: why it was disabled (410 Gone, or failing too long), since when every
     # attempt has failed, and the circuit breaker that spaces attempts out meanwhile.
@@ -85,6 +89,10 @@ class Source(SQLModel, table=True):
     # Deduplicate on the body's SHA-256 instead of the provider's delivery id; None:
     # the provider's default (see `inbound/verifiers.py`).
     deduplicate_body: bool | None = None
+    # Check a received event's data against its type's schema in the catalogue.
+    validate_data: bool = False
+    # JavaScript defining `handler(webhook)`, run on what is received, before routing.
+    transformation: str | None = Field(default=None, sa_column=Column(Text))
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -117,6 +125,23 @@ class Event(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class EventType(SQLModel, table=True):
+    """An entry of the event-type catalogue: what an event of that type holds."""
+
+    __tablename__ = "event_type"
+
+    name: str = Field(primary_key=True, max_length=255)
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    # A JSON Schema (draft 2020-12) that the data of an event of this type must meet.
+    data_schema: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    examples: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    deprecated: bool = False
+    # Archived: kept for the events already sent, hidden from new subscriptions.
+    archived_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class Delivery(SQLModel, table=True):
     """One (event, endpoint) pair: the unit that is retried and that succeeds or fails."""
 
@@ -124,6 +149,9 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         # The sweeper's scan: due pending deliveries, oldest first.
         Index("ix_delivery_status_next_attempt_at", "status", "next_attempt_at"),
+        # The events list filtered by type and delivery status, without a scan of the
+        # type's events when few (or none) of them have a delivery in that status.
+        Index("ix_delivery_status_event_type", "status", "event_type", "event_id"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -137,6 +165,8 @@ class Delivery(SQLModel, table=True):
             String(40), ForeignKey("endpoint.id", ondelete="CASCADE"), index=True, nullable=False
         )
     )
+    # The event's type, copied: see the index above.
+    event_type: str | None = Field(default=None, max_length=255)
     status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
     attempt_count: int = 0
     next_attempt_at: datetime | None = Field(default_factory=utcnow)
