@@ -1,42 +1,44 @@
-"""The console's endpoints: the list, one endpoint's page, and what the API lets you do
-to it (create, edit, enable, disable, rotate or reveal its secret, test, recover, delete).
+"""Endpoint pages, the console's and the tenant portal's alike: the list, one
+endpoint's page, and what the API lets you do to it (create, edit, enable, disable,
+rotate or reveal its secret, test, recover, delete).
 
-Every action calls the service its API route calls, with the signed-in key's tenant as
-the scope: another tenant's endpoint is "not found" here as it is there. A form that
-the schemas or the services refuse comes back with their messages beside its fields.
+One set of handlers serves both, through a `Viewer`: who the pages act for (an
+operator's console session or a tenant's portal session), where they live and how
+they look. Every action calls the service its API route calls, with the viewer's
+tenant as the scope: another tenant's endpoint is "not found" here as it is there.
+A form that the schemas or the services refuse comes back with their messages
+beside its fields.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the handlers' annotations
+# at runtime, and those of `endpoint_pages` name types local to it.
 import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.deps import BoxDep, DispatcherDep, SessionDep, SettingsDep
-from gateway.auth import scoped_tenant
-from gateway.console.web import CheckedFormDep, SignedInDep, redirect, render
+from gateway.console.web import SignedInDep, checked_form, redirect, render
 from gateway.errors import Invalid
 from gateway.outbound import endpoints as service
 from gateway.outbound import reads, stats
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, Recover
+from gateway.portal_links import PortalSession
 from gateway.signin import SignedIn
 from gateway.timeutil import utcnow
-
-if TYPE_CHECKING:
-    from gateway.crypto import SecretBox
-    from gateway.settings import Settings
 
 router = APIRouter(prefix="/console/endpoints", include_in_schema=False)
 
 PAGE_SIZE = 50
 RECENT_DELIVERIES = 20
-_CURSOR_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _EVENT_ID_RE = re.compile(r"^evt_[A-Za-z0-9]{1,60}$")
 # What a form's text fields hold at most: the schemas say the rest.
 Short = Annotated[str | None, Query(max_length=255)]
@@ -44,8 +46,52 @@ Short = Annotated[str | None, Query(max_length=255)]
 Errors = dict[str, list[str]]
 
 
-def _path(endpoint_id: str, action: str = "") -> str:
-    return f"/console/endpoints/{endpoint_id}{action}"
+def cursor_or_none(cursor: str | None) -> str | None:
+    """A list's cursor from the address; anything else starts at the first page."""
+    return cursor if cursor and _ID_RE.match(cursor) else None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who the endpoint pages act for, where they live, and how they look."""
+
+    scope: str | None  # the tenant they act for; None: an admin key's, every tenant
+    base: str  # where one endpoint's pages live: base/<id>, base/new
+    home: str  # the list of endpoints
+    layout: str  # the template the pages extend
+    csrf_token: str
+    # The operator's console: tenants, sources and their links; a tenant's portal
+    # shows its own endpoints without them.
+    operator: bool
+    signed_in: SignedIn | None = None
+    portal: PortalSession | None = None
+
+    def path(self, endpoint_id: str, action: str = "") -> str:
+        return f"{self.base}/{endpoint_id}{action}"
+
+    def page(
+        self, request: Request, template: str, context: dict[str, Any], status_code: int = 200
+    ) -> HTMLResponse:
+        return render(
+            request,
+            template,
+            {"viewer": self, **context},
+            status_code=status_code,
+            signed_in=self.signed_in,
+            portal=self.portal,
+        )
+
+
+async def console_viewer(user: SignedInDep) -> Viewer:
+    return Viewer(
+        scope=user.principal.tenant_id,
+        base="/console/endpoints",
+        home="/console/endpoints",
+        layout="base.html",
+        csrf_token=user.csrf_token,
+        operator=True,
+        signed_in=user,
+    )
 
 
 # --- the list
@@ -76,7 +122,7 @@ async def endpoint_list(
         failing=None if failing is None else failing == "true",
         scope=scope,
         limit=PAGE_SIZE,
-        cursor=cursor if cursor and _CURSOR_RE.match(cursor) else None,
+        cursor=cursor_or_none(cursor),
     )
     filters = {"tenant_id": tenant, "status": status, "failing": failing}
     next_page = None
@@ -90,7 +136,7 @@ async def endpoint_list(
             "endpoints": found.data,
             "filters": filters,
             "next_page": next_page,
-            "deleted": deleted if deleted and _CURSOR_RE.match(deleted) else None,
+            "deleted": cursor_or_none(deleted),
         },
         signed_in=user,
     )
@@ -120,8 +166,9 @@ def _headers(text: str, errors: Errors) -> dict[str, str]:
     return headers
 
 
-def _endpoint_fields(form: dict[str, str], errors: Errors) -> dict[str, Any]:
-    """The fields of a create or an update body, as the API would receive them."""
+def _endpoint_fields(form: dict[str, str], errors: Errors, sources: bool = True) -> dict[str, Any]:
+    """The fields of a create or an update body, as the API would receive them; without
+    `sources` (a tenant's portal: sources are the operator's), none about origins."""
     types = _items(form.get("event_types", ""))
     origin = form.get("origin", "all")
     rate = form.get("rate_limit", "").strip()
@@ -130,20 +177,22 @@ def _endpoint_fields(form: dict[str, str], errors: Errors) -> dict[str, Any]:
         errors.setdefault("source_ids", []).append(
             "name at least one source, or choose 'Published only'"
         )
-    return {
+    fields: dict[str, Any] = {
         "url": form.get("url", "").strip(),
         "description": form.get("description", "").strip() or None,
         "event_types": types or None,
-        "source_ids": (
+        "headers": _headers(form.get("headers", ""), errors),
+        "rate_limit": rate or None,
+    }
+    if sources:
+        fields["source_ids"] = (
             None
             if origin == "all"
             else []
             if origin == "published"
             else _items(form.get("source_ids", ""))
-        ),
-        "headers": _headers(form.get("headers", ""), errors),
-        "rate_limit": rate or None,
-    }
+        )
+    return fields
 
 
 def _schema_errors(exc: ValidationError, errors: Errors) -> None:
@@ -176,95 +225,16 @@ def _form_of(endpoint: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _form_page(
-    request: Request,
-    user: SignedIn,
-    form: dict[str, str],
-    errors: Errors,
-    endpoint: dict[str, Any] | None = None,
-) -> Response:
-    return render(
-        request,
-        "endpoints_form.html",
-        {"form": form, "errors": errors, "endpoint": endpoint},
-        status_code=422 if errors else 200,
-        signed_in=user,
-    )
+def _kept(form: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in form.items() if k != "csrf_token"}
 
 
-@router.get("/new", response_class=HTMLResponse)
-async def new_endpoint(request: Request, user: SignedInDep) -> Response:
-    return _form_page(request, user, {"origin": "all"}, {})
-
-
-@router.post("/new", response_class=HTMLResponse)
-async def create_endpoint(
-    request: Request,
-    user: SignedInDep,
-    form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    errors: Errors = {}
-    fields = _endpoint_fields(form, errors)
-    if user.principal.is_admin:
-        fields["tenant_id"] = form.get("tenant_id", "").strip() or None
-    body = None
+def _recover_body(since: str, until: str, errors: Errors) -> Recover | None:
     try:
-        body = EndpointCreate.model_validate(fields)
+        return Recover.model_validate({"since": since.strip(), "until": until.strip() or None})
     except ValidationError as exc:
         _schema_errors(exc, errors)
-    if body is not None and not errors:
-        try:
-            body.tenant_id = scoped_tenant(user.principal, body.tenant_id)
-            endpoint = await service.create_endpoint(session, body, settings, box)
-            await session.commit()
-            return redirect(_path(endpoint.id, "?created=1"))
-        except Invalid as exc:
-            _service_error(exc, errors)
-    kept = {k: v for k, v in form.items() if k != "csrf_token"}
-    return _form_page(request, user, kept, errors)
-
-
-@router.get("/{endpoint_id}/edit", response_class=HTMLResponse)
-async def edit_endpoint(
-    request: Request, endpoint_id: str, user: SignedInDep, session: SessionDep, box: BoxDep
-) -> Response:
-    endpoint = await service.get_endpoint(session, endpoint_id, user.principal.tenant_id)
-    shown = reads.endpoint_out(endpoint, box)
-    return _form_page(request, user, _form_of(shown), {}, shown)
-
-
-@router.post("/{endpoint_id}/edit", response_class=HTMLResponse)
-async def update_endpoint(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    scope = user.principal.tenant_id
-    endpoint = await service.get_endpoint(session, endpoint_id, scope)
-    shown = reads.endpoint_out(endpoint, box)
-    errors: Errors = {}
-    body = None
-    try:
-        body = EndpointUpdate.model_validate(_endpoint_fields(form, errors))
-    except ValidationError as exc:
-        _schema_errors(exc, errors)
-    if body is not None and not errors:
-        try:
-            await service.update_endpoint(session, endpoint_id, body, settings, box, scope)
-            await session.commit()
-            return redirect(_path(endpoint_id, "?updated=1"))
-        except Invalid as exc:
-            _service_error(exc, errors)
-    kept = {k: v for k, v in form.items() if k != "csrf_token"}
-    kept["tenant_id"] = str(shown.get("tenant_id") or "")
-    return _form_page(request, user, kept, errors, shown)
+        return None
 
 
 # --- one endpoint
@@ -368,252 +338,324 @@ async def _stats(
     }
 
 
-@router.get("/{endpoint_id}", response_class=HTMLResponse)
-async def endpoint_detail(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-    created: Short = None,
-    updated: Short = None,
-    test: Short = None,
-    requeued: Short = None,
-    chart: Short = None,
-) -> Response:
-    scope = user.principal.tenant_id
-    endpoint = await service.get_endpoint(session, endpoint_id, scope)
-    deliveries = await reads.list_deliveries(
-        session, endpoint_id=endpoint_id, scope=scope, limit=RECENT_DELIVERIES
-    )
-    notices = []
-    if created:
-        notices.append("Endpoint created. Reveal its signing secret below to set up the receiver.")
-    if updated:
-        notices.append("Changes saved.")
-    if test and _EVENT_ID_RE.match(test):
-        notices.append(f"Test event {test} sent: it shows in the deliveries below.")
-    if requeued and requeued.isdigit():
-        notices.append(f"{requeued} failed deliveries queued again.")
-    return render(
-        request,
-        "endpoints_detail.html",
-        {
-            "endpoint": reads.endpoint_out(endpoint, box),
-            "previous_expires": service.live_previous_secret_expiry(endpoint),
-            "deliveries": deliveries.data,
-            "more_deliveries": deliveries.next_cursor is not None,
-            "notices": notices,
-            "stats": await _stats(session, endpoint_id, scope, chart if chart in RANGES else "day"),
-            "ranges": {key: label for key, (_b, _l, label) in RANGES.items()},
-            "overlap_hours": settings.secret_rotation_overlap_hours,
-        },
-        signed_in=user,
-    )
+# --- one endpoint's pages and actions, for a viewer
 
 
-# --- actions
+def endpoint_pages(
+    prefix: str,
+    viewer_of: Callable[..., Awaitable[Viewer]],
+    checked_form: Callable[..., Awaitable[dict[str, str]]],
+) -> APIRouter:
+    """The pages of one endpoint under `prefix`, for the viewer `viewer_of` resolves;
+    `checked_form` reads a state-changing form once its CSRF token is checked."""
+    pages = APIRouter(prefix=prefix, include_in_schema=False)
+    ViewerDep = Annotated[Viewer, Depends(viewer_of)]
+    FormDep = Annotated[dict[str, str], Depends(checked_form)]
 
+    def form_page(
+        request: Request,
+        viewer: Viewer,
+        form: dict[str, str],
+        errors: Errors,
+        endpoint: dict[str, Any] | None = None,
+    ) -> Response:
+        return viewer.page(
+            request,
+            "endpoints_form.html",
+            {"form": form, "errors": errors, "endpoint": endpoint},
+            status_code=422 if errors else 200,
+        )
 
-async def _set_disabled(
-    endpoint_id: str,
-    disabled: bool,
-    user: SignedIn,
-    session: AsyncSession,
-    settings: Settings,
-    box: SecretBox,
-) -> Response:
-    body = EndpointUpdate(disabled=disabled)
-    await service.update_endpoint(
-        session, endpoint_id, body, settings, box, user.principal.tenant_id
-    )
-    await session.commit()
-    return redirect(_path(endpoint_id, "?updated=1"))
+    @pages.get("/new", response_class=HTMLResponse)
+    async def new_endpoint(request: Request, viewer: ViewerDep) -> Response:
+        return form_page(request, viewer, {"origin": "all"}, {})
 
+    @pages.post("/new", response_class=HTMLResponse)
+    async def create_endpoint(
+        request: Request,
+        viewer: ViewerDep,
+        form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        errors: Errors = {}
+        fields = _endpoint_fields(form, errors, viewer.operator)
+        # An admin key names the tenant in the form; any other viewer has its own.
+        fields["tenant_id"] = (
+            form.get("tenant_id", "").strip() or None if viewer.scope is None else viewer.scope
+        )
+        body = None
+        try:
+            body = EndpointCreate.model_validate(fields)
+        except ValidationError as exc:
+            _schema_errors(exc, errors)
+        if body is not None and not errors:
+            try:
+                endpoint = await service.create_endpoint(session, body, settings, box)
+                await session.commit()
+                return redirect(viewer.path(endpoint.id, "?created=1"))
+            except Invalid as exc:
+                _service_error(exc, errors)
+        return form_page(request, viewer, _kept(form), errors)
 
-@router.post("/{endpoint_id}/disable")
-async def disable(
-    endpoint_id: str,
-    user: SignedInDep,
-    _form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    return await _set_disabled(endpoint_id, True, user, session, settings, box)
+    @pages.get("/{endpoint_id}/edit", response_class=HTMLResponse)
+    async def edit_endpoint(
+        request: Request, endpoint_id: str, viewer: ViewerDep, session: SessionDep, box: BoxDep
+    ) -> Response:
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        shown = reads.endpoint_out(endpoint, box)
+        return form_page(request, viewer, _form_of(shown), {}, shown)
 
+    @pages.post("/{endpoint_id}/edit", response_class=HTMLResponse)
+    async def update_endpoint(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        shown = reads.endpoint_out(endpoint, box)
+        errors: Errors = {}
+        body = None
+        try:
+            body = EndpointUpdate.model_validate(_endpoint_fields(form, errors, viewer.operator))
+        except ValidationError as exc:
+            _schema_errors(exc, errors)
+        if body is not None and not errors:
+            try:
+                await service.update_endpoint(
+                    session, endpoint_id, body, settings, box, viewer.scope
+                )
+                await session.commit()
+                return redirect(viewer.path(endpoint_id, "?updated=1"))
+            except Invalid as exc:
+                _service_error(exc, errors)
+        return form_page(request, viewer, _kept(form), errors, shown)
 
-@router.post("/{endpoint_id}/enable")
-async def enable(
-    endpoint_id: str,
-    user: SignedInDep,
-    _form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    return await _set_disabled(endpoint_id, False, user, session, settings, box)
-
-
-def _secret_page(
-    request: Request,
-    user: SignedIn,
-    endpoint_id: str,
-    secret: str,
-    previous_expires: Any,
-    rotated: bool,
-    overlap_hours: float,
-) -> Response:
-    return render(
-        request,
-        "endpoints_secret.html",
-        {
-            "endpoint_id": endpoint_id,
-            "secret": secret,
-            "previous_expires": previous_expires,
-            "rotated": rotated,
-            "overlap_hours": overlap_hours,
-        },
-        signed_in=user,
-    )
-
-
-@router.post("/{endpoint_id}/rotate", response_class=HTMLResponse)
-async def rotate(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    _form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    hours = settings.secret_rotation_overlap_hours
-    endpoint, secret = await service.rotate_secret(
-        session, endpoint_id, None, hours, box, user.principal.tenant_id
-    )
-    expires = endpoint.previous_secret_expires_at
-    return _secret_page(request, user, endpoint_id, secret, expires, True, hours)
-
-
-@router.post("/{endpoint_id}/secret", response_class=HTMLResponse)
-async def reveal(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    _form: CheckedFormDep,
-    session: SessionDep,
-    settings: SettingsDep,
-    box: BoxDep,
-) -> Response:
-    secret, expires = await service.reveal_secret(
-        session, endpoint_id, box, user.principal.tenant_id
-    )
-    hours = settings.secret_rotation_overlap_hours
-    return _secret_page(request, user, endpoint_id, secret, expires, False, hours)
-
-
-@router.post("/{endpoint_id}/test")
-async def send_test(
-    endpoint_id: str,
-    user: SignedInDep,
-    _form: CheckedFormDep,
-    session: SessionDep,
-    dispatcher: DispatcherDep,
-) -> Response:
-    published = await service.send_test(session, dispatcher, endpoint_id, user.principal.tenant_id)
-    return redirect(_path(endpoint_id, f"?test={published.event.id}"))
-
-
-def _recover_body(since: str, until: str, errors: Errors) -> Recover | None:
-    try:
-        return Recover.model_validate({"since": since.strip(), "until": until.strip() or None})
-    except ValidationError as exc:
-        _schema_errors(exc, errors)
-        return None
-
-
-@router.get("/{endpoint_id}/recover", response_class=HTMLResponse)
-async def recover_preview(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    session: SessionDep,
-    since: Short = None,
-    until: Short = None,
-) -> Response:
-    """The form; once it names a time, how many deliveries recovering would re-queue."""
-    scope = user.principal.tenant_id
-    endpoint = await service.get_endpoint(session, endpoint_id, scope)
-    errors: Errors = {}
-    count = None
-    if since is None:
-        since = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    else:
-        body = _recover_body(since, until or "", errors)
-        if body is not None:
-            count = await service.count_recoverable(
-                session, endpoint_id, body.since, body.until, scope
+    @pages.get("/{endpoint_id}", response_class=HTMLResponse)
+    async def endpoint_detail(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+        created: Short = None,
+        updated: Short = None,
+        test: Short = None,
+        requeued: Short = None,
+        chart: Short = None,
+    ) -> Response:
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        deliveries = await reads.list_deliveries(
+            session, endpoint_id=endpoint_id, scope=viewer.scope, limit=RECENT_DELIVERIES
+        )
+        notices = []
+        if created:
+            notices.append(
+                "Endpoint created. Reveal its signing secret below to set up the receiver."
             )
-    return render(
-        request,
-        "endpoints_recover.html",
-        {
-            "endpoint": endpoint,
-            "since": since,
-            "until": until or "",
-            "count": count,
-            "errors": errors,
-        },
-        status_code=422 if errors else 200,
-        signed_in=user,
-    )
+        if updated:
+            notices.append("Changes saved.")
+        if test and _EVENT_ID_RE.match(test):
+            notices.append(f"Test event {test} sent: it shows in the deliveries below.")
+        if requeued and requeued.isdigit():
+            notices.append(f"{requeued} failed deliveries queued again.")
+        chosen = chart if chart in RANGES else "day"
+        return viewer.page(
+            request,
+            "endpoints_detail.html",
+            {
+                "endpoint": reads.endpoint_out(endpoint, box),
+                "previous_expires": service.live_previous_secret_expiry(endpoint),
+                "deliveries": deliveries.data,
+                "more_deliveries": deliveries.next_cursor is not None,
+                "notices": notices,
+                "stats": await _stats(session, endpoint_id, viewer.scope, chosen),
+                "ranges": {key: label for key, (_b, _l, label) in RANGES.items()},
+                "overlap_hours": settings.secret_rotation_overlap_hours,
+            },
+        )
 
+    async def set_disabled(
+        endpoint_id: str, disabled: bool, viewer: Viewer, session: Any, settings: Any, box: Any
+    ) -> Response:
+        body = EndpointUpdate(disabled=disabled)
+        await service.update_endpoint(session, endpoint_id, body, settings, box, viewer.scope)
+        await session.commit()
+        return redirect(viewer.path(endpoint_id, "?updated=1"))
 
-@router.post("/{endpoint_id}/recover")
-async def recover(
-    request: Request,
-    endpoint_id: str,
-    user: SignedInDep,
-    form: CheckedFormDep,
-    session: SessionDep,
-    dispatcher: DispatcherDep,
-) -> Response:
-    scope = user.principal.tenant_id
-    endpoint = await service.get_endpoint(session, endpoint_id, scope)
-    errors: Errors = {}
-    body = _recover_body(form.get("since", ""), form.get("until", ""), errors)
-    if body is None:
-        return render(
+    @pages.post("/{endpoint_id}/disable")
+    async def disable(
+        endpoint_id: str,
+        viewer: ViewerDep,
+        _form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        return await set_disabled(endpoint_id, True, viewer, session, settings, box)
+
+    @pages.post("/{endpoint_id}/enable")
+    async def enable(
+        endpoint_id: str,
+        viewer: ViewerDep,
+        _form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        return await set_disabled(endpoint_id, False, viewer, session, settings, box)
+
+    def secret_page(
+        request: Request,
+        viewer: Viewer,
+        endpoint_id: str,
+        secret: str,
+        previous_expires: Any,
+        rotated: bool,
+        overlap_hours: float,
+    ) -> Response:
+        return viewer.page(
+            request,
+            "endpoints_secret.html",
+            {
+                "endpoint_id": endpoint_id,
+                "secret": secret,
+                "previous_expires": previous_expires,
+                "rotated": rotated,
+                "overlap_hours": overlap_hours,
+            },
+        )
+
+    @pages.post("/{endpoint_id}/rotate", response_class=HTMLResponse)
+    async def rotate(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        _form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        hours = settings.secret_rotation_overlap_hours
+        endpoint, secret = await service.rotate_secret(
+            session, endpoint_id, None, hours, box, viewer.scope
+        )
+        expires = endpoint.previous_secret_expires_at
+        return secret_page(request, viewer, endpoint_id, secret, expires, True, hours)
+
+    @pages.post("/{endpoint_id}/secret", response_class=HTMLResponse)
+    async def reveal(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        _form: FormDep,
+        session: SessionDep,
+        settings: SettingsDep,
+        box: BoxDep,
+    ) -> Response:
+        secret, expires = await service.reveal_secret(session, endpoint_id, box, viewer.scope)
+        hours = settings.secret_rotation_overlap_hours
+        return secret_page(request, viewer, endpoint_id, secret, expires, False, hours)
+
+    @pages.post("/{endpoint_id}/test")
+    async def send_test(
+        endpoint_id: str,
+        viewer: ViewerDep,
+        _form: FormDep,
+        session: SessionDep,
+        dispatcher: DispatcherDep,
+    ) -> Response:
+        published = await service.send_test(session, dispatcher, endpoint_id, viewer.scope)
+        return redirect(viewer.path(endpoint_id, f"?test={published.event.id}"))
+
+    def recover_page(
+        request: Request,
+        viewer: Viewer,
+        endpoint: Any,
+        since: str,
+        until: str,
+        count: int | None,
+        errors: Errors,
+    ) -> Response:
+        return viewer.page(
             request,
             "endpoints_recover.html",
             {
                 "endpoint": endpoint,
-                "since": form.get("since", ""),
-                "until": form.get("until", ""),
-                "count": None,
+                "since": since,
+                "until": until,
+                "count": count,
                 "errors": errors,
             },
-            status_code=422,
-            signed_in=user,
+            status_code=422 if errors else 200,
         )
-    count = await service.recover(session, dispatcher, endpoint_id, body.since, body.until, scope)
-    return redirect(_path(endpoint_id, f"?requeued={count}"))
+
+    @pages.get("/{endpoint_id}/recover", response_class=HTMLResponse)
+    async def recover_preview(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        session: SessionDep,
+        since: Short = None,
+        until: Short = None,
+    ) -> Response:
+        """The form; once it names a time, how many deliveries recovering would re-queue."""
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        errors: Errors = {}
+        count = None
+        if since is None:
+            since = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        else:
+            body = _recover_body(since, until or "", errors)
+            if body is not None:
+                count = await service.count_recoverable(
+                    session, endpoint_id, body.since, body.until, viewer.scope
+                )
+        return recover_page(request, viewer, endpoint, since, until or "", count, errors)
+
+    @pages.post("/{endpoint_id}/recover")
+    async def recover(
+        request: Request,
+        endpoint_id: str,
+        viewer: ViewerDep,
+        form: FormDep,
+        session: SessionDep,
+        dispatcher: DispatcherDep,
+    ) -> Response:
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        errors: Errors = {}
+        since, until = form.get("since", ""), form.get("until", "")
+        body = _recover_body(since, until, errors)
+        if body is None:
+            return recover_page(request, viewer, endpoint, since, until, None, errors)
+        count = await service.recover(
+            session, dispatcher, endpoint_id, body.since, body.until, viewer.scope
+        )
+        return redirect(viewer.path(endpoint_id, f"?requeued={count}"))
+
+    @pages.get("/{endpoint_id}/delete", response_class=HTMLResponse)
+    async def delete_confirm(
+        request: Request, endpoint_id: str, viewer: ViewerDep, session: SessionDep
+    ) -> Response:
+        endpoint = await service.get_endpoint(session, endpoint_id, viewer.scope)
+        return viewer.page(request, "endpoints_delete.html", {"endpoint": endpoint})
+
+    @pages.post("/{endpoint_id}/delete")
+    async def delete(
+        endpoint_id: str, viewer: ViewerDep, _form: FormDep, session: SessionDep
+    ) -> Response:
+        await service.delete_endpoint(session, endpoint_id, viewer.scope)
+        await session.commit()
+        return redirect(f"{viewer.home}?{urlencode({'deleted': endpoint_id})}")
+
+    return pages
 
 
-@router.get("/{endpoint_id}/delete", response_class=HTMLResponse)
-async def delete_confirm(
-    request: Request, endpoint_id: str, user: SignedInDep, session: SessionDep
-) -> Response:
-    endpoint = await service.get_endpoint(session, endpoint_id, user.principal.tenant_id)
-    return render(request, "endpoints_delete.html", {"endpoint": endpoint}, signed_in=user)
-
-
-@router.post("/{endpoint_id}/delete")
-async def delete(
-    endpoint_id: str, user: SignedInDep, _form: CheckedFormDep, session: SessionDep
-) -> Response:
-    await service.delete_endpoint(session, endpoint_id, user.principal.tenant_id)
-    await session.commit()
-    return redirect(f"/console/endpoints?{urlencode({'deleted': endpoint_id})}")
+# The console's list is above; one endpoint's pages follow it under the same prefix.
+router.include_router(endpoint_pages("", console_viewer, checked_form))

@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from gateway.api.deps import SessionDep
 from gateway.auth import KeyStore
 from gateway.errors import GatewayError
+from gateway.portal_links import PortalSession
 from gateway.settings import Settings
 from gateway.signin import SignedIn, resolve_session
 
@@ -63,15 +64,18 @@ def render(
     context: dict[str, Any] | None = None,
     status_code: int = 200,
     signed_in: SignedIn | None = None,
+    portal: PortalSession | None = None,
 ) -> HTMLResponse:
     settings: Settings = request.app.state.settings
     response = templates.TemplateResponse(
         request,
         template,
-        {"settings": settings, "signed_in": signed_in, **(context or {})},
+        {"settings": settings, "signed_in": signed_in, "portal": portal, **(context or {})},
         status_code=status_code,
     )
-    secure_headers(response, settings)
+    # Portal pages are framed where GATEWAY_PORTAL_FRAME_ANCESTORS allows; the console never.
+    framing = settings.portal_frame_ancestors if is_portal(request) else "'none'"
+    secure_headers(response, settings, framing)
     return response
 
 
@@ -126,14 +130,18 @@ def safe_next(value: str | None) -> str:
 
 
 def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
-    if is_portal(request):  # the tenant's own look, and framed where the portal may be
-        from gateway.console.portal import portal_error_page
-
-        return portal_error_page(request, status_code, message)
-    titles = {404: "Not found", 403: "Not allowed", 400: "Bad request", 429: "Too many requests"}
+    titles = {
+        404: "Not found",
+        403: "Not allowed",
+        400: "Bad request",
+        409: "Not possible now",
+        410: "Link expired",
+        429: "Too many requests",
+    }
     return render(
         request,
-        "error.html",
+        # A portal page keeps the tenant's own look (and no console navigation).
+        "portal/error.html" if is_portal(request) else "error.html",
         {"title": titles.get(status_code, "Something went wrong"), "message": message},
         status_code=status_code,
     )

@@ -132,7 +132,7 @@ def test_create_an_endpoint_from_the_portal_and_rotate_its_secret(
     alert = wait_until(lambda: _alert(page), 5, "the confirmation")
     alert.accept()
     secret = wait_until(lambda: page.find_elements(By.ID, "secret"), 10, "the new secret")
-    shown = secret[0].get_attribute("value")
+    shown = secret[0].text
     assert shown.startswith("whsec_") and shown != before
     assert gw.api.get(f"/v1/endpoints/{endpoint_id}/secret").json()["secret"] == shown
     assert "whsec_" not in page.current_url  # shown in the page, never in a URL
@@ -371,3 +371,28 @@ def test_edit_reveal_and_an_inert_payload(gw: Gateway, receiver: Receiver, path:
         assert "<script>" not in shown and "<img" not in shown
     after = gw.api.get(f"/v1/endpoints/{endpoint['id']}").json()
     assert after["description"] == "Ledger" and after["tenant_id"] == "acme"
+
+
+def test_recover_counts_first_then_queues_the_tenants_failed_deliveries(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    """The portal's endpoint pages are the console's: recovering shows the count first."""
+    receiver.set(path, Reply(500))
+    endpoint = make_endpoint(gw, receiver.url(path), tenant_id="acme")
+    event = publish(gw, "invoice.paid", {"n": 1}, tenant_id="acme")
+    [delivery] = deliveries_of(gw, event["id"])
+    wait_delivery(gw, delivery["id"], "failed")
+    receiver.set(path, Reply(200))
+    client, csrf = portal_client(gw, portal_link(gw, "acme"))
+    recover = f"/portal/endpoints/{endpoint['id']}/recover"
+    since = "2020-01-01T00:00:00Z"
+    with closing(client):
+        refused = client.get(recover, params={"since": "yesterday"})
+        assert refused.status_code == 422 and 'id="since-errors"' in refused.text
+        page = client.get(recover, params={"since": since})
+        assert page.status_code == 200
+        assert "<strong>1</strong> failed delivery will be queued again." in page.text
+        queued = client.post(recover, data={"csrf_token": csrf, "since": since})
+        assert queued.status_code == 303
+        assert queued.headers["location"].endswith("?requeued=1")
+    wait_delivery(gw, delivery["id"], "succeeded")
