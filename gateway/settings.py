@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         description="Seconds one delivery attempt may take, from connecting to the last byte "
         "of the answer.",
     )
+    transform_timeout_ms: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Milliseconds one run of a transformation (an endpoint's or a source's "
+        "JavaScript) may take; past it the run is stopped and fails.",
+    )
     max_body_bytes: int = Field(
         1024 * 1024,
         ge=1024,

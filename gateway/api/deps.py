@@ -180,7 +180,7 @@ StatusFilter = Annotated[
     str | None,
     Query(
         alias="status",
-        pattern="^(pending|succeeded|failed)$",
+        pattern="^(pending|succeeded|failed|cancelled)$",
         description="Only deliveries in this state",
     ),
 ]

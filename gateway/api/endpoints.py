@@ -21,7 +21,7 @@ from gateway.api.deps import (
 from gateway.api.schemas import Page, error_responses
 from gateway.auth import scoped_tenant
 from gateway.outbound import endpoints as service
-from gateway.outbound import reads
+from gateway.outbound import reads, transforms
 from gateway.outbound.schemas import (
     DeliveryOut,
     EndpointCreate,
@@ -35,6 +35,7 @@ from gateway.outbound.schemas import (
     SecretRotate,
 )
 
+from gateway.outbound.transforms import TransformationTest, TransformationTested
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 EndpointStatusFilter = Annotated[
@@ -219,6 +220,28 @@ async def recover(
     principal: PrincipalDep,
 ) -> dict[str, int]:
     """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
+@router.post(
+    "/{endpoint_id}/transformation/test",
+    response_model=TransformationTested,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 413, 415),
+    response_description="What the transformation made of the sample, or its error",
+)
+async def test_transformation(
+    endpoint_id: IdPath,
+    body: TransformationTest,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
+    box: BoxDep,
+) -> dict[str, object]:
+    """Run the endpoint's transformation, or the `code` given, on a sample webhook and
+    show the request it makes (or the error); nothing is sent or saved."""
+    return await transforms.try_on_endpoint(
+        session, endpoint_id, body, settings, box, principal.tenant_id
+    )
+
+
     count = await service.recover(
         session, dispatcher, endpoint_id, body.since, body.until, principal.tenant_id
     )

@@ -131,7 +131,7 @@ async def list_events(
     delivery_status: Annotated[
         str | None,
         Query(
-            pattern="^(pending|succeeded|failed)$",
+            pattern="^(pending|succeeded|failed|cancelled)$",
             description="Only events with at least one delivery in this state (`failed`: "
             "those worth a retry)",
         ),

@@ -48,6 +48,7 @@ class Status(StrEnum):
     pending = "pending"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"
 
 
 @app.command("list")

@@ -115,24 +115,7 @@ async def check_url(url: str, allowed: Sequence[Network], nameservers: Sequence[
     A name that does not resolve now is accepted: DNS may not exist yet, and the
     connect-time check applies to whatever it resolves to later.
     """
-    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise ValueError("url must not contain spaces or control characters")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("url must use http or https")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("url must not contain credentials; send them with the endpoint's headers")
-    host = parts.hostname
-    if not host:
-        raise ValueError("url must have a host")
-    try:
-        port = parts.port
-    except ValueError:
-        raise ValueError("url has an invalid port") from None
-    if port == 0:
-        raise ValueError("url has an invalid port")
-    if parse_ip(host) is None and not _HOSTNAME_RE.match(host):
-        raise ValueError(f"url host {host!r} is not a valid host name")
+    host = check_url_form(url)
     ip = parse_ip(host)
     if ip is not None:
         reason = refusal_reason(ip, allowed)
@@ -152,6 +135,32 @@ async def check_url(url: str, allowed: Sequence[Network], nameservers: Sequence[
             f"url host {host} resolves only to refused addresses ({reasons[0]}); "
             "set GATEWAY_ALLOWED_NETWORKS to allow it"
         )
+
+
+def check_url_form(url: str) -> str:
+    """The URL's host; ValueError when the URL is not one an endpoint may have.
+
+    Its addresses are not checked here: at connect time they always are.
+    """
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ValueError("url must not contain spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("url must use http or https")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("url must not contain credentials; send them with the endpoint's headers")
+    host = parts.hostname
+    if not host:
+        raise ValueError("url must have a host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("url has an invalid port") from None
+    if port == 0:
+        raise ValueError("url has an invalid port")
+    if parse_ip(host) is None and not _HOSTNAME_RE.match(host):
+        raise ValueError(f"url host {host!r} is not a valid host name")
+    return host
 
 
 class GuardedResolver(AbstractResolver):

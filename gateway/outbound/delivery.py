@@ -37,8 +37,10 @@ from gateway.outbound.ledger import Job, Outcome, Want, claim, record
 from gateway.outbound.load import Admitted, Busy
 from gateway.outbound.retry import parse_retry_after
 from gateway.outbound.signer import secret_key, signature_header
+from gateway.outbound.transforms import Outgoing, transformed
 from gateway.timeutil import as_utc, utcnow
 from gateway.tracing import child_span
+from gateway.transform import TransformError
 
 log = logging.getLogger("gateway.delivery")
 
@@ -135,17 +137,31 @@ async def _attempt(ctx: DeliveryContext, job: Job) -> Outcome:
         return Outcome.unanswered("endpoint is disabled")
     if job.stalled_claims > MAX_STALLED_CLAIMS:
         return Outcome.given_up(STALLED_ERROR)
+    outgoing = Outgoing("POST", endpoint.url, ctx.box.open_headers(endpoint.headers), job.body)
+    if endpoint.transformation:
+        try:
+            changed = await transformed(
+                endpoint.transformation,
+                outgoing,
+                job.event.type,
+                ctx.settings.transform_timeout_ms,
+            )
+        except TransformError as exc:
+            return Outcome.unanswered(f"transformation failed: {exc}")
+        if changed is None:
+            return Outcome.cancel()
+        outgoing = changed
     wait = breaker_wait(ctx, endpoint, utcnow())
     if wait > 0:
         return Outcome.put_off(wait, "breaker")
     try:
         async with ctx.loads.attempt(endpoint.id, endpoint.tenant_id) as admitted:
-            return await _send(ctx, job, admitted)
+            return await _send(ctx, job, admitted, outgoing)
     except Busy as busy:
         return Outcome.put_off(busy.seconds, "busy")
 
 
-async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
+async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Outgoing) -> Outcome:
     endpoint = job.endpoint
     if endpoint.rate_limit:
         if job.rate_slot_at is not None:  # a slot reserved when it was put off
@@ -161,7 +177,7 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
         start = time.perf_counter()
         # Outside the `try`: a secret that no longer opens is the gateway's failure
         # ("internal error"), not the endpoint's.
-        headers = _signed_headers(ctx, job, started_at)
+        headers = _signed_headers(ctx, job, started_at, outgoing)
         IN_FLIGHT.inc()
 
         def elapsed_ms() -> int:
@@ -169,7 +185,9 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
 
         timeout = ctx.settings.delivery_timeout
         try:
-            _check_literal_host(endpoint.url, ctx)
+            # The URL a transformation gave is guarded as the endpoint's own: a literal
+            # address here, a name by the client's resolver at connect time.
+            _check_literal_host(outgoing.url, ctx)
             with child_span(
                 "webhook.attempt",
                 job.event.trace_parent,
@@ -182,8 +200,12 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
             ) as span:
                 # The session's total timeout is the attempt's one deadline: connecting
                 # (waiting for a connection included), sending, and reading the answer.
-                async with ctx.client.post(
-                    endpoint.url, data=job.body, headers=headers, allow_redirects=False
+                async with ctx.client.request(
+                    outgoing.method,
+                    outgoing.url,
+                    data=outgoing.body,
+                    headers=headers,
+                    allow_redirects=False,
                 ) as response:
                     body = await _read_capped(response)
                 span.set_attribute("http.response.status_code", response.status)
@@ -211,16 +233,19 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted) -> Outcome:
     return Outcome.answered(started_at, status, elapsed_ms(), body, error, retry_after)
 
 
-def _signed_headers(ctx: DeliveryContext, job: Job, now: datetime) -> dict[str, str]:
+def _signed_headers(
+    ctx: DeliveryContext, job: Job, now: datetime, outgoing: Outgoing
+) -> dict[str, str]:
+    """The request's headers, signed over the body it sends (a transformation's too)."""
     timestamp = int(now.timestamp())
-    headers = ctx.box.open_headers(job.endpoint.headers)
+    headers = dict(outgoing.headers)
     headers.update(
         {
             "content-type": "application/json",
             "webhook-id": job.event.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(
-                _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, job.body
+                _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, outgoing.body
             ),
         }
     )

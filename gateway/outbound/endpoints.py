@@ -22,6 +22,7 @@ from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 
 if TYPE_CHECKING:
+from gateway.transform import TransformError, runtime
     from gateway.outbound.fanout import Published
 
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
@@ -43,6 +44,16 @@ async def _checked_url(url: str, settings: Settings) -> str:
 
 async def _check_sources(
     session: AsyncSession, source_ids: list[str] | None, tenant_id: str | None
+async def _checked_transformation(code: str | None, settings: Settings) -> str | None:
+    """The code, once it compiles and defines `handler`; 422 with the JavaScript error."""
+    if code is not None:
+        try:
+            await runtime(settings.transform_timeout_ms).check(code)
+        except TransformError as exc:
+            raise Invalid(f"transformation: {exc}", loc=("body", "transformation")) from None
+    return code
+
+
 ) -> None:
     """Sources belong to the operator: their events have no tenant, so only an endpoint
     without one can receive them (the tenant rule, `matching.py`). The message for a
@@ -99,6 +110,7 @@ async def create_endpoint(
         created_at=now,
         updated_at=now,
     )
+        transformation=await _checked_transformation(body.transformation, settings),
     session.add(endpoint)
     return endpoint
 
@@ -123,6 +135,10 @@ async def update_endpoint(
     if "source_ids" in changes or "tenant_id" in changes:
         await _check_sources(
             session,
+    if "transformation" in changes:  # null clears it
+        await _checked_transformation(changes["transformation"], settings)
+    if changes.get("event_types"):
+        await check_subscribable(session, changes["event_types"])
             changes.get("source_ids", endpoint.source_ids),
             changes.get("tenant_id", endpoint.tenant_id),
         )

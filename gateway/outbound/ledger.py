@@ -73,6 +73,8 @@ class Outcome:
     deferred_by: str = ""
     # Not sent, and not to be: the gateway itself kept failing on this delivery.
     dead: bool = False
+    # Not sent, and not to be: the endpoint's transformation cancelled it.
+    cancelled: bool = False
 
     # The three shapes, by name: sent (answered or not), put off, given up.
 
@@ -104,6 +106,11 @@ class Outcome:
     def given_up(cls, error: str) -> Outcome:
         """Not sent, and not to be: the delivery fails now."""
         return cls(utcnow(), None, 0, None, error, dead=True)
+
+    @classmethod
+    def cancel(cls) -> Outcome:
+        """Skipped by the endpoint's transformation: no attempt, the delivery is over."""
+        return cls(utcnow(), None, 0, None, None, cancelled=True)
 
     @property
     def ok(self) -> bool:
@@ -268,7 +275,13 @@ def _count(job: Job, outcome: Outcome) -> None:
     if log.isEnabledFor(logging.INFO):
         log.info(
             "attempt %s",
-            "deferred" if outcome.deferred is not None else "ok" if outcome.ok else "failed",
+            "deferred"
+            if outcome.deferred is not None
+            else "cancelled"
+            if outcome.cancelled
+            else "ok"
+            if outcome.ok
+            else "failed",
             extra={
                 "event_id": job.event.id,
                 "delivery_id": job.delivery_id,
@@ -282,6 +295,8 @@ def _count(job: Job, outcome: Outcome) -> None:
         )
     if outcome.deferred is not None:
         DEFERRED.labels(outcome.deferred_by).inc()
+    elif outcome.cancelled:
+        pass  # counted among the finished deliveries, as `cancelled`
     elif outcome.ok:
         ATTEMPTS.labels("success", status_class(outcome.status_code)).inc()
     else:
@@ -302,6 +317,9 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
         if outcome.deferred is not None:
             attempt -= 1  # not sent, so not an attempt
             delay: float | None = outcome.deferred
+        elif outcome.cancelled:
+            attempt -= 1
+            delay = None
         else:
             row: dict[str, Any] = {
                 "delivery_id": job.delivery_id,
@@ -330,6 +348,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
         _count(job, outcome)
         if outcome.ok:
             status, next_at = DeliveryStatus.SUCCEEDED, None
+        elif outcome.cancelled:
+            status, next_at = DeliveryStatus.CANCELLED, None
         elif delay is None:
             status, next_at = DeliveryStatus.FAILED, None
         else:
@@ -354,7 +374,9 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
                 "v_dispatched_at": now,
                 "v_rate_slot_at": next_at if outcome.deferred is not None else None,
                 # A put-off delivery keeps the status code of its last real attempt.
-                "v_last_status_code": -1 if outcome.deferred is not None else outcome.status_code,
+                "v_last_status_code": -1
+                if outcome.deferred is not None or outcome.cancelled
+                else outcome.status_code,
                 "v_updated_at": now,
             }
         )
@@ -390,7 +412,10 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
         [
             (job.endpoint, outcome.status_code, outcome.ok)
             for job, outcome in results
-            if outcome.deferred is None and not outcome.dead and not job.endpoint.disabled
+            if outcome.deferred is None
+            and not outcome.dead
+            and not outcome.cancelled
+            and not job.endpoint.disabled
         ],
         now,
     )

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gateway.outbound.signer import secret_key
 from gateway.timeutil import as_utc
+from gateway.transform import MAX_CODE_CHARS
 from gateway.validation import (
     HEADER_NAME_RE,
     EventType,
@@ -61,6 +62,12 @@ def _check_headers(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
+MAX_HEADERS = 50
+MAX_HEADER_VALUE = 4096
+# A transformation's result is held to the same rules (`transforms.py`).
+check_headers = _check_headers
+
+
 def _check_secret(value: str | None) -> str | None:
     if value is not None:
         secret_key(value)
@@ -94,6 +101,12 @@ HEADERS_DOC = (
     "Extra HTTP headers sent with every delivery (at most 50, values up to 4096 printable "
     "ASCII characters), stored encrypted. The gateway's own (`webhook-*`, `content-type`, "
     "`user-agent`, ...) cannot be set."
+)
+TRANSFORMATION_DOC = (
+    "JavaScript defining `function handler(webhook)`, run before each attempt: it gets "
+    '`{"method", "url", "headers", "payload", "event_type"}` and returns it changed, or '
+    "with `cancel: true` to skip the delivery (see docs/transformations.md). At most "
+    "65536 characters; it must compile and define `handler` (422 otherwise). Null: none."
 )
 RATE_LIMIT_DOC = (
     "Deliveries per second to it at most (1 to 100000); null for no limit. Deliveries over "
@@ -201,6 +214,9 @@ class EndpointCreate(Input):
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
     _secret = field_validator("secret")(_check_secret)
+    transformation: Text | None = Field(
+        None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
+    )
 
 
 class EndpointUpdate(Input):
@@ -234,6 +250,9 @@ class EndpointUpdate(Input):
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
 
+    transformation: Text | None = Field(
+        None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
+    )
 
 class EndpointOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_EXAMPLE]})
@@ -250,6 +269,7 @@ class EndpointOut(BaseModel):
     disabled_reason: str | None = Field(
         None,
         description="Why the gateway disabled it (it answered 410 Gone, or every attempt "
+    transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
         "failed for GATEWAY_DISABLE_AFTER); null when enabled or disabled by a request.",
     )
     failing_since: datetime | None = Field(
@@ -438,9 +458,9 @@ class DeliveryOut(BaseModel):
     endpoint_id: str = Field(description="The endpoint it goes to (`ep_...`).")
     status: str = Field(
         description="`pending` (waiting for its next attempt, or in one), `succeeded` (the "
-        "endpoint answered 2xx) or `failed` (out of attempts, answered 410, or its endpoint "
-        "was disabled).",
-        json_schema_extra={"enum": ["pending", "succeeded", "failed"]},
+        "endpoint answered 2xx), `failed` (out of attempts, answered 410, or its endpoint "
+        "was disabled) or `cancelled` (its endpoint's transformation cancelled it: not sent).",
+        json_schema_extra={"enum": ["pending", "succeeded", "failed", "cancelled"]},
     )
     attempt_count: int = Field(description="Attempts made so far.")
     next_attempt_at: datetime | None = Field(

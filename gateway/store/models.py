@@ -24,6 +24,9 @@ class DeliveryStatus:
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    # Skipped by its endpoint's transformation (`cancel: true`): never sent.
+    CANCELLED = "cancelled"
+    ALL = (PENDING, SUCCEEDED, FAILED, CANCELLED)
 
 
 class Endpoint(SQLModel, table=True):

@@ -1,0 +1,316 @@
+"""Transformations: user JavaScript run in V8 isolates (mini-racer), never in this interpreter.
+
+A transformation defines `function handler(webhook)`; it gets a JSON object and
+returns one (its shape is checked by the caller: `outbound/transforms.py`,
+`inbound/ingest.py`). What the code can reach is V8 alone: no file, network,
+process or timer API (mini-racer's `setTimeout` and `Atomics.wait*` are removed),
+and every built-in object is frozen before any user code runs, so code cannot
+leave anything behind for the next call, its own or another endpoint's. Each call
+builds the handler afresh from the compiled code, so no state survives a call.
+
+Each isolate runs JavaScript on its own thread (mini-racer's), and answers through
+the event loop: a call never blocks the loop. Calls on one isolate run one after
+the other, so the process keeps a few (`ISOLATES`), and one code may use at most
+half of them at once: a runaway script holds at most those, for at most its time
+limit, and the others keep serving every other endpoint.
+
+A call that runs out of time or memory, or whose promise callbacks keep running
+after it returned, costs its isolate: it is closed (which stops it) and a new one
+is made. Compiled code is cached per isolate by the code's hash, a bounded number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from py_mini_racer import JSEvalException, JSOOMException, MiniRacer
+
+# Isolates per process (per event loop); one code may use half of them at once.
+ISOLATES = 4
+# Each isolate's heap; past it the call fails and the isolate is replaced.
+MEMORY_LIMIT = 64 * 1024 * 1024
+# Compiled codes kept per isolate, least recently used dropped first.
+CACHED_CODES = 256
+# Longest code accepted (characters): the API schemas hold the same bound.
+MAX_CODE_CHARS = 64 * 1024
+# The answer of a call once serialised, in characters, at most.
+MAX_RESULT_CHARS = 1024 * 1024
+
+# Runs once in each new isolate, before any user code.
+_PRELUDE = r"""
+(() => {
+  'use strict';
+  // Nothing that waits or schedules work for later: mini-racer's timers and what
+  // they are built on. (V8 alone has no file, network or process API.)
+  for (const name of ['setTimeout', 'clearTimeout', '__timer_manager', 'WebAssembly']) {
+    // mini-racer declares its timers with `var`: they cannot be deleted, only emptied.
+    if (!Reflect.deleteProperty(globalThis, name)) globalThis[name] = undefined;
+  }
+  delete Atomics.wait;
+  delete Atomics.waitAsync;
+
+  const codes = new Map();
+  const { parse, stringify } = JSON;
+  const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+  const FunctionCtor = Function;
+  const describe = (v) => v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v;
+
+  function define(key, code) {
+    // A function body parsed on its own: the code cannot reach out of it. Strict,
+    // so that an undeclared name is an error rather than a write to the global.
+    const make = new FunctionCtor(
+      '"use strict";\n' + code +
+      '\n;return typeof handler === "function" ? handler : undefined;');
+    mapSet.call(codes, key, make);
+  }
+
+  function handlerOf(key) {
+    const handler = mapGet.call(codes, key)();
+    if (typeof handler !== 'function') {
+      throw new TypeError('the code must define function handler(webhook)');
+    }
+    return handler;
+  }
+
+  function run(key, input, maxChars) {
+    const out = handlerOf(key)(parse(input));
+    if (out === null || typeof out !== 'object' || Array.isArray(out)) {
+      throw new TypeError('handler must return the webhook object, not ' + describe(out));
+    }
+    if (typeof out.then === 'function') {
+      throw new TypeError('handler must return the webhook object, not a promise');
+    }
+    const text = stringify(out);
+    if (text.length > maxChars) {
+      throw new RangeError('the result is ' + text.length + ' characters, over the limit of '
+        + maxChars);
+    }
+    return text;
+  }
+
+  const api = Object.freeze({
+    define, run, check: (key) => { handlerOf(key); return true; },
+    forget: (key) => mapDelete.call(codes, key),
+  });
+  Object.defineProperty(globalThis, '__gateway', { value: api });
+
+  // Setting a property that an object inherits read-only (`e.name = ...` on an error,
+  // `o.toString = ...`) would throw once prototypes are frozen: those inherited ones
+  // become accessors that set an own property instead (as SES does).
+  const roots = [Object.prototype, Function.prototype, Array.prototype, Error.prototype];
+  for (const E of [EvalError, RangeError, ReferenceError, SyntaxError, TypeError, URIError]) {
+    roots.push(E.prototype);
+  }
+  for (const proto of roots) {
+    for (const key of Reflect.ownKeys(proto)) {
+      const desc = Object.getOwnPropertyDescriptor(proto, key);
+      if (!('value' in desc) || !desc.configurable) continue;
+      const value = desc.value;
+      Object.defineProperty(proto, key, {
+        get() { return value; },
+        set(v) {
+          if (this === proto) throw new TypeError('cannot change a built-in');
+          Object.defineProperty(this, key, {
+            value: v, writable: true, enumerable: true, configurable: true });
+        },
+        enumerable: desc.enumerable,
+        configurable: false,
+      });
+    }
+  }
+
+  // Freeze everything reachable from the global object and the intrinsics that are
+  // not (the prototypes of generators, async functions and iterators).
+  const hidden = [
+    function* () {}, async function () {}, async function* () {},
+    (function* () {})(), (async function* () {})(),
+    [][Symbol.iterator](), new Map().entries(), new Set().values(), ''[Symbol.iterator](),
+    /a/[Symbol.matchAll](''),
+  ];
+  const stack = [globalThis, ...hidden];
+  const seen = new Set();
+  while (stack.length) {
+    const o = stack.pop();
+    if (o === null || (typeof o !== 'object' && typeof o !== 'function') || seen.has(o)) {
+      continue;
+    }
+    seen.add(o);
+    Object.freeze(o);
+    stack.push(Object.getPrototypeOf(o));
+    for (const key of Reflect.ownKeys(o)) {
+      const desc = Object.getOwnPropertyDescriptor(o, key);
+      if ('value' in desc) stack.push(desc.value);
+      else stack.push(desc.get, desc.set);
+    }
+  }
+  return true;
+})()
+"""
+
+_LINE_RE = re.compile(r"^undefined:(\d+): (.*)$")
+# `new Function` puts two lines before the body, and the prelude one more.
+_LINES_BEFORE_CODE = 3
+
+
+class TransformError(Exception):
+    """The code failed: it did not compile, threw, ran too long, or returned a wrong
+    shape. The message is meant for the user (an attempt's log, a 422, a test)."""
+
+
+def code_key(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+def _message(exc: JSEvalException, code: str) -> str:
+    """The JavaScript error in one line, with the code's own line number when given."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    match = _LINE_RE.match(first)
+    if match:
+        line = int(match.group(1)) - _LINES_BEFORE_CODE
+        if line > code.count("\n") + 1:
+            first = f"at the end of the code: {match.group(2)}"
+        else:
+            first = f"line {line}: {match.group(2)}" if line > 0 else match.group(2)
+    else:
+        # A runtime error: V8's message is the line after the stack's location lines.
+        for candidate in text.splitlines():
+            if re.match(r"^[A-Za-z]*Error: |^Uncaught ", candidate):
+                first = candidate
+                break
+    return first[:1000]
+
+
+@dataclass
+class _Isolate:
+    racer: MiniRacer
+    codes: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def close(self) -> None:
+        self.racer.close()
+
+
+class Runtime:
+    """The isolates of one event loop, and the calls into them."""
+
+    def __init__(self, timeout_ms: int, isolates: int = ISOLATES) -> None:
+        self.timeout = timeout_ms / 1000
+        self._size = isolates
+        self._idle: asyncio.Queue[_Isolate | None] = asyncio.Queue()
+        for _ in range(isolates):
+            self._idle.put_nowait(None)  # made on first use
+        self._per_code: dict[str, asyncio.Semaphore] = {}
+
+    async def run(self, code: str, webhook_json: str) -> Any:
+        """The handler's answer (parsed JSON) for the webhook given as JSON text."""
+        key = code_key(code)
+        text = await self._call(
+            key,
+            code,
+            f"__gateway.run({json.dumps(key)}, {json.dumps(webhook_json)}, {MAX_RESULT_CHARS})",
+        )
+        return json.loads(text)
+
+    async def check(self, code: str) -> None:
+        """TransformError unless the code compiles and defines `handler`."""
+        if len(code) > MAX_CODE_CHARS:
+            raise TransformError(f"the code is over {MAX_CODE_CHARS} characters")
+        key = code_key(code)
+        await self._call(key, code, f"__gateway.check({json.dumps(key)})")
+
+    async def _call(self, key: str, code: str, expression: str) -> Any:
+        # One code at most on half the isolates: a runaway leaves the rest to others.
+        limit = self._per_code.get(key)
+        if limit is None:
+            if len(self._per_code) > 10 * CACHED_CODES:
+                self._per_code = {k: s for k, s in self._per_code.items() if s.locked()}
+            limit = self._per_code[key] = asyncio.Semaphore(max(1, self._size // 2))
+        async with limit:
+            isolate = await self._idle.get()
+            try:
+                if isolate is None:
+                    isolate = self._new_isolate()
+                result = await self._call_in(isolate, key, code, expression)
+            except TransformError as exc:
+                if isinstance(exc, _Broken):
+                    self._replace(isolate)
+                else:
+                    self._idle.put_nowait(isolate)
+                raise
+            except BaseException:  # cancelled mid-call, or mini-racer failed: start anew
+                self._replace(isolate)
+                raise
+            self._idle.put_nowait(isolate)
+            return result
+
+    def _replace(self, isolate: _Isolate | None) -> None:
+        if isolate is not None:
+            isolate.close()  # stops whatever still runs in it
+        self._idle.put_nowait(None)
+
+    def _new_isolate(self) -> _Isolate:
+        racer = MiniRacer()  # made inside the running loop: it answers through it
+        racer.set_hard_memory_limit(MEMORY_LIMIT)
+        racer.eval(_PRELUDE)
+        return _Isolate(racer)
+
+    async def _call_in(self, isolate: _Isolate, key: str, code: str, expression: str) -> Any:
+        """Raises TransformError; any other exception means the isolate is to be replaced."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        racer = isolate.racer
+        try:
+            async with asyncio.timeout_at(deadline):
+                if key not in isolate.codes:
+                    await racer.eval_cancelable(
+                        f"__gateway.define({json.dumps(key)}, {json.dumps(code)})"
+                    )
+                    isolate.codes[key] = None
+                    if len(isolate.codes) > CACHED_CODES:
+                        old, _ = isolate.codes.popitem(last=False)
+                        await racer.eval_cancelable(f"__gateway.forget({json.dumps(old)})")
+                isolate.codes.move_to_end(key)
+                result = await racer.eval_cancelable(expression)
+        except TimeoutError:
+            raise _Broken(f"did not finish within {self.timeout * 1000:g} ms") from None
+        except JSOOMException:
+            raise _Broken(f"ran out of memory (limit {MEMORY_LIMIT // 2**20} MiB)") from None
+        except JSEvalException as exc:
+            if racer.was_hard_memory_limit_reached():
+                raise _Broken(f"ran out of memory (limit {MEMORY_LIMIT // 2**20} MiB)") from None
+            raise TransformError(_message(exc, code)) from None
+        # Promise callbacks the code left run after it returned: whatever they do must
+        # end within the same limit, or this isolate (and only this call) pays.
+        try:
+            async with asyncio.timeout_at(max(deadline, loop.time() + 0.01)):
+                await racer.eval_cancelable("0")
+        except TimeoutError:
+            raise _Broken(
+                f"its promise callbacks did not finish within {self.timeout * 1000:g} ms"
+            ) from None
+        return result
+
+
+class _Broken(TransformError):
+    """A TransformError after which the isolate is replaced."""
+
+
+_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def runtime(timeout_ms: int) -> Runtime:
+    """The running loop's runtime (isolates answer through the loop that made them)."""
+    loop = asyncio.get_running_loop()
+    found = _runtimes.get(loop)
+    if found is None or found.timeout != timeout_ms / 1000:
+        found = _runtimes[loop] = Runtime(timeout_ms)
+    return found
