@@ -17,7 +17,7 @@ import ipaddress
 import sys
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from pydantic.fields import FieldInfo
@@ -82,6 +82,8 @@ def _type_name(annotation: Any) -> str:
             if part not in names:
                 names.append(part)
         return " or ".join(names)
+    if origin is Literal:
+        return " or ".join(f"`{arg}`" for arg in get_args(annotation))
     if annotation in _TYPE_NAMES:
         return _TYPE_NAMES[annotation]
     return getattr(annotation, "__name__", str(annotation))

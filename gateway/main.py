@@ -26,6 +26,7 @@ from gateway.api import (
     api_keys,
     deliveries,
     endpoints,
+    event_types,
     events,
     health,
     inbound,
@@ -109,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessionmaker,
             app.state.failures,
             RefusalLog(app.state.sessionmaker),
+            event_types=settings.event_types,
         )
         gctune.settle()
         try:
@@ -146,7 +148,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_principal)]
     # What every management route can answer; each route adds its own (404, 409, ...).
     managed = error_responses(401, 422, 429, 503)
-    for module in (endpoints, events, deliveries, sources, api_keys, portal_links, stats):
+    for module in (
+        endpoints,
+        events,
+        event_types,
+        deliveries,
+        sources,
+        api_keys,
+        portal_links,
+        stats,
+    ):
         app.include_router(module.router, dependencies=authenticated, responses=managed)
     app.include_router(inbound.router)
     app.include_router(health.router)

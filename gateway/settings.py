@@ -7,7 +7,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -252,6 +252,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds an endpoint may do nothing but fail before it is disabled "
         "(a 410 Gone disables it at once).",
+    )
+    event_types: Literal["open", "strict"] = Field(
+        "open",
+        description="`open`: an event of a type in the catalogue (`/v1/event-types`) must "
+        "match its schema, and other types are published as they are. `strict`: a type "
+        "that is not in the catalogue (or is archived) is refused with 422 too.",
     )
     metrics_event_types: int = Field(
         100,

@@ -16,6 +16,7 @@ from gateway.api.deps import (
     PagingDep,
     PrincipalDep,
     SessionDep,
+    SettingsDep,
     SourceFilter,
     StatusFilter,
     TenantFilter,
@@ -69,6 +70,7 @@ async def publish_event(
     body: EventCreate,
     batcher: BatcherDep,
     principal: PrincipalDep,
+    settings: SettingsDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -80,7 +82,11 @@ async def publish_event(
         ),
     ] = None,
 ) -> dict[str, object]:
-    """Store the event and its deliveries durably, then fan it out; 202 means it will arrive."""
+    """Store the event and its deliveries durably, then fan it out; 202 means it will arrive.
+
+    Data of a type in the event-type catalogue must meet its schema: otherwise 422 naming
+    the path and the rule, and nothing is stored. With GATEWAY_EVENT_TYPES=strict, a
+    type not in the catalogue is a 422 too."""
     with span("webhook.publish", **{"gateway.type": body.type}):
         published = await batcher.publish(
             Publish(
@@ -94,6 +100,7 @@ async def publish_event(
                     else None
                 ),
                 by_operator=principal.is_admin,
+                schema_check=settings.event_types,
             )
         )
     if not published.created:

@@ -66,7 +66,12 @@ def events_publish(
     async def work(session: AsyncSession) -> dict[str, Any]:
         async with dispatcher:
             published = await publish(
-                session, dispatcher, event_type=body.type, data=body.data, tenant_id=body.tenant_id
+                session,
+                dispatcher,
+                event_type=body.type,
+                data=body.data,
+                tenant_id=body.tenant_id,
+                schema_check=settings.event_types,
             )
         return dump(EventPublished, published_out(published))
 

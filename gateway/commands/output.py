@@ -25,7 +25,7 @@ def print_json(value: Any) -> None:
 
 def dump(model: type[BaseModel], value: Any) -> dict[str, Any]:
     """`value` (a row or a dict) as the API shows it: through its response model."""
-    return model.model_validate(value, from_attributes=True).model_dump(mode="json")
+    return model.model_validate(value, from_attributes=True).model_dump(mode="json", by_alias=True)
 
 
 def print_page(

@@ -25,6 +25,7 @@ from gateway.inbound.sources import SECRET, SOURCE_CACHE_SECONDS, deduplicates_b
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
+from gateway.outbound.dataschema import DataRefused
 from gateway.outbound.fanout import Publish, Received
 from gateway.outbound.ratelimit import Admission
 from gateway.store.models import Source
@@ -42,6 +43,12 @@ class SourceDisabled(GatewayError):
     status_code = 403
 
 
+class DataInvalid(GatewayError):
+    """A received event whose data fails its type's schema (the source validates)."""
+
+    status_code = 400
+
+
 @dataclass
 class Ingested:
     status: str  # "accepted" | "duplicate" | "challenge"
@@ -57,6 +64,7 @@ class _SourceView:
     rate_limit: int | None
     disabled: bool
     deduplicate_body: bool
+    validate_data: bool
 
 
 @dataclass
@@ -70,6 +78,7 @@ class InboundContext:
     sessionmaker: SessionMaker  # sources are read on a cache miss only
     failures: FailureLimiter  # failed verifications per client address
     refusals: RefusalLog | None = None  # why requests were refused, for the operator
+    event_types: str = "open"  # GATEWAY_EVENT_TYPES, for the sources that validate
     _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
 
     async def source(self, source_id: str) -> _SourceView:
@@ -86,6 +95,7 @@ class InboundContext:
             row.rate_limit,
             row.disabled,
             deduplicates_body(row),
+            row.validate_data,
         )
         if len(self._sources) > 10_000:
             self._sources.clear()
@@ -142,18 +152,25 @@ async def ingest(
 
     digest = hashlib.sha256(body).hexdigest()
     delivery_id = verified.delivery_id or digest
-    published = await ctx.batcher.publish(
-        Publish(
-            event_type(verified.event_type),
-            event_data(verified.payload, body),
-            source_id=source.id,
-            idempotency_key=_dedup_key(source.id, delivery_id),
-            # A replay under a new, unsigned delivery id is still the same body: for as
-            # long as events are kept (GATEWAY_RETENTION_DAYS), it is a duplicate too.
-            content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
-            received=Received(body, stored_headers(headers), verified.verification),
+    try:
+        published = await ctx.batcher.publish(
+            Publish(
+                event_type(verified.event_type),
+                event_data(verified.payload, body),
+                source_id=source.id,
+                idempotency_key=_dedup_key(source.id, delivery_id),
+                # A replay under a new, unsigned delivery id is still the same body: for as
+                # long as events are kept (GATEWAY_RETENTION_DAYS), it is a duplicate too.
+                content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
+                received=Received(body, stored_headers(headers), verified.verification),
+                schema_check=ctx.event_types if source.validate_data else None,
+            )
         )
-    )
+    except DataRefused as exc:
+        # The provider sent it (it verified), so it is not counted as a failed credential.
+        INBOUND.labels(source.provider, "invalid").inc()
+        _refused(ctx, source.id, "invalid_data", exc.brief, client, headers)
+        raise DataInvalid(exc.detail) from None
     status = "accepted" if published.created else "duplicate"
     INBOUND.labels(source.provider, status).inc()
     return Ingested(status, published.event.id)

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from gateway.inbound.verifiers import StandardVerifier
+from gateway.transform import MAX_CODE_CHARS
 from gateway.validation import HEADER_NAME_RE, Input, Text
 
 Provider = Literal["stripe", "github", "gitlab", "shopify", "slack", "standard", "hmac"]
@@ -107,6 +108,12 @@ RATE_LIMIT_DOC = (
     "Verified requests per second it accepts at most (1 to 1000000); null: "
     "GATEWAY_INBOUND_RATE_LIMIT. Over it, 429 with Retry-After."
 )
+VALIDATE_DOC = (
+    "Check each received event's data against its type's schema in the event-type "
+    "catalogue (`/v1/event-types`): data that fails it is refused with 400 before anything "
+    "is stored, and shown among the source's refusals. With GATEWAY_EVENT_TYPES=strict, "
+    "a type not in the catalogue is refused too."
+)
 DEDUPLICATE_DOC = (
     "Also treat a request whose body was already received as a duplicate, whatever its "
     "delivery id. Null or left out: the provider's default (on for `github` and "
@@ -133,11 +140,22 @@ SOURCE_EXAMPLE: dict[str, Any] = {
     "tolerance_seconds": 300,
     "rate_limit": None,
     "deduplicate_body": True,
+    "validate": False,
     "disabled": False,
     "ingest_path": "/in/src_01KF2T6H9K3M5P7R1T4W6Y8A2C",
     "created_at": "2026-01-14T16:02:51.734000Z",
     "updated_at": "2026-01-14T16:02:51.734000Z",
 }
+
+
+TRANSFORMATION_DOC = (
+    "JavaScript defining `function handler(webhook)`, run on each verified request before "
+    'it is stored: it gets `{"method", "url", "headers", "payload", "event_type"}` (the '
+    "payload being the event's data) and returns it with `payload` and `event_type` "
+    "changed, or with `cancel: true` to drop the request (answered 200, stored nothing; "
+    "see docs/transformations.md). At most 65536 characters; it must compile and define "
+    "`handler` (422 otherwise)."
+)
 
 
 class SourceCreate(Input):
@@ -157,7 +175,12 @@ class SourceCreate(Input):
     tolerance_seconds: Tolerance = Field(300, description=TOLERANCE_DOC)
     rate_limit: int | None = Field(None, gt=0, le=1_000_000, description=RATE_LIMIT_DOC)
     deduplicate_body: bool | None = Field(None, description=DEDUPLICATE_DOC)
+    # `validate` is a method of pydantic's models: the field takes another name.
+    validate_data: bool = Field(False, alias="validate", description=VALIDATE_DOC)
     disabled: bool = Field(False, description="Create it disabled: its URL answers 403.")
+    transformation: Text | None = Field(
+        None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
+    )
 
     # Checked against the provider, declared before them, so that errors name the field.
     @field_validator("secret")
@@ -197,13 +220,24 @@ class SourceUpdate(Input):
     deduplicate_body: bool | None = Field(
         None, description=DEDUPLICATE_DOC + " Null: back to the provider's default."
     )
+    validate_data: bool | None = Field(
+        None, alias="validate", description=VALIDATE_DOC + " Cannot be null."
+    )
     disabled: bool | None = Field(
         None, description="`true`: its URL answers 403 and stores nothing. Cannot be null."
+    )
+    transformation: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_CODE_CHARS,
+        description=TRANSFORMATION_DOC + " Null removes it.",
     )
 
 
 class SourceOut(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [SOURCE_EXAMPLE]})
+    model_config = ConfigDict(
+        populate_by_name=True, json_schema_extra={"examples": [SOURCE_EXAMPLE]}
+    )
 
     id: str = Field(description="The source's id: `src_` and a ULID.")
     name: str = Field(description=NAME_DOC)
@@ -219,7 +253,9 @@ class SourceOut(BaseModel):
         description="Whether a request whose body was already received is a duplicate, in "
         "effect: the source's own choice, else its provider's default."
     )
+    validate_data: bool = Field(False, alias="validate", description=VALIDATE_DOC)
     disabled: bool = Field(description="Whether its URL refuses requests (403).")
+    transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
     ingest_path: str = Field(
         description="The path to give the provider, after this gateway's public URL."
     )
@@ -248,13 +284,15 @@ class InboundAccepted(BaseModel):
         }
     )
 
-    status: Literal["accepted", "duplicate"] = Field(
+    status: Literal["accepted", "duplicate", "cancelled"] = Field(
         description="`accepted`: stored and being fanned out. `duplicate`: the provider's "
         "delivery id (or, where the source deduplicates bodies, the body) was received "
-        "before; nothing new is stored."
+        "before; nothing new is stored. `cancelled`: the source's transformation dropped "
+        "it; nothing is stored (the source's refusals show it)."
     )
-    event_id: str = Field(
-        description="The event stored for it (`evt_...`); for a duplicate, the first one."
+    event_id: str | None = Field(
+        description="The event stored for it (`evt_...`); for a duplicate, the first one; "
+        "null when cancelled."
     )
 
 

@@ -74,6 +74,7 @@ def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> 
         tolerance_seconds=body.tolerance_seconds,
         rate_limit=body.rate_limit,
         deduplicate_body=body.deduplicate_body,
+        validate_data=body.validate_data,
         disabled=body.disabled,
         created_at=now,
         updated_at=now,
@@ -89,7 +90,8 @@ async def update_source(
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
         if value is None and field not in ("options", "rate_limit", "deduplicate_body"):
-            raise Invalid(f"{field} cannot be null", loc=("body", field))
+            name = "validate" if field == "validate_data" else field  # as the API calls it
+            raise Invalid(f"{name} cannot be null", loc=("body", name))
     # Options and secret are checked against the provider, which a PATCH cannot change.
     if "options" in changes:
         try:

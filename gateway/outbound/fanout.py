@@ -24,6 +24,7 @@ from sqlmodel import col
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
 from gateway.metrics import EVENTS, event_type_label
+from gateway.outbound import dataschema
 from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import Dispatcher, dispatch_events
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
@@ -70,6 +71,9 @@ class Publish:
     received: Received | None = None
     # Published by the operator (not a tenant's key): its type may become a metric label.
     by_operator: bool = True
+    # Check the data against its type's schema in the catalogue: GATEWAY_EVENT_TYPES
+    # (`open` or `strict`); None for the gateway's own events, which are not catalogued.
+    schema_check: str | None = None
     data_text: str = field(init=False)
     request_hash: str | None = field(init=False, default=None)
     # Taken where the publish was asked for (the batch is written in another task).
@@ -183,6 +187,10 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
     # Earlier events of the batch's keys (idempotency and content keys, which are
     # namespaced apart), found with one query each.
     keys_in_batch = await _by_keys(session, items)
+    # The catalogue's entries for the batch's types: one query (see `dataschema.py`).
+    catalogued = await dataschema.lookup(
+        session, {i.event_type for i in items if i.schema_check is not None}
+    )
     now = utcnow()
     for item in items:
         try:
@@ -197,6 +205,13 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             if earlier is not None:
                 results.append(_repeat(earlier, item))
                 continue
+            if item.schema_check is not None:
+                refused = dataschema.refusal(
+                    catalogued.get(item.event_type), item.schema_check, item.event_type, item.data
+                )
+                if refused is not None:
+                    results.append(refused)
+                    continue
             if item.endpoint_ids is not None:
                 candidates = await _named_endpoints(session, item.tenant_id, item.endpoint_ids)
             else:

@@ -40,6 +40,7 @@ TABLES = (
     "console_session",
     "api_key",
     "portal_revocation",
+    "event_type",
 )
 # Small numbers so that whole retry schedules run in seconds.
 TEST_ENV = {
