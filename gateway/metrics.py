@@ -55,6 +55,12 @@ IN_FLIGHT = Gauge(
     "Attempts being sent right now",
     multiprocess_mode="livesum",
 )
+FILTER_FAILURES = Counter(
+    "gateway_filter_failures_total",
+    "Events an endpoint's filter failed on (a missing key, the wrong type, a result that "
+    "is not a bool), which it therefore did not receive, by endpoint id",
+    ["endpoint"],
+)
 DEFERRED = Counter(
     "gateway_deliveries_deferred_total",
     "Deliveries put off without an attempt, by reason (rate_limit, breaker, busy)",

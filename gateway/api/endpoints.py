@@ -27,15 +27,18 @@ from gateway.outbound.schemas import (
     EndpointCreate,
     EndpointCreated,
     EndpointOut,
+    EndpointTestSend,
     EndpointUpdate,
     EventPublished,
+    FilterTest,
+    FilterTestResult,
     Recover,
     Recovered,
     SecretOut,
     SecretRotate,
 )
-
 from gateway.outbound.transforms import TransformationTest, TransformationTested
+
 router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"])
 
 EndpointStatusFilter = Annotated[
@@ -194,32 +197,31 @@ async def rotate_secret(
     "/{endpoint_id}/test",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventPublished,
-    responses=error_responses(404, 409),
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 409, 413, 415),
     response_description="The test event, stored and being delivered",
 )
 async def send_test(
-    endpoint_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
-) -> dict[str, object]:
-    """Send a `webhook.test` event to this endpoint only, whatever its type filters."""
-    published = await service.send_test(session, dispatcher, endpoint_id, principal.tenant_id)
-    return reads.published_out(published)
-
-
-@router.post(
-    "/{endpoint_id}/recover",
-    response_model=Recovered,
-    dependencies=JSON_BODY,
-    responses=error_responses(404, 409, 413, 415),
-    response_description="How many deliveries were queued again",
-)
-async def recover(
     endpoint_id: IdPath,
-    body: Recover,
     session: SessionDep,
     dispatcher: DispatcherDep,
     principal: PrincipalDep,
-) -> dict[str, int]:
-    """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
+    body: Annotated[EndpointTestSend | None, Body()] = None,
+) -> dict[str, object]:
+    """Send an event to this endpoint only, whatever its type filters: a `webhook.test`
+    event, or one of `event_type` with `data` (left out: the type's first example in the
+    event-type catalogue)."""
+    published = await service.send_test(
+        session,
+        dispatcher,
+        endpoint_id,
+        principal.tenant_id,
+        event_type=body.event_type if body else None,
+        data=body.data if body else None,
+    )
+    return reads.published_out(published)
+
+
 @router.post(
     "/{endpoint_id}/transformation/test",
     response_model=TransformationTested,
@@ -242,6 +244,37 @@ async def test_transformation(
     )
 
 
+@router.post(
+    "/{endpoint_id}/filter/test",
+    response_model=FilterTestResult,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 413, 415),
+    response_description="Whether the sample passes the filter, and why not when it fails",
+)
+async def test_filter(
+    endpoint_id: IdPath, body: FilterTest, session: SessionDep, principal: PrincipalDep
+) -> dict[str, object]:
+    """Try the endpoint's filter, or the `filter` given, on a sample event; nothing is
+    sent or saved."""
+    matches, error = await service.test_filter(session, endpoint_id, body, principal.tenant_id)
+    return {"matches": matches, "error": error}
+
+
+@router.post(
+    "/{endpoint_id}/recover",
+    response_model=Recovered,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 409, 413, 415),
+    response_description="How many deliveries were queued again",
+)
+async def recover(
+    endpoint_id: IdPath,
+    body: Recover,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+    principal: PrincipalDep,
+) -> dict[str, int]:
+    """Re-queue this endpoint's failed deliveries created since `since` (and before `until`)."""
     count = await service.recover(
         session, dispatcher, endpoint_id, body.since, body.until, principal.tenant_id
     )

@@ -13,16 +13,19 @@ from sqlmodel import col
 from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
-from gateway.outbound.schemas import EndpointCreate, EndpointUpdate
+from gateway.outbound import filters
+from gateway.outbound.catalogue import check_subscribable, test_example
+from gateway.outbound.dataschema import DataRefused
+from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, FilterTest
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source, table
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
+from gateway.transform import checked as checked_transformation
 
 if TYPE_CHECKING:
-from gateway.transform import TransformError, runtime
     from gateway.outbound.fanout import Published
 
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
@@ -44,16 +47,6 @@ async def _checked_url(url: str, settings: Settings) -> str:
 
 async def _check_sources(
     session: AsyncSession, source_ids: list[str] | None, tenant_id: str | None
-async def _checked_transformation(code: str | None, settings: Settings) -> str | None:
-    """The code, once it compiles and defines `handler`; 422 with the JavaScript error."""
-    if code is not None:
-        try:
-            await runtime(settings.transform_timeout_ms).check(code)
-        except TransformError as exc:
-            raise Invalid(f"transformation: {exc}", loc=("body", "transformation")) from None
-    return code
-
-
 ) -> None:
     """Sources belong to the operator: their events have no tenant, so only an endpoint
     without one can receive them (the tenant rule, `matching.py`). The message for a
@@ -95,6 +88,7 @@ async def create_endpoint(
     session: AsyncSession, body: EndpointCreate, settings: Settings, box: SecretBox
 ) -> Endpoint:
     await _check_sources(session, body.source_ids, body.tenant_id)
+    await check_subscribable(session, body.event_types)
     now = utcnow()
     endpoint = Endpoint(
         id=new_id("ep"),
@@ -107,10 +101,13 @@ async def create_endpoint(
         headers=box.seal_headers(body.headers),
         rate_limit=body.rate_limit,
         disabled=body.disabled,
+        transformation=await checked_transformation(
+            body.transformation, settings.transform_timeout_ms
+        ),
+        filter=body.filter,
         created_at=now,
         updated_at=now,
     )
-        transformation=await _checked_transformation(body.transformation, settings),
     session.add(endpoint)
     return endpoint
 
@@ -132,13 +129,13 @@ async def update_endpoint(
     for field in ("disabled", "headers"):
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
+    if "transformation" in changes:  # null clears it
+        await checked_transformation(changes["transformation"], settings.transform_timeout_ms)
+    if changes.get("event_types"):
+        await check_subscribable(session, changes["event_types"])
     if "source_ids" in changes or "tenant_id" in changes:
         await _check_sources(
             session,
-    if "transformation" in changes:  # null clears it
-        await _checked_transformation(changes["transformation"], settings)
-    if changes.get("event_types"):
-        await check_subscribable(session, changes["event_types"])
             changes.get("source_ids", endpoint.source_ids),
             changes.get("tenant_id", endpoint.tenant_id),
         )
@@ -307,8 +304,12 @@ async def send_test(
     dispatcher: Dispatcher,
     endpoint_id: str,
     tenant_id: str | None = None,
+    event_type: str | None = None,
+    data: dict[str, Any] | None = None,
 ) -> Published:
-    """A `webhook.test` event to this endpoint only, whatever its type filters."""
+    """An event to this endpoint only, whatever its type filters: `webhook.test`, or one
+    of `event_type` with `data` or else the type's first example in the catalogue (data
+    of a catalogued type is checked against its schema, as any publish)."""
     # Imported here: publishing loads metrics and tracing, which reads of endpoints
     # (the CLI's) do not need.
     from gateway.outbound.fanout import publish
@@ -316,18 +317,41 @@ async def send_test(
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     if endpoint.disabled:
         raise Conflict(f"endpoint {endpoint_id} is disabled")
+    if event_type is not None and data is None:
+        data = await test_example(session, event_type)
     try:
         return await publish(
             session,
             dispatcher,
-            event_type="webhook.test",
-            data={"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
+            event_type=event_type or "webhook.test",
+            data=data
+            if data is not None
+            else {"endpoint_id": endpoint.id, "message": "This is a test event from the gateway."},
             tenant_id=endpoint.tenant_id,
             endpoint_ids=[endpoint.id],
             ignore_type_filters=True,
+            # A type of the catalogue is checked; others, webhook.test included, are not.
+            schema_check="open" if event_type is not None else None,
         )
+    except DataRefused:
+        raise
     except Invalid:  # deleted since it was read: the only endpoint it names is unknown now
         raise NotFound(f"endpoint {endpoint_id!r} not found") from None
+
+
+async def test_filter(
+    session: AsyncSession, endpoint_id: str, sample: FilterTest, tenant_id: str | None = None
+) -> tuple[bool, str | None]:
+    """Whether the sample event passes the endpoint's filter (or `sample.filter`), and
+    why not when the filter fails on it. Changes nothing."""
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
+    expression = sample.filter if sample.filter is not None else endpoint.filter
+    if expression is None:
+        return True, None
+    context = filters.event_context(
+        sample.type, sample.data, sample.tenant_id, sample.source_id, sample.headers
+    )
+    return filters.evaluate(expression, context)
 
 
 async def get_delivery(

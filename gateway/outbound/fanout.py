@@ -23,8 +23,8 @@ from sqlmodel import col
 
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
-from gateway.metrics import EVENTS, event_type_label
-from gateway.outbound import dataschema
+from gateway.metrics import EVENTS, FILTER_FAILURES, event_type_label
+from gateway.outbound import dataschema, filters
 from gateway.outbound.matching import endpoint_matches
 from gateway.queue.dispatch import Dispatcher, dispatch_events
 from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
@@ -38,7 +38,7 @@ STORE_TRIES = 3
 # Serialization failure and deadlock (PostgreSQL): the transaction may simply be run again.
 _RETRYABLE_SQLSTATES = ("40001", "40P01")
 
-Subscription = Row[str, list[str] | None, list[str] | None, bool]
+Subscription = Row[str, list[str] | None, list[str] | None, bool, str | None]
 
 
 @dataclass
@@ -223,11 +223,15 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
         except (Invalid, Conflict) as exc:
             results.append(exc)
             continue
+        passes = _EventFilter(item)
         matched = [
             ep.id
             for ep in candidates
             if (item.ignore_type_filters and not ep.disabled)
-            or endpoint_matches(ep, item.event_type, item.source_id)
+            or (
+                endpoint_matches(ep, item.event_type, item.source_id)
+                and (ep.filter is None or passes(ep.id, ep.filter))
+            )
         ]
         received = item.received
         event = Event(
@@ -314,8 +318,43 @@ async def _named_endpoints(
 
 def _subscriptions() -> Any:
     return select(
-        _ENDPOINT.c.id, _ENDPOINT.c.event_types, _ENDPOINT.c.source_ids, _ENDPOINT.c.disabled
+        _ENDPOINT.c.id,
+        _ENDPOINT.c.event_types,
+        _ENDPOINT.c.source_ids,
+        _ENDPOINT.c.disabled,
+        _ENDPOINT.c.filter,
     )
+
+
+class _EventFilter:
+    """An event against endpoints' CEL filters (`filters.py`); its variables are
+    converted once, for the first endpoint that has a filter.
+
+    A filter that fails on the event does not match and is counted: it never fails
+    the publish.
+    """
+
+    def __init__(self, item: Publish) -> None:
+        self._item = item
+        self._context: Any = None
+
+    def __call__(self, endpoint_id: str, expression: str) -> bool:
+        try:
+            if self._context is None:
+                item = self._item
+                self._context = filters.event_context(
+                    item.event_type,
+                    item.data,
+                    item.tenant_id,
+                    item.source_id,
+                    item.received.headers if item.received else None,
+                )
+            matches, error = filters.evaluate(expression, self._context)
+        except Exception:  # the event's data could not be converted: no filter matches
+            matches, error = False, "conversion"
+        if error is not None:
+            FILTER_FAILURES.labels(endpoint_id).inc()
+        return matches
 
 
 # Core statements, built once, run on the session's connection: on the publish path

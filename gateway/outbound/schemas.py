@@ -8,6 +8,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.outbound import filters
 from gateway.outbound.signer import secret_key
 from gateway.timeutil import as_utc
 from gateway.transform import MAX_CODE_CHARS
@@ -68,6 +69,10 @@ MAX_HEADER_VALUE = 4096
 check_headers = _check_headers
 
 
+def _check_filter(value: str | None) -> str | None:
+    return None if value is None else filters.check(value)
+
+
 def _check_secret(value: str | None) -> str | None:
     if value is not None:
         secret_key(value)
@@ -101,6 +106,14 @@ HEADERS_DOC = (
     "Extra HTTP headers sent with every delivery (at most 50, values up to 4096 printable "
     "ASCII characters), stored encrypted. The gateway's own (`webhook-*`, `content-type`, "
     "`user-agent`, ...) cannot be set."
+)
+FILTER_DOC = (
+    "A Common Expression Language (CEL) expression over the event: it is delivered to "
+    "this endpoint only when the expression is true, after the type and source filters. "
+    "It sees `type`, `data`, `tenant_id`, `source_id` and `headers` (a received event's "
+    'request headers; `{}` otherwise), e.g. `data.amount > 1000 && data.currency in ["EUR", '
+    '"USD"]`. An expression that fails on an event (a missing key, the wrong type) does not '
+    f"match. At most {filters.MAX_LENGTH} characters; null for none (see docs/filters.md)."
 )
 TRANSFORMATION_DOC = (
     "JavaScript defining `function handler(webhook)`, run before each attempt: it gets "
@@ -138,6 +151,10 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
 EVENT_CREATE_EXAMPLE: dict[str, Any] = {
     "type": "invoice.paid",
     "data": {"invoice": "in_42", "amount": 1200, "currency": "EUR"},
+}
+EVENT_TEST_EXAMPLE: dict[str, Any] = {
+    "event_type": "invoice.paid",
+    "data": {"invoice": "in_test", "amount": 1, "currency": "EUR"},
 }
 EVENT_EXAMPLE: dict[str, Any] = {
     "id": "evt_01KF41J7M3P5S8V2X6Z9B4D7FH",
@@ -210,13 +227,17 @@ class EndpointCreate(Input):
     disabled: bool = Field(
         False, description="Create it disabled: it receives nothing until enabled."
     )
+    transformation: Text | None = Field(
+        None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
+    )
+    filter: Text | None = Field(
+        None, min_length=1, max_length=filters.MAX_LENGTH, description=FILTER_DOC
+    )
 
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
     _secret = field_validator("secret")(_check_secret)
-    transformation: Text | None = Field(
-        None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
-    )
+    _filter = field_validator("filter")(_check_filter)
 
 
 class EndpointUpdate(Input):
@@ -246,13 +267,17 @@ class EndpointUpdate(Input):
         description="`true` stops deliveries to it (waiting ones end as failed); `false` "
         "enables it again. Cannot be null.",
     )
-
-    _types = field_validator("event_types")(_check_event_types)
-    _headers = field_validator("headers")(_check_headers)
-
     transformation: Text | None = Field(
         None, min_length=1, max_length=MAX_CODE_CHARS, description=TRANSFORMATION_DOC
     )
+    filter: Text | None = Field(
+        None, min_length=1, max_length=filters.MAX_LENGTH, description=FILTER_DOC
+    )
+
+    _types = field_validator("event_types")(_check_event_types)
+    _headers = field_validator("headers")(_check_headers)
+    _filter = field_validator("filter")(_check_filter)
+
 
 class EndpointOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_EXAMPLE]})
@@ -265,11 +290,12 @@ class EndpointOut(BaseModel):
     source_ids: list[str] | None = Field(description=SOURCE_IDS_RULE)
     headers: dict[str, str] = Field(description=HEADERS_DOC)
     rate_limit: int | None = Field(description=RATE_LIMIT_DOC)
+    transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
+    filter: str | None = Field(None, description=FILTER_DOC)
     disabled: bool = Field(description="Whether deliveries to it are stopped.")
     disabled_reason: str | None = Field(
         None,
         description="Why the gateway disabled it (it answered 410 Gone, or every attempt "
-    transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
         "failed for GATEWAY_DISABLE_AFTER); null when enabled or disabled by a request.",
     )
     failing_since: datetime | None = Field(
@@ -362,6 +388,39 @@ class Recovered(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"requeued": 12}]})
 
     requeued: int = Field(description="How many failed deliveries were queued again, due now.")
+
+
+class EndpointTestSend(Input):
+    """What a test send sends; left out, a `webhook.test` event."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{}, {"event_type": "invoice.paid"}, EVENT_TEST_EXAMPLE],
+        }
+    )
+    example_summaries: ClassVar[tuple[str, ...]] = (
+        "A webhook.test event",
+        "A type's first example from the catalogue",
+        "A type with data of your own",
+    )
+
+    event_type: EventType | None = Field(
+        None,
+        description="The event's type; left out, `webhook.test`. Data of a type in the "
+        "event-type catalogue must meet its schema (422 otherwise).",
+    )
+    data: dict[str, Any] | None = Field(
+        None,
+        description="The event's data; left out, the type's first example in the catalogue "
+        "(422 when it has none), or for `webhook.test` a short message.",
+    )
+
+    @field_validator("data")
+    @classmethod
+    def _check_data(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_json_value(value)
+        return value
 
 
 class EventCreate(Input):
@@ -506,4 +565,69 @@ class EventDetail(EventOut):
         None,
         description="How the gateway verified the request (`github sha256 signature`, "
         "`stripe v1 signature, t=...`); null for a published event.",
+    )
+
+
+class FilterTest(Input):
+    """A sample event to try an endpoint's filter (or another expression) on."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"type": "invoice.paid", "data": {"amount": 1500, "currency": "EUR"}},
+                {
+                    "type": "invoice.paid",
+                    "data": {"amount": 20, "currency": "EUR"},
+                    "filter": "data.amount > 1000",
+                },
+            ]
+        }
+    )
+    example_summaries: ClassVar[tuple[str, ...]] = (
+        "Try the saved filter",
+        "Try another expression",
+    )
+
+    type: EventType = Field(description="The event's type, the filter's `type`.")
+    data: dict[str, Any] = Field(description="The event's data, the filter's `data`.")
+    tenant_id: TenantId | None = Field(None, description="The filter's `tenant_id`.")
+    source_id: ObjectId | None = Field(None, description="The filter's `source_id`.")
+    headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="The filter's `headers`, as a received event's (names in lower case).",
+    )
+    filter: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=filters.MAX_LENGTH,
+        description="An expression to try instead of the endpoint's saved filter.",
+    )
+
+    _filter = field_validator("filter")(_check_filter)
+
+    @field_validator("data")
+    @classmethod
+    def _check_data(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_json_value(value)
+        return value
+
+
+class FilterTestResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"matches": True, "error": None},
+                {"matches": False, "error": "no such key: amount"},
+            ]
+        }
+    )
+
+    matches: bool = Field(
+        description="Whether the event would be delivered to the endpoint by its filter "
+        "(true when it has none); its type and source filters are not applied here."
+    )
+    error: str | None = Field(
+        description="Why the filter failed on the event (then it does not match); null "
+        "when it evaluated to true or false."
     )

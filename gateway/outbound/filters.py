@@ -1,0 +1,217 @@
+"""Endpoint filters: a Common Expression Language (CEL) expression over the event.
+
+An endpoint with a `filter` receives an event only when the expression is true for
+it. The expression sees `type`, `data`, `tenant_id`, `source_id` and `headers` (the
+request headers of an event received through a source; `{}` for a published one).
+JSON numbers are CEL `int` (no fraction) or `double`; comparisons between the two
+work as numbers do (`data.amount > 1000` is true for 1500 and for 1500.5), while
+arithmetic needs them converted (`double(data.amount) * 1.2`).
+
+Evaluated with the Rust implementation (`common-expression-language`, imported as
+`cel`): about 50 µs to compile and under 1 µs to evaluate a typical filter on an
+event read once, against 300 µs for each with the pure-Python `cel-python`.
+Programs are compiled once per process (a bounded cache keyed by the text).
+
+The library holds the GIL while it evaluates, and its `map` and `filter` macros,
+and a list read again for each element inside a macro, cost the square of the
+list's length (10,000 elements: 2.6 s). So `check` refuses them when a filter is
+saved, and every filter's cost stays linear in the event's size.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import cel
+
+MAX_LENGTH = 2000
+# Comprehension macros in one filter, each a pass over a list.
+MAX_MACROS = 10
+PROGRAMS_CACHED = 4096
+VARIABLES = ("type", "data", "tenant_id", "source_id", "headers")
+
+_LINEAR_MACROS = {"all", "exists", "exists_one"}
+_QUADRATIC_MACROS = {"map", "filter"}
+# Names that are not variables: literals, operators and type names.
+_NOT_VARIABLES = {
+    "true",
+    "false",
+    "null",
+    "in",
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+}
+_PARSE_ERROR = re.compile(r"ERROR: <input>:(\d+):(\d+): (?:Syntax error: )?([^\n]*)")
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+|//[^\n]*)
+  | (?P<string>[rRbB]{0,2}(?:\"\"\"[\s\S]*?\"\"\"|'''[\s\S]*?'''
+        |"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'))
+  | (?P<number>0[xX][0-9a-fA-F]+[uU]?|\d*\.?\d+(?:[eE][+-]?\d+)?[uU]?)
+  | (?P<name>[_a-zA-Z][_a-zA-Z0-9]*)
+  | (?P<punct>.)
+    """,
+    re.VERBOSE,
+)
+
+
+class FilterError(ValueError):
+    """A filter that cannot be saved: the message says where (line and column) and why."""
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str
+    text: str
+    pos: int
+
+
+def check(expression: str) -> str:
+    """The expression if it can be saved as a filter; `FilterError` otherwise."""
+    compiled(expression)
+    return expression
+
+
+@lru_cache(maxsize=PROGRAMS_CACHED)
+def compiled(expression: str) -> cel.Program:
+    """The program of a filter, compiled once per process (errors are not cached)."""
+    if len(expression) > MAX_LENGTH:
+        raise FilterError(f"a filter has at most {MAX_LENGTH} characters")
+    if not expression.strip():
+        raise FilterError("a filter cannot be empty: use null for none")
+    try:
+        program = cel.compile(expression)
+    except Exception as exc:  # the library raises ValueError; anything else is as bad
+        raise FilterError(_parse_message(str(exc))) from None
+    tokens = [
+        _Token(m.lastgroup or "punct", m.group(), m.start())
+        for m in _TOKEN.finditer(expression)
+        if m.lastgroup != "space"
+    ]
+    macros = _check_macros(expression, tokens, 0, len(tokens), None)
+    if macros > MAX_MACROS:
+        raise FilterError(f"a filter uses at most {MAX_MACROS} of all(), exists(), exists_one()")
+    return program
+
+
+def event_context(
+    event_type: str,
+    data: dict[str, Any],
+    tenant_id: str | None,
+    source_id: str | None,
+    headers: dict[str, str] | None,
+) -> cel.Context:
+    """The variables filters see, converted once for all the endpoints of one event."""
+    return cel.Context(
+        {
+            "type": event_type,
+            "data": data,
+            "tenant_id": tenant_id,
+            "source_id": source_id,
+            "headers": headers or {},
+        }
+    )
+
+
+def evaluate(expression: str, context: cel.Context) -> tuple[bool, str | None]:
+    """Whether the event matches, and why not when the filter failed on it.
+
+    A filter that fails (a missing key, an operation on the wrong types, a result
+    that is not a bool) does not match: the error says what went wrong.
+    """
+    try:
+        result = compiled(expression).execute(context)
+    except KeyError as exc:
+        return False, f"no such key: {exc.args[0] if exc.args else exc}"
+    except Exception as exc:  # evaluation errors come as several Python types
+        return False, str(exc) or type(exc).__name__
+    if not isinstance(result, bool):
+        return False, f"the filter gave {type(result).__name__} {result!r:.100}, not a bool"
+    return result, None
+
+
+def _parse_message(message: str) -> str:
+    found = _PARSE_ERROR.search(message)
+    if found is None:
+        return f"invalid filter: {message[:500]}"
+    line, column, why = found.groups()
+    return f"line {line}, column {column}: {why[:500]}"
+
+
+def _where(expression: str, pos: int) -> str:
+    line = expression.count("\n", 0, pos) + 1
+    column = pos - (expression.rfind("\n", 0, pos) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+def _check_macros(
+    expression: str, tokens: list[_Token], start: int, end: int, variable: str | None
+) -> int:
+    """Refuse unknown variables and what would cost the square of a list's length;
+    count the macros.
+
+    `variable` is the macro's own variable while inside its predicate: there,
+    anything else (`data...`) would be read again for each element.
+    """
+    macros = 0
+    i = start
+    while i < end:
+        token = tokens[i]
+        before = tokens[i - 1].text if i > 0 else ""
+        after = tokens[i + 1].text if i + 1 < len(tokens) else ""
+        if token.kind == "name" and before == "." and after == "(":
+            if token.text in _QUADRATIC_MACROS:
+                raise FilterError(
+                    f"{_where(expression, token.pos)}: {token.text}() is not available in "
+                    "filters (its cost grows with the square of the list's length); use "
+                    "all(), exists() or exists_one()"
+                )
+            if token.text in _LINEAR_MACROS:
+                close = _closing(tokens, i + 1)
+                own, predicate = tokens[i + 2], i + 4  # name ( var , predicate )
+                macros += 1 + _check_macros(expression, tokens, predicate, close, own.text)
+                i = close + 1
+                continue
+        if (
+            token.kind == "name"
+            and before != "."
+            and after != "("
+            and token.text not in _NOT_VARIABLES
+            and token.text != variable
+        ):
+            if variable is not None:
+                raise FilterError(
+                    f"{_where(expression, token.pos)}: inside a macro only its own variable "
+                    f"({variable}) may be used, not {token.text} (it would be read again for "
+                    "every element): compare it outside the macro"
+                )
+            if token.text not in VARIABLES:
+                raise FilterError(
+                    f"{_where(expression, token.pos)}: unknown variable {token.text}: a "
+                    f"filter sees {', '.join(VARIABLES)}"
+                )
+        i += 1
+    return macros
+
+
+def _closing(tokens: list[_Token], opening: int) -> int:
+    depth = 0
+    for i in range(opening, len(tokens)):
+        if tokens[i].kind == "punct" and tokens[i].text in "([{":
+            depth += 1
+        elif tokens[i].kind == "punct" and tokens[i].text in ")]}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(tokens) - 1  # not reached: the expression compiled
