@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.failures,
             RefusalLog(app.state.sessionmaker),
             event_types=settings.event_types,
+            transform_timeout_ms=settings.transform_timeout_ms,
         )
         gctune.settle()
         try:

@@ -32,6 +32,8 @@ from typing import Any
 
 from py_mini_racer import JSEvalException, JSOOMException, MiniRacer
 
+from gateway.errors import Invalid
+
 # Isolates per process (per event loop); one code may use half of them at once.
 ISOLATES = 4
 # Each isolate's heap; past it the call fails and the isolate is replaced.
@@ -314,3 +316,14 @@ def runtime(timeout_ms: int) -> Runtime:
     if found is None or found.timeout != timeout_ms / 1000:
         found = _runtimes[loop] = Runtime(timeout_ms)
     return found
+
+
+async def checked(code: str | None, timeout_ms: int) -> str | None:
+    """The code (a field `transformation` of a request body) once it compiles and defines
+    `handler`: else a 422 naming the field, with the JavaScript error."""
+    if code is not None:
+        try:
+            await runtime(timeout_ms).check(code)
+        except TransformError as exc:
+            raise Invalid(f"transformation: {exc}", loc=("body", "transformation")) from None
+    return code

@@ -14,9 +14,11 @@ from gateway.api.deps import (
     PagingDep,
     PrincipalDep,
     SessionDep,
+    SettingsDep,
 )
 from gateway.api.schemas import Page, error_responses
 from gateway.inbound import sources as service
+from gateway.inbound import transforms
 from gateway.inbound.refusals import RefusalList, recent_refusals
 from gateway.inbound.schemas import (
     SourceCreate,
@@ -26,6 +28,8 @@ from gateway.inbound.schemas import (
     SourceUpdate,
 )
 from gateway.inbound.sources import source_out
+from gateway.outbound.transforms import TransformationTest, TransformationTested
+from gateway.transform import checked as checked_transformation
 
 
 async def _admin_only(principal: PrincipalDep) -> None:
@@ -49,8 +53,11 @@ router = APIRouter(
     responses=error_responses(413, 415),
     response_description="Registered; give the provider its ingest_path",
 )
-async def create_source(body: SourceCreate, session: SessionDep, box: BoxDep) -> dict[str, object]:
+async def create_source(
+    body: SourceCreate, session: SessionDep, box: BoxDep, settings: SettingsDep
+) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
+    await checked_transformation(body.transformation, settings.transform_timeout_ms)
     source = service.create_source(session, body, box)
     await session.commit()
     return {**source_out(source), "secret": body.secret}
@@ -97,7 +104,9 @@ async def update_source(
     session: SessionDep,
     box: BoxDep,
     inbound: InboundDep,
+    settings: SettingsDep,
 ) -> dict[str, object]:
+    await checked_transformation(body.transformation, settings.transform_timeout_ms)
     source = await service.update_source(session, source_id, body, box)
     await session.commit()
     inbound.forget(source_id)
@@ -116,6 +125,21 @@ async def delete_source(source_id: IdPath, session: SessionDep, inbound: Inbound
     await session.commit()
     inbound.forget(source_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{source_id}/transformation/test",
+    response_model=TransformationTested,
+    dependencies=JSON_BODY,
+    responses=error_responses(404, 413, 415),
+    response_description="What the transformation made of the sample, or its error",
+)
+async def test_transformation(
+    source_id: IdPath, body: TransformationTest, session: SessionDep, settings: SettingsDep
+) -> dict[str, object]:
+    """Run the source's transformation, or the `code` given, on a sample received event
+    (`payload`: its data) and show the event it makes (or the error); nothing is stored."""
+    return await transforms.try_on_source(session, source_id, body, settings.transform_timeout_ms)
 
 
 @router.get(

@@ -22,6 +22,7 @@ from gateway.errors import GatewayError, NotFound, TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
 from gateway.inbound.refusals import RefusalLog
 from gateway.inbound.sources import SECRET, SOURCE_CACHE_SECONDS, deduplicates_body
+from gateway.inbound.transforms import mapped
 from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
@@ -30,6 +31,7 @@ from gateway.outbound.fanout import Publish, Received
 from gateway.outbound.ratelimit import Admission
 from gateway.store.models import Source
 from gateway.store.queries import get_or_404
+from gateway.transform import TransformError
 from gateway.validation import check_json_value, storable
 
 log = logging.getLogger("gateway.inbound")
@@ -43,6 +45,12 @@ class SourceDisabled(GatewayError):
     status_code = 403
 
 
+class TransformFailed(GatewayError):
+    """The source's transformation failed on a verified request: nothing is stored."""
+
+    status_code = 503
+
+
 class DataInvalid(GatewayError):
     """A received event whose data fails its type's schema (the source validates)."""
 
@@ -51,7 +59,7 @@ class DataInvalid(GatewayError):
 
 @dataclass
 class Ingested:
-    status: str  # "accepted" | "duplicate" | "challenge"
+    status: str  # "accepted" | "duplicate" | "challenge" | "cancelled"
     event_id: str | None = None
     challenge: str | None = None
 
@@ -65,6 +73,7 @@ class _SourceView:
     disabled: bool
     deduplicate_body: bool
     validate_data: bool
+    transformation: str | None
 
 
 @dataclass
@@ -79,6 +88,7 @@ class InboundContext:
     failures: FailureLimiter  # failed verifications per client address
     refusals: RefusalLog | None = None  # why requests were refused, for the operator
     event_types: str = "open"  # GATEWAY_EVENT_TYPES, for the sources that validate
+    transform_timeout_ms: int = 100  # GATEWAY_TRANSFORM_TIMEOUT_MS, for sources' code
     _sources: dict[str, tuple[float, _SourceView]] = field(default_factory=dict)
 
     async def source(self, source_id: str) -> _SourceView:
@@ -96,6 +106,7 @@ class InboundContext:
             row.disabled,
             deduplicates_body(row),
             row.validate_data,
+            row.transformation,
         )
         if len(self._sources) > 10_000:
             self._sources.clear()
@@ -152,11 +163,40 @@ async def ingest(
 
     digest = hashlib.sha256(body).hexdigest()
     delivery_id = verified.delivery_id or digest
+    kind, data = event_type(verified.event_type), event_data(verified.payload, body)
+    if source.transformation:
+        try:
+            found = await mapped(
+                source.transformation,
+                f"/in/{source.id}",
+                stored_headers(headers),
+                data,
+                kind,
+                ctx.transform_timeout_ms,
+            )
+        except TransformError as exc:
+            # The operator's code failed, not the provider: it is asked to send again
+            # later (by then the code may be fixed), and the refusal log says why.
+            INBOUND.labels(source.provider, "transform_failed").inc()
+            _refused(ctx, source.id, "transformation_failed", str(exc), client, headers)
+            raise TransformFailed(f"the source's transformation failed: {exc}") from None
+        if found is None:
+            INBOUND.labels(source.provider, "cancelled").inc()
+            _refused(
+                ctx,
+                source.id,
+                "cancelled",
+                "cancelled by the source's transformation",
+                client,
+                headers,
+            )
+            return Ingested("cancelled")
+        kind, data = event_type(found[0]), found[1]
     try:
         published = await ctx.batcher.publish(
             Publish(
-                event_type(verified.event_type),
-                event_data(verified.payload, body),
+                kind,
+                data,
                 source_id=source.id,
                 idempotency_key=_dedup_key(source.id, delivery_id),
                 # A replay under a new, unsigned delivery id is still the same body: for as

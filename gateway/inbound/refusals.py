@@ -176,7 +176,9 @@ class RefusalOut(BaseModel):
     received_at: datetime = Field(description="When it was refused (RFC 3339, UTC).")
     reason: str = Field(
         description="Why, as a code: `missing_header`, `malformed`, `bad_signature`, "
-        "`expired`, `disabled` or `rate_limited`."
+        "`expired`, `disabled` or `rate_limited`; for a verified request, "
+        "`transformation_failed` (the source's transformation failed: answered 503) or "
+        "`cancelled` (its transformation dropped it: answered 200)."
     )
     message: str = Field(description="Why, in words (never a secret nor a signature).")
     client: str = Field(description="The address the request came from.")

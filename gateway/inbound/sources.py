@@ -76,6 +76,7 @@ def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> 
         deduplicate_body=body.deduplicate_body,
         validate_data=body.validate_data,
         disabled=body.disabled,
+        transformation=body.transformation,
         created_at=now,
         updated_at=now,
     )
@@ -89,7 +90,12 @@ async def update_source(
     source = await get_source(session, source_id)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
-        if value is None and field not in ("options", "rate_limit", "deduplicate_body"):
+        if value is None and field not in (
+            "options",
+            "rate_limit",
+            "deduplicate_body",
+            "transformation",
+        ):
             name = "validate" if field == "validate_data" else field  # as the API calls it
             raise Invalid(f"{name} cannot be null", loc=("body", name))
     # Options and secret are checked against the provider, which a PATCH cannot change.
