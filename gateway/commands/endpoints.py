@@ -43,6 +43,7 @@ DETAIL = {
     "event_types": "event types",
     "source_ids": "sources",
     "rate_limit": "rate limit",
+    "filter": "filter",
     "disabled": "disabled",
     "disabled_reason": "why disabled",
     "failing_since": "failing since",
@@ -56,6 +57,7 @@ OPTIONS = {
     "tenant_id": "--tenant",
     "description": "--description",
     "source_ids": "--source",
+    "filter": "--filter",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
@@ -116,6 +118,14 @@ def endpoints_create(
             help="Take only events published through the API, none received from providers.",
         ),
     ] = False,
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="A CEL expression over the event; only events it is true for are delivered "
+            '(e.g. \'data.amount > 1000 && data.currency in ["EUR", "USD"]\').',
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret.
@@ -137,6 +147,7 @@ def endpoints_create(
             tenant_id=tenant,
             description=description,
             source_ids=[] if published_only else source or None,
+            filter=filter_,
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)

@@ -181,8 +181,10 @@ def _endpoint_fields(form: dict[str, str], errors: Errors, sources: bool = True)
         "url": form.get("url", "").strip(),
         "description": form.get("description", "").strip() or None,
         "event_types": types or None,
+        "transformation": form.get("transformation", "").strip() or None,
         "headers": _headers(form.get("headers", ""), errors),
         "rate_limit": rate or None,
+        "filter": form.get("filter", "").strip() or None,
     }
     if sources:
         fields["source_ids"] = (
@@ -218,10 +220,12 @@ def _form_of(endpoint: dict[str, Any]) -> dict[str, str]:
         "tenant_id": endpoint.get("tenant_id") or "",
         "description": endpoint.get("description") or "",
         "event_types": ", ".join(endpoint.get("event_types") or []),
+        "transformation": endpoint.get("transformation") or "",
         "origin": "all" if sources is None else "sources" if sources else "published",
         "source_ids": ", ".join(sources or []),
         "headers": "\n".join(f"{name}: {value}" for name, value in headers.items()),
         "rate_limit": str(endpoint.get("rate_limit") or ""),
+        "filter": endpoint.get("filter") or "",
     }
 
 

@@ -246,3 +246,16 @@ def test_a_tenant_key_filters_and_tests_its_own_endpoints_only(
         big = tenant.post("/v1/events", json=sample).json()
     assert [e["id"] for e in _arrived(receiver, path, 1)] == [big["id"]]
     assert gw.api.get(f"/v1/endpoints/{theirs['id']}").json()["filter"] == "true"
+
+
+def test_the_cli_creates_an_endpoint_with_a_filter(gw: Gateway) -> None:
+    created = gw.run_cli(
+        "endpoints", "create", "https://a.example/h", "--filter", PAYMENTS, "--json"
+    )
+    assert created.returncode == 0, created.stderr
+    endpoint = json.loads(created.stdout)
+    assert endpoint["filter"] == PAYMENTS
+    assert gw.api.get(f"/v1/endpoints/{endpoint['id']}").json()["filter"] == PAYMENTS
+    refused = gw.run_cli("endpoints", "create", "https://b.example/h", "--filter", "data.x >")
+    assert refused.returncode == 2, refused.stdout
+    assert "--filter" in refused.stderr and "line 1, column 9" in refused.stderr
