@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench import ledger, ratesearch
+from bench import ledger, loadgen, ratesearch
 from bench.context import Run
 from bench.harness import Stack
 from bench.loadgen import Request
 from bench.report import Row
 
-CATALOGUED = "w2s.order.paid"
-PLAIN = "w2p.order.paid"
+# Two types of each kind: each search has its own, so that each ledger counts its own.
+CATALOGUED = ("w2s.order.paid", "w2s.order.again")
+PLAIN = ("w2p.order.paid", "w2p.order.again")
+# Published before the searches, one of each kind (the second is catalogued).
+WARM_UP = ("w2w.order.plain", "w2w.order.checked")
 
 _STRINGS = ("order", "customer", "currency", "country", "city", "postcode", "email", "sku")
 _INTEGERS = ("amount", "tax", "discount", "quantity", "shipping")
@@ -91,42 +94,58 @@ def _search(run: Run, stack: Stack, event_type: str) -> tuple[ratesearch.Search,
     return search, book
 
 
+def _warm_up(stack: Stack) -> None:
+    """The API's first requests (connections, caches) are slow: part of neither figure."""
+    for event_type in WARM_UP:
+        requests = publish_requests(stack.api, stack.auth, event_type, 600)
+
+        async def go(requests: list[Request] = requests) -> loadgen.LoadRun:
+            async with loadgen.session(64) as client:
+                return await loadgen.open_loop(client, requests, 200)
+
+        loadgen.run(go())
+
+
 def run_w2_schema(run: Run) -> list[Row]:
     with Stack(run.dir, "w2s") as stack:
-        stack.admin(
-            "POST",
-            "/v1/event-types",
-            json={"name": CATALOGUED, "schema": SCHEMA, "examples": [event_data(0)]},
-        )
-        for event_type in (PLAIN, CATALOGUED):
+        for name in (*CATALOGUED, WARM_UP[1]):
+            stack.admin(
+                "POST",
+                "/v1/event-types",
+                json={"name": name, "schema": SCHEMA, "examples": [event_data(0)]},
+            )
+        for event_type in (*PLAIN, *CATALOGUED):
             stack.endpoints([run.receiver.url("w2s", event_type, "e0")], event_type)
-        # The yardstick first, then the catalogued type, then the yardstick again: the
-        # better of its two runs is the one compared, so a slow spell of the machine
-        # does not count against the catalogue.
-        plain, plain_book = _search(run, stack, PLAIN)
-        checked, checked_book = _search(run, stack, CATALOGUED)
-        again, again_book = _search(run, stack, PLAIN)
-    if again.held > plain.held:
-        plain, plain_book = again, again_book
-    books = (plain_book, checked_book)
-    best = checked.best
-    note = f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held"
-    note += f"; uncatalogued runs held {plain.held:,.0f} and {again.held:,.0f}/s"
-    if not all(b.ok for b in books):
+        _warm_up(stack)
+        # Taken in turns, each twice, and the better of each pair compared: a slow spell of
+        # the machine (others share it) then counts against neither.
+        searches: dict[str, tuple[ratesearch.Search, ledger.Ledger]] = {}
+        for plain, checked in zip(PLAIN, CATALOGUED, strict=True):
+            searches[plain] = _search(run, stack, plain)
+            searches[checked] = _search(run, stack, checked)
+    plain_held = [searches[t][0].held for t in PLAIN]
+    checked_held = [searches[t][0].held for t in CATALOGUED]
+    best = max((searches[t][0] for t in CATALOGUED), key=lambda s: s.held)
+    broken = not all(book.ok for _, book in searches.values())
+    note = f"p99 {best.best.run.latency(99) * 1000:.1f} ms" if best.best else "no rate held"
+    note += (
+        f"; runs held {' / '.join(f'{h:,.0f}' for h in checked_held)} with the schema, "
+        f"{' / '.join(f'{h:,.0f}' for h in plain_held)} without"
+    )
+    if broken:
         note += "; ledger broken"
     return [
         Row(
             "W2 publish held, data checked against a 20-field schema",
-            checked.held,
-            plain.held,
+            max(checked_held),
+            max(plain_held),
             "W2 same data, type not catalogued",
             target=(">=", 0.9),
-            void=not all(b.ok for b in books),
+            void=broken,
             note=note,
             details={
-                "catalogued": checked.summary(),
-                "plain": plain.summary(),
-                "ledger": [b.summary() for b in books],
+                t: {**search.summary(), "ledger": book.summary()}
+                for t, (search, book) in searches.items()
             },
         )
     ]

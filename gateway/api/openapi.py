@@ -1,5 +1,7 @@
 """What the OpenAPI document says beyond the routes: an example on every request and
-answer, and the webhook that endpoints receive (the document's `webhooks`).
+answer, the webhook that endpoints receive (the document's `webhooks`), and one webhook
+per type of the event-type catalogue, added when the document is served (the catalogue
+changes while the gateway runs), so that receivers can generate their types from it.
 
 Examples are written once, on the models (`json_schema_extra`); they are copied onto
 each operation that sends or answers the model, where Swagger UI shows them."""
@@ -8,16 +10,23 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Header
+from fastapi import Body, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.routing import Route
 
+from gateway.outbound.catalogue import shown_event_types
 from gateway.outbound.client import USER_AGENT
 from gateway.outbound.payload import event_body
 from gateway.outbound.schemas import EVENT_EXAMPLE, SECRET_EXAMPLE
 from gateway.outbound.signer import secret_key, sign
+
+log = logging.getLogger("gateway.openapi")
 
 # One delivery of the example event, signed for real with the example secret: a reader
 # can check a Standard Webhooks library against it.
@@ -159,10 +168,15 @@ def _shown(examples: list[Any], summaries: tuple[str, ...]) -> dict[str, Any]:
     """A media type's example, or its named examples when the model has several."""
     if len(examples) == 1:
         return {"example": examples[0]}
+    # A model that names fewer than it has: the rest are numbered (no 500 for a name).
+    summaries = (
+        *summaries,
+        *(f"Example {n}" for n in range(len(summaries) + 1, len(examples) + 1)),
+    )
     return {
         "examples": {
             f"example{n}": {"summary": summary, "value": example}
-            for n, (summary, example) in enumerate(zip(summaries, examples, strict=True), 1)
+            for n, (summary, example) in enumerate(zip(summaries, examples, strict=False), 1)
         }
     }
 
@@ -198,8 +212,79 @@ def _complete(document: dict[str, Any]) -> None:
                             break
 
 
+_LOCAL_REF = re.compile(r"^#(/.*)?$")
+
+
+def _rebased(schema: Any, base: str) -> Any:
+    """The schema with its own `#...` references pointing at where it now lives."""
+    if isinstance(schema, list):
+        return [_rebased(item, base) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _rebased(value, base) for key, value in schema.items()}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and _LOCAL_REF.match(ref):
+        out["$ref"] = base + ref[1:]
+    return out
+
+
+def _type_webhook(event_type: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    """The webhook of one catalogued type: the payload, with this type and its data."""
+    name = event_type["name"]
+    data: dict[str, Any] = {"type": "object"}
+    if event_type["schema"] is not None:
+        key = f"data.{name}"
+        document["components"]["schemas"][key] = _rebased(
+            event_type["schema"], f"#/components/schemas/{key}"
+        )
+        data = {"$ref": f"#/components/schemas/{key}"}
+    media: dict[str, Any] = {
+        "schema": {
+            "allOf": [
+                {"$ref": "#/components/schemas/WebhookPayload"},
+                {"type": "object", "properties": {"type": {"const": name}, "data": data}},
+            ]
+        }
+    }
+    examples = [
+        {**json.loads(_BODY), "type": name, "data": example} for example in event_type["examples"]
+    ]
+    if examples:
+        media.update(_shown(examples, ()))
+    generic = document.get("webhooks", {}).get("event", {}).get("post", {})
+    operation: dict[str, Any] = {
+        "tags": ["event types"],
+        "summary": f"{name}" + (" (deprecated)" if event_type["deprecated"] else ""),
+        "description": event_type["description"] or f"An event of type `{name}`.",
+        "operationId": f"receive_{name}",
+        "parameters": copy.deepcopy(generic.get("parameters", [])),
+        "requestBody": {"required": True, "content": {"application/json": media}},
+        "responses": copy.deepcopy(WEBHOOK_RESPONSES),
+    }
+    if event_type["deprecated"]:
+        operation["deprecated"] = True
+    return {"post": operation}
+
+
+def with_catalogue(document: dict[str, Any], types: list[dict[str, Any]]) -> dict[str, Any]:
+    """The document with a webhook per type; the document itself is left as it is."""
+    if not types:
+        return document
+    shown = {
+        **document,
+        "webhooks": dict(document.get("webhooks", {})),
+        "components": {
+            **document["components"],
+            "schemas": dict(document["components"]["schemas"]),
+        },
+    }
+    for event_type in types:
+        shown["webhooks"][event_type["name"]] = _type_webhook(event_type, shown)
+    return shown
+
+
 def install(app: FastAPI) -> None:
-    """The webhook, and the examples put where Swagger UI shows them."""
+    """The webhook, the examples put where Swagger UI shows them, and the catalogue."""
     _add_webhook(app)
     build = app.openapi
 
@@ -209,3 +294,17 @@ def install(app: FastAPI) -> None:
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+    async def served(request: Request) -> JSONResponse:
+        try:
+            async with request.app.state.sessionmaker() as session:
+                types = await shown_event_types(session)
+        except Exception as exc:  # the document must not depend on the database
+            log.warning("the event-type catalogue is left out of /openapi.json: %s", exc)
+            types = []
+        return JSONResponse(with_catalogue(app.openapi(), types))
+
+    # FastAPI's own route serves the document as it was built; this one adds the catalogue.
+    for n, route in enumerate(app.router.routes):
+        if isinstance(route, Route) and route.path == app.openapi_url:
+            app.router.routes[n] = Route(app.openapi_url, served, include_in_schema=False)

@@ -125,7 +125,9 @@ def _page_examples(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     extra = args[0].model_config.get("json_schema_extra") if args else None
     if isinstance(extra, dict) and extra.get("examples"):
         item = extra["examples"][0]
-        schema["examples"] = [{"data": [item], "next_cursor": item["id"]}]
+        # Lists page by id, or by name where names are the keys (event types).
+        cursor = item["id"] if "id" in item else item["name"]
+        schema["examples"] = [{"data": [item], "next_cursor": cursor}]
 
 
 class Page(BaseModel, Generic[T]):

@@ -14,6 +14,7 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
         devsetup,
         doctor,
         endpoints,
+        event_types,
         events,
         receive,
         recover,
@@ -25,6 +26,7 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
     key_commands.register(keys)
     app.add_typer(endpoints.app, name="endpoints")
     app.add_typer(events.app, name="events")
+    app.add_typer(event_types.app, name="event-types")
     app.add_typer(deliveries.app, name="deliveries")
     app.add_typer(sources.app, name="sources")
     app.command("recover")(recover.recover)

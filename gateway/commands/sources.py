@@ -54,6 +54,7 @@ DETAIL = {
     "tolerance_seconds": "tolerance (s)",
     "rate_limit": "rate limit",
     "deduplicate_body": "deduplicate body",
+    "validate": "validate data",
     "disabled": "disabled",
     "created_at": "created",
     "updated_at": "updated",

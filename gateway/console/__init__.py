@@ -14,10 +14,20 @@ from fastapi.staticfiles import StaticFiles
 
 def install(app: FastAPI) -> None:
     """Mount the console's pages, static files and the answers to its two exceptions."""
-    from gateway.console import endpoints, events, keys, pages, portal, portal_links, sources, web
+    from gateway.console import (
+        endpoints,
+        event_types,
+        events,
+        keys,
+        pages,
+        portal,
+        portal_links,
+        sources,
+        web,
+    )
 
     app.mount("/console/static", StaticFiles(directory=web.HERE / "static"), name="console-static")
-    for module in (pages, endpoints, portal, portal_links, events, sources, keys):
+    for module in (pages, endpoints, portal, portal_links, events, event_types, sources, keys):
         app.include_router(module.router)
 
     @app.exception_handler(web.SignInRequired)

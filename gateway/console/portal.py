@@ -25,6 +25,7 @@ from gateway.api.deps import BoxDep, SessionDep, SettingsDep
 from gateway.console.endpoints import PAGE_SIZE, Short, Viewer, cursor_or_none, endpoint_pages
 from gateway.console.web import BadCsrf, cookie_is_secure, error_page, redirect, render
 from gateway.outbound import reads
+from gateway.outbound.catalogue import shown_event_types
 from gateway.settings import Settings
 from gateway.timeutil import utcnow
 
@@ -213,5 +214,13 @@ async def event_detail(
 
 @router.get("/event-types", response_class=HTMLResponse)
 async def event_types(request: Request, portal: PortalDep, session: SessionDep) -> Response:
-    types = await reads.tenant_event_types(session, portal.tenant_id)
-    return render(request, "portal/event_types.html", {"types": types}, portal=portal)
+    """The catalogue (without archived types) when the operator keeps one; otherwise the
+    types this tenant has been sent so far."""
+    catalogue = await shown_event_types(session)
+    types = [] if catalogue else await reads.tenant_event_types(session, portal.tenant_id)
+    return render(
+        request,
+        "portal/event_types.html",
+        {"catalogue": catalogue, "types": types},
+        portal=portal,
+    )

@@ -421,3 +421,43 @@ def test_strict_mode_refuses_types_outside_the_catalogue(
     # The gateway's own test event is not a catalogued type, and still goes.
     test = gw.api.post(f"/v1/endpoints/{endpoint['id']}/test")
     assert test.status_code == 202, test.text
+
+
+# /docs
+
+
+def test_the_openapi_document_has_a_webhook_per_catalogued_type(gw: Gateway) -> None:
+    import jsonschema_rs
+
+    recursive = {
+        "$defs": {"node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/node"}}}},
+        "$ref": "#/$defs/node",
+    }
+    create_type(gw, description="An order was paid.")
+    create_type(gw, "tree.grown", schema=recursive, examples=[{"next": {"next": {}}}])
+    create_type(gw, "order.old", deprecated=True)
+    create_type(gw, "order.gone")
+    gw.api.delete("/v1/event-types/order.gone")
+    document = gw.api.get("/openapi.json").json()
+    webhooks = document["webhooks"]
+    assert {"event", "order.paid", "tree.grown", "order.old"} <= set(webhooks)
+    assert "order.gone" not in webhooks
+    operation = webhooks["order.paid"]["post"]
+    assert operation["description"] == "An order was paid."
+    assert webhooks["order.old"]["post"]["deprecated"] is True
+    assert [p["name"] for p in operation["parameters"]] == [
+        p["name"] for p in webhooks["event"]["post"]["parameters"]
+    ]
+    for name in ("order.paid", "tree.grown"):
+        media = webhooks[name]["post"]["requestBody"]["content"]["application/json"]
+        validator = jsonschema_rs.Draft202012Validator(
+            {**media["schema"], "components": document["components"]}
+        )
+        example = media["example"]
+        assert example["type"] == name
+        assert validator.is_valid(example), list(validator.iter_errors(example))
+        assert not validator.is_valid({**example, "type": "other.type"})
+    tree = document["components"]["schemas"]["data.tree.grown"]
+    assert tree["$ref"] == "#/components/schemas/data.tree.grown/$defs/node"
+    bad_tree = {**media["example"], "data": {"next": {"next": 5}}}
+    assert not validator.is_valid(bad_tree)
