@@ -31,6 +31,8 @@ from bench import (
     procs,
     report,
     w1_fanout,
+    w1_transform,
+    w2_filters,
     w2_ingest,
     w2_schema,
     w3_latency,
@@ -59,6 +61,7 @@ def _yardsticks(run: Run) -> list[Row]:
 SECTIONS: dict[str, tuple[str, Callable[[Run], list[Row]]]] = {
     "yardsticks": ("Y1-Y3 yardsticks", _yardsticks),
     "w1": ("W1 fan-out throughput", w1_fanout.run_w1),
+    "w1-transform": ("W1 with a transformation on every endpoint", w1_transform.run_w1_transform),
     "w3": ("W3 latency", w3_latency.run_w3),
     "w2": ("W2 ingest", w2_ingest.run_w2),
     "w2-schema": ("W2 publish with a catalogued schema", w2_schema.run_w2_schema),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,15 @@ from standardwebhooks import Webhook
 from tests.outbound.test_ssrf import Listener
 from tests.support.dns import ScriptedDNS
 from tests.support.gateway import BACKENDS, Gateway, own_gateway
-from tests.support.helpers import assert_422_naming, deliveries_of, make_endpoint, publish
-from tests.support.helpers import wait_delivery
+from tests.support.helpers import (
+    assert_422_naming,
+    client_with,
+    create_key,
+    deliveries_of,
+    make_endpoint,
+    publish,
+    wait_delivery,
+)
 from tests.support.receiver import Receiver, wait_until
 
 RENAME = """
@@ -157,6 +165,24 @@ def test_a_transformation_that_does_not_compile_is_a_422(gw: Gateway, receiver: 
     assert kept["transformation"] == "function handler(w){return w}"
     cleared = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"transformation": None})
     assert cleared.status_code == 200 and cleared.json()["transformation"] is None
+
+
+def test_a_tenant_tests_only_its_own_endpoints_transformations(
+    gw: Gateway, receiver: Receiver
+) -> None:
+    code = "function handler(w) { w.payload.seen = true; return w; }"
+    theirs = make_endpoint(gw, receiver.url("/t"), tenant_id="acme", transformation=code)
+    other = make_endpoint(gw, receiver.url("/o"), tenant_id="globex", transformation=code)
+    key = create_key(gw, tenant_id="acme")["key"]
+    with closing(client_with(gw, key)) as tenant:
+        mine = tenant.post(f"/v1/endpoints/{theirs['id']}/transformation/test", json={})
+        assert mine.status_code == 200, mine.text
+        sample = mine.json()["result"]["payload"]  # a sample body, changed by the code
+        assert sample["seen"] is True and sample["type"] == "webhook.test"
+        not_mine = tenant.post(
+            f"/v1/endpoints/{other['id']}/transformation/test", json={"code": code}
+        )
+        assert not_mine.status_code == 404, not_mine.text
 
 
 def test_the_test_route_runs_saved_or_given_code(gw: Gateway, receiver: Receiver) -> None:
