@@ -32,7 +32,6 @@ from bench import (
     report,
     w1_fanout,
     w1_transform,
-    w2_filters,
     w2_ingest,
     w2_schema,
     w3_latency,
