@@ -114,6 +114,12 @@ OPERATIONS = (
     "GET /v1/stats",
     "GET /v1/endpoints/{endpoint_id}/stats",
     "GET /v1/sources/{source_id}/refusals",
+    "POST /v1/event-types",
+    "GET /v1/event-types",
+    "GET /v1/event-types/{name}",
+    "PATCH /v1/event-types/{name}",
+    "DELETE /v1/event-types/{name}",
+    "POST /v1/event-types/import",
     "POST /in/{source_id}",
     "GET /healthz",
     "GET /readyz",
@@ -143,6 +149,10 @@ JSON_BODY_OPERATIONS = frozenset(
         "POST /v1/api-keys",
         "POST /v1/portal-links",
         "POST /v1/portal-links/revoke",
+        "POST /v1/endpoints/{endpoint_id}/test",
+        "POST /v1/event-types",
+        "PATCH /v1/event-types/{name}",
+        "POST /v1/event-types/import",
     }
 )
 # Gateway bugs waiting for a fix: (operations, check code, status, reason). Empty now:
@@ -203,6 +213,16 @@ def _real_objects(gw: Gateway) -> dict[str, list[str]]:
     # Providers whose secret or options a PATCH is checked against.
     standard = _make_source(gw, "standard", STANDARD_SECRET)
     custom = _make_source(gw, "hmac", "fuzz-hmac-secret", options={"header": "X-Signature"})
+    # A catalogued type: events of it are checked against its schema.
+    response = gw.api.post(
+        "/v1/event-types",
+        json={
+            "name": "fuzz.created",
+            "schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+            "examples": [{"n": 1}],
+        },
+    )
+    assert response.status_code == 201, response.text
     published = publish(gw, "fuzz.created", {"n": 1})
     [delivery] = deliveries_of(gw, published["id"])
     body = json.dumps({"action": "opened", "n": 1}).encode()
@@ -227,6 +247,7 @@ def _real_objects(gw: Gateway) -> dict[str, list[str]]:
         "delivery_id": [delivery["id"]],
         "source_id": [github, standard, custom],
         "key_id": [response.json()["id"]],
+        "name": ["fuzz.created"],
     }
 
 
