@@ -348,10 +348,10 @@ async def test_filter(
     expression = sample.filter if sample.filter is not None else endpoint.filter
     if expression is None:
         return True, None
-    context = filters.event_context(
-        sample.type, sample.data, sample.tenant_id, sample.source_id, sample.headers
-    )
-    return filters.evaluate(expression, context)
+    [verdict] = filters.verdicts(
+        [expression], sample.type, sample.data, sample.tenant_id, sample.source_id, sample.headers
+    ).values()
+    return verdict
 
 
 async def get_delivery(

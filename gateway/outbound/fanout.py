@@ -223,16 +223,10 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
         except (Invalid, Conflict) as exc:
             results.append(exc)
             continue
-        passes = _EventFilter(item)
-        matched = [
-            ep.id
-            for ep in candidates
-            if (item.ignore_type_filters and not ep.disabled)
-            or (
-                endpoint_matches(ep, item.event_type, item.source_id)
-                and (ep.filter is None or passes(ep.id, ep.filter))
-            )
-        ]
+        if item.ignore_type_filters:
+            matched = [ep.id for ep in candidates if not ep.disabled]
+        else:
+            matched = _matching(item, candidates)
         received = item.received
         event = Event(
             id=new_id("evt"),
@@ -326,35 +320,37 @@ def _subscriptions() -> Any:
     )
 
 
-class _EventFilter:
-    """An event against endpoints' CEL filters (`filters.py`); its variables are
-    converted once, for the first endpoint that has a filter.
-
-    A filter that fails on the event does not match and is counted: it never fails
-    the publish.
-    """
-
-    def __init__(self, item: Publish) -> None:
-        self._item = item
-        self._context: Any = None
-
-    def __call__(self, endpoint_id: str, expression: str) -> bool:
-        try:
-            if self._context is None:
-                item = self._item
-                self._context = filters.event_context(
-                    item.event_type,
-                    item.data,
-                    item.tenant_id,
-                    item.source_id,
-                    item.received.headers if item.received else None,
-                )
-            matches, error = filters.evaluate(expression, self._context)
-        except Exception:  # the event's data could not be converted: no filter matches
-            matches, error = False, "conversion"
-        if error is not None:
-            FILTER_FAILURES.labels(endpoint_id).inc()
-        return matches
+def _matching(item: Publish, candidates: list[Subscription]) -> list[str]:
+    """The endpoints the event goes to: by their type and source filters, then by their
+    CEL filters (`filters.py`). A filter that fails on the event does not match and is
+    counted; it never fails the publish."""
+    subscribed = [ep for ep in candidates if endpoint_matches(ep, item.event_type, item.source_id)]
+    expressions = {ep.filter for ep in subscribed if ep.filter is not None}
+    if not expressions:
+        return [ep.id for ep in subscribed]
+    received = item.received
+    try:
+        verdicts = filters.verdicts(
+            expressions,
+            item.event_type,
+            item.data,
+            item.tenant_id,
+            item.source_id,
+            received.headers if received else None,
+        )
+    except Exception:  # not seen; were it to happen, filtered endpoints do not match
+        log.exception("endpoint filters failed on event of type %s", item.event_type)
+        verdicts = {e: (False, "filters failed") for e in expressions}
+    matched = []
+    for ep in subscribed:
+        if ep.filter is not None:
+            matches, error = verdicts[ep.filter]
+            if error is not None:
+                FILTER_FAILURES.labels(ep.id).inc()
+            if not matches:
+                continue
+        matched.append(ep.id)
+    return matched
 
 
 # Core statements, built once, run on the session's connection: on the publish path

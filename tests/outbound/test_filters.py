@@ -10,11 +10,18 @@ none).
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
+from contextlib import closing
+from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.outbound import filters
+from gateway.outbound.filters import Verdict
+from tests.support.console import signed_in_client
 from tests.support.gateway import Gateway
 from tests.support.helpers import (
     assert_422_naming,
@@ -259,3 +266,85 @@ def test_the_cli_creates_an_endpoint_with_a_filter(gw: Gateway) -> None:
     refused = gw.run_cli("endpoints", "create", "https://b.example/h", "--filter", "data.x >")
     assert refused.returncode == 2, refused.stdout
     assert "--filter" in refused.stderr and "line 1, column 9" in refused.stderr
+
+
+def test_the_console_form_saves_shows_and_refuses_a_filter(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    client, csrf = signed_in_client(gw)
+    with closing(client):
+        refused = client.post(
+            "/console/endpoints/new",
+            data={"csrf_token": csrf, "url": receiver.url(path), "filter": "data.amount >"},
+        )
+        assert refused.status_code == 422
+        assert "line 1, column 14" in refused.text
+        assert "data.amount &gt;</textarea>" in refused.text  # kept as typed
+        assert gw.api.get("/v1/endpoints").json()["data"] == []
+        created = client.post(
+            "/console/endpoints/new",
+            data={"csrf_token": csrf, "url": receiver.url(path), "filter": PAYMENTS},
+        )
+        assert created.status_code == 303, created.text
+        [endpoint] = gw.api.get("/v1/endpoints").json()["data"]
+        assert endpoint["filter"] == PAYMENTS
+        page = client.get(f"/console/endpoints/{endpoint['id']}")
+        assert html.escape(PAYMENTS) in page.text
+        form = client.get(f"/console/endpoints/{endpoint['id']}/edit")
+        assert html.escape(PAYMENTS) + "</textarea>" in form.text
+        # Emptied in the form: no filter.
+        cleared = client.post(
+            f"/console/endpoints/{endpoint['id']}/edit",
+            data={"csrf_token": csrf, "url": receiver.url(path), "filter": " "},
+        )
+        assert cleared.status_code == 303, cleared.text
+    assert gw.api.get(f"/v1/endpoints/{endpoint['id']}").json()["filter"] is None
+
+
+# The rules of filters.py on their own, without a gateway.
+
+
+@pytest.mark.parametrize(
+    ("expression", "data", "verdict"),
+    [
+        (PAYMENTS, {"amount": 1500, "currency": "EUR"}, (True, None)),
+        (PAYMENTS, {"amount": 1500.5, "currency": "USD"}, (True, None)),
+        (PAYMENTS, {"amount": 999.5, "currency": "EUR"}, (False, None)),
+        ("data.amount == 1500", {"amount": 1500.0}, (True, None)),
+        ('has(data.x) && data["x"] == 1', {"x": 1}, (True, None)),
+        ("has(data.x)", {"y": 1}, (False, None)),
+        ('"x" in data', {"x": 1}, (True, None)),
+        ("data.size() == 2", {"x": 1, "y": 2}, (True, None)),
+        (
+            "data.items.exists(i, i.sku == 'a')",
+            {"items": [{"sku": "b"}, {"sku": "a"}]},
+            (True, None),
+        ),
+        ("data.o.exists(o, o.l.all(l, l > 0))", {"o": [{"l": [1, 2]}, {"l": [3]}]}, (True, None)),
+        ("data.amount > 1", {}, (False, "no such key: amount")),
+        ("data.amount", {"amount": 3}, (False, "the filter gave 3, not a bool")),
+    ],
+)
+def test_verdicts_on_json_data(expression: str, data: dict[str, Any], verdict: Verdict) -> None:
+    found = filters.verdicts([expression], "payment.made", data, None, None, None)
+    assert found == {expression: verdict}
+
+
+def test_only_the_keys_read_are_converted_and_the_verdicts_are_the_same() -> None:
+    assert filters.compiled(PAYMENTS).data_keys == {"amount", "currency"}
+    assert filters.compiled('data["a-b"] == 1 && data.c.d == 2').data_keys == {"a-b", "c"}
+    for whole in ("data.size() > 1", '"a" in data', "data == {}", "data[type] == 1"):
+        assert filters.compiled(whole).data_keys is None, whole
+    data = {"amount": 1200, "currency": "EUR", "other": "x" * 100}
+    together = filters.verdicts(
+        [PAYMENTS, "data.size() == 3", "has(data.other)"], "t", data, None, None, None
+    )
+    assert together == {
+        PAYMENTS: (True, None),
+        "data.size() == 3": (True, None),
+        "has(data.other)": (True, None),
+    }
+    assert filters.verdicts(["has(data.other)", PAYMENTS], "t", data, None, None, None) == {
+        "has(data.other)": (True, None),
+        PAYMENTS: (True, None),
+    }
