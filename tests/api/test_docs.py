@@ -237,6 +237,8 @@ def test_each_route_declares_the_answers_it_can_give(document: dict[str, Any]) -
             if not {"401", "429", "503"} <= codes:
                 problems.append(f"{label}: 401, 429 and 503 apply to every API key")
             admin_only = path.startswith(("/v1/sources", "/v1/api-keys", "/v1/portal-links"))
+            # Every key reads the event-type catalogue; only admin keys change it.
+            admin_only |= path.startswith("/v1/event-types") and method != "GET"
             if ("403" in codes) != admin_only:
                 problems.append(f"{label}: 403 is for the admin-only routes")
     assert not problems, "\n".join(problems)
