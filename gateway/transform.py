@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import json
 import re
+import secrets
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -53,12 +54,16 @@ MAX_CODE_CHARS = 64 * 1024
 MAX_RESULT_CHARS = 1024 * 1024
 
 # Runs once in each new isolate, before any user code.
+# A function of the isolate's token: what calls in must show, so that code running in
+# the isolate cannot define, drop or run another code in its place.
 _PRELUDE = r"""
-(() => {
+((token) => {
   'use strict';
   // Nothing that waits or schedules work for later: mini-racer's timers and what
   // they are built on. (V8 alone has no file, network or process API.)
-  for (const name of ['setTimeout', 'clearTimeout', '__timer_manager', 'WebAssembly']) {
+  const names = ['setTimeout', 'clearTimeout', '__timer_manager', 'WebAssembly',
+    'FinalizationRegistry'];  // its callbacks would run after the call, at any time
+  for (const name of names) {
     // mini-racer declares its timers with `var`: they cannot be deleted, only emptied.
     if (!Reflect.deleteProperty(globalThis, name)) globalThis[name] = undefined;
   }
@@ -135,9 +140,15 @@ _PRELUDE = r"""
     return '[' + parts.join(',') + ']';
   }
 
+  const guarded = (f) => (t, ...args) => {
+    if (t !== token) throw new TypeError('not allowed');
+    return f(...args);
+  };
   const api = Object.freeze({
-    define, run, check: (key) => { handlerOf(key); return true; },
-    forget: (key) => mapDelete.call(codes, key),
+    define: guarded(define),
+    run: guarded(run),
+    check: guarded((key) => { handlerOf(key); return true; }),
+    forget: guarded((key) => mapDelete.call(codes, key)),
   });
   Object.defineProperty(globalThis, '__gateway', { value: api });
 
@@ -191,7 +202,7 @@ _PRELUDE = r"""
     }
   }
   return true;
-})()
+})
 """
 
 _LINE_RE = re.compile(r"^undefined:(\d+): (.*)$")
@@ -231,6 +242,7 @@ def _message(exc: JSEvalException, code: str) -> str:
 @dataclass
 class _Isolate:
     racer: MiniRacer
+    token: str  # shown by every call in (see _PRELUDE)
     codes: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def close(self) -> None:
@@ -264,12 +276,9 @@ class Runtime:
         return await group(webhook_json)
 
     async def _run_batch(self, key: str, code: str, inputs: list[str]) -> list[Any]:
-        expression = (
-            f"__gateway.run({json.dumps(key)}, {json.dumps('[' + ','.join(inputs) + ']')}, "
-            f"{MAX_RESULT_CHARS})"
-        )
+        arguments = f"{json.dumps('[' + ','.join(inputs) + ']')}, {MAX_RESULT_CHARS}"
         try:
-            answers = json.loads(await self._call(key, code, expression))
+            answers = json.loads(await self._call(key, code, "run", arguments))
         except _Broken as exc:
             if len(inputs) == 1:
                 return [exc]
@@ -300,9 +309,10 @@ class Runtime:
         if len(code) > MAX_CODE_CHARS:
             raise TransformError(f"the code is over {MAX_CODE_CHARS} characters")
         key = code_key(code)
-        await self._call(key, code, f"__gateway.check({json.dumps(key)})")
+        await self._call(key, code, "check")
 
-    async def _call(self, key: str, code: str, expression: str) -> Any:
+    async def _call(self, key: str, code: str, method: str, arguments: str = "") -> Any:
+        """`__gateway.<method>(token, key, <arguments>)` in an isolate that has the code."""
         # One code at most on half the isolates: a runaway leaves the rest to others.
         limit = self._per_code.get(key)
         if limit is None:
@@ -314,7 +324,7 @@ class Runtime:
             try:
                 if isolate is None:
                     isolate = self._new_isolate()
-                result = await self._call_in(isolate, key, code, expression)
+                result = await self._call_in(isolate, key, code, method, arguments)
             except TransformError as exc:
                 if isinstance(exc, _Broken):
                     self._replace(isolate)
@@ -335,11 +345,17 @@ class Runtime:
     def _new_isolate(self) -> _Isolate:
         racer = MiniRacer()  # made inside the running loop: it answers through it
         racer.set_hard_memory_limit(MEMORY_LIMIT)
-        racer.eval(_PRELUDE)
-        return _Isolate(racer)
+        token = secrets.token_hex(16)
+        racer.eval(f"({_PRELUDE})({json.dumps(token)})")
+        return _Isolate(racer, token)
 
-    async def _call_in(self, isolate: _Isolate, key: str, code: str, expression: str) -> Any:
+    async def _call_in(
+        self, isolate: _Isolate, key: str, code: str, method: str, arguments: str
+    ) -> Any:
         """Raises TransformError; any other exception means the isolate is to be replaced."""
+        token = json.dumps(isolate.token)
+        args = f"{token}, {json.dumps(key)}" + (f", {arguments}" if arguments else "")
+        expression = f"__gateway.{method}({args})"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
         racer = isolate.racer
@@ -347,12 +363,12 @@ class Runtime:
             async with asyncio.timeout_at(deadline):
                 if key not in isolate.codes:
                     await racer.eval_cancelable(
-                        f"__gateway.define({json.dumps(key)}, {json.dumps(code)})"
+                        f"__gateway.define({token}, {json.dumps(key)}, {json.dumps(code)})"
                     )
                     isolate.codes[key] = None
                     if len(isolate.codes) > CACHED_CODES:
                         old, _ = isolate.codes.popitem(last=False)
-                        await racer.eval_cancelable(f"__gateway.forget({json.dumps(old)})")
+                        await racer.eval_cancelable(f"__gateway.forget({token}, {json.dumps(old)})")
                 isolate.codes.move_to_end(key)
                 result = await racer.eval_cancelable(expression)
         except TimeoutError:

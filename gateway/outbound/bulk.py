@@ -58,6 +58,7 @@ class BulkProgress:
     pending: int
     succeeded: int
     failed: int
+    cancelled: int = 0  # skipped by its endpoint's transformation when tried again
 
     @property
     def done(self) -> bool:
@@ -185,4 +186,5 @@ async def retry_progress(
         pending=counts.get(DeliveryStatus.PENDING, 0),
         succeeded=counts.get(DeliveryStatus.SUCCEEDED, 0),
         failed=counts.get(DeliveryStatus.FAILED, 0),
+        cancelled=counts.get(DeliveryStatus.CANCELLED, 0),
     )
