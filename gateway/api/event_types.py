@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, status
 from gateway.api.deps import JSON_BODY, Limit, PrincipalDep, SessionDep
 from gateway.api.schemas import Page, error_responses
 from gateway.outbound import catalogue as service
+from gateway.outbound import dataschema
 from gateway.outbound.catalogue_schemas import (
     EventTypeCreate,
     EventTypeOut,
@@ -58,6 +59,7 @@ async def create_event_type(body: EventTypeCreate, session: SessionDep) -> dict[
     """Add a type: events of it are then checked against its schema when published."""
     row = await service.create_event_type(session, body)
     await session.commit()
+    dataschema.forget([row.name])  # this process's publishes see it at once
     return service.event_type_out(row)
 
 
@@ -90,6 +92,7 @@ async def import_event_types(body: OpenAPIDocument, session: SessionDep) -> dict
     with its request body's schema and examples; all or nothing."""
     result = await service.import_openapi(session, body.model_dump())
     await session.commit()
+    dataschema.forget([*result["created"], *result["updated"]])
     return result
 
 
@@ -116,6 +119,7 @@ async def update_event_type(
     """Change a type; a new schema applies to the next event published."""
     row = await service.update_event_type(session, name, body)
     await session.commit()
+    dataschema.forget([name])
     return service.event_type_out(row)
 
 
@@ -131,4 +135,5 @@ async def archive_event_type(name: NamePath, session: SessionDep) -> dict[str, o
     `event_types`, hidden from the list; PATCH `{"archived": false}` brings it back."""
     row = await service.archive_event_type(session, name)
     await session.commit()
+    dataschema.forget([name])
     return service.event_type_out(row)

@@ -12,8 +12,22 @@ import pytest
 
 from tests.support.dns import ScriptedDNS
 from tests.support.gateway import BACKENDS, Gateway, own_gateway
-from tests.support.helpers import client_with, create_key, error_locations, make_endpoint, publish
+from tests.support.helpers import (
+    archive_event_types,
+    client_with,
+    create_key,
+    error_locations,
+    make_endpoint,
+    publish,
+)
 from tests.support.receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+def _forget_types(gw: Gateway) -> Iterator[None]:
+    yield
+    archive_event_types(gw)
+
 
 ORDER_SCHEMA: dict[str, Any] = {
     "type": "object",

@@ -4,13 +4,28 @@ type's first example."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from standardwebhooks import Webhook
 
 from tests.support.gateway import Gateway
-from tests.support.helpers import deliveries_of, make_endpoint, publish, wait_delivery
+from tests.support.helpers import (
+    archive_event_types,
+    deliveries_of,
+    make_endpoint,
+    publish,
+    wait_delivery,
+)
 from tests.support.receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+def _forget_types(gw: Gateway) -> Iterator[None]:
+    yield
+    archive_event_types(gw)
+
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
