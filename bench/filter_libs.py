@@ -95,7 +95,7 @@ def _publish_path() -> tuple[float, float]:
     types = [[EVENT_TYPE if k == 0 else f"{EVENT_TYPE}.other{k}"] for k in range(ENDPOINTS)]
 
     def with_filters() -> int:
-        verdicts = filters.verdicts(expressions, EVENT_TYPE, data, None, None, None)
+        verdicts = filters.verdicts(frozenset(expressions), EVENT_TYPE, data, None, None, None)
         return sum(matches for matches, _error in verdicts.values())
 
     def with_types() -> int:

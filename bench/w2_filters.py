@@ -6,9 +6,10 @@ Both kinds deliver each event to one endpoint out of 100 and send the same 20-fi
 data, so the ratio is the cost of the filters: converting the event's variables once
 and evaluating 100 expressions (`data.amount > 1000 && data.currency in [...] &&
 data.shard == k`, true for k = 0 only), where the other kind matches 100 type filters.
-Every search has its own endpoints, so every ledger counts its own; each publish
-reads them all (they have no tenant), whichever kind it is. As in W2, no worker runs
-while the searches do; the deliveries stay pending, which the ledgers count.
+Every search has its own type and its own 100 endpoints, of a tenant of its own
+(its events' tenant), so that each publish reads those 100 and each ledger counts
+its own. As in W2, no worker runs while the searches do; the deliveries stay
+pending, which the ledgers count.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ WARM_UP = ("w2f.warm.filtered", "w2f.warm.typed")
 
 def filter_of(k: int) -> str:
     return f'data.amount > 1000 && data.currency in ["EUR", "USD"] && data.shard == {k}'
+
+
+def tenant_of(event_type: str) -> str:
+    return f"bench-{event_type}"
 
 
 def event_data(i: int) -> dict[str, Any]:
@@ -69,7 +74,9 @@ def publish_requests(api: str, auth: dict[str, str], event_type: str, n: int) ->
     return [
         Request(
             f"{api}/v1/events",
-            json.dumps({"type": event_type, "data": event_data(i)}).encode(),
+            json.dumps(
+                {"type": event_type, "data": event_data(i), "tenant_id": tenant_of(event_type)}
+            ).encode(),
             headers,
         )
         for i in range(n)
@@ -80,7 +87,10 @@ def _subscribe(run: Run, stack: Stack, event_type: str, filtered: bool) -> None:
     """100 endpoints, of which only the first takes `event_type`'s events: by its filter
     (all are of the type), or by its type (the others are of types never published)."""
     for k in range(ENDPOINTS):
-        body: dict[str, Any] = {"url": run.receiver.url("w2f", event_type, f"e{k}")}
+        body: dict[str, Any] = {
+            "url": run.receiver.url("w2f", event_type, f"e{k}"),
+            "tenant_id": tenant_of(event_type),
+        }
         if filtered:
             body.update(event_types=[event_type], filter=filter_of(k))
         else:
@@ -155,6 +165,7 @@ def run_w2_filters(run: Run) -> list[Row]:
                 json={
                     "url": run.receiver.url("w2f", event_type, "e0"),
                     "event_types": [event_type],
+                    "tenant_id": tenant_of(event_type),
                     **extra,
                 },
             )

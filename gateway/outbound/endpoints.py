@@ -349,7 +349,12 @@ async def test_filter(
     if expression is None:
         return True, None
     [verdict] = filters.verdicts(
-        [expression], sample.type, sample.data, sample.tenant_id, sample.source_id, sample.headers
+        frozenset([expression]),
+        sample.type,
+        sample.data,
+        sample.tenant_id,
+        sample.source_id,
+        sample.headers,
     ).values()
     return verdict
 

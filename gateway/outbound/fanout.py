@@ -325,7 +325,7 @@ def _matching(item: Publish, candidates: list[Subscription]) -> list[str]:
     CEL filters (`filters.py`). A filter that fails on the event does not match and is
     counted; it never fails the publish."""
     subscribed = [ep for ep in candidates if endpoint_matches(ep, item.event_type, item.source_id)]
-    expressions = {ep.filter for ep in subscribed if ep.filter is not None}
+    expressions = frozenset(ep.filter for ep in subscribed if ep.filter is not None)
     if not expressions:
         return [ep.id for ep in subscribed]
     received = item.received

@@ -326,7 +326,7 @@ def test_the_console_form_saves_shows_and_refuses_a_filter(
     ],
 )
 def test_verdicts_on_json_data(expression: str, data: dict[str, Any], verdict: Verdict) -> None:
-    found = filters.verdicts([expression], "payment.made", data, None, None, None)
+    found = filters.verdicts(frozenset([expression]), "payment.made", data, None, None, None)
     assert found == {expression: verdict}
 
 
@@ -337,14 +337,16 @@ def test_only_the_keys_read_are_converted_and_the_verdicts_are_the_same() -> Non
         assert filters.compiled(whole).data_keys is None, whole
     data = {"amount": 1200, "currency": "EUR", "other": "x" * 100}
     together = filters.verdicts(
-        [PAYMENTS, "data.size() == 3", "has(data.other)"], "t", data, None, None, None
+        frozenset([PAYMENTS, "data.size() == 3", "has(data.other)"]), "t", data, None, None, None
     )
     assert together == {
         PAYMENTS: (True, None),
         "data.size() == 3": (True, None),
         "has(data.other)": (True, None),
     }
-    assert filters.verdicts(["has(data.other)", PAYMENTS], "t", data, None, None, None) == {
+    assert filters.verdicts(
+        frozenset(["has(data.other)", PAYMENTS]), "t", data, None, None, None
+    ) == {
         "has(data.other)": (True, None),
         PAYMENTS: (True, None),
     }
