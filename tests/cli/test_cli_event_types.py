@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.cli.test_cli_commands import as_json, ok, refused
 from tests.support.gateway import Gateway
+from tests.support.receiver import wait_until
 
 DOCUMENT = {
     "openapi": "3.1.0",
@@ -65,3 +66,21 @@ def test_import_refuses_a_bad_document_and_changes_nothing(gw: Gateway, tmp_path
     file.write_text(json.dumps(bad_example))
     refused(gw.run_cli("event-types", "import", str(file)), 2, "example 0")
     assert gw.api.get("/v1/event-types").json()["data"] == []
+
+
+def test_a_type_imported_by_another_process_applies_within_seconds(
+    gw: Gateway, tmp_path: Path
+) -> None:
+    """The API process keeps what it read of a type for 2 s: a change made elsewhere (the
+    CLI, another API process) reaches its publishes within that, without a restart."""
+    bad = {"type": "order.paid", "data": {"no": "order"}}
+    assert gw.api.post("/v1/events", json=bad).status_code == 202  # not catalogued yet
+    file = tmp_path / "webhooks.json"
+    file.write_text(json.dumps(DOCUMENT))
+    ok(gw.run_cli_process("event-types", "import", str(file)))
+    wait_until(
+        lambda: gw.api.post("/v1/events", json=bad).status_code == 422,
+        10,
+        "the imported schema to apply to publishes",
+    )
+    gw.api.delete("/v1/event-types/order.paid")
