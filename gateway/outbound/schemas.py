@@ -142,6 +142,7 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
     "source_ids": None,
     "headers": {"X-Team": "billing"},
     "rate_limit": None,
+    "filter": None,
     "disabled": False,
     "disabled_reason": None,
     "failing_since": None,
