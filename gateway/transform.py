@@ -3,10 +3,12 @@
 A transformation defines `function handler(webhook)`; it gets a JSON object and
 returns one (its shape is checked by the caller: `outbound/transforms.py`,
 `inbound/ingest.py`). What the code can reach is V8 alone: no file, network,
-process or timer API (mini-racer's `setTimeout` and `Atomics.wait*` are removed),
-and every built-in object is frozen before any user code runs, so code cannot
-leave anything behind for the next call, its own or another endpoint's. Each call
-builds the handler afresh from the compiled code, so no state survives a call.
+process or timer API (mini-racer's `setTimeout`, `Atomics.wait*` and
+`FinalizationRegistry` are removed), and every built-in object is frozen before any
+user code runs, so code cannot leave anything behind for the next call, its own or
+another endpoint's. Each call builds the handler afresh from the compiled code, so
+no state survives a call; and each call in shows the isolate's secret, so code
+cannot define or run another code in its place.
 
 Each isolate runs JavaScript on its own thread (mini-racer's), and answers through
 the event loop: a call never blocks the loop. Calls on one isolate run one after
@@ -14,14 +16,19 @@ the other, so the process keeps a few (`ISOLATES`), and one code may use at most
 half of them at once: a runaway script holds at most those, for at most its time
 limit, and the others keep serving every other endpoint.
 
-A call that runs out of time or memory, or whose promise callbacks keep running
-after it returned, costs its isolate: it is closed (which stops it) and a new one
-is made. Compiled code is cached per isolate by the code's hash, a bounded number.
+Calls of one code at the same moment run in one call into V8 (`gateway.groupcall`),
+each webhook with its own answer or error: getting into V8 and back costs more than
+a short script does. A call that runs out of time or memory, or whose promise
+callbacks keep running after it returned, costs its isolate: it is closed (which
+stops it) and a new one is made; the webhooks of a group that did run again one by
+one, so that only the runaway fails. Compiled code is cached per isolate by the
+code's hash, a bounded number.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import json
 import re
@@ -344,6 +351,7 @@ class Runtime:
 
     def _new_isolate(self) -> _Isolate:
         racer = MiniRacer()  # made inside the running loop: it answers through it
+        _live.add(racer)
         racer.set_hard_memory_limit(MEMORY_LIMIT)
         token = secrets.token_hex(16)
         racer.eval(f"({_PRELUDE})({json.dumps(token)})")
@@ -393,6 +401,18 @@ class Runtime:
 
 class _Broken(TransformError):
     """A TransformError after which the isolate is replaced."""
+
+
+# Every isolate not yet closed, closed at exit: freed later, during the interpreter's
+# finalization, an isolate waits for its thread, which Python has stopped by then, and
+# the process never ends.
+_live: weakref.WeakSet[MiniRacer] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for racer in list(_live):
+        racer.close()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Runtime] = (

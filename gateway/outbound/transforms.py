@@ -25,7 +25,7 @@ from gateway.outbound.schemas import MAX_HEADER_VALUE, MAX_HEADERS, check_header
 from gateway.settings import Settings
 from gateway.timeutil import utcnow
 from gateway.transform import MAX_CODE_CHARS, TransformError, runtime
-from gateway.validation import EventType, Input, Text, check_json_value
+from gateway.validation import EventType, Input, Text, check_json_value, storable
 
 METHODS = ("POST", "PUT", "PATCH")
 MAX_URL = 2048
@@ -79,7 +79,7 @@ def outgoing_of(result: Any, request: Outgoing) -> Outgoing | None:
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise TransformError(f"result: url must be a string of at most {MAX_URL} characters")
     try:
-        check_url_form(url)
+        check_url_form(storable(url))
     except ValueError as exc:
         raise TransformError(f"result: {exc}") from None
     headers = result.get("headers", request.headers)
@@ -96,7 +96,10 @@ def outgoing_of(result: Any, request: Outgoing) -> Outgoing | None:
         check_headers(headers)
     except ValueError as exc:
         raise TransformError(f"result: {exc}") from None
-    body = json.dumps(result["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+    try:
+        body = json.dumps(result["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise TransformError("result: payload is not valid Unicode (a lone surrogate)") from None
     return Outgoing(method, url, headers, body)
 
 

@@ -9,6 +9,7 @@ from a clock: all of them arrive while the runaway's attempt is still running.
 from __future__ import annotations
 
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -232,3 +233,19 @@ def test_a_runaway_script_does_not_hold_the_other_endpoints(
     attempt = _failed_attempt(gw, stuck["id"])
     assert "did not finish within 3000 ms" in attempt["error"]
     assert receiver.received(path + "/runaway") == []
+
+
+def test_processes_that_ran_transformations_stop_on_sigterm(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    """Isolates, with threads of their own, do not hold a process that is told to stop."""
+    make_endpoint(gw, receiver.url(path), transformation="function handler(w) {return w}")
+    publish(gw)
+    receiver.wait_for(path, 1)
+    for proc in [*gw.workers, gw.server]:
+        assert proc is not None
+        proc.send_signal(signal.SIGTERM)
+        # Ended by the signal once shut down (uvicorn raises it again), or exit 0;
+        # TimeoutExpired if it hangs.
+        assert proc.wait(30) in (0, -signal.SIGTERM)
+    gw.workers.clear()  # the `gw` fixture starts them again for the next test
