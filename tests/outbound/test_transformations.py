@@ -83,6 +83,8 @@ def test_cancel_records_a_cancelled_delivery_and_sends_nothing(
     )
     assert listed.status_code == 200, listed.text
     assert [d["id"] for d in listed.json()["data"]] == [delivery["id"]]
+    events = gw.api.get("/v1/events", params={"delivery_status": "cancelled"})
+    assert [e["id"] for e in events.json()["data"]] == [skipped["id"]], events.text
     # The next event is sent; the cancelled one never was.
     publish(gw, data={"skip": False})
     [request] = receiver.wait_for(path, 1)
