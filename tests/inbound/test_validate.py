@@ -96,3 +96,34 @@ def test_sources_do_not_validate_unless_asked(gw: Gateway) -> None:
     source = create_source(gw, GITHUB)
     assert source["validate"] is False
     accepted(post_in(gw, source, *_request("not a number")))
+
+
+def test_what_a_source_transformation_makes_is_what_is_checked(gw: Gateway) -> None:
+    """The transformation maps the provider's shape into a catalogued type first."""
+    created = gw.api.post(
+        "/v1/event-types",
+        json={
+            "name": "tracker.issue",
+            "schema": {
+                "type": "object",
+                "properties": {"number": {"type": "integer"}},
+                "required": ["number"],
+                "additionalProperties": False,
+            },
+        },
+    )
+    assert created.status_code == 201, created.text
+    code = (
+        "function handler(webhook) {"
+        ' webhook.event_type = "tracker.issue";'
+        " webhook.payload = { number: webhook.payload.issue.number };"
+        " return webhook; }"
+    )
+    source = create_source(gw, GITHUB, validate=True, transformation=code)
+    event_id = accepted(post_in(gw, source, *_request(7)))
+    stored = gw.api.get(f"/v1/events/{event_id}").json()
+    assert stored["type"] == "tracker.issue" and stored["data"] == {"number": 7}
+    refused = post_in(gw, source, *_request("seven"))
+    assert refused.status_code == 400, refused.text
+    assert "data.number" in refused.json()["detail"]
+    assert len(events(gw, source_id=source["id"])) == 1
