@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -44,6 +46,7 @@ DETAIL = {
     "source_ids": "sources",
     "rate_limit": "rate limit",
     "filter": "filter",
+    "transformation": "transformation",
     "disabled": "disabled",
     "disabled_reason": "why disabled",
     "failing_since": "failing since",
@@ -58,6 +61,7 @@ OPTIONS = {
     "description": "--description",
     "source_ids": "--source",
     "filter": "--filter",
+    "transformation": "--transformation",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
@@ -126,6 +130,15 @@ def endpoints_create(
             '(e.g. \'data.amount > 1000 && data.currency in ["EUR", "USD"]\').',
         ),
     ] = None,
+    transformation: Annotated[
+        str | None,
+        typer.Option(
+            "--transformation",
+            metavar="FILE",
+            help="A file of JavaScript defining handler(webhook), run before each attempt "
+            "('-': standard input); see docs/transformations.md.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret.
@@ -148,6 +161,7 @@ def endpoints_create(
             description=description,
             source_ids=[] if published_only else source or None,
             filter=filter_,
+            transformation=_code(transformation),
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)
@@ -167,6 +181,16 @@ def endpoints_create(
         print_json(endpoint)
     else:
         print_record(endpoint, {**DETAIL, "secret": "secret"})
+
+
+def _code(path: str | None) -> str | None:
+    """The JavaScript in the file (or standard input) an option names."""
+    if path is None:
+        return None
+    try:
+        return sys.stdin.read() if path == "-" else Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"--transformation: cannot read {path}: {exc}", EXIT_USAGE)
 
 
 @app.command("disable")
