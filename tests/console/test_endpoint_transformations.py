@@ -33,6 +33,8 @@ def test_the_form_saves_a_transformation_that_compiles(
 
         form = client.get(f"/console/endpoints/{endpoint['id']}/edit")
         assert "webhook.payload.seen = true;" in form.text
+        shown = client.get(f"/console/endpoints/{endpoint['id']}")
+        assert 'id="endpoint-transformation"><pre>function handler(webhook) {' in shown.text
 
         emptied = client.post(
             f"/console/endpoints/{endpoint['id']}/edit", data={**fields, "transformation": ""}
