@@ -13,7 +13,6 @@ import pytest
 from tests.support.dns import ScriptedDNS
 from tests.support.gateway import BACKENDS, Gateway, own_gateway
 from tests.support.helpers import (
-    archive_event_types,
     client_with,
     create_key,
     error_locations,
@@ -22,11 +21,7 @@ from tests.support.helpers import (
 )
 from tests.support.receiver import Receiver
 
-
-@pytest.fixture(autouse=True)
-def _forget_types(gw: Gateway) -> Iterator[None]:
-    yield
-    archive_event_types(gw)
+pytestmark = pytest.mark.usefixtures("forget_event_types")
 
 
 ORDER_SCHEMA: dict[str, Any] = {

@@ -3,7 +3,6 @@ in the tenant portal (the catalogue when there is one, else the types seen)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,14 +10,10 @@ import pytest
 from tests.console.test_portal import portal_client, portal_link
 from tests.support.console import sign_in, signed_in_client
 from tests.support.gateway import Gateway
-from tests.support.helpers import archive_event_types, create_key, make_endpoint, publish
+from tests.support.helpers import create_key, make_endpoint, publish
 from tests.support.receiver import Receiver, wait_until
 
-
-@pytest.fixture(autouse=True)
-def _forget_types(gw: Gateway) -> Iterator[None]:
-    yield
-    archive_event_types(gw)
+pytestmark = pytest.mark.usefixtures("forget_event_types")
 
 
 SCHEMA = {

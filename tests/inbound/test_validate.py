@@ -7,13 +7,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.support.gateway import Gateway
-from tests.support.helpers import archive_event_types, make_endpoint
+from tests.support.helpers import make_endpoint
 from tests.support.providers import (
     CASE_BY_PROVIDER,
     accepted,
@@ -24,11 +23,7 @@ from tests.support.providers import (
 )
 from tests.support.receiver import Receiver, wait_until
 
-
-@pytest.fixture(autouse=True)
-def _forget_types(gw: Gateway) -> Iterator[None]:
-    yield
-    archive_event_types(gw)
+pytestmark = pytest.mark.usefixtures("forget_event_types")
 
 
 GITHUB = CASE_BY_PROVIDER["github"]

@@ -4,7 +4,6 @@ type's first example."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,7 +11,6 @@ from standardwebhooks import Webhook
 
 from tests.support.gateway import Gateway
 from tests.support.helpers import (
-    archive_event_types,
     deliveries_of,
     make_endpoint,
     publish,
@@ -20,11 +18,7 @@ from tests.support.helpers import (
 )
 from tests.support.receiver import Receiver
 
-
-@pytest.fixture(autouse=True)
-def _forget_types(gw: Gateway) -> Iterator[None]:
-    yield
-    archive_event_types(gw)
+pytestmark = pytest.mark.usefixtures("forget_event_types")
 
 
 SCHEMA: dict[str, Any] = {
