@@ -47,6 +47,17 @@ class Endpoint(SQLModel, table=True):
     filter: str | None = Field(default=None, sa_column=Column(Text))
     # JavaScript defining `handler(webhook)`, run on each delivery before it is sent.
     transformation: str | None = Field(default=None, sa_column=Column(Text))
+    # How deliveries are signed: {"scheme": "standard" | "hmac" | "github" | "stripe",
+    # ...options}; None: Standard Webhooks. Options only: the secret is `secret`.
+    signature: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # Retries and disabling of this endpoint ({"schedule", "max_duration",
+    # "final_statuses", "disable_after_failures"}); a field left out: the settings'.
+    retry_policy: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # How the receiver authenticates the gateway (basic, bearer, oauth2, mtls): JSON,
+    # encrypted at rest like the secrets, since it holds credentials.
+    auth: str | None = Field(default=None, sa_column=Column(Text))
+    # Who hears, by email, that this endpoint is failing.
+    contact_email: str | None = Field(default=None, max_length=320)
     disabled: bool = False
     # Health: why it was disabled (410 Gone, or failing too long), since when every
     # attempt has failed, and the circuit breaker that spaces attempts out meanwhile.
@@ -54,6 +65,12 @@ class Endpoint(SQLModel, table=True):
     failing_since: datetime | None = None
     consecutive_failures: int = 0
     circuit_open_until: datetime | None = None
+    # Deliveries that ended failed in a row (a success resets it): the count rule.
+    failed_deliveries_in_row: int = 0
+    # The highest warning (50, 70 or 90 percent of the nearer disable threshold) sent
+    # since the endpoint last succeeded, and when a warning was last emailed.
+    warned_percent: int = 0
+    warning_emailed_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -110,6 +127,8 @@ class Event(SQLModel, table=True):
     source_id: str | None = Field(default=None, index=True, max_length=40)
     # The JSON text exactly as first serialised: every attempt signs the same bytes.
     data: str = Field(sa_column=Column(Text, nullable=False))
+    # An update event's data before the change, as JSON text; delivered beside `data`.
+    previous_data: str | None = Field(default=None, sa_column=Column(Text))
     idempotency_key: str | None = Field(
         default=None, sa_column=Column(String(255), unique=True, nullable=True)
     )
