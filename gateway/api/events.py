@@ -12,6 +12,7 @@ from pydantic import AfterValidator
 from gateway.api.deps import (
     JSON_BODY,
     BatcherDep,
+    DispatcherDep,
     IdPath,
     PagingDep,
     PrincipalDep,
@@ -24,10 +25,13 @@ from gateway.api.deps import (
 )
 from gateway.api.schemas import Page, error_responses
 from gateway.auth import Principal, scoped_tenant
+from gateway.errors import GatewayError
 from gateway.outbound import reads
-from gateway.outbound.fanout import Publish
+from gateway.outbound.fanout import Publish, at_index, publish_all
 from gateway.outbound.schemas import (
     DeliveryOut,
+    EventBatch,
+    EventBatchPublished,
     EventCreate,
     EventDetail,
     EventOut,
@@ -101,11 +105,71 @@ async def publish_event(
                 ),
                 by_operator=principal.is_admin,
                 schema_check=settings.event_types,
+                previous_data=body.previous_data,
             )
         )
     if not published.created:
         response.status_code = status.HTTP_200_OK
     return reads.published_out(published)
+
+
+@router.post(
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventBatchPublished,
+    dependencies=JSON_BODY,
+    responses={
+        200: {
+            "model": EventBatchPublished,
+            "description": "Every event repeated an earlier idempotency_key: the first events",
+        },
+        **error_responses(409, 413, 415),
+    },
+    response_description="All stored with their deliveries: they will arrive",
+)
+async def publish_events(
+    body: EventBatch,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    response: Response,
+) -> dict[str, object]:
+    """Publish up to 500 events in one transaction: all stored, or none.
+
+    Each event is checked as `POST /v1/events` checks it (the catalogue's schema, strict
+    mode, a tenant key's scope, `endpoint_ids`); the first refused one is answered, a 422
+    whose `loc` names its index (`["body", "events", 3, "data", ...]`), and nothing is
+    stored. Each item's `idempotency_key` works as the `Idempotency-Key` header of a
+    single publish, in the same namespace. The request body limit applies to the whole
+    batch."""
+    items = []
+    for i, event in enumerate(body.events):
+        try:
+            tenant_id = scoped_tenant(principal, event.tenant_id)
+        except GatewayError as exc:
+            raise at_index(exc, i) from None
+        items.append(
+            Publish(
+                event.type,
+                event.data,
+                tenant_id=tenant_id,
+                endpoint_ids=event.endpoint_ids,
+                idempotency_key=(
+                    _scoped_idempotency_key(principal, event.idempotency_key)
+                    if event.idempotency_key is not None
+                    else None
+                ),
+                by_operator=principal.is_admin,
+                schema_check=settings.event_types,
+                previous_data=event.previous_data,
+            )
+        )
+    with span("webhook.publish_batch", **{"gateway.events": len(items)}):
+        published = await publish_all(session, dispatcher, items)
+    if not any(p.created for p in published):
+        response.status_code = status.HTTP_200_OK
+    return {"events": [{**reads.published_out(p), "created": p.created} for p in published]}
 
 
 @router.get(

@@ -61,6 +61,11 @@ class WebhookPayload(BaseModel):
         description="The event's data: exactly the JSON object that was published (for an "
         "event received through a source, the provider's payload)."
     )
+    previous_data: dict[str, Any] | None = Field(
+        None,
+        description="Only when the publisher gave it: an update event's data before the "
+        "change, exactly the JSON object that was published. Absent otherwise.",
+    )
 
 
 _RETRY_AFTER = (

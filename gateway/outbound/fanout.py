@@ -5,7 +5,9 @@ happens to the queue, because the sweeper finds pending deliveries in the
 database. Dispatch afterwards only makes it fast.
 
 `publish_many` stores a batch of events in one transaction (see `batcher.py`,
-which groups concurrent publishes); `publish` is the batch of one.
+which groups concurrent publishes), each item succeeding or failing on its own;
+`publish` is the batch of one. `publish_all` stores a batch all or nothing, for
+`POST /v1/events/batch`.
 """
 
 from __future__ import annotations
@@ -74,20 +76,25 @@ class Publish:
     # Check the data against its type's schema in the catalogue: GATEWAY_EVENT_TYPES
     # (`open` or `strict`); None for the gateway's own events, which are not catalogued.
     schema_check: str | None = None
+    # An update event's data before the change: delivered beside `data`.
+    previous_data: dict[str, Any] | None = None
     data_text: str = field(init=False)
+    previous_text: str | None = field(init=False, default=None)
     request_hash: str | None = field(init=False, default=None)
     # Taken where the publish was asked for (the batch is written in another task).
     trace_parent: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.data_text = serialize_data(self.data)
+        if self.previous_data is not None:
+            self.previous_text = serialize_data(self.previous_data)
         self.trace_parent = current_parent()
         if self.idempotency_key is not None and self.received is None:
-            self.request_hash = hashlib.sha256(
-                json.dumps(
-                    [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
-                ).encode()
-            ).hexdigest()
+            request = [self.event_type, self.data_text, self.tenant_id, self.endpoint_ids]
+            if self.previous_text is not None:
+                # Only then: the hashes of events stored before previous_data stay valid.
+                request.append(self.previous_text)
+            self.request_hash = hashlib.sha256(json.dumps(request).encode()).hexdigest()
 
 
 @dataclass
@@ -141,6 +148,60 @@ async def publish_many(
     if results is None:
         # Each is counted and dispatched on its own.
         return [await _publish_alone(session, dispatcher, item) for item in items]
+    await _announce(dispatcher, items, results)
+    return results
+
+
+async def publish_all(
+    session: AsyncSession, dispatcher: Dispatcher, items: list[Publish]
+) -> list[Published]:
+    """Store every item in one transaction, or none: the first item refused raises its
+    error, its `loc` under `("body", "events", i)` (a 409 names the index in its text).
+
+    An idempotency key repeated within the batch with other content is refused here
+    (422); one repeating an earlier event answers that event, as a single publish does.
+    """
+    first_of_key: dict[str, tuple[int, str | None]] = {}
+    for i, item in enumerate(items):
+        if item.idempotency_key is None:
+            continue
+        first, request_hash = first_of_key.setdefault(item.idempotency_key, (i, item.request_hash))
+        if request_hash != item.request_hash:
+            raise Invalid(
+                f"idempotency_key repeats the key of event {first} with different content",
+                loc=("body", "events", i, "idempotency_key"),
+            )
+    results: list[Published | Exception] = []
+    for tries_left in reversed(range(STORE_TRIES)):
+        try:
+            results = await _store(session, items, all_or_none=True)
+            break
+        except DBAPIError as exc:
+            await session.rollback()
+            if tries_left == 0 or not _conflict(exc):
+                raise
+    published = []
+    for i, r in enumerate(results):
+        if isinstance(r, Exception):
+            raise at_index(r, i)
+        published.append(r)
+    await _announce(dispatcher, items, results)
+    return published
+
+
+def at_index(exc: Exception, index: int) -> Exception:
+    """An item's error as the batch answers it: where it is, and which item."""
+    if isinstance(exc, Invalid):
+        return Invalid(exc.detail, loc=("body", "events", index, *exc.loc[1:]))
+    if isinstance(exc, Conflict):
+        return Conflict(f"events[{index}]: {exc.detail}")
+    return exc
+
+
+async def _announce(
+    dispatcher: Dispatcher, items: list[Publish], results: list[Published | Exception]
+) -> None:
+    """Count the stored events and dispatch their deliveries, after the commit."""
     for item, r in zip(items, results, strict=True):
         if isinstance(r, Published) and r.created:
             EVENTS.labels(
@@ -155,7 +216,6 @@ async def publish_many(
             if isinstance(r, Published) and r.created and r.deliveries
         ],
     )
-    return results
 
 
 async def _publish_alone(
@@ -179,7 +239,11 @@ def _conflict(exc: DBAPIError) -> bool:
     return state in _RETRYABLE_SQLSTATES
 
 
-async def _store(session: AsyncSession, items: list[Publish]) -> list[Published | Exception]:
+async def _store(
+    session: AsyncSession, items: list[Publish], all_or_none: bool = False
+) -> list[Published | Exception]:
+    """Store the items; per item, the event or its error. `all_or_none`: when any item
+    has an error, store nothing (the caller raises it)."""
     results: list[Published | Exception] = []
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
@@ -234,6 +298,7 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             tenant_id=item.tenant_id,
             source_id=item.source_id,
             data=item.data_text,
+            previous_data=item.previous_text,
             idempotency_key=item.idempotency_key,
             request_hash=item.request_hash,
             content_key=item.content_key,
@@ -265,6 +330,9 @@ async def _store(session: AsyncSession, items: list[Publish]) -> list[Published 
             if key is not None:
                 keys_in_batch[key] = published
         results.append(published)
+    if all_or_none and any(isinstance(r, Exception) for r in results):
+        await session.rollback()  # only reads were made
+        return results
     # Core inserts, one statement per table for the whole batch: the ORM's unit of
     # work costs more CPU than the database does here.
     conn = await session.connection()
@@ -345,6 +413,7 @@ def _matching(item: Publish, candidates: list[Subscription]) -> list[str]:
             item.tenant_id,
             item.source_id,
             received.headers if received else None,
+            previous_data=item.previous_data,
         )
     except Exception:  # not seen; were it to happen, filtered endpoints do not match
         log.exception("endpoint filters failed on event of type %s", item.event_type)

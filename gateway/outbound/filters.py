@@ -1,7 +1,8 @@
 """Endpoint filters: a Common Expression Language (CEL) expression over the event.
 
 An endpoint with a `filter` receives an event only when the expression is true for
-it. The expression sees `type`, `data`, `tenant_id`, `source_id` and `headers` (the
+it. The expression sees `type`, `data`, `previous_data` (an update event's data before
+the change; `{}` when it has none), `tenant_id`, `source_id` and `headers` (the
 request headers of an event received through a source; `{}` for a published one).
 JSON numbers are CEL `int` (no fraction) or `double`; comparisons between the two
 work as numbers do (`data.amount > 1000` is true for 1500 and for 1500.5), while
@@ -32,7 +33,7 @@ MAX_LENGTH = 2000
 # Comprehension macros in one filter, each a pass over a list.
 MAX_MACROS = 10
 PROGRAMS_CACHED = 4096
-VARIABLES = ("type", "data", "tenant_id", "source_id", "headers")
+VARIABLES = ("type", "data", "previous_data", "tenant_id", "source_id", "headers")
 
 _LINEAR_MACROS = {"all", "exists", "exists_one"}
 _QUADRATIC_MACROS = {"map", "filter"}
@@ -84,6 +85,8 @@ class Filter:
 
     program: cel.Program
     data_keys: frozenset[str] | None
+    # Whether it reads `previous_data`: converted only for the filters that do.
+    reads_previous: bool = False
 
 
 Verdict = tuple[bool, str | None]  # matches, and the error when the filter failed on it
@@ -114,7 +117,11 @@ def compiled(expression: str) -> Filter:
     macros = _check_macros(expression, tokens, 0, len(tokens), None)
     if macros > MAX_MACROS:
         raise FilterError(f"a filter uses at most {MAX_MACROS} of all(), exists(), exists_one()")
-    return Filter(program, _data_keys(tokens))
+    reads_previous = any(
+        t.kind == "name" and t.text == "previous_data" and (i == 0 or tokens[i - 1].text != ".")
+        for i, t in enumerate(tokens)
+    )
+    return Filter(program, _data_keys(tokens), reads_previous)
 
 
 def verdicts(
@@ -124,6 +131,7 @@ def verdicts(
     tenant_id: str | None,
     source_id: str | None,
     headers: dict[str, str] | None,
+    previous_data: dict[str, Any] | None = None,
 ) -> dict[str, Verdict]:
     """Each filter's verdict on one event.
 
@@ -146,6 +154,8 @@ def verdicts(
                 "tenant_id": tenant_id,
                 "source_id": source_id,
                 "headers": headers or {},
+                # Converted only when a filter reads it: 1 to 3 µs a key.
+                "previous_data": (previous_data or {}) if plan.reads_previous else {},
             }
         )
     except Exception as exc:  # JSON values convert; this is for anything it would refuse
@@ -178,6 +188,7 @@ class _Plan:
     programs: tuple[tuple[str, cel.Program], ...]
     data_keys: frozenset[str] | None
     refused: tuple[tuple[str, Verdict], ...]
+    reads_previous: bool = False
 
 
 @lru_cache(maxsize=PROGRAMS_CACHED // 4)
@@ -187,6 +198,7 @@ def _plan(expressions: frozenset[str]) -> _Plan:
     programs = []
     refused = []
     keys: set[str] | None = set()
+    reads_previous = False
     for expression in expressions:
         try:
             program = compiled(expression)
@@ -194,11 +206,17 @@ def _plan(expressions: frozenset[str]) -> _Plan:
             refused.append((expression, (False, str(exc))))
             continue
         programs.append((expression, program.program))
+        reads_previous |= program.reads_previous
         if program.data_keys is None:
             keys = None
         elif keys is not None:
             keys.update(program.data_keys)
-    return _Plan(tuple(programs), None if keys is None else frozenset(keys), tuple(refused))
+    return _Plan(
+        tuple(programs),
+        None if keys is None else frozenset(keys),
+        tuple(refused),
+        reads_previous,
+    )
 
 
 def _failure(exc: Exception) -> str:

@@ -236,7 +236,10 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
         }
     if full:
         await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
-    bodies = {e.id: event_body(e.id, e.type, e.created_at, e.data) for e in events.values()}
+    bodies = {
+        e.id: event_body(e.id, e.type, e.created_at, e.data, e.previous_data)
+        for e in events.values()
+    }
     jobs: list[list[Job]] = [[] for _ in wants]
     for row in claimed:
         owner = by_event.get(row.event_id)

@@ -44,6 +44,9 @@ def event_out(event: Event) -> dict[str, object]:
         "id": event.id,
         "type": event.type,
         "data": json.loads(event.data),
+        "previous_data": (
+            json.loads(event.previous_data) if event.previous_data is not None else None
+        ),
         "tenant_id": event.tenant_id,
         "source_id": event.source_id,
         "created_at": event.created_at,

@@ -149,6 +149,8 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
     "created_at": "2026-01-15T09:30:12.481000Z",
     "updated_at": "2026-01-15T09:30:12.481000Z",
 }
+# Events one `POST /v1/events/batch` takes.
+MAX_BATCH_EVENTS = 500
 EVENT_CREATE_EXAMPLE: dict[str, Any] = {
     "type": "invoice.paid",
     "data": {"invoice": "in_42", "amount": 1200, "currency": "EUR"},
@@ -447,12 +449,64 @@ class EventCreate(Input):
         description="Send to these endpoints only (ids, `ep_...`), whatever their type "
         "filters; an unknown id is a 422. Left out, every matching endpoint receives it.",
     )
+    previous_data: dict[str, Any] | None = Field(
+        None,
+        description="For an update event, the object as it was before the change (any JSON "
+        "object, checked as `data` is): endpoints receive it as the payload's "
+        "`previous_data`, beside `data`, and filters read it as `previous_data`. Left out, "
+        "the payload has no `previous_data`.",
+    )
 
-    @field_validator("data")
+    @field_validator("data", "previous_data")
     @classmethod
-    def _check_data(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_json_value(value)
+    def _check_data(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_json_value(value)
         return value
+
+
+class EventBatchItem(EventCreate):
+    """One event of a batch: as `POST /v1/events` takes it, with its idempotency key."""
+
+    idempotency_key: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        None,
+        description="Publish this event at most once per key, as the `Idempotency-Key` "
+        "header does for one event: a repeat (in a later batch, or a single publish with "
+        "that key) answers the first event and sends nothing new; a repeat with different "
+        "content is a 409, and within one batch a 422. Scoped to the caller.",
+    )
+
+
+class EventBatch(Input):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {**EVENT_CREATE_EXAMPLE, "idempotency_key": "in_42-paid"},
+                        {
+                            "type": "invoice.updated",
+                            "data": {"invoice": "in_43", "amount": 900, "status": "open"},
+                            "previous_data": {
+                                "invoice": "in_43",
+                                "amount": 1200,
+                                "status": "open",
+                            },
+                            "idempotency_key": "in_43-updated-2",
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
+    events: list[EventBatchItem] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_EVENTS,
+        description=f"1 to {MAX_BATCH_EVENTS} events, each as `POST /v1/events` takes it. "
+        "All are stored, or none: the first refused one is answered (422 whose `loc` "
+        'names its index, `["body", "events", 3, ...]`).',
+    )
 
 
 class EventOut(BaseModel):
@@ -471,6 +525,11 @@ class EventOut(BaseModel):
         "received event, the provider's JSON object (anything else is wrapped: "
         '`{"payload": ...}` or `{"body": "<text>"}`).'
     )
+    previous_data: dict[str, Any] | None = Field(
+        None,
+        description="An update event's data before the change, as published: endpoints "
+        "receive it as the payload's `previous_data`. Null when it was not given.",
+    )
     tenant_id: str | None = Field(description="The tenant it belongs to; null for none.")
     source_id: str | None = Field(
         description="The inbound source it was received through (`src_...`); null for an "
@@ -486,6 +545,30 @@ class EventPublished(EventOut):
 
     deliveries: int = Field(
         description="How many endpoints it is being delivered to (0 when none matches)."
+    )
+
+
+class EventBatchItemPublished(EventPublished):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{**EVENT_EXAMPLE, "deliveries": 2, "created": True}]}
+    )
+
+    created: bool = Field(
+        description="True when stored by this batch; false when its `idempotency_key` "
+        "repeated an earlier event: that event is answered and nothing new is sent."
+    )
+
+
+class EventBatchPublished(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"events": [{**EVENT_EXAMPLE, "deliveries": 2, "created": True}]}]
+        }
+    )
+
+    events: list[EventBatchItemPublished] = Field(
+        description="Each event of the batch, in the order sent: its id and how many "
+        "endpoints it is being delivered to."
     )
 
 
