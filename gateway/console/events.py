@@ -234,6 +234,11 @@ async def event_page(
         {
             "event": event,
             "payload": json.dumps(event["data"], indent=2, ensure_ascii=False),
+            "previous_payload": (
+                json.dumps(event["previous_data"], indent=2, ensure_ascii=False)
+                if event["previous_data"] is not None
+                else None
+            ),
             "deliveries": deliveries,
             "retried": retried if any(d["id"] == retried for d in deliveries) else "",
         },
