@@ -8,6 +8,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -92,6 +93,13 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated name servers (`host` or `host:port`) that resolve "
         "endpoint hosts; empty uses the system's resolver.",
+    )
+    egress_proxy: str | None = Field(
+        None,
+        description="An HTTP CONNECT proxy (`http://host:port`) that every delivery and "
+        "OAuth2 token request goes through, for receivers that allow-list its address. "
+        "The gateway still resolves and checks each destination itself and asks the proxy "
+        "for the checked address only; the proxy's own address is not checked.",
     )
     retry_schedule: Annotated[list[float], NoDecode] = Field(
         default_factory=lambda: [float(s) for s in DEFAULT_RETRY_SCHEDULE.split(",")],
@@ -253,6 +261,26 @@ class Settings(BaseSettings):
         description="Seconds an endpoint may do nothing but fail before it is disabled "
         "(a 410 Gone disables it at once).",
     )
+    disable_after_failures: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Deliveries to an endpoint that end failed in a row before it is "
+        "disabled (a success resets the count); 0 turns this rule off. An endpoint's "
+        "`retry_policy.disable_after_failures` overrides it.",
+    )
+    # Failure warnings by email (`outbound/alerts.py`): the server, and who they are from.
+    smtp_url: str | None = Field(
+        None,
+        description="Mail server for the failing-endpoint warnings, `smtp://user:password@host:"
+        "port` (STARTTLS when the server offers it) or `smtps://...` (TLS from the start); "
+        "unset, no email is sent. Endpoints with a `contact_email` get the warnings.",
+    )
+    smtp_from: str = Field(
+        "webhooks@localhost",
+        max_length=320,
+        description="The From address of the warning emails.",
+    )
     event_types: Literal["open", "strict"] = Field(
         "open",
         description="`open`: an event of a type in the catalogue (`/v1/event-types`) must "
@@ -326,6 +354,22 @@ class Settings(BaseSettings):
             return [ipaddress.ip_network(str(v), strict=False) for v in value]
         return value
 
+    @field_validator("egress_proxy")
+    @classmethod
+    def _check_egress_proxy(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if parts.scheme != "http" or not parts.hostname or not port or parts.path not in ("", "/"):
+            raise ValueError("must be http://host:port (an HTTP CONNECT proxy)")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("must not hold credentials")
+        return value
+
     @field_validator("retry_schedule")
     @classmethod
     def _check_schedule(cls, value: list[float]) -> list[float]:
@@ -362,6 +406,22 @@ class Settings(BaseSettings):
             "must be 'none', or origins such as https://app.example.com (and 'self'), "
             "separated by spaces or commas"
         )
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _check_smtp_url(cls, value: object) -> object:
+        if value in (None, ""):
+            return None
+        # The message never repeats the value: it may hold the mail password.
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("smtp", "smtps"):
+            raise ValueError("must be smtp://user:password@host:port or smtps://...")
+        try:
+            if not urlsplit(value).hostname:
+                raise ValueError
+            urlsplit(value).port  # noqa: B018 (a bad port raises)
+        except ValueError:
+            raise ValueError("must be smtp://user:password@host:port or smtps://...") from None
+        return value
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -2,8 +2,11 @@
 
 Following the Standard Webhooks guidance: a `410 Gone` disables an endpoint at
 once, and one that has done nothing but fail for `GATEWAY_DISABLE_AFTER` is
-disabled too; any success resets that. Each disable publishes an
-`endpoint.disabled` event, which other endpoints can subscribe to.
+disabled too, as is one whose last `disable_after_failures` deliveries (its retry
+policy's, else `GATEWAY_DISABLE_AFTER_FAILURES`; 0: off) all ended failed; any
+success resets that. On the way, `endpoint.failing` is published at 50, 70 and 90%
+of the nearer threshold, then `endpoint.disabled`, and `endpoint.recovered` when a
+warned endpoint succeeds again (`alerts.py`, which mails them too).
 
 Meanwhile the breaker keeps a failing endpoint from soaking up connections: after
 `GATEWAY_BREAKER_THRESHOLD` failures in a row (timeouts, connection errors, 5xx,
@@ -24,8 +27,9 @@ from typing import Any
 from sqlalchemy import Row, update
 
 from gateway.metrics import ENDPOINTS_DISABLED
+from gateway.outbound.alerts import announce
 from gateway.outbound.context import DeliveryContext
-from gateway.outbound.fanout import publish
+from gateway.outbound.policy import WARNING_LEVELS, effective, warning_level
 from gateway.store.models import Endpoint, table
 from gateway.timeutil import as_utc, rfc3339
 
@@ -66,15 +70,19 @@ class _Tally:
     successes: int = 0
     unhealthy: int = 0
     failures: int = 0
+    ended_failed: int = 0  # deliveries whose last attempt this was, failed
     gone: bool = False
 
 
 async def record_health(
-    ctx: DeliveryContext, results: Iterable[tuple[Row[Any], int | None, bool]], now: datetime
+    ctx: DeliveryContext,
+    results: Iterable[tuple[Row[Any], int | None, bool, bool | None]],
+    now: datetime,
 ) -> None:
-    """Update health from (endpoint, status code, ok) of the attempts just recorded."""
+    """Update health from (endpoint, status code, ok, delivery ended failed) of the
+    attempts just recorded."""
     tallies: dict[str, _Tally] = {}
-    for endpoint, status_code, ok in results:
+    for endpoint, status_code, ok, ended_failed in results:
         tally = tallies.setdefault(endpoint.id, _Tally(endpoint))
         if ok:
             tally.successes += 1
@@ -82,6 +90,7 @@ async def record_health(
             tally.failures += 1
             tally.unhealthy += unhealthy(status_code)
             tally.gone |= status_code == 410
+            tally.ended_failed += bool(ended_failed)
     for tally in tallies.values():
         try:
             await _apply(ctx, tally, now)
@@ -92,13 +101,13 @@ async def record_health(
 async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
     endpoint, c = tally.endpoint, _ENDPOINT.c
     if tally.successes:
-        if endpoint.failing_since is not None or endpoint.consecutive_failures:
-            async with ctx.sessionmaker() as session, session.begin():
-                await session.execute(
-                    update(_ENDPOINT)
-                    .where(c.id == endpoint.id)
-                    .values(failing_since=None, consecutive_failures=0, circuit_open_until=None)
-                )
+        if (
+            endpoint.failing_since is not None
+            or endpoint.consecutive_failures
+            or endpoint.failed_deliveries_in_row
+            or endpoint.warned_percent
+        ):
+            await _recovered(ctx, endpoint)
         return
     if tally.gone:
         await _disable(ctx, endpoint, "the endpoint answered 410 Gone", now, "gone")
@@ -116,8 +125,14 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
                         if tally.unhealthy == tally.failures
                         else 0
                     ),
+                    failed_deliveries_in_row=c.failed_deliveries_in_row + tally.ended_failed,
                 )
-                .returning(c.consecutive_failures, c.failing_since)
+                .returning(
+                    c.consecutive_failures,
+                    c.failing_since,
+                    c.failed_deliveries_in_row,
+                    c.warned_percent,
+                )
             )
         ).first()
         if row is None:
@@ -140,40 +155,133 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
             now,
             "failing",
         )
+        return
+    threshold = effective(endpoint.retry_policy, ctx.settings).disable_after_failures
+    if threshold and row.failed_deliveries_in_row >= threshold:
+        await _disable(
+            ctx,
+            endpoint,
+            f"{row.failed_deliveries_in_row} deliveries in a row failed",
+            now,
+            "failures",
+        )
+        return
+    await _warn(ctx, endpoint, row, failing_since, threshold, now)
+
+
+async def _warn(
+    ctx: DeliveryContext,
+    endpoint: Row[Any],
+    row: Row[Any],
+    failing_since: datetime,
+    threshold: int,
+    now: datetime,
+) -> None:
+    """Publish `endpoint.failing` for each warning level the nearer rule has passed."""
+    by_time = (now - failing_since).total_seconds() / ctx.settings.disable_after
+    by_count = row.failed_deliveries_in_row / threshold if threshold else 0.0
+    reached = warning_level(max(by_time, by_count))
+    c = _ENDPOINT.c
+    for level in WARNING_LEVELS:
+        if not row.warned_percent < level <= reached:
+            continue
+        # Only one process raises the level: the crossing is published once.
+        async with ctx.sessionmaker() as session, session.begin():
+            won = (
+                await session.execute(
+                    update(_ENDPOINT)
+                    .where(c.id == endpoint.id, c.warned_percent < level, c.disabled.is_(False))
+                    .values(warned_percent=level)
+                    .returning(c.id)
+                )
+            ).first()
+        if won is None:
+            continue
+        if by_count >= by_time:
+            rule = "count"
+            rule_text = f"{row.failed_deliveries_in_row} of {threshold} failed deliveries in a row"
+        else:
+            rule = "time"
+            rule_text = (
+                f"failing since {rfc3339(failing_since)}; disabled after "
+                f"{ctx.settings.disable_after:g} seconds of failures"
+            )
+        log.warning("endpoint %s failing: %d%% of the way to disabled", endpoint.id, level)
+        await announce(
+            ctx,
+            endpoint,
+            "failing",
+            {
+                "percent": level,
+                "rule": rule,
+                "rule_text": rule_text,
+                "failing_since": rfc3339(failing_since),
+                "failed_deliveries_in_row": row.failed_deliveries_in_row,
+                "disable_after_failures": threshold,
+                "disable_at": rfc3339(
+                    failing_since + timedelta(seconds=ctx.settings.disable_after)
+                ),
+            },
+        )
+
+
+async def _recovered(ctx: DeliveryContext, endpoint: Row[Any]) -> None:
+    """A success: the failure counts start over; a warned endpoint announces it is back."""
+    c = _ENDPOINT.c
+    async with ctx.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(_ENDPOINT)
+            .where(c.id == endpoint.id)
+            .values(
+                failing_since=None,
+                consecutive_failures=0,
+                circuit_open_until=None,
+                failed_deliveries_in_row=0,
+            )
+        )
+        warned = (
+            await session.execute(
+                update(_ENDPOINT)
+                .where(c.id == endpoint.id, c.warned_percent > 0)
+                .values(warned_percent=0)
+                .returning(c.id)
+            )
+        ).first()
+    if warned is not None:
+        log.info("endpoint %s recovered", endpoint.id)
+        await announce(
+            ctx,
+            endpoint,
+            "recovered",
+            {"failing_since": rfc3339(endpoint.failing_since) if endpoint.failing_since else None},
+        )
 
 
 async def _disable(
     ctx: DeliveryContext, endpoint: Row[Any], reason: str, now: datetime, code: str
 ) -> None:
     c = _ENDPOINT.c
-    async with ctx.sessionmaker() as session:
-        async with session.begin():
-            changed = (
-                await session.execute(
-                    update(_ENDPOINT)
-                    .where(c.id == endpoint.id, c.disabled.is_(False))
-                    .values(
-                        disabled=True,
-                        disabled_reason=reason,
-                        updated_at=now,
-                        circuit_open_until=None,
-                    )
-                    .returning(c.id)
+    async with ctx.sessionmaker() as session, session.begin():
+        changed = (
+            await session.execute(
+                update(_ENDPOINT)
+                .where(c.id == endpoint.id, c.disabled.is_(False))
+                .values(
+                    disabled=True,
+                    disabled_reason=reason,
+                    updated_at=now,
+                    circuit_open_until=None,
                 )
-            ).first()
-        if changed is None:
-            return  # already disabled, by someone else or by hand: announce it once
-        log.warning("endpoint %s disabled: %s", endpoint.id, reason)
-        ENDPOINTS_DISABLED.labels(code).inc()
-        await publish(
-            session,
-            ctx.dispatcher,
-            event_type="endpoint.disabled",
-            data={
-                "endpoint_id": endpoint.id,
-                "reason": reason,
-                "tenant_id": endpoint.tenant_id,
-                "failing_since": rfc3339(endpoint.failing_since),
-            },
-            tenant_id=endpoint.tenant_id,
-        )
+                .returning(c.id)
+            )
+        ).first()
+    if changed is None:
+        return  # already disabled, by someone else or by hand: announce it once
+    log.warning("endpoint %s disabled: %s", endpoint.id, reason)
+    ENDPOINTS_DISABLED.labels(code).inc()
+    await announce(
+        ctx,
+        endpoint,
+        "disabled",
+        {"reason": reason, "failing_since": rfc3339(endpoint.failing_since)},
+    )

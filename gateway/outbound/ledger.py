@@ -22,10 +22,10 @@ from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.health import record_health
 from gateway.outbound.payload import event_body
-from gateway.outbound.retry import next_delay
+from gateway.outbound.policy import effective, retry_delay
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, dispatch_deliveries
 from gateway.store.models import Attempt, Delivery, DeliveryStatus, Endpoint, Event, table
-from gateway.timeutil import utcnow
+from gateway.timeutil import as_utc, utcnow
 
 # Deliveries due again later than this are queued in one job per second (see
 # `_dispatch_later`); sooner ones keep a job, and their exact time, each.
@@ -58,6 +58,8 @@ class Job:
     body: bytes
     rate_slot_at: datetime | None
     stalled_claims: int
+    # When the delivery was made: its first attempt, for a policy's `max_duration`.
+    created_at: datetime | None = None
 
 
 @dataclass
@@ -150,7 +152,13 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
         .where(d.id.in_(due_ids.scalar_subquery()))
         .values(locked_until=bindparam("lease"), stalled_claims=d.stalled_claims + 1)
         .returning(
-            d.id, d.event_id, d.endpoint_id, d.attempt_count, d.rate_slot_at, d.stalled_claims
+            d.id,
+            d.event_id,
+            d.endpoint_id,
+            d.attempt_count,
+            d.rate_slot_at,
+            d.stalled_claims,
+            d.created_at,
         )
     )
 
@@ -253,6 +261,7 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
                 bodies[row.event_id],
                 row.rate_slot_at,
                 row.stalled_claims - 1,
+                created_at=row.created_at,
             )
         )
     return jobs
@@ -311,10 +320,10 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
     """Record the attempts of many jobs in one transaction."""
     results = [result for batch in batches for result in batch]
     now = utcnow()
-    schedule = ctx.settings.retry_schedule
     attempt_rows = []
     delivery_rows = []
     retries: list[tuple[str, str, float, bool]] = []
+    finished_failed: dict[str, bool] = {}
     for job, outcome in results:
         attempt = job.attempt
         if outcome.deferred is not None:
@@ -345,7 +354,14 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
                 and not outcome.dead
                 and outcome.status_code != 410
             ):
-                delay = next_delay(attempt, schedule, outcome.retry_after)
+                delay = retry_delay(
+                    effective(job.endpoint.retry_policy, ctx.settings),
+                    attempt,
+                    outcome.status_code,
+                    outcome.retry_after,
+                    as_utc(job.created_at) if job.created_at is not None else now,
+                    now,
+                )
             if not outcome.ok:
                 row["retried"] = delay is not None
         _count(job, outcome)
@@ -367,6 +383,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
             )
         if status != DeliveryStatus.PENDING:
             FINISHED.labels(status).inc()
+        # Ended failed: counted by the endpoint's disable-after-failures rule.
+        finished_failed[job.delivery_id] = status == DeliveryStatus.FAILED
         delivery_rows.append(
             {
                 "b_id": job.delivery_id,
@@ -413,7 +431,7 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
     await record_health(
         ctx,
         [
-            (job.endpoint, outcome.status_code, outcome.ok)
+            (job.endpoint, outcome.status_code, outcome.ok, finished_failed.get(job.delivery_id))
             for job, outcome in results
             if outcome.deferred is None
             and not outcome.dead
