@@ -423,6 +423,11 @@ def test_strict_mode_refuses_types_outside_the_catalogue(
     assert "not in the event-type catalogue" in unknown["msg"]
     create_type(gw)
     assert publish(gw, "order.paid", ORDER)["deliveries"] == 1
+    # In a batch, per event: one outside the catalogue refuses the whole batch.
+    events = [{"type": "order.paid", "data": ORDER}, {"type": "order.other", "data": ORDER}]
+    refused = problem(gw.api.post("/v1/events/batch", json={"events": events}))
+    assert refused["loc"] == ["body", "events", 1, "type"]
+    assert "not in the event-type catalogue" in refused["msg"]
     gw.api.delete("/v1/event-types/order.paid")
     archived = problem(gw.api.post("/v1/events", json={"type": "order.paid", "data": ORDER}))
     assert "archived" in archived["msg"]
