@@ -258,3 +258,24 @@ def test_previous_data_is_checked_as_data_is(gw: Gateway) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["loc"][:4] == ["body", "events", 1, "previous_data"]
     assert _event_count(gw) == 0
+
+
+def test_a_transformation_reads_previous_data_from_the_payload(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    code = """
+function handler(webhook) {
+  const p = webhook.payload;
+  webhook.payload = {changed: Object.keys(p.data).filter(
+    (k) => JSON.stringify(p.data[k]) !== JSON.stringify(p.previous_data[k]))};
+  return webhook;
+}
+"""
+    make_endpoint(gw, receiver.url(path), transformation=code)
+    event = publish(
+        gw, "order.updated", {"status": "paid", "n": 1}, previous_data={"status": "open", "n": 1}
+    )
+    [request] = receiver.wait_for(path, 1)
+    assert json.loads(request.body) == {"changed": ["status"]}
+    [delivery] = deliveries_of(gw, event["id"])
+    wait_delivery(gw, delivery["id"], "succeeded")
