@@ -137,6 +137,14 @@ def _add_webhook(app: FastAPI) -> None:
                 examples=[_SIGNATURE],
             ),
         ],
+        webhook_attempt: Annotated[
+            int,
+            Header(
+                description="This attempt's number, from 1; retries, manual ones included, "
+                "count on.",
+                examples=[1],
+            ),
+        ],
         user_agent: Annotated[
             str,
             Header(description="The gateway's name and version.", examples=[USER_AGENT]),
@@ -144,7 +152,9 @@ def _add_webhook(app: FastAPI) -> None:
     ) -> None:
         """One `POST` to the endpoint's URL per attempt, signed per the Standard Webhooks
         specification, with `content-type: application/json` and any custom `headers`
-        the endpoint was given. Delivery is at least once and not ordered."""
+        the endpoint was given. Delivery is at least once and not ordered. An endpoint
+        whose `signature` picks another scheme (`hmac`, `github`, `stripe`) gets that
+        scheme's headers instead of the `webhook-*` ones (see docs/signatures.md)."""
 
 
 def _models() -> dict[str, type[BaseModel]]:

@@ -47,6 +47,7 @@ DETAIL = {
     "rate_limit": "rate limit",
     "filter": "filter",
     "transformation": "transformation",
+    "signature": "signature",
     "disabled": "disabled",
     "disabled_reason": "why disabled",
     "failing_since": "failing since",
@@ -62,6 +63,7 @@ OPTIONS = {
     "source_ids": "--source",
     "filter": "--filter",
     "transformation": "--transformation",
+    "signature": "--signature-scheme",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
@@ -139,6 +141,14 @@ def endpoints_create(
             "('-': standard input); see docs/transformations.md.",
         ),
     ] = None,
+    signature_scheme: Annotated[
+        str | None,
+        typer.Option(
+            "--signature-scheme",
+            help="How deliveries are signed: standard (the default), hmac (X-Webhook-Signature: "
+            "sha256=<hex>, default options), github or stripe; see docs/signatures.md.",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret.
@@ -162,6 +172,7 @@ def endpoints_create(
             source_ids=[] if published_only else source or None,
             filter=filter_,
             transformation=_code(transformation),
+            signature=None if signature_scheme is None else {"scheme": signature_scheme},
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)

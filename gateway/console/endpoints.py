@@ -28,7 +28,7 @@ from gateway.api.deps import BoxDep, DispatcherDep, SessionDep, SettingsDep
 from gateway.console.web import SignedInDep, checked_form, redirect, render
 from gateway.errors import Invalid
 from gateway.outbound import endpoints as service
-from gateway.outbound import reads, stats
+from gateway.outbound import reads, signatures, stats
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, Recover
 from gateway.portal_links import PortalSession
 from gateway.signin import SignedIn
@@ -186,6 +186,9 @@ def _endpoint_fields(form: dict[str, str], errors: Errors, sources: bool = True)
         "rate_limit": rate or None,
         "filter": form.get("filter", "").strip() or None,
     }
+    scheme = form.get("signature_scheme", "").strip()
+    if scheme:  # the scheme with its default options; the API sets other options
+        fields["signature"] = {"scheme": scheme}
     if sources:
         fields["source_ids"] = (
             None
@@ -226,6 +229,7 @@ def _form_of(endpoint: dict[str, Any]) -> dict[str, str]:
         "headers": "\n".join(f"{name}: {value}" for name, value in headers.items()),
         "rate_limit": str(endpoint.get("rate_limit") or ""),
         "filter": endpoint.get("filter") or "",
+        "signature_scheme": (endpoint.get("signature") or {}).get("scheme", "standard"),
     }
 
 
@@ -425,8 +429,11 @@ def endpoint_pages(
         shown = reads.endpoint_out(endpoint, box)
         errors: Errors = {}
         body = None
+        fields = _endpoint_fields(form, errors, viewer.operator)
+        if fields.get("signature") == {"scheme": signatures.scheme_of(endpoint.signature)}:
+            del fields["signature"]  # unchanged: keep its options as they are
         try:
-            body = EndpointUpdate.model_validate(_endpoint_fields(form, errors, viewer.operator))
+            body = EndpointUpdate.model_validate(fields)
         except ValidationError as exc:
             _schema_errors(exc, errors)
         if body is not None and not errors:

@@ -36,7 +36,7 @@ from gateway.outbound.health import breaker_wait
 from gateway.outbound.ledger import Job, Outcome, Want, claim, record
 from gateway.outbound.load import Admitted, Busy
 from gateway.outbound.retry import parse_retry_after
-from gateway.outbound.signer import secret_key, signature_header
+from gateway.outbound.signatures import STANDARD, key_of, scheme_of, signed_headers
 from gateway.outbound.transforms import Outgoing, transformed
 from gateway.timeutil import as_utc, utcnow
 from gateway.tracing import child_span
@@ -237,17 +237,19 @@ def _signed_headers(
     ctx: DeliveryContext, job: Job, now: datetime, outgoing: Outgoing
 ) -> dict[str, str]:
     """The request's headers, signed over the body it sends (a transformation's too)."""
-    timestamp = int(now.timestamp())
+    endpoint = job.endpoint
     headers = dict(outgoing.headers)
+    headers["content-type"] = "application/json"
     headers.update(
-        {
-            "content-type": "application/json",
-            "webhook-id": job.event.id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(
-                _signing_keys(ctx, job.endpoint, now), job.event.id, timestamp, outgoing.body
-            ),
-        }
+        signed_headers(
+            endpoint.signature,
+            _signing_keys(ctx, endpoint, now),
+            job.event.id,
+            job.event.type,
+            int(now.timestamp()),
+            outgoing.body,
+            job.attempt,
+        )
     )
     return headers
 
@@ -265,20 +267,26 @@ def _literal_ip(url: str) -> IPAddress | None:
 
 
 def _signing_keys(ctx: DeliveryContext, endpoint: Row[Any], now: datetime) -> list[bytes]:
-    keys = [_signing_key(ctx, endpoint.secret)]
+    scheme = scheme_of(endpoint.signature)
+    keys = [_signing_key(ctx, scheme, endpoint.secret)]
     if live_previous_secret_expiry(endpoint, now) is not None:
-        keys.append(_signing_key(ctx, endpoint.previous_secret))
+        try:
+            keys.append(_signing_key(ctx, scheme, endpoint.previous_secret))
+        except ValueError:  # a secret of the scheme before a change of scheme: it cannot sign
+            pass
     return keys
 
 
-def _signing_key(ctx: DeliveryContext, sealed: str) -> bytes:
+def _signing_key(ctx: DeliveryContext, scheme: str, sealed: str) -> bytes:
     # Opened once per process: decrypting on every attempt cost more than signing.
-    # A new secret is sealed anew, so a stale entry is never looked up again.
-    key = ctx.signing_keys.get(sealed)
+    # A new secret is sealed anew, so a stale entry is never looked up again. The same
+    # secret makes another key under another scheme, hence the scheme in the entry's name.
+    name = sealed if scheme == STANDARD else f"{scheme}:{sealed}"
+    key = ctx.signing_keys.get(name)
     if key is None:
         if len(ctx.signing_keys) >= 10_000:
             ctx.signing_keys.clear()
-        key = ctx.signing_keys[sealed] = secret_key(ctx.box.open(sealed, SECRET))
+        key = ctx.signing_keys[name] = key_of(scheme, ctx.box.open(sealed, SECRET))
     return key
 
 

@@ -13,7 +13,7 @@ from sqlmodel import col
 from gateway.crypto import SecretBox
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
-from gateway.outbound import filters
+from gateway.outbound import filters, signatures
 from gateway.outbound.catalogue import check_subscribable, test_example
 from gateway.outbound.dataschema import DataRefused
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, FilterTest
@@ -105,6 +105,7 @@ async def create_endpoint(
             body.transformation, settings.transform_timeout_ms
         ),
         filter=body.filter,
+        signature=signatures.stored(body.signature),
         created_at=now,
         updated_at=now,
     )
@@ -141,6 +142,9 @@ async def update_endpoint(
         )
     if "headers" in changes:
         changes["headers"] = box.seal_headers(changes["headers"])
+    if "signature" in changes:  # null: back to standard
+        changes["signature"] = signatures.stored(body.signature)
+        _check_secret_fits(box, endpoint.secret, signatures.scheme_of(changes["signature"]))
     if changes.get("disabled") is False and endpoint.disabled:
         # Re-enabled by hand: it starts with a clean bill of health. Not on a PATCH
         # that leaves an enabled endpoint enabled: its owner could otherwise keep a
@@ -155,6 +159,19 @@ async def update_endpoint(
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
     return endpoint
+
+
+def _check_secret_fits(box: SecretBox, sealed: str, scheme: str) -> None:
+    """The endpoint's secret must sign under its new scheme (a `hmac` one may not be a
+    Standard Webhooks secret); a generated secret suits every scheme."""
+    try:
+        signatures.check_secret(scheme, box.open(sealed, SECRET))
+    except ValueError as exc:
+        raise Invalid(
+            f"the endpoint's secret cannot sign for the {scheme} scheme ({exc}): rotate it "
+            "to one that can (a generated secret suits every scheme), then change the scheme",
+            loc=("body", "signature"),
+        ) from None
 
 
 def close_breaker(endpoint: Endpoint) -> None:
@@ -180,6 +197,11 @@ async def rotate_secret(
     one's secret is current and the earlier one's keeps signing as the previous.
     """
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
+    if new_secret is not None:
+        try:
+            signatures.check_secret(signatures.scheme_of(endpoint.signature), new_secret)
+        except ValueError as exc:
+            raise Invalid(str(exc), loc=("body", "secret")) from None
     secret = new_secret or generate_secret()
     sealed = box.seal(secret, SECRET)
     c = table(Endpoint).c

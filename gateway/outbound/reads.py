@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from gateway.crypto import SecretBox
 from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint
+from gateway.outbound.signatures import shown
 from gateway.store.models import Attempt, Delivery, Endpoint, Event
 from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import as_utc
@@ -34,6 +35,7 @@ def endpoint_out(
     """The endpoint with its header values opened; its secret only when asked for."""
     out = endpoint.model_dump(exclude={"secret", "previous_secret"})
     out["headers"] = box.open_headers(endpoint.headers)
+    out["signature"] = shown(endpoint.signature)
     if with_secret:
         out["secret"] = box.open(endpoint.secret, SECRET)
     return out

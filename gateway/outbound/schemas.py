@@ -6,10 +6,15 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.outbound import filters
-from gateway.outbound.signer import secret_key
+from gateway.outbound.signatures import (
+    SIGNATURE_DOC,
+    Signature,
+    StandardSignature,
+    check_secret,
+)
 from gateway.timeutil import as_utc
 from gateway.transform import MAX_CODE_CHARS
 from gateway.validation import (
@@ -33,6 +38,7 @@ RESERVED_HEADERS = {
     "webhook-id",
     "webhook-timestamp",
     "webhook-signature",
+    "webhook-attempt",
     "user-agent",
     "te",
     "upgrade",
@@ -73,9 +79,18 @@ def _check_filter(value: str | None) -> str | None:
     return None if value is None else filters.check(value)
 
 
-def _check_secret(value: str | None) -> str | None:
+def _check_secret(value: str | None, info: ValidationInfo) -> str | None:
+    """A secret the endpoint's scheme can sign with (the scheme is validated first)."""
+    if value is not None and "signature" in info.data:
+        signature = info.data["signature"]
+        check_secret(signature.scheme if signature else "standard", value)
+    return value
+
+
+def _check_any_secret(value: str | None) -> str | None:
+    """A rotation's secret: what every scheme takes at most; its own, checked by the service."""
     if value is not None:
-        secret_key(value)
+        check_secret("hmac", value)
     return value
 
 
@@ -143,6 +158,7 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
     "headers": {"X-Team": "billing"},
     "rate_limit": None,
     "filter": None,
+    "signature": {"scheme": "standard"},
     "disabled": False,
     "disabled_reason": None,
     "failing_since": None,
@@ -217,11 +233,13 @@ class EndpointCreate(Input):
         max_length=500,
         description=SOURCE_IDS_RULE,
     )
+    signature: Signature | None = Field(None, description=SIGNATURE_DOC + " Null: standard.")
     secret: str | None = Field(
         None,
-        description="The signing secret, `whsec_` followed by the base64 of 24 to 64 bytes "
-        "(Standard Webhooks). Leave it out and the gateway generates one; either way the "
-        "answer shows it.",
+        description="The signing secret: for `standard`, `whsec_` followed by the base64 of "
+        "24 to 64 bytes (Standard Webhooks); for the other schemes, any 16 to 256 printable "
+        "characters. Leave it out and the gateway generates one (`whsec_...`, good for every "
+        "scheme); either way the answer shows it.",
     )
     headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
         default_factory=dict, max_length=50, description=HEADERS_DOC
@@ -276,6 +294,11 @@ class EndpointUpdate(Input):
     filter: Text | None = Field(
         None, min_length=1, max_length=filters.MAX_LENGTH, description=FILTER_DOC
     )
+    signature: Signature | None = Field(
+        None,
+        description=SIGNATURE_DOC + " Null: back to standard (the secret must then be a "
+        "`whsec_` one: rotate to a generated secret first). The secret stays as it is.",
+    )
 
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
@@ -295,6 +318,9 @@ class EndpointOut(BaseModel):
     rate_limit: int | None = Field(description=RATE_LIMIT_DOC)
     transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
     filter: str | None = Field(None, description=FILTER_DOC)
+    signature: Signature = Field(
+        default_factory=lambda: StandardSignature(scheme="standard"), description=SIGNATURE_DOC
+    )
     disabled: bool = Field(description="Whether deliveries to it are stopped.")
     disabled_reason: str | None = Field(
         None,
@@ -350,11 +376,12 @@ class SecretRotate(Input):
 
     secret: str | None = Field(
         None,
-        description="The new secret (`whsec_` and the base64 of 24 to 64 bytes); left out, "
-        "the gateway generates one.",
+        description="The new secret (for `standard`, `whsec_` and the base64 of 24 to 64 "
+        "bytes; for the other schemes, 16 to 256 printable characters); left out, the "
+        "gateway generates one.",
     )
 
-    _secret = field_validator("secret")(_check_secret)
+    _secret = field_validator("secret")(_check_any_secret)
 
 
 def _in_utc(value: datetime | None) -> datetime | None:

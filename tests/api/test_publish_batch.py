@@ -242,6 +242,13 @@ def test_previous_data_is_delivered_beside_data_and_shown(
         for delivery in deliveries_of(gw, event["id"]):
             wait_delivery(gw, delivery["id"], "succeeded")
     assert len(receiver.received(f"{path}/changed")) == 1
+    # The filter test route takes a sample's previous_data too.
+    url = f"/v1/endpoints/{changed['id']}/filter/test"
+    sample = {"type": "order.updated", "data": after}
+    tried = gw.api.post(url, json={**sample, "previous_data": before})
+    assert tried.json() == {"matches": True, "error": None}, tried.text
+    assert gw.api.post(url, json={**sample, "previous_data": after}).json()["matches"] is False
+    assert "no such key" in gw.api.post(url, json=sample).json()["error"]
 
 
 def test_previous_data_is_checked_as_data_is(gw: Gateway) -> None:

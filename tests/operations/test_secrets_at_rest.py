@@ -103,3 +103,23 @@ def test_bad_secret_key_refuses_to_start(gw: Gateway) -> None:
         gw.env.update(saved)
     assert result.returncode == 2
     assert "GATEWAY_SECRET_KEY" in result.stderr and "not-a-key" not in result.stderr
+
+
+def test_hmac_family_secrets_are_not_stored_in_plaintext(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    own = "my-own-hmac-secret-value"
+    endpoint = make_endpoint(gw, receiver.url(path), signature={"scheme": "hmac"}, secret=own)
+    rotated = "my-rotated-stripe-value"
+    gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"signature": {"scheme": "stripe"}})
+    response = gw.api.post(
+        f"/v1/endpoints/{endpoint['id']}/secret/rotate", json={"secret": rotated}
+    )
+    assert response.status_code == 200, response.text
+    publish(gw, "a.b")
+    receiver.wait_for(path, 1)
+    dump = _dump(gw)
+    assert own not in dump
+    assert rotated not in dump
+    assert '"stripe"' in dump  # the scheme's options are not secret, and stored as they are
+    assert gw.api.get(f"/v1/endpoints/{endpoint['id']}/secret").json()["secret"] == rotated
