@@ -51,7 +51,8 @@ class WebhookPayload(BaseModel):
     )
     type: str = Field(
         description="The event's type: the publisher's, `webhook.test` for a test send, "
-        "`endpoint.disabled` when the gateway disables an endpoint."
+        "`endpoint.failing`, `endpoint.disabled` and `endpoint.recovered` when the gateway "
+        "warns about, disables, or sees again an endpoint that was failing."
     )
     timestamp: datetime = Field(
         description="When the gateway stored the event, RFC 3339 in UTC to the millisecond; "

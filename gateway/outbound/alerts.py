@@ -50,6 +50,7 @@ async def announce(
             event_type=f"endpoint.{kind}",
             data=data,
             tenant_id=endpoint.tenant_id,
+            not_to=endpoint.id,
         )
     if ctx.settings.smtp_url and endpoint.contact_email:
         task = asyncio.create_task(_mail(ctx, endpoint, kind, data))

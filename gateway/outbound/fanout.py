@@ -70,6 +70,9 @@ class Publish:
     # A second key that also makes a repeat (an inbound body's digest, `ingest.py`).
     content_key: str | None = None
     ignore_type_filters: bool = False
+    # An endpoint left out whatever it subscribed to: a warning about a failing endpoint
+    # is not sent to it (its failure would count, and feed more warnings).
+    not_to: str | None = None
     received: Received | None = None
     # Published by the operator (not a tenant's key): its type may become a metric label.
     by_operator: bool = True
@@ -291,6 +294,8 @@ async def _store(
             matched = [ep.id for ep in candidates if not ep.disabled]
         else:
             matched = _matching(item, candidates)
+        if item.not_to is not None:
+            matched = [endpoint_id for endpoint_id in matched if endpoint_id != item.not_to]
         received = item.received
         event = Event(
             id=new_id("evt"),

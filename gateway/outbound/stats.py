@@ -328,6 +328,7 @@ async def failing_endpoints(
         e.disabled_reason,
         e.failing_since,
         e.consecutive_failures,
+        e.warned_percent,
         e.updated_at,
     )
     tenant = [e.tenant_id == scope] if scope is not None else []
