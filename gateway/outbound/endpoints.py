@@ -377,6 +377,7 @@ async def test_filter(
         sample.tenant_id,
         sample.source_id,
         sample.headers,
+        previous_data=sample.previous_data,
     ).values()
     return verdict
 

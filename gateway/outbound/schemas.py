@@ -701,6 +701,11 @@ class FilterTest(Input):
 
     type: EventType = Field(description="The event's type, the filter's `type`.")
     data: dict[str, Any] = Field(description="The event's data, the filter's `data`.")
+    previous_data: dict[str, Any] | None = Field(
+        None,
+        description="An update event's data before the change, the filter's "
+        "`previous_data` (`{}` when left out).",
+    )
     tenant_id: TenantId | None = Field(None, description="The filter's `tenant_id`.")
     source_id: ObjectId | None = Field(None, description="The filter's `source_id`.")
     headers: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
@@ -717,10 +722,11 @@ class FilterTest(Input):
 
     _filter = field_validator("filter")(_check_filter)
 
-    @field_validator("data")
+    @field_validator("data", "previous_data")
     @classmethod
-    def _check_data(cls, value: dict[str, Any]) -> dict[str, Any]:
-        check_json_value(value)
+    def _check_data(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            check_json_value(value)
         return value
 
 
