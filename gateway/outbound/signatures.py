@@ -39,6 +39,7 @@ _RESERVED = {
     "user-agent",
     "te",
     "upgrade",
+    "authorization",  # an endpoint's `auth` sets it
     ATTEMPT_HEADER.lower(),
 }
 _PREFIX_RE = re.compile(r"^[\x21-\x7e]*$")

@@ -143,6 +143,7 @@ def test_standard_unchanged_and_says_its_attempt() -> None:
         ({"scheme": "hmac", "signed": "{id}.{body}"}, ("hmac", "signed")),
         ({"scheme": "hmac", "header": "bad header"}, ("hmac", "header")),
         ({"scheme": "hmac", "header": "Content-Type"}, ("hmac", "header")),
+        ({"scheme": "hmac", "timestamp_header": "Authorization"}, ("hmac", "timestamp_header")),
         ({"scheme": "hmac", "prefix": "sha 256="}, ("hmac", "prefix")),
         ({"scheme": "github", "header": "X-Sig"}, ("github", "header")),
         ({"scheme": "hmac", "id_header": "X-Webhook-Signature"}, ("hmac",)),
