@@ -61,7 +61,8 @@ from gateway.tracing import setup_tracing
 log = logging.getLogger("gateway")
 
 DESCRIPTION = """
-Publish events with `POST /v1/events`; the gateway signs them per the Standard
+Publish events with `POST /v1/events` (or up to 500 at once, all or none, with
+`POST /v1/events/batch`); the gateway signs them per the Standard
 Webhooks specification and delivers them to every subscribed endpoint, with
 retries and a full attempt log. Management routes need `Authorization: Bearer <key>`.
 """
