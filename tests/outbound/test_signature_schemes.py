@@ -205,3 +205,15 @@ def test_rotation_secret_is_checked_against_the_scheme(
     )
     assert response.status_code == 200, response.text
     assert response.json()["secret"] == "sixteen-chars-ok"
+
+
+def test_hmac_signs_the_body_a_transformation_made(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    secret = "a-secret-of-our-own-choosing"
+    code = "function handler(webhook) { webhook.payload.data.seen = true; return webhook; }"
+    _created, _event, request = _one_delivery(
+        gw, receiver, path, signature={"scheme": "hmac"}, secret=secret, transformation=code
+    )
+    assert b'"seen":true' in request.body
+    assert _tutorial_check(secret, request.body, request.headers["x-webhook-signature"])
