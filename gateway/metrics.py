@@ -68,7 +68,7 @@ DEFERRED = Counter(
 )
 ENDPOINTS_DISABLED = Counter(
     "gateway_endpoints_disabled_total",
-    "Endpoints the gateway disabled, by reason (gone, failing)",
+    "Endpoints the gateway disabled, by reason (gone, failing, failures)",
     ["reason"],
 )
 PENDING = Gauge(
