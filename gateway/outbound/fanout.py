@@ -161,19 +161,20 @@ async def publish_all(
     """Store every item in one transaction, or none: the first item refused raises its
     error, its `loc` under `("body", "events", i)` (a 409 names the index in its text).
 
-    An idempotency key repeated within the batch with other content is refused here
-    (422); one repeating an earlier event answers that event, as a single publish does.
+    An idempotency key repeated within the batch with other content is a 422; one
+    repeating an earlier event answers that event, as a single publish does.
     """
+    # Items whose key an earlier item of the batch holds with other content, and that
+    # item's index: `_store` answers them as conflicts, which here are the caller's 422.
+    clashes: dict[int, int] = {}
     first_of_key: dict[str, tuple[int, str | None]] = {}
     for i, item in enumerate(items):
-        if item.idempotency_key is None:
-            continue
-        first, request_hash = first_of_key.setdefault(item.idempotency_key, (i, item.request_hash))
-        if request_hash != item.request_hash:
-            raise Invalid(
-                f"idempotency_key repeats the key of event {first} with different content",
-                loc=("body", "events", i, "idempotency_key"),
+        if item.idempotency_key is not None:
+            first, request_hash = first_of_key.setdefault(
+                item.idempotency_key, (i, item.request_hash)
             )
+            if request_hash != item.request_hash:
+                clashes[i] = first
     results: list[Published | Exception] = []
     for tries_left in reversed(range(STORE_TRIES)):
         try:
@@ -186,6 +187,11 @@ async def publish_all(
     published = []
     for i, r in enumerate(results):
         if isinstance(r, Exception):
+            if i in clashes:
+                raise Invalid(
+                    f"idempotency_key repeats the key of event {clashes[i]} with other content",
+                    loc=("body", "events", i, "idempotency_key"),
+                )
             raise at_index(r, i)
         published.append(r)
     await _announce(dispatcher, items, results)

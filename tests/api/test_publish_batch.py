@@ -147,6 +147,24 @@ def test_idempotency_per_event(gw: Gateway, receiver: Receiver, path: str) -> No
     )
     assert clash.status_code == 422, clash.text
     assert clash.json()["detail"][0]["loc"] == ["body", "events", 1, "idempotency_key"]
+    # The first bad event is the one answered, whatever is wrong with a later one.
+    unknown = {
+        "type": "order.created",
+        "data": {},
+        "endpoint_ids": ["ep_01ZZZZZZZZZZZZZZZZZZZZZZZZ"],
+    }
+    first_bad = gw.api.post(
+        "/v1/events/batch",
+        json={
+            "events": [
+                {"type": "order.created", "data": {"n": 7}, "idempotency_key": "k2"},
+                unknown,
+                {"type": "order.created", "data": {"n": 8}, "idempotency_key": "k2"},
+            ]
+        },
+    )
+    assert first_bad.status_code == 422, first_bad.text
+    assert first_bad.json()["detail"][0]["loc"] == ["body", "events", 1, "endpoint_ids"]
     assert _event_count(gw) == 7
     assert len(receiver.wait_for(path, 7)) == 7
 
