@@ -138,5 +138,8 @@ def input_error(exc: ValidationError, names: dict[str, str] | None = None) -> No
     for error in exc.errors():
         field = ".".join(str(p) for p in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{names.get(field, field)}: {message}")
+        # A field inside an option's JSON: the option, then the path in it.
+        top, _, inner = field.partition(".")
+        shown = names.get(field) or (f"{names[top]} {inner}" if top in names else field)
+        problems.append(f"{shown}: {message}")
     fail("; ".join(problems), EXIT_USAGE)

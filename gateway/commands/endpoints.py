@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -48,9 +49,12 @@ DETAIL = {
     "filter": "filter",
     "transformation": "transformation",
     "signature": "signature",
+    "retry_policy": "retry policy",
+    "contact_email": "contact email",
     "disabled": "disabled",
     "disabled_reason": "why disabled",
     "failing_since": "failing since",
+    "warned_percent": "warned (% to disabled)",
     "created_at": "created",
     "updated_at": "updated",
 }
@@ -64,6 +68,8 @@ OPTIONS = {
     "filter": "--filter",
     "transformation": "--transformation",
     "signature": "--signature-scheme",
+    "retry_policy": "--retry-policy",
+    "contact_email": "--contact-email",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
@@ -149,6 +155,21 @@ def endpoints_create(
             "sha256=<hex>, default options), github or stripe; see docs/signatures.md.",
         ),
     ] = None,
+    retry_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-policy",
+            metavar="JSON",
+            help='Its own retries and disabling, e.g. \'{"schedule": [10, 60], "final_statuses": '
+            '[404], "disable_after_failures": 50}\'; see docs/receiving.md.',
+        ),
+    ] = None,
+    contact_email: Annotated[
+        str | None,
+        typer.Option(
+            "--contact-email", help="Who is emailed when it is failing (GATEWAY_SMTP_URL)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret.
@@ -173,6 +194,8 @@ def endpoints_create(
             filter=filter_,
             transformation=_code(transformation),
             signature=None if signature_scheme is None else {"scheme": signature_scheme},
+            retry_policy=_json_option(retry_policy, "--retry-policy"),
+            contact_email=contact_email,
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)
@@ -192,6 +215,16 @@ def endpoints_create(
         print_json(endpoint)
     else:
         print_record(endpoint, {**DETAIL, "secret": "secret"})
+
+
+def _json_option(text: str | None, option: str) -> Any:
+    """An option's JSON text, parsed; a usage error naming the option when it is not JSON."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        fail(f"{option}: not JSON ({exc})", EXIT_USAGE)
 
 
 def _code(path: str | None) -> str | None:

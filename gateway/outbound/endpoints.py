@@ -16,6 +16,8 @@ from gateway.ids import new_id
 from gateway.outbound import filters, signatures
 from gateway.outbound.catalogue import check_subscribable, test_example
 from gateway.outbound.dataschema import DataRefused
+from gateway.outbound.endpoint_auth import open_auth
+from gateway.outbound.endpoint_auth import seal as seal_auth
 from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, FilterTest
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
@@ -43,6 +45,25 @@ async def _checked_url(url: str, settings: Settings) -> str:
     except ValueError as exc:
         raise Invalid(str(exc), loc=("body", "url")) from None
     return url
+
+
+async def _checked_auth(
+    body: EndpointCreate | EndpointUpdate, url: str, settings: Settings
+) -> None:
+    """The token URL obeys the endpoint URL's address rules; mTLS needs an https URL."""
+    from gateway.outbound.addresses import check_url
+
+    auth = body.auth
+    if auth is None:
+        return
+    if auth.type == "oauth2":
+        try:
+            await check_url(auth.token_url, settings.allowed_networks, settings.dns_servers)
+        except ValueError as exc:
+            detail = str(exc).replace("url ", "token_url ", 1)
+            raise Invalid(detail, loc=("body", "auth", "token_url")) from None
+    if auth.type == "mtls" and not url.lower().startswith("https:"):
+        raise Invalid("mtls needs an https url", loc=("body", "auth", "type"))
 
 
 async def _check_sources(
@@ -89,6 +110,7 @@ async def create_endpoint(
 ) -> Endpoint:
     await _check_sources(session, body.source_ids, body.tenant_id)
     await check_subscribable(session, body.event_types)
+    await _checked_auth(body, body.url, settings)
     now = utcnow()
     endpoint = Endpoint(
         id=new_id("ep"),
@@ -105,7 +127,10 @@ async def create_endpoint(
             body.transformation, settings.transform_timeout_ms
         ),
         filter=body.filter,
+        retry_policy=body.retry_policy.stored() if body.retry_policy is not None else None,
+        contact_email=body.contact_email,
         signature=signatures.stored(body.signature),
+        auth=seal_auth(body.auth, box) if body.auth is not None else None,
         created_at=now,
         updated_at=now,
     )
@@ -145,6 +170,17 @@ async def update_endpoint(
     if "signature" in changes:  # null: back to standard
         changes["signature"] = signatures.stored(body.signature)
         _check_secret_fits(box, endpoint.secret, signatures.scheme_of(changes["signature"]))
+    if "auth" in changes:  # null removes it
+        await _checked_auth(body, changes.get("url") or endpoint.url, settings)
+        changes["auth"] = seal_auth(body.auth, box) if body.auth is not None else None
+    elif changes.get("url") and endpoint.auth is not None:
+        if open_auth(endpoint.auth, box).get("type") == "mtls":
+            if not changes["url"].lower().startswith("https:"):
+                raise Invalid("mtls needs an https url", loc=("body", "url"))
+    if "retry_policy" in changes:  # null: the gateway's settings again
+        changes["retry_policy"] = (
+            body.retry_policy.stored() if body.retry_policy is not None else None
+        )
     if changes.get("disabled") is False and endpoint.disabled:
         # Re-enabled by hand: it starts with a clean bill of health. Not on a PATCH
         # that leaves an enabled endpoint enabled: its owner could otherwise keep a
@@ -154,6 +190,8 @@ async def update_endpoint(
             failing_since=None,
             consecutive_failures=0,
             circuit_open_until=None,
+            failed_deliveries_in_row=0,
+            warned_percent=0,
         )
     for field, value in changes.items():
         setattr(endpoint, field, value)
@@ -319,6 +357,14 @@ async def reveal_secret(
     """The current secret, and until when the previous one still signs (None: it does not)."""
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     return box.open(endpoint.secret, SECRET), live_previous_secret_expiry(endpoint)
+
+
+async def reveal_auth(
+    session: AsyncSession, endpoint_id: str, box: SecretBox, tenant_id: str | None = None
+) -> dict[str, Any] | None:
+    """The endpoint's auth with its secrets in clear (None: it has none)."""
+    endpoint = await get_endpoint(session, endpoint_id, tenant_id)
+    return None if endpoint.auth is None else open_auth(endpoint.auth, box)
 
 
 async def send_test(

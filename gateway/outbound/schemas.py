@@ -9,6 +9,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from gateway.outbound import filters
+from gateway.outbound.endpoint_auth import AUTH_DOC, EndpointAuth
+from gateway.outbound.policy import POLICY_DOC, RetryPolicy
 from gateway.outbound.signatures import (
     SIGNATURE_DOC,
     Signature,
@@ -91,6 +93,21 @@ def _check_any_secret(value: str | None) -> str | None:
     """A rotation's secret: what every scheme takes at most; its own, checked by the service."""
     if value is not None:
         check_secret("hmac", value)
+    return value
+
+
+# One address, no display name: it goes into a mail header as it is.
+_EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+CONTACT_EMAIL_DOC = (
+    "Who is told by email when the endpoint is failing, disabled or recovered (sent when "
+    "the gateway has GATEWAY_SMTP_URL; at most one an hour): an address such as "
+    "`ops@example.com`, at most 320 characters; null for none."
+)
+
+
+def _check_email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL_RE.match(value):
+        raise ValueError("not an email address (expected name@example.com)")
     return value
 
 
@@ -255,9 +272,14 @@ class EndpointCreate(Input):
         None, min_length=1, max_length=filters.MAX_LENGTH, description=FILTER_DOC
     )
 
+    auth: EndpointAuth | None = Field(None, description=AUTH_DOC)
+    retry_policy: RetryPolicy | None = Field(None, description=POLICY_DOC)
+    contact_email: str | None = Field(None, max_length=320, description=CONTACT_EMAIL_DOC)
+
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
     _secret = field_validator("secret")(_check_secret)
+    _email = field_validator("contact_email")(_check_email)
     _filter = field_validator("filter")(_check_filter)
 
 
@@ -300,8 +322,15 @@ class EndpointUpdate(Input):
         "`whsec_` one: rotate to a generated secret first). The secret stays as it is.",
     )
 
+    auth: EndpointAuth | None = Field(None, description=AUTH_DOC + " `null` removes it.")
+    retry_policy: RetryPolicy | None = Field(
+        None, description=POLICY_DOC + " Replaces the whole policy."
+    )
+    contact_email: str | None = Field(None, max_length=320, description=CONTACT_EMAIL_DOC)
+
     _types = field_validator("event_types")(_check_event_types)
     _headers = field_validator("headers")(_check_headers)
+    _email = field_validator("contact_email")(_check_email)
     _filter = field_validator("filter")(_check_filter)
 
 
@@ -320,6 +349,19 @@ class EndpointOut(BaseModel):
     filter: str | None = Field(None, description=FILTER_DOC)
     signature: Signature = Field(
         default_factory=lambda: StandardSignature(scheme="standard"), description=SIGNATURE_DOC
+    )
+    auth: dict[str, Any] | None = Field(
+        None, description=AUTH_DOC.replace("Null: none", "Its secrets are `********`; null: none")
+    )
+    retry_policy: RetryPolicy | None = Field(None, description=POLICY_DOC)
+    contact_email: str | None = Field(None, description=CONTACT_EMAIL_DOC)
+    failed_deliveries_in_row: int = Field(
+        0, description="Deliveries to it that ended failed since its last success."
+    )
+    warned_percent: int = Field(
+        0,
+        description="The last `endpoint.failing` warning published (50, 70 or 90: percent "
+        "of the way to being disabled by the nearer rule) since it last succeeded; 0: none.",
     )
     disabled: bool = Field(description="Whether deliveries to it are stopped.")
     disabled_reason: str | None = Field(
@@ -364,6 +406,18 @@ class SecretOut(BaseModel):
         None,
         description="Until when the secret before the last rotation still signs beside the "
         "current one (RFC 3339, UTC); null when only the current one signs.",
+    )
+
+
+class AuthOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"auth": {"type": "bearer", "token": "tok_7Hq2c9XbR4"}}, {"auth": None}]
+        }
+    )
+
+    auth: dict[str, Any] | None = Field(
+        description="The endpoint's `auth` with its secrets in clear; null when it has none."
     )
 
 
