@@ -15,6 +15,7 @@ from sqlmodel import col
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.inbound.sources import SECRET as SOURCE_SECRET
+from gateway.outbound.endpoint_auth import SEALED_AS as ENDPOINT_AUTH
 from gateway.outbound.endpoints import SECRET as ENDPOINT_SECRET
 from gateway.store.models import Endpoint, Source
 
@@ -61,7 +62,12 @@ def _reseal(row: Endpoint | Source, box: SecretBox) -> bool:
     def again(value: str, purpose: str) -> str:
         return value if box.is_current(value) else box.seal(box.open(value, purpose), purpose)
 
-    before = (row.secret, getattr(row, "previous_secret", None), getattr(row, "headers", None))
+    def sealed(row: Endpoint | Source) -> tuple[object, ...]:
+        return tuple(
+            getattr(row, name, None) for name in ("secret", "previous_secret", "headers", "auth")
+        )
+
+    before = sealed(row)
     if isinstance(row, Source):
         row.secret = again(row.secret, SOURCE_SECRET)
     else:
@@ -71,5 +77,6 @@ def _reseal(row: Endpoint | Source, box: SecretBox) -> bool:
         row.headers = {
             name: again(value, "endpoint.header") for name, value in (row.headers or {}).items()
         }
-    after = (row.secret, getattr(row, "previous_secret", None), getattr(row, "headers", None))
-    return before != after
+        if row.auth:
+            row.auth = again(row.auth, ENDPOINT_AUTH)
+    return before != sealed(row)

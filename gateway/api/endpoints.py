@@ -23,6 +23,7 @@ from gateway.auth import scoped_tenant
 from gateway.outbound import endpoints as service
 from gateway.outbound import reads, transforms
 from gateway.outbound.schemas import (
+    AuthOut,
     DeliveryOut,
     EndpointCreate,
     EndpointCreated,
@@ -164,6 +165,19 @@ async def get_secret(
 ) -> dict[str, object]:
     secret, expires = await service.reveal_secret(session, endpoint_id, box, principal.tenant_id)
     return {"secret": secret, "previous_secret_expires_at": expires}
+
+
+@router.get(
+    "/{endpoint_id}/auth",
+    response_model=AuthOut,
+    responses=error_responses(404),
+    response_description="The endpoint's auth with its secrets in clear",
+)
+async def get_auth(
+    endpoint_id: IdPath, session: SessionDep, principal: PrincipalDep, box: BoxDep
+) -> dict[str, object]:
+    """Reveal the credentials the endpoint's deliveries authenticate with."""
+    return {"auth": await service.reveal_auth(session, endpoint_id, box, principal.tenant_id)}
 
 
 @router.post(

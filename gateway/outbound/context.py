@@ -11,6 +11,7 @@ import aiohttp
 from gateway.crypto import SecretBox
 from gateway.db import SessionMaker
 from gateway.groupcall import GroupCall
+from gateway.outbound.credentials import Credentials
 from gateway.outbound.load import EndpointLoads
 from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.queue.dispatch import Dispatcher
@@ -29,6 +30,8 @@ class DeliveryContext:
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
     # Signing keys by their sealed form, opened once per process (see `delivery.py`).
     signing_keys: dict[str, bytes] = field(default_factory=dict)
+    # Endpoints' auth opened, OAuth2 tokens and mTLS contexts (`credentials.py`).
+    credentials: Credentials = field(default_factory=Credentials)
     # Attempts in flight per endpoint, per tenant and in the process's slots, in a fast
     # and a slow lane (`load.py`); waiting for a slot is not counted against an
     # attempt's timeout.

@@ -31,6 +31,7 @@ from gateway.metrics import (
 )
 from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
+from gateway.outbound.credentials import AuthFailed, Ready
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait
 from gateway.outbound.ledger import Job, Outcome, Want, claim, record
@@ -178,10 +179,23 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Ou
         # Outside the `try`: a secret that no longer opens is the gateway's failure
         # ("internal error"), not the endpoint's.
         headers = _signed_headers(ctx, job, started_at, outgoing)
-        IN_FLIGHT.inc()
 
         def elapsed_ms() -> int:
             return int((time.perf_counter() - start) * 1000)
+
+        ready = None
+        if endpoint.auth is not None:  # after the transformation, which never sees it
+            ready = ctx.credentials.cached(endpoint.auth)
+            if ready is None:
+                try:
+                    ready = await ctx.credentials.ready(
+                        endpoint.id, endpoint.auth, ctx.box, ctx.client, ctx.settings
+                    )
+                except AuthFailed as exc:
+                    return Outcome.unanswered(str(exc), started_at, elapsed_ms())
+            if ready.authorization is not None:
+                headers["authorization"] = ready.authorization
+        IN_FLIGHT.inc()
 
         timeout = ctx.settings.delivery_timeout
         try:
@@ -200,17 +214,18 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Ou
             ) as span:
                 # The session's total timeout is the attempt's one deadline: connecting
                 # (waiting for a connection included), sending, and reading the answer.
-                async with ctx.client.request(
-                    outgoing.method,
-                    outgoing.url,
-                    data=outgoing.body,
-                    headers=headers,
-                    allow_redirects=False,
-                ) as response:
-                    body = await _read_capped(response)
+                response, body = await _request(ctx, outgoing, headers, ready)
+                if response.status == 401 and ready is not None and ready.token_key:
+                    # The token may have been revoked early: one new one, one more try.
+                    headers["authorization"] = await ctx.credentials.refreshed(
+                        ready, endpoint.auth, ctx.box, ctx.client, ctx.settings
+                    )
+                    response, body = await _request(ctx, outgoing, headers, ready)
                 span.set_attribute("http.response.status_code", response.status)
         except TimeoutError:
             return Outcome.unanswered(f"timed out after {timeout:g}s", started_at, elapsed_ms())
+        except AuthFailed as exc:
+            return Outcome.unanswered(str(exc), started_at, elapsed_ms())
         except RefusedAddress as exc:
             return Outcome.unanswered(f"refused: {exc}", started_at, elapsed_ms())
         except aiohttp.ClientError as exc:
@@ -231,6 +246,21 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Ou
         parse_retry_after(response.headers.get("retry-after")) if status in (429, 503) else None
     )
     return Outcome.answered(started_at, status, elapsed_ms(), body, error, retry_after)
+
+
+async def _request(
+    ctx: DeliveryContext, outgoing: Outgoing, headers: dict[str, str], ready: Ready | None
+) -> tuple[aiohttp.ClientResponse, str]:
+    async with ctx.client.request(
+        outgoing.method,
+        outgoing.url,
+        data=outgoing.body,
+        headers=headers,
+        allow_redirects=False,
+        # An endpoint's mTLS context; otherwise aiohttp's default verification.
+        ssl=ready.ssl_context if ready is not None and ready.ssl_context else True,
+    ) as response:
+        return response, await _read_capped(response)
 
 
 def _signed_headers(

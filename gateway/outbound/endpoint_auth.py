@@ -33,7 +33,7 @@ VisibleText = Annotated[str, Field(min_length=1, max_length=4096), AfterValidato
 
 
 class BasicAuth(Input):
-    type: Literal["basic"]
+    type: Literal["basic"] = Field(description="`basic`: HTTP Basic authentication.")
     username: VisibleText = Field(description="Sent in `Authorization: Basic`; no `:`.")
     password: Annotated[str, Field(max_length=4096), AfterValidator(_visible)] = Field(
         description="Masked when shown."
@@ -48,12 +48,12 @@ class BasicAuth(Input):
 
 
 class BearerAuth(Input):
-    type: Literal["bearer"]
+    type: Literal["bearer"] = Field(description="`bearer`: a fixed bearer token.")
     token: VisibleText = Field(description="Sent as `Authorization: Bearer <token>`; masked.")
 
 
 class OAuth2Auth(Input):
-    type: Literal["oauth2"]
+    type: Literal["oauth2"] = Field(description="`oauth2`: an OAuth2 client-credentials token.")
     token_url: Text = Field(
         min_length=1,
         max_length=2048,
@@ -75,7 +75,7 @@ class OAuth2Auth(Input):
 
 
 class MtlsAuth(Input):
-    type: Literal["mtls"]
+    type: Literal["mtls"] = Field(description="`mtls`: a TLS client certificate.")
     certificate: Annotated[str, Field(min_length=1, max_length=MAX_PEM)] = Field(
         description="The client certificate (PEM; intermediates may follow it)."
     )

@@ -19,6 +19,7 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.crypto import SecretBox
+from gateway.outbound import endpoint_auth
 from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint
 from gateway.outbound.signatures import shown
 from gateway.store.models import Attempt, Delivery, Endpoint, Event
@@ -36,6 +37,7 @@ def endpoint_out(
     out = endpoint.model_dump(exclude={"secret", "previous_secret"})
     out["headers"] = box.open_headers(endpoint.headers)
     out["signature"] = shown(endpoint.signature)
+    out["auth"] = endpoint_auth.masked(endpoint.auth, box)
     if with_secret:
         out["secret"] = box.open(endpoint.secret, SECRET)
     return out

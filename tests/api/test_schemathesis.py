@@ -91,6 +91,7 @@ OPERATIONS = (
     "DELETE /v1/endpoints/{endpoint_id}",
     "POST /v1/endpoints/{endpoint_id}/transformation/test",
     "GET /v1/endpoints/{endpoint_id}/secret",
+    "GET /v1/endpoints/{endpoint_id}/auth",
     "POST /v1/endpoints/{endpoint_id}/secret/rotate",
     "POST /v1/endpoints/{endpoint_id}/test",
     "POST /v1/endpoints/{endpoint_id}/recover",

@@ -22,7 +22,12 @@ def _dump(gw: Gateway) -> str:
 
 
 def _everything_secret(gw: Gateway, receiver: Receiver, path: str) -> tuple[list[str], dict]:
-    endpoint = make_endpoint(gw, receiver.url(path), headers={"X-Api-Token": "tok_sup3rsecret"})
+    endpoint = make_endpoint(
+        gw,
+        receiver.url(path),
+        headers={"X-Api-Token": "tok_sup3rsecret"},
+        auth={"type": "basic", "username": "hooks", "password": "auth-pa55word"},
+    )
     rotated = gw.api.post(f"/v1/endpoints/{endpoint['id']}/secret/rotate").json()["secret"]
     source = gw.api.post(
         "/v1/sources", json={"name": "s", "provider": "github", "secret": "gh-s3cret-value"}
@@ -31,7 +36,8 @@ def _everything_secret(gw: Gateway, receiver: Receiver, path: str) -> tuple[list
     key = gw.api.post("/v1/api-keys", json={"name": "k"}).json()["key"]
     publish(gw, "a.b")
     receiver.wait_for(path, 1)
-    return [endpoint["secret"], rotated, "tok_sup3rsecret", "gh-s3cret-value", key], endpoint
+    secrets = [endpoint["secret"], rotated, "tok_sup3rsecret", "gh-s3cret-value", key]
+    return [*secrets, "auth-pa55word"], endpoint
 
 
 def test_no_secret_is_stored_in_plaintext(gw: Gateway, receiver: Receiver, path: str) -> None:
@@ -81,6 +87,8 @@ def test_key_rotation_reseals_everything_and_deliveries_keep_verifying(
             gw.start_worker()
         shown = gw.api.get(f"/v1/endpoints/{endpoint['id']}/secret").json()["secret"]
         assert shown == secrets[1]
+        auth = gw.api.get(f"/v1/endpoints/{endpoint['id']}/auth").json()["auth"]
+        assert auth["password"] == "auth-pa55word"
         publish(gw, "a.c")
         request = receiver.wait_for(path, 2)[-1]
         assert json.loads(request.body)["type"] == "a.c"
