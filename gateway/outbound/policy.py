@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer
+from pydantic import Field, field_validator
 
 from gateway.outbound.retry import next_delay
 from gateway.settings import Settings
@@ -31,8 +31,8 @@ POLICY_DOC = (
     "(keep retrying at the schedule's last interval until this many seconds after the "
     "first attempt), `final_statuses` (status codes that end a delivery as failed without "
     "retrying) and `disable_after_failures` (deliveries failed in a row that disable it; "
-    "0: never for that reason). A field left out takes the gateway's setting; null: all "
-    "of them. A 410 Gone always disables the endpoint."
+    "0: never for that reason). A field left out (or null) takes the gateway's setting; the "
+    "whole policy null: all of them. A 410 Gone always disables the endpoint."
 )
 
 
@@ -86,11 +86,6 @@ class RetryPolicy(Input):
                     f"final_statuses[{i}] ({status}) must be a status code from 300 to 599"
                 )
         return None if value is None else sorted(set(value))
-
-    @model_serializer(mode="wrap")
-    def _given_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Shown as stored: a field left out is the gateway's, not null.
-        return {k: v for k, v in handler(self).items() if v is not None}
 
     def stored(self) -> dict[str, Any] | None:
         """What the endpoint keeps: the fields given (None when none was)."""

@@ -59,13 +59,23 @@ def test_policy_is_validated_stored_shown_and_changed(
     assert plain["warned_percent"] == 0 and plain["failed_deliveries_in_row"] == 0
     policy = {"schedule": [1, 60], "final_statuses": [404, 400], "max_duration": 3600}
     endpoint = make_endpoint(gw, url, retry_policy=policy, contact_email="ops@example.com")
-    assert endpoint["retry_policy"] == {**policy, "final_statuses": [400, 404]}
+    # Shown with every field: null is the gateway's setting.
+    assert endpoint["retry_policy"] == {
+        **policy,
+        "final_statuses": [400, 404],
+        "disable_after_failures": None,
+    }
     assert _endpoint(gw, endpoint["id"])["contact_email"] == "ops@example.com"
     changed = gw.api.patch(
         f"/v1/endpoints/{endpoint['id']}", json={"retry_policy": {"disable_after_failures": 3}}
     )
     assert changed.status_code == 200, changed.text
-    assert changed.json()["retry_policy"] == {"disable_after_failures": 3}
+    assert changed.json()["retry_policy"] == {
+        "schedule": None,
+        "max_duration": None,
+        "final_statuses": None,
+        "disable_after_failures": 3,
+    }
     bad = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"retry_policy": {"schedule": [-1]}})
     assert_422_naming(bad, "schedule")
     cleared = gw.api.patch(
