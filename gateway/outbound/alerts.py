@@ -7,7 +7,8 @@ endpoint has a `contact_email`, the same warning is mailed too, at most one an h
 endpoint (the slot is claimed in `endpoint.warning_emailed_at` by a conditional
 UPDATE, so that several workers send one). Mail goes in a task of its own, with a
 deadline: a slow or absent mail server delays the mail, never a delivery; when it
-fails, the slot is given back and the next warning tries again.
+fails, the slot is given back, and the sweeper (`mail_unsent`) or the next warning
+sends it.
 """
 
 from __future__ import annotations
@@ -53,9 +54,14 @@ async def announce(
             not_to=endpoint.id,
         )
     if ctx.settings.smtp_url and endpoint.contact_email:
-        task = asyncio.create_task(_mail(ctx, endpoint, kind, data))
-        _sending.add(task)
-        task.add_done_callback(_sending.discard)
+        _mail_later(ctx, endpoint, kind, data)
+
+
+def _mail_later(ctx: DeliveryContext, endpoint: Row[Any], kind: str, data: dict[str, Any]) -> None:
+    """Send in a task of its own: nobody waits for the mail server."""
+    task = asyncio.create_task(_mail(ctx, endpoint, kind, data))
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
 
 
 def _at(value: datetime) -> ColumnElement[datetime]:
@@ -110,6 +116,34 @@ async def _mail(ctx: DeliveryContext, endpoint: Row[Any], kind: str, data: dict[
     except Exception:  # a mail's failure is logged, never raised into anyone's work
         log.exception("endpoint %s: warning email failed", endpoint.id)
         await _give_back(ctx, endpoint.id, now)
+
+
+async def mail_unsent(ctx: DeliveryContext, limit: int = 20) -> int:
+    """Mail again the warnings whose email failed (run by the sweeper): endpoints warned
+    since their last success whose email slot is free because no mail went out. Each is
+    claimed as any warning's mail is, so workers sweeping at once send one."""
+    if not ctx.settings.smtp_url:
+        return 0
+    c = _ENDPOINT.c
+    async with ctx.sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(_ENDPOINT)
+                .where(
+                    c.warned_percent > 0,
+                    c.warning_emailed_at.is_(None),
+                    c.contact_email.is_not(None),
+                )
+                .limit(limit)
+            )
+        ).all()
+    for endpoint in rows:
+        if endpoint.disabled:
+            kind, data = "disabled", {"reason": endpoint.disabled_reason}
+        else:
+            kind, data = "failing", {"percent": endpoint.warned_percent}
+        _mail_later(ctx, endpoint, kind, data)
+    return len(rows)
 
 
 async def _give_back(ctx: DeliveryContext, endpoint_id: str, claimed_at: datetime) -> None:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlmodel import col
 
+from gateway.outbound.alerts import mail_unsent
 from gateway.outbound.context import DeliveryContext
 from gateway.queue.dispatch import dispatch_deliveries
 from gateway.store.models import Delivery, DeliveryStatus
@@ -66,4 +67,8 @@ async def sweep(ctx: DeliveryContext) -> int:
             break
     if total:
         log.info("sweeper re-dispatched %d overdue deliveries", total)
+    try:
+        await mail_unsent(ctx)
+    except Exception:  # a mail's trouble never stops the sweep
+        log.exception("could not send the unsent warning emails")
     return total

@@ -240,3 +240,32 @@ def test_a_hung_mail_server_delays_no_delivery(
     finally:
         hole.close()
         mail.start()
+
+
+def test_a_mail_server_that_was_down_gets_the_warning_later(
+    gw: Gateway, mail: Mail, receiver: Receiver, path: str
+) -> None:
+    mail.stop()  # refused: the warning's email fails at once, and frees its hour
+    try:
+        receiver.set(path, Reply(422))
+        down = make_endpoint(
+            gw,
+            receiver.url(path),
+            event_types=["order.*"],
+            contact_email="oncall@example.com",
+            retry_policy={"schedule": [], "disable_after_failures": 4},
+        )
+        failed_before = _log_count(gw, "warning email not sent")
+        for i in range(2):
+            _fail_once(gw, down["id"], i)
+        wait_until(
+            lambda: _log_count(gw, "warning email not sent") > failed_before,
+            15,
+            "the email to fail",
+        )
+    finally:
+        mail.start()
+    # The sweeper (every second here) sends it once the server is back.
+    wait_until(lambda: mail.inbox.messages, 15, "the warning email, sent late")
+    [message] = mail.inbox.messages
+    assert "50%" in message["Subject"]
