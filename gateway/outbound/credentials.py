@@ -62,7 +62,6 @@ class Credentials:
     tokens: dict[tuple[str, str], _Token] = field(default_factory=dict)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     contexts: dict[str, ssl.SSLContext] = field(default_factory=dict)
-    token_requests: int = 0
     # What each sealed auth last made ready, and until when (time.monotonic()) it holds:
     # the one look-up an attempt to an endpoint with auth costs once things are cached.
     made: dict[str, tuple[Ready, float]] = field(default_factory=dict)
@@ -175,7 +174,6 @@ class Credentials:
         self, auth: dict[str, Any], client: aiohttp.ClientSession, settings: Settings
     ) -> tuple[str, float]:
         """A client-credentials grant (RFC 6749 4.4), the client authenticated with Basic."""
-        self.token_requests += 1
         url = auth["token_url"]
         host = urlsplit(url).hostname or ""
         form = {"grant_type": "client_credentials"}

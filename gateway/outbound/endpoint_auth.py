@@ -128,7 +128,7 @@ def check_pems(certificate: str, private_key: str, ca_bundle: str | None) -> Non
         key = serialization.load_pem_private_key(private_key.encode(), password=None)
     except TypeError:
         raise ValueError("private_key must not be encrypted") from None
-    except (ValueError, Exception):  # unsupported algorithms raise their own kinds
+    except Exception:  # malformed, or an algorithm `cryptography` does not support
         raise ValueError("private_key is not a PEM private key") from None
     public = serialization.PublicFormat.SubjectPublicKeyInfo
     encoding = serialization.Encoding.DER
