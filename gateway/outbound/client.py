@@ -87,7 +87,7 @@ class TunnelConnector(aiohttp.TCPConnector):
         address = addr_infos[0][4]
         try:
             async with asyncio.timeout(timeout.sock_connect):
-                sock = await _tunnel(self._proxy, address[0], address[1])
+                sock = await open_tunnel(self._proxy, address[0], address[1])
             try:
                 return await asyncio.get_running_loop().create_connection(  # type: ignore[return-value]
                     *args, **kwargs, sock=sock
@@ -108,7 +108,7 @@ class TunnelConnector(aiohttp.TCPConnector):
 PROXY_ANSWER_LIMIT = 16_384
 
 
-async def _tunnel(proxy: tuple[str, int], host: str, port: int) -> socket.socket:
+async def open_tunnel(proxy: tuple[str, int], host: str, port: int) -> socket.socket:
     """A socket connected to `host` (an IP) through the proxy's CONNECT."""
     loop = asyncio.get_running_loop()
     target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -4,6 +4,7 @@ refuses directly it refuses through the proxy too, without asking it."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,3 +126,28 @@ def test_a_refused_destination_is_refused_without_asking_the_proxy(
         assert "refused" in attempt["error"] and "GATEWAY_ALLOWED_NETWORKS" in attempt["error"]
     assert not any("127.0.0.2" in target for target in proxy.targets[len(asked_before) :])
     assert not receiver.received(path)
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_a_connection_error_naming_its_answer() -> None:
+    from gateway.outbound.client import open_tunnel
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def attempt() -> str:
+        server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await open_tunnel(("127.0.0.1", port), "203.0.113.7", 443)
+        except OSError as exc:
+            return str(exc)
+        finally:
+            server.close()
+        return "tunnel opened"
+
+    assert asyncio.run(attempt()) == (
+        "the egress proxy refused CONNECT 203.0.113.7:443: HTTP/1.1 403 Forbidden"
+    )
