@@ -269,3 +269,26 @@ def test_mtls_key_must_match_the_certificate_and_the_url_be_https(
     )
     assert_422_naming(plain, "auth")
     assert "https" in plain.text
+
+
+def test_the_token_url_is_refused_at_connect_time_like_an_endpoint_url(
+    gw: Gateway, receiver: Receiver, path: str, tokens: TokenServer
+) -> None:
+    name = f"auth-{uuid.uuid4().hex[:8]}.example"
+    # Public when saved, private when the token is fetched (DNS rebinding).
+    gw.dns.resolver.script(name, ["93.184.216.34"], ["127.0.0.2"])
+    auth = _oauth2(tokens)
+    auth["token_url"] = f"http://{name}:{tokens.port}/token"
+    endpoint = make_endpoint(gw, receiver.url(path), auth=auth)
+    event = publish(gw)
+    [delivery] = wait_until(lambda: deliveries_of(gw, event["id"]), what="a delivery")
+    attempts = wait_until(
+        lambda: gw.api.get(f"/v1/deliveries/{delivery['id']}").json()["attempts"],
+        what="an attempt",
+    )
+    error = attempts[0]["error"]
+    assert error.startswith(f"oauth2 token request to {name} refused:"), error
+    assert "GATEWAY_ALLOWED_NETWORKS" in error
+    assert tokens.count(auth["client_id"]) == 0
+    assert not receiver.received(path)
+    gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"disabled": True})
