@@ -194,6 +194,9 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Ou
                 except AuthFailed as exc:
                     return Outcome.unanswered(str(exc), started_at, elapsed_ms())
             if ready.authorization is not None:
+                # The endpoint's own headers may name it in any case: sent once, ours.
+                for name in [n for n in headers if n.lower() == "authorization"]:
+                    del headers[name]
                 headers["authorization"] = ready.authorization
         IN_FLIGHT.inc()
 
