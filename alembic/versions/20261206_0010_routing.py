@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel
 
 from alembic import op
 
@@ -28,9 +29,9 @@ def upgrade() -> None:
         sa.Column("data_schema", sa.JSON(), nullable=True),
         sa.Column("examples", sa.JSON(), nullable=False),
         sa.Column("deprecated", sa.Boolean(), nullable=False),
-        sa.Column("archived_at", sa.DateTime(), nullable=True),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("archived_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_event_type")),
     )
     with op.batch_alter_table("endpoint", schema=None) as batch_op:

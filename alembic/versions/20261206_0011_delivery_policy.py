@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+import sqlmodel
 
 from alembic import op
 
@@ -32,7 +33,9 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("warned_percent", sa.Integer(), nullable=False, server_default="0")
         )
-        batch_op.add_column(sa.Column("warning_emailed_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(
+            sa.Column("warning_emailed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.add_column(sa.Column("previous_data", sa.Text(), nullable=True))
 

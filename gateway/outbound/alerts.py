@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import DateTime, Row, literal, or_, select, update
-from sqlalchemy.sql import ColumnElement
+from sqlalchemy import Row, or_, select, update
 
 from gateway.mail import MailError, parse_url, send
 from gateway.outbound.context import DeliveryContext
@@ -64,12 +63,6 @@ def _mail_later(ctx: DeliveryContext, endpoint: Row[Any], kind: str, data: dict[
     task.add_done_callback(_sending.discard)
 
 
-def _at(value: datetime) -> ColumnElement[datetime]:
-    # `warning_emailed_at` is a timestamp without time zone on PostgreSQL (its migration
-    # made it so, unlike the other times): bound as naive UTC, which asyncpg takes.
-    return literal(value.astimezone(UTC).replace(tzinfo=None), DateTime())
-
-
 async def _mail(ctx: DeliveryContext, endpoint: Row[Any], kind: str, data: dict[str, Any]) -> None:
     c = _ENDPOINT.c
     now = utcnow()
@@ -82,10 +75,10 @@ async def _mail(ctx: DeliveryContext, endpoint: Row[Any], kind: str, data: dict[
                         c.id == endpoint.id,
                         or_(
                             c.warning_emailed_at.is_(None),
-                            c.warning_emailed_at <= _at(now - EMAIL_INTERVAL),
+                            c.warning_emailed_at <= now - EMAIL_INTERVAL,
                         ),
                     )
-                    .values(warning_emailed_at=_at(now))
+                    .values(warning_emailed_at=now)
                     .returning(c.contact_email)
                 )
             ).first()
@@ -153,7 +146,7 @@ async def _give_back(ctx: DeliveryContext, endpoint_id: str, claimed_at: datetim
         async with ctx.sessionmaker() as session, session.begin():
             await session.execute(
                 update(_ENDPOINT)
-                .where(c.id == endpoint_id, c.warning_emailed_at == _at(claimed_at))
+                .where(c.id == endpoint_id, c.warning_emailed_at == claimed_at)
                 .values(warning_emailed_at=None)
             )
     except Exception:
