@@ -29,7 +29,6 @@ from gateway.inbound.schemas import (
 )
 from gateway.inbound.sources import source_out
 from gateway.outbound.transforms import TransformationTest, TransformationTested
-from gateway.transform import checked as checked_transformation
 
 
 async def _admin_only(principal: PrincipalDep) -> None:
@@ -57,8 +56,7 @@ async def create_source(
     body: SourceCreate, session: SessionDep, box: BoxDep, settings: SettingsDep
 ) -> dict[str, object]:
     """Register a provider; give it the returned `ingest_path` on this gateway's public URL."""
-    await checked_transformation(body.transformation, settings.transform_timeout_ms)
-    source = service.create_source(session, body, box)
+    source = await service.create_source(session, body, box, settings)
     await session.commit()
     return {**source_out(source), "secret": body.secret}
 
@@ -106,8 +104,7 @@ async def update_source(
     inbound: InboundDep,
     settings: SettingsDep,
 ) -> dict[str, object]:
-    await checked_transformation(body.transformation, settings.transform_timeout_ms)
-    source = await service.update_source(session, source_id, body, box)
+    source = await service.update_source(session, source_id, body, box, settings)
     await session.commit()
     inbound.forget(source_id)
     return source_out(source)

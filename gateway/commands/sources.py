@@ -232,7 +232,7 @@ def sources_create(
     box = load_box(settings)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        source = service.create_source(session, body, box)
+        source = await service.create_source(session, body, box, settings)
         await session.commit()
         return dump(SourceOut, service.source_out(source))
 
@@ -334,7 +334,7 @@ def _update(source_id: str, changes: dict[str, Any], done: str, as_json: bool) -
     box = load_box(settings)
 
     async def work(session: AsyncSession) -> dict[str, Any]:
-        source = await service.update_source(session, source_id, body, box)
+        source = await service.update_source(session, source_id, body, box, settings)
         await session.commit()
         return dump(SourceOut, service.source_out(source))
 

@@ -15,9 +15,11 @@ from gateway.inbound.schemas import (
     check_source_secret,
 )
 from gateway.inbound.verifiers import VERIFIERS
+from gateway.settings import Settings
 from gateway.store.models import Source
 from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import utcnow
+from gateway.transform import checked as checked_transformation
 
 # How long a process trusts what it read of a source (`ingest.InboundContext`). Changes
 # made through that process apply at once; through another (or the CLI), within this.
@@ -63,7 +65,10 @@ async def delete_source(session: AsyncSession, source_id: str) -> None:
 SECRET = "source.secret"  # what a sealed source secret is bound to
 
 
-def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> Source:
+async def create_source(
+    session: AsyncSession, body: SourceCreate, box: SecretBox, settings: Settings
+) -> Source:
+    await checked_transformation(body.transformation, settings.transform_timeout_ms)
     now = utcnow()
     source = Source(
         id=new_id("src"),
@@ -85,10 +90,11 @@ def create_source(session: AsyncSession, body: SourceCreate, box: SecretBox) -> 
 
 
 async def update_source(
-    session: AsyncSession, source_id: str, body: SourceUpdate, box: SecretBox
+    session: AsyncSession, source_id: str, body: SourceUpdate, box: SecretBox, settings: Settings
 ) -> Source:
     source = await get_source(session, source_id)
     changes = body.model_dump(exclude_unset=True)
+    await checked_transformation(changes.get("transformation"), settings.transform_timeout_ms)
     for field, value in changes.items():
         if value is None and field not in (
             "options",
