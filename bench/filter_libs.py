@@ -13,32 +13,19 @@ dependency of the gateway: it is measured only when installed (`pip install cel-
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import cel
 
+from bench.timing import per_call
 from bench.w2_filters import ENDPOINTS, event_data, filter_of
 from gateway.outbound import filters
 from gateway.outbound.matching import type_matches
 
-ROUNDS = 7
 CALLS = 5_000
 EXPRESSION = filter_of(0)
 EVENT_TYPE = "order.paid"
-
-
-def _per_call(fn: Callable[[], object], n: int) -> float:
-    """Median seconds per call over ROUNDS rounds of n calls."""
-    rounds = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        rounds.append((time.perf_counter() - start) / n)
-    return statistics.median(rounds)
 
 
 def _variables(data: dict[str, Any]) -> dict[str, Any]:
@@ -59,9 +46,9 @@ def _rust() -> dict[str, Any]:
     context = cel.Context(_variables(data))
     assert program.execute(context) is True
     return {
-        "compile": _per_call(lambda: cel.compile(EXPRESSION), CALLS // 5),
-        "convert": _per_call(lambda: cel.Context(_variables(data)), CALLS),
-        "evaluate": _per_call(lambda: program.execute(context), CALLS),
+        "compile": per_call(lambda: cel.compile(EXPRESSION), CALLS // 5),
+        "convert": per_call(lambda: cel.Context(_variables(data)), CALLS),
+        "evaluate": per_call(lambda: program.execute(context), CALLS),
         "reports": _parse_error(cel.compile),
     }
 
@@ -81,9 +68,9 @@ def _python() -> dict[str, Any] | None:
     activation = convert()
     assert bool(program.evaluate(activation)) is True
     return {
-        "compile": _per_call(lambda: env.compile(EXPRESSION), CALLS // 50),
-        "convert": _per_call(convert, CALLS // 10),
-        "evaluate": _per_call(lambda: program.evaluate(activation), CALLS // 10),
+        "compile": per_call(lambda: env.compile(EXPRESSION), CALLS // 50),
+        "convert": per_call(convert, CALLS // 10),
+        "evaluate": per_call(lambda: program.evaluate(activation), CALLS // 10),
         "reports": _parse_error(env.compile),
     }
 
@@ -102,7 +89,7 @@ def _publish_path() -> tuple[float, float]:
         return sum(type_matches(t, EVENT_TYPE) for t in types)
 
     assert with_filters() == 1 and with_types() == 1
-    return _per_call(with_filters, CALLS // 10), _per_call(with_types, CALLS // 10)
+    return per_call(with_filters, CALLS // 10), per_call(with_types, CALLS // 10)
 
 
 def main() -> None:

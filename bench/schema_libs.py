@@ -11,29 +11,16 @@ not a dependency of the gateway: it is measured only when installed
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import jsonschema_rs
 
+from bench.timing import per_call
 from bench.w2_schema import SCHEMA, event_data
 
-ROUNDS = 7
 VALIDATIONS = 20_000
 COMPILES = 200
-
-
-def _per_call(fn: Callable[[], object], n: int) -> float:
-    """Median seconds per call over ROUNDS rounds of n calls."""
-    rounds = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        rounds.append((time.perf_counter() - start) / n)
-    return statistics.median(rounds)
 
 
 def _bad(data: dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +40,9 @@ def _rust() -> dict[str, Any]:
     error = check_bad()
     assert validator.is_valid(good) and error is not None
     return {
-        "compile": _per_call(compile_, COMPILES),
-        "valid": _per_call(lambda: validator.is_valid(good), VALIDATIONS),
-        "invalid": _per_call(check_bad, VALIDATIONS),
+        "compile": per_call(compile_, COMPILES),
+        "valid": per_call(lambda: validator.is_valid(good), VALIDATIONS),
+        "invalid": per_call(check_bad, VALIDATIONS),
         "reports": f"path {list(error.instance_path)}, rule {error.schema_path[-1]!r}: "  # type: ignore[attr-defined]
         f"{error.message}",  # type: ignore[attr-defined]
     }
@@ -86,9 +73,9 @@ def _fast() -> dict[str, Any] | None:
     validate(good)
     assert error is not None
     return {
-        "compile": _per_call(compile_, COMPILES // 10),
-        "valid": _per_call(lambda: validate(good), VALIDATIONS),
-        "invalid": _per_call(check_bad, VALIDATIONS),
+        "compile": per_call(compile_, COMPILES // 10),
+        "valid": per_call(lambda: validate(good), VALIDATIONS),
+        "invalid": per_call(check_bad, VALIDATIONS),
         "reports": f"path {error.path!r}, rule {error.rule!r}: {error.message}",  # type: ignore[attr-defined]
     }
 

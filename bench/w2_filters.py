@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench import ledger, loadgen, ratesearch
+from bench import ledger, ratesearch
 from bench.context import Run
 from bench.harness import Stack
 from bench.loadgen import Request
-from bench.procs import cpu_seconds
 from bench.report import Row
+from bench.w2_compare import Requests, api_cpu, search, warm_up
 
 ENDPOINTS = 100
 # Each search its own type; taken in turns, each kind twice.
@@ -98,52 +98,15 @@ def _subscribe(run: Run, stack: Stack, event_type: str, filtered: bool) -> None:
         stack.admin("POST", "/v1/endpoints", json=body)
 
 
-def _search(run: Run, stack: Stack, event_type: str) -> tuple[ratesearch.Search, ledger.Ledger]:
-    print(f"  POST /v1/events of {event_type}:")
-    search = ratesearch.search(
-        lambda n: publish_requests(stack.api, stack.auth, event_type, n),
-        run.sizes.step_seconds,
-        run.sizes.refine_steps,
-    )
-    results = search.results()
-    book = ledger.check(
-        f"W2 filters {event_type}",
-        stack.db_url,
-        [event_type],
-        sum(r.ok for r in results),
-        1,
-        run.receiver.arrivals,
-        run.receiver.base,
-        sum(r.status == 0 for r in results),
-    )
-    return search, book
-
-
-def _warm_up(stack: Stack) -> None:
-    """The API's first requests (connections, caches) are slow: part of neither figure."""
-    for event_type in WARM_UP:
-        requests = publish_requests(stack.api, stack.auth, event_type, 600)
-
-        async def go(requests: list[Request] = requests) -> loadgen.LoadRun:
-            async with loadgen.session(64) as client:
-                return await loadgen.open_loop(client, requests, 200)
-
-        loadgen.run(go())
+def _requests(stack: Stack) -> Requests:
+    return lambda event_type, n: publish_requests(stack.api, stack.auth, event_type, n)
 
 
 def _cpu_per_event(stack: Stack, event_type: str, n: int) -> float:
     """The API process's CPU seconds per event published at CPU_RATE: what the filters
     cost, read on a machine others share as well as on a quiet one."""
-    assert stack.server is not None
     requests = publish_requests(stack.api, stack.auth, event_type, n)
-
-    async def go() -> loadgen.LoadRun:
-        async with loadgen.session(64) as client:
-            return await loadgen.open_loop(client, requests, CPU_RATE)
-
-    before = cpu_seconds(stack.server.pid)
-    done = loadgen.run(go())
-    spent = cpu_seconds(stack.server.pid) - before
+    spent, done = api_cpu(stack, requests, CPU_RATE)
     ok = max(sum(r.ok for r in done.results), 1)
     print(
         f"  {event_type}: {ok} events at {CPU_RATE:.0f}/s, "
@@ -176,12 +139,12 @@ def run_w2_filters(run: Run) -> list[Row]:
                     **extra,
                 },
             )
-        _warm_up(stack)
+        warm_up(_requests(stack), WARM_UP)
         # In turns, each twice, the better of each kind compared: a slow spell of the
         # machine (others share it) then counts against neither.
         searches: dict[str, tuple[ratesearch.Search, ledger.Ledger]] = {}
         for event_type in _turns():
-            searches[event_type] = _search(run, stack, event_type)
+            searches[event_type] = search(run, stack, "W2 filters", event_type, _requests(stack))
         # After the ledgers: these events are not counted by them.
         n = int(CPU_RATE * CPU_SECONDS)
         cpu: dict[str, list[float]] = {"plain": [], "filtered": []}

@@ -11,11 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bench import ledger, loadgen, procs, ratesearch
+from bench import ledger, ratesearch
 from bench.context import Run
 from bench.harness import Stack
 from bench.loadgen import Request
 from bench.report import Row
+from bench.w2_compare import Requests, api_cpu, search, warm_up
 
 # Two types of each kind: each search has its own, so that each ledger counts its own.
 CATALOGUED = ("w2s.order.paid", "w2s.order.again")
@@ -73,56 +74,14 @@ def publish_requests(api: str, auth: dict[str, str], event_type: str, n: int) ->
     ]
 
 
-def _search(run: Run, stack: Stack, event_type: str) -> tuple[ratesearch.Search, ledger.Ledger]:
-    print(f"  POST /v1/events of {event_type}:")
-    search = ratesearch.search(
-        lambda n: publish_requests(stack.api, stack.auth, event_type, n),
-        run.sizes.step_seconds,
-        run.sizes.refine_steps,
-    )
-    results = search.results()
-    if stack.embedded:
-        run.receiver.arrivals.wait_for(
-            f"/w2s/{event_type}", sum(r.ok for r in results), 120, stack.check_alive, stall=15
-        )
-    book = ledger.check(
-        f"W2 schema {event_type}",
-        stack.db_url,
-        [event_type],
-        sum(r.ok for r in results),
-        1,
-        run.receiver.arrivals,
-        run.receiver.base,
-        sum(r.status == 0 for r in results),
-    )
-    return search, book
-
-
-def _warm_up(stack: Stack) -> None:
-    """The API's first requests (connections, caches) are slow: part of neither figure."""
-    for event_type in WARM_UP:
-        requests = publish_requests(stack.api, stack.auth, event_type, 600)
-
-        async def go(requests: list[Request] = requests) -> loadgen.LoadRun:
-            async with loadgen.session(64) as client:
-                return await loadgen.open_loop(client, requests, 200)
-
-        loadgen.run(go())
+def _requests(stack: Stack) -> Requests:
+    return lambda event_type, n: publish_requests(stack.api, stack.auth, event_type, n)
 
 
 def _cpu_ms(run: Run, stack: Stack, event_type: str) -> float:
     """The API process's CPU per publish of `event_type`, in ms, at CPU_RATE."""
     n = int(CPU_RATE * 5 * run.sizes.step_seconds)
-    requests = publish_requests(stack.api, stack.auth, event_type, n)
-    assert stack.server is not None
-
-    async def go() -> loadgen.LoadRun:
-        async with loadgen.session(64) as client:
-            return await loadgen.open_loop(client, requests, CPU_RATE)
-
-    before = procs.cpu_seconds(stack.server.pid)
-    done = loadgen.run(go())
-    used = procs.cpu_seconds(stack.server.pid) - before
+    used, done = api_cpu(stack, publish_requests(stack.api, stack.auth, event_type, n), CPU_RATE)
     failed = sum(not r.ok for r in done.results)
     assert not failed, f"{failed} of {n} publishes of {event_type} failed"
     print(f"  API CPU per publish of {event_type}: {used / n * 1000:.3f} ms ({n} at {CPU_RATE}/s)")
@@ -139,13 +98,15 @@ def run_w2_schema(run: Run) -> list[Row]:
             )
         for event_type in (*PLAIN, *CATALOGUED):
             stack.endpoints([run.receiver.url("w2s", event_type, "e0")], event_type)
-        _warm_up(stack)
+        warm_up(_requests(stack), WARM_UP)
         # Each twice, in the order A B B A (so that neither always follows the other, whose
         # rows and load it would inherit), and the better run of each compared: a slow
         # spell of the machine (others share it) then counts against neither.
         searches: dict[str, tuple[ratesearch.Search, ledger.Ledger]] = {}
         for event_type in (PLAIN[0], CATALOGUED[0], CATALOGUED[1], PLAIN[1]):
-            searches[event_type] = _search(run, stack, event_type)
+            searches[event_type] = search(
+                run, stack, "W2 schema", event_type, _requests(stack), f"/w2s/{event_type}"
+            )
         # CPU, also A B B A, each kind's two runs added up.
         cpu = dict.fromkeys(CPU_TYPES, 0.0)
         for event_type in (CPU_TYPES[0], CPU_TYPES[1], CPU_TYPES[1], CPU_TYPES[0]):
