@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from gateway.timeutil import utcnow
@@ -26,7 +37,19 @@ class DeliveryStatus:
     FAILED = "failed"
     # Skipped by its endpoint's transformation (`cancel: true`): never sent.
     CANCELLED = "cancelled"
-    ALL = (PENDING, SUCCEEDED, FAILED, CANCELLED)
+    # Passed over by hand (`POST /v1/deliveries/{id}/skip`): never sent, and no longer
+    # holding back the later events of its ordering key.
+    SKIPPED = "skipped"
+    ALL = (PENDING, SUCCEEDED, FAILED, CANCELLED, SKIPPED)
+
+
+class Ordering:
+    """How an endpoint receives the events of one ordering key (`Endpoint.ordering`)."""
+
+    # One at a time, in publish order; a delivery that finally fails lets the next go.
+    ORDERED = "ordered"
+    # As ORDERED, but a finally failed delivery holds its key until retried or skipped.
+    STRICT = "strict"
 
 
 class Endpoint(SQLModel, table=True):
@@ -58,6 +81,9 @@ class Endpoint(SQLModel, table=True):
     auth: str | None = Field(default=None, sa_column=Column(Text))
     # Who hears, by email, that this endpoint is failing.
     contact_email: str | None = Field(default=None, max_length=320)
+    # None: events go as fast as they can; `Ordering.ORDERED` or `Ordering.STRICT`: the
+    # events of one ordering key are delivered one at a time, in publish order.
+    ordering: str | None = Field(default=None, max_length=8)
     disabled: bool = False
     # Health: why it was disabled (410 Gone, or failing too long), since when every
     # attempt has failed, and the circuit breaker that spaces attempts out meanwhile.
@@ -118,8 +144,29 @@ class Source(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class OrderingKey(SQLModel, table=True):
+    """The last sequence number given to an ordering key's events. Taken by an upsert in
+    the publishing transaction, whose row lock it holds until commit: the sequence of a
+    key's events is the order in which their transactions committed."""
+
+    __tablename__ = "ordering_key"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    last_sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class Event(SQLModel, table=True):
     __tablename__ = "event"
+    __table_args__ = (
+        # `GET /v1/events?ordering_key=`: a key's events in publish order.
+        Index(
+            "ix_event_ordering_key_sequence",
+            "ordering_key",
+            "sequence",
+            postgresql_where=text("ordering_key IS NOT NULL"),
+            sqlite_where=text("ordering_key IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     type: str = Field(index=True, max_length=255)
@@ -144,6 +191,10 @@ class Event(SQLModel, table=True):
     verification: str | None = Field(default=None, max_length=255)
     # The W3C traceparent of the request that published it: attempts join its trace.
     trace_parent: str | None = Field(default=None, max_length=64)
+    # Events of one ordering key go to an ordered endpoint in `sequence` order, the
+    # order in which they were committed (see `OrderingKey`).
+    ordering_key: str | None = Field(default=None, max_length=200)
+    sequence: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -174,6 +225,16 @@ class Delivery(SQLModel, table=True):
         # The events list filtered by type and delivery status, without a scan of the
         # type's events when few (or none) of them have a delivery in that status.
         Index("ix_delivery_status_event_type", "status", "event_type", "event_id"),
+        # Ordered endpoints: whether an earlier delivery of the same key still holds
+        # this one back, and which delivery of a key comes next.
+        Index(
+            "ix_delivery_endpoint_id_ordering_key_sequence",
+            "endpoint_id",
+            "ordering_key",
+            "sequence",
+            postgresql_where=text("ordering_key IS NOT NULL"),
+            sqlite_where=text("ordering_key IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -189,6 +250,10 @@ class Delivery(SQLModel, table=True):
     )
     # The event's type, copied: see the index above.
     event_type: str | None = Field(default=None, max_length=255)
+    # The event's ordering key and sequence, copied only when the endpoint is ordered:
+    # NULL for every other delivery, which nothing holds back.
+    ordering_key: str | None = Field(default=None, max_length=200)
+    sequence: int | None = Field(default=None, sa_column=Column(BigInteger))
     status: str = Field(default=DeliveryStatus.PENDING, max_length=16)
     attempt_count: int = 0
     next_attempt_at: datetime | None = Field(default_factory=utcnow)
