@@ -170,13 +170,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 async def _sweep_forever(ctx: DeliveryContext) -> None:
-    """Embedded mode's cron: the sweeper every `sweep_interval`, retention every hour."""
+    """Embedded mode's cron: the sweeper every `sweep_interval`, retention every
+    `purge_interval_minutes`."""
     next_purge = 0.0
     while True:
         try:
             await sweep(ctx)
             if time.monotonic() >= next_purge:
-                next_purge = time.monotonic() + 3600
+                next_purge = time.monotonic() + 60 * ctx.settings.purge_interval_minutes
                 await purge(ctx.sessionmaker, ctx.settings.retention_days)
         except asyncio.CancelledError:
             raise

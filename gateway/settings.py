@@ -235,7 +235,14 @@ class Settings(BaseSettings):
         30.0,
         gt=0,
         description="Days events are kept, with their deliveries and attempts, before the "
-        "hourly purge removes them (events with a pending delivery are kept).",
+        "purge removes them (events with a pending delivery are kept).",
+    )
+    # A divisor of 60 so the workers' cron can run it at fixed minutes of every hour.
+    purge_interval_minutes: int = Field(
+        60,
+        description="Minutes between retention purges: a divisor of 60 (1, 2, 3, 4, 5, 6, "
+        "10, 12, 15, 20, 30 or 60); the workers run it at minute 17 of the hour and every "
+        "interval from there.",
     )
     # Endpoint health: failures in a row that open the breaker, its longest open spell,
     # and how long an endpoint may do nothing but fail before it is disabled.
@@ -421,6 +428,15 @@ class Settings(BaseSettings):
             urlsplit(value).port  # noqa: B018 (a bad port raises)
         except ValueError:
             raise ValueError("must be smtp://user:password@host:port or smtps://...") from None
+        return value
+
+    @field_validator("purge_interval_minutes")
+    @classmethod
+    def _check_purge_interval(cls, value: int) -> int:
+        if value < 1 or 60 % value:
+            raise ValueError(
+                "must divide an hour evenly: 1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60"
+            )
         return value
 
     @field_validator("redis_url", mode="before")

@@ -33,6 +33,11 @@ from gateway.tracing import setup_tracing
 log = logging.getLogger("gateway.worker")
 
 
+def purge_minutes(interval: int) -> set[int]:
+    """The minutes of the hour the purge runs at: minute 17, and every `interval` from it."""
+    return {(17 + i) % 60 for i in range(0, 60, interval)}
+
+
 def create_worker(settings: Settings) -> Worker:
     if settings.redis_url is None:
         raise ValueError("GATEWAY_REDIS_URL must be set to run a worker")
@@ -82,11 +87,12 @@ def create_worker(settings: Settings) -> Worker:
                 timeout=job_timeout,
                 keep_result=0,
             ),
-            # Hourly, in batches; `unique` makes one worker of many do it.
+            # Every `purge_interval_minutes` from minute 17 (hourly by default), in
+            # batches; `unique` makes one worker of many do it.
             cron(
                 purge_expired,
                 name="purge_expired",
-                minute=17,
+                minute=purge_minutes(settings.purge_interval_minutes),
                 second=0,
                 unique=True,
                 timeout=3600,

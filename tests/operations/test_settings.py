@@ -37,12 +37,28 @@ def test_job_timeout_must_exceed_delivery_timeout() -> None:
 
 @pytest.mark.parametrize(
     "field, value",
-    [("retry_schedule", "5,-1"), ("allowed_networks", "not-a-network"), ("delivery_timeout", "0")],
+    [
+        ("retry_schedule", "5,-1"),
+        ("allowed_networks", "not-a-network"),
+        ("delivery_timeout", "0"),
+        ("purge_interval_minutes", "7"),
+        ("purge_interval_minutes", "0"),
+    ],
 )
 def test_bad_values_refused(monkeypatch: pytest.MonkeyPatch, field: str, value: str) -> None:
     monkeypatch.setenv(f"GATEWAY_{field.upper()}", value)
     with pytest.raises((ValidationError, ValueError)):
         Settings()
+
+
+def test_purge_runs_at_minute_17_and_every_interval_from_it() -> None:
+    from gateway.worker import purge_minutes
+
+    assert purge_minutes(Settings(_env_file=None).purge_interval_minutes) == {17}  # type: ignore[call-arg]
+    assert purge_minutes(15) == {2, 17, 32, 47}
+    assert purge_minutes(1) == set(range(60))
+    with pytest.raises(ValidationError, match="divide an hour"):
+        Settings(purge_interval_minutes=7)
 
 
 def test_ids_are_prefixed_and_sort_by_time() -> None:
