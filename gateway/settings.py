@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 from gateway.crypto import parse_key
+from gateway.redisurl import parse_sentinel
 
 DEFAULT_RETRY_SCHEDULE = "5,300,1800,7200,18000,36000,36000"
 _ASYNC_DRIVERS = ("postgresql+asyncpg", "sqlite+aiosqlite")
@@ -443,6 +444,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_sentinel(value)  # its ValueError names the forms, never the value
+        return value
 
     @field_validator("api_key", "secret_key", "metrics_token", mode="before")
     @classmethod

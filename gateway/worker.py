@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from arq import cron
-from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
 from gateway import gctune
@@ -25,6 +24,7 @@ from gateway.outbound.tasks import (
     purge_expired,
     sweep,
 )
+from gateway.queue.connection import arq_settings
 from gateway.queue.dispatch import ArqDispatcher
 from gateway.queue.worker import ResilientWorker
 from gateway.settings import Settings
@@ -99,7 +99,7 @@ def create_worker(settings: Settings) -> Worker:
                 keep_result=0,
             ),
         ],
-        redis_settings=RedisSettings.from_dsn(redis_url),
+        redis_settings=arq_settings(redis_url),
         queue_name=settings.queue_name,
         max_jobs=settings.worker_max_jobs,
         poll_delay=settings.worker_poll_delay,

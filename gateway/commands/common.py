@@ -105,6 +105,10 @@ def shown_url(url: str) -> str:
     """A database or Redis URL with its password masked."""
     from sqlalchemy.engine import make_url
 
+    from gateway.redisurl import shown
+
+    if url.startswith(("redis", "unix")):
+        return shown(url)
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:

@@ -93,9 +93,9 @@ def warn_if_redis_down(settings: Settings, waiting: str) -> None:
 
 
 async def _ping(url: str) -> None:
-    from redis.asyncio import Redis
+    from gateway.queue.connection import connect
 
-    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    client = connect(url, "arq:queue", connect_timeout=2, timeout=2)
     try:
         await client.ping()
     finally:

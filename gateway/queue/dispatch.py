@@ -81,12 +81,11 @@ class ArqDispatcher:
     def __init__(self, redis_url: str, queue_name: str) -> None:
         # No ping at start: the API must come up, and keep accepting events,
         # while Redis is down. Connections are made on first use.
-        from arq.connections import ArqRedis
-        from redis.asyncio import ConnectionPool
         from redis.exceptions import RedisError
 
-        pool = ConnectionPool.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
-        self.redis: ArqRedis = ArqRedis(pool, default_queue_name=queue_name)
+        from gateway.queue.connection import connect
+
+        self.redis: ArqRedis = connect(redis_url, queue_name, connect_timeout=2, timeout=5)
         self._unavailable = (RedisError, OSError)
 
     async def enqueue(

@@ -124,3 +124,27 @@ def test_terminal_log_lines_carry_the_context_json_lines_carry() -> None:
         "attempt failed event_id=evt_1 delivery_id=dlv_2 endpoint_id=ep_3 status_code=500 "
         'error="timed out"'
     )
+
+
+def test_redis_url_takes_a_server_or_sentinels_and_never_echoes_a_password() -> None:
+    from gateway.redisurl import SentinelTarget, parse_sentinel, shown
+
+    url = "redis+sentinel://:s3cret@10.0.0.1:26380,[::1],sentinel-b/main%2Fq/2"
+    assert parse_sentinel(url) == SentinelTarget(
+        sentinels=[("10.0.0.1", 26380), ("::1", 26379), ("sentinel-b", 26379)],
+        master="main/q",
+        db=2,
+        password="s3cret",
+    )
+    assert parse_sentinel("redis://127.0.0.1:6379/0") is None
+    assert shown(url) == "redis+sentinel://:***@10.0.0.1:26380,[::1],sentinel-b/main%2Fq/2"
+    for bad, says in [
+        ("http://:s3cret@host/0", "not a Redis URL"),
+        ("redis+sentinel://:s3cret@host:26379", "names the master"),
+        ("redis+sentinel://:s3cret@/main/0", "at least one Sentinel"),
+        ("redis+sentinel://:s3cret@host:x/main/0", "host:port"),
+        ("redis://:s3cret@host:6379/zero", "must be a number"),
+    ]:
+        with pytest.raises(ValidationError, match=says) as refused:
+            Settings(_env_file=None, redis_url=bad)  # type: ignore[call-arg]
+        assert "s3cret" not in str(refused.value.errors()[0]["msg"])

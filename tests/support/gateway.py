@@ -88,6 +88,20 @@ elif not _answers(REDIS_URL, 6379):
     PG_MISSING = f"Redis does not answer at {REDIS_URL}"
 
 
+def redis_client(url: str) -> redis.Redis:
+    """A client of the Redis a URL names, the plain form or Sentinel's master."""
+    from redis.sentinel import Sentinel
+
+    from gateway.redisurl import parse_sentinel
+
+    target = parse_sentinel(url)
+    if target is None:
+        return redis.Redis.from_url(url)
+    return Sentinel(target.sentinels, socket_timeout=5).master_for(
+        target.master, db=target.db, password=target.password, socket_timeout=5
+    )
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -193,7 +207,7 @@ class Gateway:
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         assert self.redis_url is not None
-        client = redis.Redis.from_url(self.redis_url)
+        client = redis_client(self.redis_url)
         client.delete(f"{self.queue}:health-check")
         proc = self._spawn("worker", name=f"worker{len(self.workers)}")
         self.workers.append(proc)
