@@ -60,8 +60,10 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        description="Redis URL for the arq delivery queue and the shared rate limits; unset "
-        "means embedded mode, where `gateway serve` delivers in-process.",
+        description="Redis URL for the arq delivery queue and the shared rate limits "
+        "(`redis://host:6379/0`, or through Sentinel "
+        "`redis+sentinel://host:26379,host2:26379/mastername/0`); unset means embedded "
+        "mode, where `gateway serve` delivers in-process.",
     )
     api_key: str | None = Field(
         None,
