@@ -1,4 +1,4 @@
-"""`/v1/deliveries`: one delivery with its full attempt log, and manual retry."""
+"""`/v1/deliveries`: one delivery with its full attempt log, manual retry and skip."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, status
 from gateway.api.deps import DispatcherDep, IdPath, PrincipalDep, SessionDep
 from gateway.api.schemas import error_responses
 from gateway.outbound import endpoints as service
-from gateway.outbound import reads
+from gateway.outbound import ordering, reads
 from gateway.outbound.schemas import DeliveryDetail, DeliveryOut
 from gateway.store.models import Delivery
 
@@ -38,3 +38,19 @@ async def retry(
 ) -> Delivery:
     """Queue one more attempt now (also for a succeeded delivery: a resend)."""
     return await service.retry_delivery(session, dispatcher, delivery_id, principal.tenant_id)
+
+
+@router.post(
+    "/{delivery_id}/skip",
+    response_model=DeliveryOut,
+    responses=error_responses(404, 409),
+    response_description="Skipped: it will not be sent",
+)
+async def skip(
+    delivery_id: IdPath, session: SessionDep, dispatcher: DispatcherDep, principal: PrincipalDep
+) -> Delivery:
+    """Never send this delivery (`status` becomes `skipped`): one that failed, or one
+    still pending that is not being attempted right now (409 otherwise). To an ordered
+    endpoint, the next event of its `ordering_key` goes at once: what a strict endpoint's
+    failed delivery needs to let its key move on."""
+    return await ordering.skip(session, dispatcher, delivery_id, principal.tenant_id)

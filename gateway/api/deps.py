@@ -180,7 +180,7 @@ StatusFilter = Annotated[
     str | None,
     Query(
         alias="status",
-        pattern="^(pending|succeeded|failed|cancelled)$",
+        pattern="^(pending|succeeded|failed|cancelled|skipped)$",
         description="Only deliveries in this state",
     ),
 ]

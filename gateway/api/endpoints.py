@@ -129,6 +129,7 @@ async def update_endpoint(
     settings: SettingsDep,
     principal: PrincipalDep,
     box: BoxDep,
+    dispatcher: DispatcherDep,
 ) -> dict[str, object]:
     if "tenant_id" in body.model_fields_set:
         body.tenant_id = scoped_tenant(principal, body.tenant_id)
@@ -136,7 +137,11 @@ async def update_endpoint(
         session, endpoint_id, body, settings, box, principal.tenant_id
     )
     await session.commit()
-    return reads.endpoint_out(endpoint, box)
+    shown = reads.endpoint_out(endpoint, box)
+    if "ordered" in body.model_fields_set and endpoint.ordering is None:
+        # What its keys held back goes now.
+        await service.dispatch_released(session, dispatcher, endpoint_id)
+    return shown
 
 
 @router.delete(

@@ -39,6 +39,7 @@ from gateway.outbound.schemas import (
 )
 from gateway.outbound.schemas import _in_utc as in_utc
 from gateway.tracing import span
+from gateway.validation import Text
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -106,6 +107,7 @@ async def publish_event(
                 by_operator=principal.is_admin,
                 schema_check=settings.event_types,
                 previous_data=body.previous_data,
+                ordering_key=body.ordering_key,
             )
         )
     if not published.created:
@@ -163,6 +165,7 @@ async def publish_events(
                 by_operator=principal.is_admin,
                 schema_check=settings.event_types,
                 previous_data=event.previous_data,
+                ordering_key=event.ordering_key,
             )
         )
     with span("webhook.publish_batch", **{"gateway.events": len(items)}):
@@ -173,7 +176,10 @@ async def publish_events(
 
 
 @router.get(
-    "", response_model=Page[EventOut], response_description="A page of events, newest first"
+    "",
+    response_model=Page[EventOut],
+    response_description="A page of events, newest first (with `ordering_key`: in that "
+    "key's order, oldest first)",
 )
 async def list_events(
     session: SessionDep,
@@ -202,9 +208,18 @@ async def list_events(
     delivery_status: Annotated[
         str | None,
         Query(
-            pattern="^(pending|succeeded|failed|cancelled)$",
+            pattern="^(pending|succeeded|failed|cancelled|skipped)$",
             description="Only events with at least one delivery in this state (`failed`: "
             "those worth a retry)",
+        ),
+    ] = None,
+    ordering_key: Annotated[
+        Text | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Only the events of this ordering key, in its order (`sequence`, "
+            "oldest first): the order in which ordered endpoints receive them",
         ),
     ] = None,
 ) -> dict[str, object]:
@@ -216,6 +231,7 @@ async def list_events(
         since=since,
         until=until,
         delivery_status=delivery_status,
+        ordering_key=ordering_key,
         scope=principal.tenant_id,
         limit=paging.limit,
         cursor=paging.cursor,

@@ -49,6 +49,7 @@ class Status(StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
+    skipped = "skipped"
 
 
 @app.command("list")
@@ -127,6 +128,28 @@ def deliveries_retry(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None
 
     delivery = run(settings, work)
     note(f"[green]retrying {delivery_id}[/green]: {dispatcher.summary()}")
+    if as_json:
+        print_json(delivery)
+    else:
+        print_record(delivery, COLUMNS)
+
+
+@app.command("skip")
+def deliveries_skip(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
+    """Never send a failed or pending delivery; to an ordered endpoint, the next event of
+    its ordering key goes (what a strict endpoint's failed delivery needs)."""
+    from gateway.outbound.ordering import skip
+    from gateway.outbound.schemas import DeliveryOut
+
+    settings = load_settings()
+    dispatcher = CommandDispatcher(settings)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        async with dispatcher:
+            return dump(DeliveryOut, await skip(session, dispatcher, delivery_id))
+
+    delivery = run(settings, work)
+    note(f"[green]skipped {delivery_id}[/green]: {dispatcher.summary()}")
     if as_json:
         print_json(delivery)
     else:

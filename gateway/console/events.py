@@ -35,7 +35,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 templates.env.filters.setdefault("rfc3339", rfc3339)
 
 PAGE_SIZE = 50
-STATUSES = ("failed", "pending", "succeeded", "cancelled")
+STATUSES = ("failed", "pending", "succeeded", "cancelled", "skipped")
 _ID = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _CURSOR = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 FILTER_FIELDS = ("type", "tenant_id", "source_id", "since", "until", "delivery_status")

@@ -59,6 +59,7 @@ class BulkProgress:
     succeeded: int
     failed: int
     cancelled: int = 0  # skipped by its endpoint's transformation when tried again
+    skipped: int = 0  # passed over by hand since (`POST /v1/deliveries/{id}/skip`)
 
     @property
     def done(self) -> bool:
@@ -187,4 +188,5 @@ async def retry_progress(
         succeeded=counts.get(DeliveryStatus.SUCCEEDED, 0),
         failed=counts.get(DeliveryStatus.FAILED, 0),
         cancelled=counts.get(DeliveryStatus.CANCELLED, 0),
+        skipped=counts.get(DeliveryStatus.SKIPPED, 0),
     )

@@ -22,7 +22,14 @@ from gateway.outbound.schemas import EndpointCreate, EndpointUpdate, FilterTest
 from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
-from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Source, table
+from gateway.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Ordering,
+    Source,
+    table,
+)
 from gateway.store.queries import get_or_404
 from gateway.timeutil import as_utc, utcnow
 from gateway.transform import checked as checked_transformation
@@ -131,6 +138,7 @@ async def create_endpoint(
         contact_email=body.contact_email,
         signature=signatures.stored(body.signature),
         auth=seal_auth(body.auth, box) if body.auth is not None else None,
+        ordering=stored_ordering(body.ordered),
         created_at=now,
         updated_at=now,
     )
@@ -152,7 +160,7 @@ async def update_endpoint(
         if changes["url"] is None:
             raise Invalid("url cannot be null", loc=("body", "url"))
         await _checked_url(changes["url"], settings)
-    for field in ("disabled", "headers"):
+    for field in ("disabled", "headers", "ordered"):
         if field in changes and changes[field] is None:
             raise Invalid(f"{field} cannot be null", loc=("body", field))
     if "transformation" in changes:  # null clears it
@@ -193,10 +201,66 @@ async def update_endpoint(
             failed_deliveries_in_row=0,
             warned_percent=0,
         )
+    if "ordered" in changes:
+        changes["ordering"] = stored_ordering(changes.pop("ordered"))
+        if changes["ordering"] is None and endpoint.ordering is not None:
+            await _release_keys(session, endpoint_id)
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
     return endpoint
+
+
+def stored_ordering(ordered: bool | str) -> str | None:
+    """`Endpoint.ordering` for the API's `ordered` (false, true or "strict")."""
+    if ordered == "strict":
+        return Ordering.STRICT
+    return Ordering.ORDERED if ordered else None
+
+
+def shown_ordering(ordering: str | None) -> bool | str:
+    """The API's `ordered` for `Endpoint.ordering`."""
+    return "strict" if ordering == Ordering.STRICT else ordering is not None
+
+
+async def _release_keys(session: AsyncSession, endpoint_id: str) -> None:
+    """An endpoint made unordered: nothing of it waits for its key any longer. Its
+    waiting deliveries are marked undispatched (`dispatched_at` null), for
+    `dispatch_released` to hand out once this is committed (or the sweeper, if not)."""
+    c = table(Delivery).c
+    for status, values in (
+        (DeliveryStatus.PENDING, {"dispatched_at": None}),
+        (DeliveryStatus.FAILED, {}),
+    ):
+        await session.execute(
+            update(table(Delivery))
+            .where(c.endpoint_id == endpoint_id, c.ordering_key.is_not(None), c.status == status)
+            .values(ordering_key=None, sequence=None, **values)
+        )
+
+
+async def dispatch_released(
+    session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str
+) -> None:
+    """Dispatch the deliveries `_release_keys` let go, after its commit."""
+    c = table(Delivery).c
+    now = utcnow()
+    ids = list(
+        (
+            await session.execute(
+                update(table(Delivery))
+                .where(
+                    c.endpoint_id == endpoint_id,
+                    c.status == DeliveryStatus.PENDING,
+                    c.dispatched_at.is_(None),
+                )
+                .values(dispatched_at=now)
+                .returning(c.id)
+            )
+        ).scalars()
+    )
+    await session.commit()
+    await dispatch_deliveries(dispatcher, ids, f"released:{int(now.timestamp() * 1000)}")
 
 
 def _check_secret_fits(box: SecretBox, sealed: str, scheme: str) -> None:

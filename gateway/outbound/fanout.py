@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from gateway.errors import Conflict, Invalid
@@ -29,7 +30,14 @@ from gateway.metrics import EVENTS, FILTER_FAILURES, event_type_label
 from gateway.outbound import dataschema, filters
 from gateway.outbound.matching import source_matches, type_matches
 from gateway.queue.dispatch import Dispatcher, dispatch_events
-from gateway.store.models import Delivery, DeliveryStatus, Endpoint, Event, table
+from gateway.store.models import (
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    Event,
+    OrderingKey,
+    table,
+)
 from gateway.timeutil import utcnow
 from gateway.tracing import current_parent
 
@@ -40,7 +48,7 @@ STORE_TRIES = 3
 # Serialization failure and deadlock (PostgreSQL): the transaction may simply be run again.
 _RETRYABLE_SQLSTATES = ("40001", "40P01")
 
-Subscription = Row[str, list[str] | None, list[str] | None, bool, str | None]
+Subscription = Row[str, list[str] | None, list[str] | None, bool, str | None, str | None]
 
 
 @dataclass
@@ -81,6 +89,8 @@ class Publish:
     schema_check: str | None = None
     # An update event's data before the change: delivered beside `data`.
     previous_data: dict[str, Any] | None = None
+    # Ordered endpoints receive the events of one key one at a time, in publish order.
+    ordering_key: str | None = None
     data_text: str = field(init=False)
     previous_text: str | None = field(init=False, default=None)
     request_hash: str | None = field(init=False, default=None)
@@ -97,6 +107,8 @@ class Publish:
             if self.previous_text is not None:
                 # Only then: the hashes of events stored before previous_data stay valid.
                 request.append(self.previous_text)
+            if self.ordering_key is not None:
+                request.append(f"ordering_key:{self.ordering_key}")
             self.request_hash = hashlib.sha256(json.dumps(request).encode()).hexdigest()
 
 
@@ -257,6 +269,9 @@ async def _store(
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
     deliveries: list[dict[str, Any]] = []
+    # The rows of events with an ordering key, and of their deliveries to ordered
+    # endpoints: their sequence is taken once all of the batch is known.
+    keyed: list[tuple[Event, dict[str, Any], list[dict[str, Any]]]] = []
     # Earlier events of the batch's keys (idempotency and content keys, which are
     # namespaced apart), found with one query each.
     keys_in_batch = await _by_keys(session, items)
@@ -317,10 +332,12 @@ async def _store(
             raw_headers=received.headers if received else None,
             verification=received.verification if received else None,
             trace_parent=item.trace_parent,
+            ordering_key=item.ordering_key,
             created_at=now,
         )
-        events.append(event.model_dump())
-        deliveries.extend(
+        event_row = event.model_dump()
+        events.append(event_row)
+        new_deliveries = [
             {
                 "id": new_id("dlv"),
                 "event_id": event.id,
@@ -333,9 +350,17 @@ async def _store(
                 "dispatched_at": now,
                 "created_at": now,
                 "updated_at": now,
+                "ordering_key": None,
+                "sequence": None,
             }
             for endpoint_id in matched
-        )
+        ]
+        deliveries.extend(new_deliveries)
+        if item.ordering_key is not None:
+            ordered = {ep[0] for ep in candidates if ep[5] is not None}
+            keyed.append(
+                (event, event_row, [d for d in new_deliveries if d["endpoint_id"] in ordered])
+            )
         published = Published(event, len(matched), created=True)
         for key in (item.idempotency_key, item.content_key):
             if key is not None:
@@ -347,12 +372,46 @@ async def _store(
     # Core inserts, one statement per table for the whole batch: the ORM's unit of
     # work costs more CPU than the database does here.
     conn = await session.connection()
+    if keyed:
+        await _take_sequences(conn, keyed)
     if events:
         await conn.execute(_INSERT_EVENTS, events)
     if deliveries:
         await conn.execute(_INSERT_DELIVERIES, deliveries)
     await session.commit()
     return results
+
+
+async def _take_sequences(
+    conn: AsyncConnection, keyed: list[tuple[Event, dict[str, Any], list[dict[str, Any]]]]
+) -> None:
+    """Number the keyed events of the batch, in batch order, after the key's last number.
+
+    The counter's row stays locked until this transaction commits, so a concurrent
+    publish of the same key (another API process) waits, and takes the numbers after
+    these: a key's sequence is its events' commit order. Keys are taken in sorted
+    order, so two batches never wait for each other in a cycle."""
+    wanted: dict[str, int] = {}
+    for event, _, _ in keyed:
+        assert event.ordering_key is not None
+        wanted[event.ordering_key] = wanted.get(event.ordering_key, 0) + 1
+    upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(_ORDERING_KEY)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[_ORDERING_KEY.c.key],
+        set_={"last_sequence": _ORDERING_KEY.c.last_sequence + upsert.excluded.last_sequence},
+    ).returning(_ORDERING_KEY.c.key, _ORDERING_KEY.c.last_sequence)
+    # One statement for all the keys, its rows in sorted order (they are locked in the
+    # order given); were two batches to deadlock all the same, `publish_many` runs the
+    # loser again.
+    rows = [{"key": key, "last_sequence": wanted[key]} for key in sorted(wanted)]
+    next_of = {key: last - wanted[key] + 1 for key, last in await conn.execute(upsert.values(rows))}
+    for event, event_row, ordered_deliveries in keyed:
+        key = event_row["ordering_key"]
+        event.sequence = event_row["sequence"] = next_of[key]
+        next_of[key] += 1
+        for delivery in ordered_deliveries:
+            delivery["ordering_key"] = key
+            delivery["sequence"] = event.sequence
 
 
 def _repeat(earlier: Published, item: Publish) -> Published | Exception:
@@ -396,6 +455,7 @@ def _subscriptions() -> Any:
         _ENDPOINT.c.source_ids,
         _ENDPOINT.c.disabled,
         _ENDPOINT.c.filter,
+        _ENDPOINT.c.ordering,
     )
 
 
@@ -407,7 +467,7 @@ def _matching(item: Publish, candidates: list[Subscription]) -> list[str]:
     # which at 100 endpoints an event was more than evaluating their filters.
     subscribed = [
         (endpoint_id, expression)
-        for endpoint_id, event_types, source_ids, disabled, expression in candidates
+        for endpoint_id, event_types, source_ids, disabled, expression, _ in candidates
         if not disabled
         and type_matches(event_types, item.event_type)
         and source_matches(source_ids, item.source_id)
@@ -449,6 +509,7 @@ _ENABLED_UNOWNED = _ENABLED.where(_ENDPOINT.c.tenant_id.is_(None))
 _ENABLED_OF_TENANT = _ENABLED.where(_ENDPOINT.c.tenant_id == bindparam("tenant_id"))
 _INSERT_EVENTS = insert(table(Event))
 _INSERT_DELIVERIES = insert(table(Delivery))
+_ORDERING_KEY = table(OrderingKey)
 
 
 async def _by_keys(session: AsyncSession, items: list[Publish]) -> dict[str, Published]:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.health import record_health
+from gateway.outbound.ordering import dispatch_successors, lets_next_go, not_held_back
 from gateway.outbound.payload import event_body
 from gateway.outbound.policy import effective, retry_delay
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, dispatch_deliveries
@@ -60,6 +61,8 @@ class Job:
     stalled_claims: int
     # When the delivery was made: its first attempt, for a policy's `max_duration`.
     created_at: datetime | None = None
+    # Its event's ordering key, when its endpoint is ordered: its end lets the next go.
+    ordering_key: str | None = None
 
 
 @dataclass
@@ -141,6 +144,8 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
             d.status == DeliveryStatus.PENDING,
             d.next_attempt_at <= bindparam("due_by"),
             or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
+            # An ordered endpoint's delivery waits for the one before it of its key.
+            not_held_back(d),
         )
         .order_by(d.id)
         .limit(CLAIM_BATCH)
@@ -159,6 +164,7 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
             d.rate_slot_at,
             d.stalled_claims,
             d.created_at,
+            d.ordering_key,
         )
     )
 
@@ -262,6 +268,7 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
                 row.rate_slot_at,
                 row.stalled_claims - 1,
                 created_at=row.created_at,
+                ordering_key=row.ordering_key,
             )
         )
     return jobs
@@ -324,6 +331,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
     delivery_rows = []
     retries: list[tuple[str, str, float, bool]] = []
     finished_failed: dict[str, bool] = {}
+    # Deliveries of ordered endpoints whose end lets the next of their key go.
+    ended_heads: list[str] = []
     for job, outcome in results:
         attempt = job.attempt
         if outcome.deferred is not None:
@@ -385,6 +394,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
             FINISHED.labels(status).inc()
         # Ended failed: counted by the endpoint's disable-after-failures rule.
         finished_failed[job.delivery_id] = status == DeliveryStatus.FAILED
+        if job.ordering_key is not None and lets_next_go(status, job.endpoint.ordering):
+            ended_heads.append(job.delivery_id)
         delivery_rows.append(
             {
                 "b_id": job.delivery_id,
@@ -442,6 +453,8 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
     )
     for job, _outcome in results:  # a breaker's probe is over, whatever came of it
         ctx.probing.pop(job.endpoint.id, None)
+    if ended_heads:
+        await dispatch_successors(ctx, ended_heads)
     await _dispatch_later(ctx, retries)
     return [None] * len(batches)
 

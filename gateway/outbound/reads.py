@@ -19,8 +19,9 @@ from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.crypto import SecretBox
+from gateway.errors import Invalid
 from gateway.outbound import endpoint_auth
-from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint
+from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint, shown_ordering
 from gateway.outbound.signatures import shown
 from gateway.store.models import Attempt, Delivery, Endpoint, Event
 from gateway.store.queries import Page, get_or_404, page
@@ -38,6 +39,7 @@ def endpoint_out(
     out["headers"] = box.open_headers(endpoint.headers)
     out["signature"] = shown(endpoint.signature)
     out["auth"] = endpoint_auth.masked(endpoint.auth, box)
+    out["ordered"] = shown_ordering(endpoint.ordering)
     if with_secret:
         out["secret"] = box.open(endpoint.secret, SECRET)
     return out
@@ -53,6 +55,8 @@ def event_out(event: Event) -> dict[str, object]:
         ),
         "tenant_id": event.tenant_id,
         "source_id": event.source_id,
+        "ordering_key": event.ordering_key,
+        "sequence": event.sequence,
         "created_at": event.created_at,
     }
 
@@ -146,13 +150,29 @@ async def list_events(
     since: datetime | None = None,
     until: datetime | None = None,
     delivery_status: str | None = None,
+    ordering_key: str | None = None,
     scope: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page[dict[str, object]]:
+    """Events, newest first; those of one `ordering_key` in their key's order (the order
+    ordered endpoints receive them in), oldest first, the cursor being a sequence."""
     found = EventFilter(event_type, tenant_id, source_id, since, until, delivery_status)
     query = select(Event).where(*found.conditions(scope))
-    return (await page(session, query, Event.id, limit, cursor)).map(event_out)
+    if ordering_key is None:
+        return (await page(session, query, Event.id, limit, cursor)).map(event_out)
+    query = query.where(col(Event.ordering_key) == ordering_key)
+    if cursor:
+        if not cursor.isdigit():
+            raise Invalid(
+                "cursor must be the next_cursor of a page of this ordering_key",
+                loc=("query", "cursor"),
+            )
+        query = query.where(col(Event.sequence) > int(cursor))
+    rows = list((await session.scalars(query.order_by(col(Event.sequence)).limit(limit + 1))).all())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page([event_out(e) for e in rows], str(rows[-1].sequence) if more else None)
 
 
 async def get_event_detail(

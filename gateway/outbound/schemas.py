@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationInfo, field_validator
 
 from gateway.outbound import filters
 from gateway.outbound.endpoint_auth import AUTH_DOC, EndpointAuth
@@ -153,6 +153,23 @@ TRANSFORMATION_DOC = (
     "with `cancel: true` to skip the delivery (see docs/transformations.md). At most "
     "65536 characters; it must compile and define `handler` (422 otherwise). Null: none."
 )
+ORDERED_DOC = (
+    "How it receives the events of one `ordering_key`: `false` (the default), as fast as "
+    "they come, in any order; `true`, one at a time in publish order, the next sent once "
+    'the one before has succeeded or finally failed; `"strict"`, as `true`, but a '
+    "delivery that finally fails holds back the rest of its key until it is retried or "
+    "skipped (`POST /v1/deliveries/{delivery_id}/skip`). Events without a key, and other "
+    "keys, are never held back (see docs/ordering.md)."
+)
+ORDERING_KEY_DOC = (
+    "Events with the same key reach each ordered endpoint one at a time, in the order the "
+    "gateway stored them (see docs/ordering.md); 1 to 200 characters. Left out: none, the "
+    "event is sent as soon as it can be."
+)
+# An ordering key as a request gives it.
+OrderingKeyText = Annotated[Text, Field(min_length=1, max_length=200)]
+# `ordered` of an endpoint: false, true or "strict" (and not "yes", which a lax bool takes).
+Ordered = Annotated[bool, Strict()] | Literal["strict"]
 RATE_LIMIT_DOC = (
     "Deliveries per second to it at most (1 to 100000); null for no limit. Deliveries over "
     "it wait their turn and count as no attempt."
@@ -176,6 +193,7 @@ ENDPOINT_EXAMPLE: dict[str, Any] = {
     "rate_limit": None,
     "filter": None,
     "signature": {"scheme": "standard"},
+    "ordered": False,
     "disabled": False,
     "disabled_reason": None,
     "failing_since": None,
@@ -197,6 +215,8 @@ EVENT_EXAMPLE: dict[str, Any] = {
     **EVENT_CREATE_EXAMPLE,
     "tenant_id": None,
     "source_id": None,
+    "ordering_key": None,
+    "sequence": None,
     "created_at": "2026-01-15T10:15:02.318000Z",
 }
 RECEIVED_EXAMPLE: dict[str, Any] = {
@@ -262,6 +282,7 @@ class EndpointCreate(Input):
         default_factory=dict, max_length=50, description=HEADERS_DOC
     )
     rate_limit: int | None = Field(None, gt=0, le=100_000, description=RATE_LIMIT_DOC)
+    ordered: Ordered = Field(False, description=ORDERED_DOC)
     disabled: bool = Field(
         False, description="Create it disabled: it receives nothing until enabled."
     )
@@ -305,6 +326,11 @@ class EndpointUpdate(Input):
         None, max_length=50, description=HEADERS_DOC + " Replaces the whole set; `{}` clears it."
     )
     rate_limit: int | None = Field(None, gt=0, le=100_000, description=RATE_LIMIT_DOC)
+    ordered: Ordered | None = Field(
+        None,
+        description=ORDERED_DOC + " Cannot be null. Made unordered, the deliveries its keys "
+        "held back go at once.",
+    )
     disabled: bool | None = Field(
         None,
         description="`true` stops deliveries to it (waiting ones end as failed); `false` "
@@ -345,6 +371,7 @@ class EndpointOut(BaseModel):
     source_ids: list[str] | None = Field(description=SOURCE_IDS_RULE)
     headers: dict[str, str] = Field(description=HEADERS_DOC)
     rate_limit: int | None = Field(description=RATE_LIMIT_DOC)
+    ordered: Ordered = Field(False, description=ORDERED_DOC)
     transformation: str | None = Field(None, description=TRANSFORMATION_DOC)
     filter: str | None = Field(None, description=FILTER_DOC)
     signature: Signature = Field(
@@ -537,6 +564,7 @@ class EventCreate(Input):
         "`previous_data`, beside `data`, and filters read it as `previous_data`. Left out, "
         "the payload has no `previous_data`.",
     )
+    ordering_key: OrderingKeyText | None = Field(None, description=ORDERING_KEY_DOC)
 
     @field_validator("data", "previous_data")
     @classmethod
@@ -616,6 +644,12 @@ class EventOut(BaseModel):
         description="The inbound source it was received through (`src_...`); null for an "
         "event published through the API."
     )
+    ordering_key: str | None = Field(None, description=ORDERING_KEY_DOC)
+    sequence: int | None = Field(
+        None,
+        description="Its place among the events of its `ordering_key`, from 1, in the order "
+        "they were stored: the order ordered endpoints receive them in. Null without a key.",
+    )
     created_at: datetime = Field(
         description="When the gateway stored it (RFC 3339, UTC): the payload's `timestamp`."
     )
@@ -683,8 +717,17 @@ class DeliveryOut(BaseModel):
     status: str = Field(
         description="`pending` (waiting for its next attempt, or in one), `succeeded` (the "
         "endpoint answered 2xx), `failed` (out of attempts, answered 410, or its endpoint "
-        "was disabled) or `cancelled` (its endpoint's transformation cancelled it: not sent).",
-        json_schema_extra={"enum": ["pending", "succeeded", "failed", "cancelled"]},
+        "was disabled), `cancelled` (its endpoint's transformation cancelled it: not sent) "
+        "or `skipped` (passed over by hand: not sent, and no longer holding back its key).",
+        json_schema_extra={"enum": ["pending", "succeeded", "failed", "cancelled", "skipped"]},
+    )
+    ordering_key: str | None = Field(
+        None,
+        description="The event's ordering key, when its endpoint is ordered: it is sent "
+        "after the deliveries of the key before it (`sequence`). Null otherwise.",
+    )
+    sequence: int | None = Field(
+        None, description="The event's place among its key's events; null without a key."
     )
     attempt_count: int = Field(description="Attempts made so far.")
     next_attempt_at: datetime | None = Field(

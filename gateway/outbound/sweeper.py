@@ -17,8 +17,9 @@ from sqlmodel import col
 
 from gateway.outbound.alerts import mail_unsent
 from gateway.outbound.context import DeliveryContext
+from gateway.outbound.ordering import not_held_back
 from gateway.queue.dispatch import dispatch_deliveries
-from gateway.store.models import Delivery, DeliveryStatus
+from gateway.store.models import Delivery, DeliveryStatus, table
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.sweeper")
@@ -43,6 +44,9 @@ async def sweep(ctx: DeliveryContext) -> int:
                         col(Delivery.dispatched_at).is_(None), col(Delivery.dispatched_at) <= stale
                     ),
                     or_(col(Delivery.locked_until).is_(None), col(Delivery.locked_until) < now),
+                    # Not one that waits for the delivery before it of its ordering key:
+                    # that one's end dispatches it.
+                    not_held_back(table(Delivery).c),
                 )
                 .order_by(col(Delivery.next_attempt_at))
                 .limit(settings.sweep_batch)

@@ -41,6 +41,7 @@ TABLES = (
     "api_key",
     "portal_revocation",
     "event_type",
+    "ordering_key",
 )
 # Small numbers so that whole retry schedules run in seconds.
 TEST_ENV = {

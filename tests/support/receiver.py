@@ -7,6 +7,7 @@ Each test uses its own paths. A path answers 200 unless told otherwise with
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 import time
 from collections import defaultdict
@@ -31,6 +32,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     at: float  # time.monotonic() when it arrived
+    status: int = 200  # what it was answered
 
 
 class Receiver:
@@ -38,6 +40,8 @@ class Receiver:
         self._lock = threading.Lock()
         self._received: dict[str, list[Received]] = defaultdict(list)
         self._replies: dict[str, list[Reply]] = {}
+        # Paths answering 503 to a random share of requests: (the share, its generator).
+        self._flaky: dict[str, tuple[float, random.Random]] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self.port = 0
@@ -63,13 +67,20 @@ class Receiver:
         body = await request.read()
         path = request.path
         with self._lock:
-            self._received[path].append(
-                Received(
-                    path, {k.lower(): v for k, v in request.headers.items()}, body, time.monotonic()
-                )
-            )
             replies = self._replies.get(path)
             reply = (replies.pop(0) if len(replies) > 1 else replies[0]) if replies else Reply()
+            flaky = self._flaky.get(path)
+            if flaky is not None and flaky[1].random() < flaky[0]:
+                reply = Reply(503)
+            self._received[path].append(
+                Received(
+                    path,
+                    {k.lower(): v for k, v in request.headers.items()},
+                    body,
+                    time.monotonic(),
+                    reply.status,
+                )
+            )
         if reply.delay:
             await asyncio.sleep(reply.delay)
         return web.Response(status=reply.status, body=reply.body, headers=reply.headers)
@@ -80,6 +91,11 @@ class Receiver:
     def set(self, path: str, *replies: Reply) -> None:
         with self._lock:
             self._replies[path] = list(replies)
+
+    def fail_randomly(self, path: str, share: float, seed: int = 0) -> None:
+        """Answer 503 to this share of the path's requests, at random (seeded)."""
+        with self._lock:
+            self._flaky[path] = (share, random.Random(seed))
 
     def received(self, path: str) -> list[Received]:
         with self._lock:
