@@ -21,9 +21,10 @@ from gateway.db import SessionMaker
 from gateway.errors import GatewayError, NotFound, TooManyRequests, Unauthorized
 from gateway.failures import FailureLimiter
 from gateway.inbound.refusals import RefusalLog
+from gateway.inbound.schemas import ORDERING_KEY_FIELD
 from gateway.inbound.sources import SECRET, SOURCE_CACHE_SECONDS, deduplicates_body
 from gateway.inbound.transforms import mapped
-from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed
+from gateway.inbound.verifiers import VERIFIERS, SourceConfig, VerificationFailed, get_path
 from gateway.metrics import INBOUND, VERIFICATION_FAILURES
 from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.dataschema import DataRefused
@@ -204,6 +205,7 @@ async def ingest(
                 content_key=f"body:{source.id}:{digest}" if source.deduplicate_body else None,
                 received=Received(body, stored_headers(headers), verified.verification),
                 schema_check=ctx.event_types if source.validate_data else None,
+                ordering_key=ordering_key(data, source.config.options.get(ORDERING_KEY_FIELD)),
             )
         )
     except DataRefused as exc:
@@ -226,6 +228,19 @@ def _refused(
 ) -> None:
     if ctx.refusals is not None:
         ctx.refusals.refused(source_id, reason, message, client, headers)
+
+
+def ordering_key(data: dict[str, Any], path: str | None) -> str | None:
+    """The value at the source's `ordering_key_field`, when it is text or a whole number
+    of at most 200 characters; otherwise the event has no key (it is sent unordered)."""
+    if path is None:
+        return None
+    value = get_path(data, path)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and 0 < len(value) <= 200 and _is_storable(value):
+        return value
+    return None
 
 
 def _dedup_key(source_id: str, delivery_id: str) -> str:

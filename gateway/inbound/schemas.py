@@ -44,21 +44,41 @@ class HmacOptions(Input):
     )
 
 
+# The option, of every provider, naming the field whose value is the event's ordering key.
+ORDERING_KEY_FIELD = "ordering_key_field"
+# A dotted path of non-empty names, such as `data.object.customer`.
+_FIELD_PATH = re.compile(r"^[^.\s]+(\.[^.\s]+)*$")
+
+
 def check_source_options(provider: str, options: dict[str, Any] | None) -> dict[str, Any]:
     """The options normalised for the provider; ValueError naming the problem."""
+    options = dict(options or {})
+    ordering_field = options.pop(ORDERING_KEY_FIELD, None)
+    if ordering_field is not None and (
+        not isinstance(ordering_field, str)
+        or len(ordering_field) > 255
+        or not _FIELD_PATH.match(ordering_field)
+    ):
+        raise ValueError(
+            f"{ORDERING_KEY_FIELD} must be a dotted path into the received JSON, such as "
+            "'data.object.customer' (at most 255 characters)"
+        )
+    checked: dict[str, Any] = {}
     if provider == "hmac":
         if not options:
             raise ValueError("options with at least 'header' are required for provider 'hmac'")
         try:
-            return HmacOptions.model_validate(options).model_dump()
+            checked = HmacOptions.model_validate(options).model_dump()
         except ValidationError as exc:
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
             )
             raise ValueError(f"invalid hmac options ({problems})") from None
-    if options:
-        raise ValueError(f"provider {provider!r} takes no options")
-    return {}
+    elif options:
+        raise ValueError(f"provider {provider!r} takes no options but {ORDERING_KEY_FIELD}")
+    if ordering_field is not None:
+        checked[ORDERING_KEY_FIELD] = ordering_field
+    return checked
 
 
 # Placeholders as documentation writes them (`whsec_...`, `<secret>`, `REPLACE-ME`): a
@@ -97,7 +117,10 @@ OPTIONS_DOC = (
     "(`sha256`, `sha1` or `sha512`; default `sha256`), `encoding` (`hex` or `base64`; "
     "default `hex`), `prefix` (text before the signature, such as `sha256=`), "
     "`id_header` (a header with the sender's delivery id) and `type_field` (the body's "
-    "field with the event type). Other providers take none."
+    "field with the event type). Every provider takes `ordering_key_field`: a dotted path "
+    "into the received JSON (after the source's transformation, if any), such as "
+    "`data.object.customer`, whose value (a string or a number, up to 200 characters) "
+    "becomes the event's `ordering_key` (see docs/ordering.md)."
 )
 TOLERANCE_DOC = (
     "How far, in seconds, a signed timestamp may be from the gateway's clock (1 to 604800; "
@@ -243,8 +266,8 @@ class SourceOut(BaseModel):
     name: str = Field(description=NAME_DOC)
     provider: str = Field(description=PROVIDER_DOC)
     options: dict[str, Any] = Field(
-        description="The `hmac` provider's options, with their defaults filled in; `{}` for "
-        "the others."
+        description="The source's options (`hmac`'s with their defaults filled in, and "
+        "`ordering_key_field`); `{}` for none."
     )
     tolerance_seconds: int = Field(description=TOLERANCE_DOC)
     rate_limit: int | None = Field(description=RATE_LIMIT_DOC)

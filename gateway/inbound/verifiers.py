@@ -120,7 +120,7 @@ def parse_payload(headers: Mapping[str, str], body: bytes) -> Any:
         return None
 
 
-def _get(payload: Any, path: str) -> Any:
+def get_path(payload: Any, path: str) -> Any:
     """`a.b.c` looked up in nested objects; None when any step is missing."""
     for part in path.split("."):
         if not isinstance(payload, dict):
@@ -159,8 +159,8 @@ class StripeVerifier:
         _check_timestamp(timestamp, config, now)
         payload = parse_payload(headers, body)
         return Verified(
-            _text(_get(payload, "id")),
-            _text(_get(payload, "type")),
+            _text(get_path(payload, "id")),
+            _text(get_path(payload, "type")),
             payload,
             f"stripe v1 signature, t={timestamp}",
         )
@@ -185,7 +185,7 @@ class GitHubVerifier:
             raise VerificationFailed("signature does not match")
         payload = parse_payload(headers, body)
         event = headers.get("x-github-event") or "unknown"
-        action = _text(_get(payload, "action"))
+        action = _text(get_path(payload, "action"))
         event_type = f"{event}.{action}" if action else event
         return Verified(
             headers.get("x-github-delivery"), event_type, payload, "github sha256 signature"
@@ -208,7 +208,9 @@ class GitLabVerifier:
             raise VerificationFailed("token does not match")
         payload = parse_payload(headers, body)
         delivery_id = headers.get("x-gitlab-event-uuid") or headers.get("x-gitlab-webhook-uuid")
-        return Verified(delivery_id, _text(_get(payload, "object_kind")), payload, "gitlab token")
+        return Verified(
+            delivery_id, _text(get_path(payload, "object_kind")), payload, "gitlab token"
+        )
 
 
 class ShopifyVerifier:
@@ -254,20 +256,20 @@ class SlackVerifier:
             raise VerificationFailed("signature does not match")
         _check_timestamp(timestamp, config, now)
         payload = parse_payload(headers, body)
-        kind = _text(_get(payload, "type"))
+        kind = _text(get_path(payload, "type"))
         if kind == "url_verification":
             return Verified(
                 None,
                 kind,
                 payload,
                 "slack v0 signature",
-                challenge=str(_get(payload, "challenge") or ""),
+                challenge=str(get_path(payload, "challenge") or ""),
             )
-        event_type = _text(_get(payload, "event.type")) or kind
+        event_type = _text(get_path(payload, "event.type")) or kind
         if event_type is None and isinstance(payload, dict) and "command" in payload:
             event_type = "slash_command"
         return Verified(
-            _text(_get(payload, "event_id")),
+            _text(get_path(payload, "event_id")),
             event_type,
             payload,
             f"slack v0 signature, t={timestamp}",
@@ -310,7 +312,7 @@ class StandardVerifier:
         payload = parse_payload(headers, body)
         return Verified(
             msg_id,
-            _text(_get(payload, "type")),
+            _text(get_path(payload, "type")),
             payload,
             f"standard webhooks v1 signature, t={timestamp}",
         )
@@ -347,7 +349,7 @@ class HmacVerifier:
         type_field = options.get("type_field")
         return Verified(
             headers.get(str(id_header).lower()) if id_header else None,
-            _text(_get(payload, str(type_field))) if type_field else None,
+            _text(get_path(payload, str(type_field))) if type_field else None,
             payload,
             f"hmac-{options.get('algorithm', 'sha256')} signature in {header_name}",
         )

@@ -5,7 +5,10 @@ as ever. On both backends, over real HTTP."""
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
+
+import stripe
 
 from tests.support.gateway import Gateway
 from tests.support.helpers import assert_422_naming, make_endpoint, wait_delivery
@@ -73,8 +76,7 @@ def test_each_key_arrives_in_order_one_at_a_time_and_keys_do_not_wait_for_each_o
         assert [r.headers["webhook-id"] for r in arrivals] == listed
         # One at a time: each sent only after the one before was answered.
         assert all(
-            later.at - earlier.at >= 0.045
-            for earlier, later in itertools.pairwise(arrivals)
+            later.at - earlier.at >= 0.045 for earlier, later in itertools.pairwise(arrivals)
         ), [r.at for r in arrivals]
         delivery = _delivery_of(gw, listed[-1], endpoint["id"])
         assert (delivery["ordering_key"], delivery["sequence"]) == (key, 6)
@@ -161,3 +163,53 @@ def test_ordering_fields_are_checked(gw: Gateway, receiver: Receiver, path: str)
     assert_422_naming(response, "ordered")
     response = gw.api.get("/v1/events", params={"ordering_key": "k", "cursor": "evt_x"})
     assert_422_naming(response, "cursor")
+
+
+def test_a_source_takes_the_ordering_key_from_a_field_of_what_it_receives(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    secret = "whsec_test_stripe_ordering"
+    refused = gw.api.post(
+        "/v1/sources",
+        json={
+            "name": "stripe",
+            "provider": "stripe",
+            "secret": secret,
+            "options": {"ordering_key_field": "data..customer"},
+        },
+    )
+    assert_422_naming(refused, "options")
+    created = gw.api.post(
+        "/v1/sources",
+        json={
+            "name": "stripe",
+            "provider": "stripe",
+            "secret": secret,
+            "options": {"ordering_key_field": "data.object.customer"},
+        },
+    )
+    assert created.status_code == 201, created.text
+    source = created.json()
+    assert source["options"] == {"ordering_key_field": "data.object.customer"}
+    make_endpoint(gw, receiver.url(path), source_ids=[source["id"]], ordered=True)
+    ids = []
+    for i, customer in enumerate(["cus_1", "cus_1", None]):
+        body = json.dumps(
+            {"id": f"evt_{i}", "type": "invoice.paid", "data": {"object": {"customer": customer}}}
+        )
+        header = stripe.WebhookSignature.generate_signature_header(body, secret)
+        response = gw.api.post(
+            source["ingest_path"],
+            content=body,
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        )
+        assert response.status_code == 200, response.text
+        ids.append(response.json()["event_id"])
+    shown = [gw.api.get(f"/v1/events/{i}").json() for i in ids]
+    assert [(e["ordering_key"], e["sequence"]) for e in shown] == [
+        ("cus_1", 1),
+        ("cus_1", 2),
+        (None, None),
+    ]
+    receiver.wait_for(path, 3)
+    assert _ids_of_key(gw, "cus_1") == ids[:2]
