@@ -341,7 +341,8 @@ def test_k8s_workers_run_gateway_worker_with_limits_and_no_http_probe() -> None:
     ]
     assert workers, "no Kubernetes container runs gateway worker"
     for where, container, obj in workers:
-        assert obj["kind"] == "Deployment" and obj["spec"]["replicas"] == 2, where
+        # The autoscaler sets the count: a `replicas:` here would reset it on every apply.
+        assert obj["kind"] == "Deployment" and "replicas" not in obj["spec"], where
         for key in ("livenessProbe", "readinessProbe", "startupProbe"):
             # A worker serves no HTTP: any probe must be an exec (of a real command,
             # checked with the other commands above).
@@ -629,8 +630,154 @@ K8S_VERSIONS = [kubernetes_validate.utils.all_versions()[0], kubernetes_validate
 )
 def test_manifests_match_the_kubernetes_schemas(path: Path, version: str) -> None:
     for obj in _documents(path):
+        if obj["apiVersion"] == SERVICE_MONITOR_API:
+            # A CRD's schema is not among Kubernetes' own: checked by the next test instead.
+            continue
         # strict: a misspelt or misplaced field is an error, not silently dropped.
         kubernetes_validate.validate(obj, version, strict=True)
+
+
+# --- autoscaling, disruptions, network, monitoring ----------------------------------------
+
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1"
+SERVICE_MONITOR = DEPLOY / "k8s-servicemonitor.yaml"
+
+
+def _objects_of(kind: str) -> list[dict[str, Any]]:
+    return [o for _p, o in _applied_objects() if o["kind"] == kind]
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) == {"matchLabels"}, selector  # matchExpressions: not read here
+    return bool(selector["matchLabels"].items() <= labels.items())
+
+
+def _deployments() -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in _objects_of("Deployment")}
+
+
+def test_k8s_workers_autoscale_on_cpu() -> None:
+    (hpa,) = _objects_of("HorizontalPodAutoscaler")
+    target = hpa["spec"]["scaleTargetRef"]
+    workers = _deployments()[target["name"]]
+    assert target["kind"] == "Deployment" and target["apiVersion"] == "apps/v1"
+    assert _container_argv(workers["spec"]["template"]["spec"]["containers"][0])[:2] == [
+        "gateway",
+        "worker",
+    ]
+    assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["type"] == "Resource" and metric["resource"]["name"] == "cpu"
+    # Utilization is measured against the request, which every container has.
+    assert all(c["resources"]["requests"]["cpu"] for c in _pod_containers(workers))
+    # The backlog metric the docs name for scaling on it is one the gateway exports.
+    text = HPA_DOC.read_text(encoding="utf-8") + (ROOT / "docs/operations.md").read_text()
+    assert "gateway_oldest_due_delivery_seconds" in text
+    assert "gateway_oldest_due_delivery_seconds" in (ROOT / "gateway/metrics.py").read_text()
+
+
+HPA_DOC = K8S / "worker-hpa.yaml"
+
+
+def _pod_containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = obj["spec"]["template"]["spec"]
+    return [*(spec.get("initContainers") or []), *spec["containers"]]
+
+
+def test_every_deployment_has_a_disruption_budget_that_lets_a_drain_go_on() -> None:
+    budgets = _objects_of("PodDisruptionBudget")
+    for name, deployment in _deployments().items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        (budget,) = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
+        # One pod at a time: never all at once, and never none (a drain that cannot finish).
+        assert budget["spec"] == {**budget["spec"], "maxUnavailable": 1}, name
+        assert "minAvailable" not in budget["spec"], name
+
+
+def test_network_policy_opens_only_the_declared_ports_and_no_private_egress() -> None:
+    policies = _objects_of("NetworkPolicy")
+    for name, deployment in _deployments().items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        mine = [p for p in policies if _selects(p["spec"]["podSelector"], labels)]
+        kinds = {t for p in mine for t in p["spec"]["policyTypes"]}
+        assert kinds == {"Ingress", "Egress"}, name
+        declared = {
+            port.get("name") for c in _pod_containers(deployment) for port in c.get("ports") or []
+        }
+        opened = {
+            port["port"]
+            for p in mine
+            for rule in p["spec"].get("ingress") or []
+            for port in rule.get("ports") or []
+        }
+        assert opened == declared, name
+        # Every ingress rule names its ports (a rule without them opens every port).
+        assert all(rule.get("ports") for p in mine for rule in p["spec"].get("ingress") or [])
+    # The migrate Job's pods are covered too: in, nothing; out, as the others.
+    (job,) = _objects_of("Job")
+    job_labels = job["spec"]["template"]["metadata"]["labels"]
+    assert any(_selects(p["spec"]["podSelector"], job_labels) for p in policies)
+    blocks = [
+        peer["ipBlock"]
+        for p in policies
+        for rule in p["spec"].get("egress") or []
+        for peer in rule.get("to") or []
+        if "ipBlock" in peer
+    ]
+    (v4,) = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
+    # The cloud metadata address and the cluster's private ranges stay out of reach.
+    assert {"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(v4["except"])
+
+
+def test_every_pod_writes_only_to_its_tmp() -> None:
+    for path, obj in _applied_objects():
+        for spec in _pod_specs(obj):
+            volumes = {v["name"]: v for v in spec.get("volumes") or []}
+            for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+                where = f"{path.name}:{container['name']}"
+                assert container["securityContext"]["readOnlyRootFilesystem"] is True, where
+                mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts") or []}
+                # mTLS client certificates go to a temporary file (credentials.py).
+                assert set(mounts) == {"/tmp"}, where
+                assert "emptyDir" in volumes[mounts["/tmp"]], where
+    assert "PYTHONDONTWRITEBYTECODE=1" in DOCKERFILE.read_text()
+
+
+def test_no_secret_setting_is_in_a_configmap() -> None:
+    secret_like = SECRET_KEYS | {
+        "GATEWAY_OLD_SECRET_KEYS",
+        "GATEWAY_METRICS_TOKEN",
+        "GATEWAY_SMTP_URL",
+    }
+    for config in _objects_of("ConfigMap"):
+        assert not set(config["data"]) & secret_like, config["metadata"]["name"]
+        for value in config["data"].values():
+            assert "://" not in value or "@" not in value, "a URL with credentials"
+
+
+def test_servicemonitor_scrapes_the_api_and_every_worker() -> None:
+    """Its CRD's schema is not shipped with kubernetes-validate: its shape is checked here,
+    and it lies outside deploy/k8s/ so that clusters without the CRD can apply that."""
+    (monitor,) = _documents(SERVICE_MONITOR)
+    assert monitor["apiVersion"] == SERVICE_MONITOR_API and monitor["kind"] == "ServiceMonitor"
+    assert set(monitor["spec"]) == {"selector", "endpoints"}
+    assert not SERVICE_MONITOR.is_relative_to(K8S)
+    services = [
+        s
+        for s in _objects_of("Service")
+        if _selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+    ]
+    ports = {p["name"] for s in services for p in s["spec"]["ports"]}
+    scraped = set()
+    for endpoint in monitor["spec"]["endpoints"]:
+        assert set(endpoint) <= {"port", "path", "interval"}, endpoint
+        assert endpoint["path"] == "/metrics" and endpoint["port"] in ports, endpoint
+        scraped.add(endpoint["port"])
+    # Both the API (the backlog gauges) and the workers (the attempts they sent).
+    names = {
+        s["metadata"]["name"] for s in services if {p["name"] for p in s["spec"]["ports"]} & scraped
+    }
+    assert names == {"gateway-api", "gateway-worker-metrics"}
 
 
 # --- GATEWAY_ variables the deploy files set ------------------------------------------------
