@@ -1,6 +1,7 @@
 """`make bench`: the gateway against yardsticks measured in the same run, on loopback.
 
     python -m bench [all|yardsticks|w1|w2|w3|w4|w5|embedded ...] [--quick] [options]
+    python -m bench w5-purge [--soak N]    (not part of `all`: ~20 minutes)
 
 Y1 client ceiling, Y2 ingest ceiling, Y3 queue ceiling; W1 fan-out throughput,
 W2 ingest, W3 latency, W4 isolation, W5 soak, and W1 + W2 again in embedded mode.
@@ -74,9 +75,14 @@ SECTIONS: dict[str, tuple[str, Callable[[Run], list[Row]]]] = {
     "filters": ("W2 publish with a CEL filter on 100 endpoints", w2_filters.run_w2_filters),
     "w4": ("W4 isolation", w4_isolation.run_w4),
     "w5": ("W5 soak", w5_soak.run_w5),
+    "w5-purge": ("W5 soak with retention purging as it goes", w5_soak.run_w5_purge),
     "embedded": ("Embedded mode (SQLite)", embedded.run_embedded),
     "pages": ("Pages and stats with 1,000,000 attempts", pages.run_pages),
 }
+
+
+# Run only when named: the purge soak takes ~20 minutes on its own.
+NOT_IN_ALL = {"w5-purge"}
 
 
 def _yardstick_rows(run: Run) -> list[Row]:
@@ -128,7 +134,8 @@ def main() -> None:
         "--soak",
         type=int,
         default=None,
-        help="W5 deliveries (default 200,000; 20,000 with --quick)",
+        help="W5 deliveries (default 200,000; 20,000 with --quick), and w5-purge's "
+        "(default 1,000,000; 40,000 with --quick)",
     )
     parser.add_argument(
         "--soak-rate",
@@ -152,10 +159,12 @@ def main() -> None:
             f"unknown section {', '.join(sorted(unknown))}: choose from {', '.join(names)}"
         )
     everything = not args.what or "all" in args.what
-    chosen = list(SECTIONS) if everything else [s for s in SECTIONS if s in args.what]
+    chosen = [s for s in SECTIONS if s in args.what or (everything and s not in NOT_IN_ALL)]
     sizes = QUICK if args.quick else Sizes()
     if args.soak is not None:
-        sizes = Sizes(**{**asdict(sizes), "soak_deliveries": args.soak})
+        sizes = Sizes(
+            **{**asdict(sizes), "soak_deliveries": args.soak, "long_soak_deliveries": args.soak}
+        )
 
     for url, port, what in ((PG_URL, 5432, "PostgreSQL"), (REDIS_URL, 6379, "Redis")):
         if not _reachable(url, port):

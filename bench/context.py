@@ -26,6 +26,7 @@ class Sizes:
     w4_deliveries: int = 20_000  # backlog of each W4 drain
     w4_seconds: float = 15.0  # open-loop phase of W4
     soak_deliveries: int = 200_000
+    long_soak_deliveries: int = 1_000_000  # the purge soak, section w5-purge
     embedded_deliveries: int = 20_000
 
 
@@ -40,6 +41,7 @@ QUICK = Sizes(
     w4_deliveries=4_000,
     w4_seconds=5.0,
     soak_deliveries=20_000,
+    long_soak_deliveries=40_000,
     embedded_deliveries=4_000,
 )
 

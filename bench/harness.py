@@ -82,7 +82,14 @@ def redis_keys(client: redis.Redis) -> set[bytes]:
 class Stack:
     """`with Stack(run_dir, name) as stack:` a gateway, up and migrated; workers on demand."""
 
-    def __init__(self, run_dir: Path, name: str, *, embedded: bool = False) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        name: str,
+        *,
+        embedded: bool = False,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.embedded = embedded
         self.dir = run_dir / name
@@ -115,6 +122,7 @@ class Stack:
             env["GATEWAY_REDIS_URL"] = REDIS_URL
             env["GATEWAY_QUEUE_NAME"] = self.queue
         env["GATEWAY_DATABASE_URL"] = self.db_url
+        env.update(settings or {})  # a workload's own GATEWAY_* settings
         self.env = env
         self.api = f"http://127.0.0.1:{free_port()}"
         self.server: Proc | None = None

@@ -16,17 +16,20 @@ unique-run marker) is listed apart, again after the workers stopped, and
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from bench import ledger, live, w1_fanout
 from bench.context import Run
-from bench.harness import Stack, redis_client
-from bench.procs import rss_bytes
+from bench.harness import Stack, asyncpg_dsn, redis_client
+from bench.procs import cpu_seconds, rss_bytes
 from bench.report import Row
 
 ENDPOINTS = 10
@@ -65,6 +68,21 @@ def _redis_state(client: redis.Redis) -> dict[str, int]:
     return {"used_memory": int(memory["used_memory"]), "dbsize": int(client.dbsize())}  # type: ignore[arg-type]
 
 
+def _wait_delivered(
+    stack: Stack, sample: Callable[[], dict[str, Any]], expected: int
+) -> dict[str, Any]:
+    """Sample every second until `expected` deliveries arrived (or 30 s pass without one)."""
+    deadline, last, last_change = time.monotonic() + 120 + expected / 200, -1, time.monotonic()
+    while (s := sample())["delivered"] < expected and time.monotonic() < deadline:
+        if s["delivered"] != last:
+            last, last_change = s["delivered"], time.monotonic()
+        elif time.monotonic() - last_change > 30:
+            break
+        stack.check_alive()
+        time.sleep(1)
+    return sample()
+
+
 def run_w5(run: Run) -> list[Row]:
     total = run.sizes.soak_deliveries
     events = max(1, total // ENDPOINTS)
@@ -98,15 +116,7 @@ def run_w5(run: Run) -> list[Row]:
         )
         published = live.publish(stack, "w5.soak", rate, events, sample=sample)
         expected = published.accepted * ENDPOINTS
-        deadline, last, last_change = time.monotonic() + 120 + expected / 200, -1, time.monotonic()
-        while (s := sample())["delivered"] < expected and time.monotonic() < deadline:
-            if s["delivered"] != last:
-                last, last_change = s["delivered"], time.monotonic()
-            elif time.monotonic() - last_change > 30:
-                break
-            stack.check_alive()
-            time.sleep(1)
-        end = sample()
+        end = _wait_delivered(stack, sample, expected)
         warm = next((s for s in samples if s["delivered"] >= WARM_SHARE * total), end)
         lat = live.latencies(arrivals, [group], published.due)
         time.sleep(CLEANUP_SECONDS)
@@ -203,3 +213,228 @@ def run_w5(run: Run) -> list[Row]:
         ),
     ]
     return rows
+
+
+# The purge soak (section `w5-purge`, not part of `all`: ~20 minutes at 1,000,000
+# deliveries). W5 with retention purging as it goes: events kept 0.002 days (about
+# 3 minutes), the purge every minute. Figures at the end of the first quarter of the
+# deliveries against the end: the memory of the processes, the size in PostgreSQL of
+# what the purge keeps in check, Redis' memory, and the drain rate of each quarter.
+PURGE_SETTINGS = {"GATEWAY_RETENTION_DAYS": "0.002", "GATEWAY_PURGE_INTERVAL_MINUTES": "1"}
+FLAT_LIMIT = 1.10
+DRAIN_FLOOR = 0.90
+STORE_EVERY = 5.0  # seconds between samples of PostgreSQL's sizes and Redis' memory
+_TABLES = ("event", "delivery", "attempt")
+# Table, indexes and TOAST, summed over partitions when the table is partitioned
+# (a plain table is its own one-row tree).
+_SIZE_SQL = (
+    "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
+    "FROM pg_partition_tree($1::text::regclass)"
+)
+_LEFT_SQL = (
+    "SELECT (SELECT count(*) FROM event), "
+    "(SELECT count(*) FROM delivery WHERE status IN ('pending', 'failed'))"
+)
+
+
+async def _table_bytes(db_url: str) -> dict[str, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        return {t: int(await conn.fetchval(_SIZE_SQL, t)) for t in _TABLES}
+    finally:
+        await conn.close()
+
+
+async def _left(db_url: str) -> tuple[int, int]:
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(db_url))
+    try:
+        row = await conn.fetchrow(_LEFT_SQL)
+    finally:
+        await conn.close()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+class _StoreSampler(threading.Thread):
+    """PostgreSQL's sizes and Redis' used_memory every few seconds, in a thread of its
+    own: the publisher's loop calls the 1 s sample and must not wait on a query."""
+
+    def __init__(self, db_url: str) -> None:
+        super().__init__(name="w5-store-sampler", daemon=True)
+        self.db_url = db_url
+        self.samples: list[dict[str, Any]] = []
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        client = redis_client()
+        while not self._done.is_set():
+            sizes = asyncio.run(_table_bytes(self.db_url))
+            memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+            self.samples.append(
+                {
+                    "t": round(time.time(), 3),
+                    "pg_bytes": sum(sizes.values()),
+                    **{f"pg_{t}": n for t, n in sizes.items()},
+                    "redis_used_memory": int(memory["used_memory"]),
+                }
+            )
+            self._done.wait(STORE_EVERY)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=30)
+
+    def at(self, t: float) -> dict[str, Any]:
+        """The last sample taken by time `t` (the first one if none was)."""
+        before = [s for s in self.samples if s["t"] <= t]
+        return before[-1] if before else self.samples[0]
+
+
+def quarters(samples: list[dict[str, Any]], expected: int) -> list[dict[str, Any]]:
+    """The sample at which each quarter of the deliveries had arrived (the last is the end),
+    with the quarter's drain rate and worker CPU per delivery."""
+    out, previous = [], samples[0]
+    for k in (1, 2, 3, 4):
+        boundary = (
+            next((s for s in samples if s["delivered"] >= k * expected / 4), samples[-1])
+            if k < 4
+            else samples[-1]
+        )
+        seconds = max(1e-3, boundary["t"] - previous["t"])
+        delivered = boundary["delivered"] - previous["delivered"]
+        cpu = boundary["worker_cpu"] - previous["worker_cpu"]
+        out.append(
+            {
+                **boundary,
+                "drain_per_s": delivered / seconds,
+                "worker_cpu_ms_per_delivery": 1000 * cpu / delivered if delivered else None,
+            }
+        )
+        previous = boundary
+    return out
+
+
+def run_w5_purge(run: Run) -> list[Row]:
+    total = run.sizes.long_soak_deliveries
+    events = max(1, total // ENDPOINTS)
+    rate = run.soak_rate or LOAD * w1_fanout.capacity(run) / ENDPOINTS
+    group = "/w5p/soak"
+    arrivals = run.receiver.arrivals
+    with Stack(run.dir, "w5-purge", settings=PURGE_SETTINGS) as stack:
+        stack.endpoints(
+            [run.receiver.url("w5p", "soak", f"e{i}") for i in range(ENDPOINTS)], "w5.purge"
+        )
+        workers = stack.start_workers(run.workers, wait=True)
+        assert stack.server is not None
+        api_pid = stack.server.pid
+        samples: list[dict[str, Any]] = []
+
+        def sample() -> dict[str, Any]:
+            s = {
+                "t": round(time.time(), 3),
+                "delivered": arrivals.count(group),
+                "worker_rss": sum(rss_bytes(w.pid) for w in workers),
+                "api_rss": rss_bytes(api_pid),
+                "worker_cpu": sum(cpu_seconds(w.pid) for w in workers),
+            }
+            samples.append(s)
+            return s
+
+        print(
+            f"W5 purge soak: {events} events x {ENDPOINTS} endpoints at {rate:,.1f} events/s "
+            f"(~{events / rate:,.0f} s), retention {PURGE_SETTINGS['GATEWAY_RETENTION_DAYS']} "
+            "days, purge every minute"
+        )
+        store = _StoreSampler(stack.db_url)
+        store.start()
+        try:
+            published = live.publish(stack, "w5.purge", rate, events, sample=sample)
+            expected = published.accepted * ENDPOINTS
+            _wait_delivered(stack, sample, expected)
+        finally:
+            store.stop()
+        events_left, unfinished = asyncio.run(_left(stack.db_url))
+        stack.stop_workers()
+    pairs = {(a.event_id, a.uri) for a in arrivals.of(group)}
+    quarter = quarters(samples, expected)
+    for q in quarter:
+        q.update({k: v for k, v in store.at(q["t"]).items() if k != "t"})
+    first, end = quarter[0], quarter[-1]
+    problems = []
+    if len(pairs) < expected:
+        problems.append(f"{len(pairs):,}/{expected:,} deliveries arrived")
+    if unfinished:
+        problems.append(f"{unfinished} deliveries pending or failed at the end")
+    void = bool(problems)
+    purged = published.accepted - events_left
+    for i, q in enumerate(quarter, 1):
+        cpu = q["worker_cpu_ms_per_delivery"]
+        print(
+            f"    Q{i}: {q['drain_per_s']:,.0f} deliveries/s"
+            + (f" ({cpu:.2f} ms worker CPU each)" if cpu is not None else "")
+            + f", RSS worker {q['worker_rss'] / 1e6:.1f} MB, API {q['api_rss'] / 1e6:.1f} MB, "
+            f"PostgreSQL {q['pg_bytes'] / 1e6:.1f} MB, Redis {q['redis_used_memory'] / 1e6:.1f} MB"
+        )
+    print(f"    events purged during the run: {purged:,}; {'; '.join(problems) or 'ledger ok'}")
+    run.details["w5_purge"] = {
+        "events_per_s": rate,
+        "settings": PURGE_SETTINGS,
+        "publish": published.load.summary(),
+        "expected": expected,
+        "received_pairs": len(pairs),
+        "events_left": events_left,
+        "events_purged": purged,
+        "unfinished": unfinished,
+        "problems": problems,
+        "quarters": quarter,
+        "samples": samples,
+        "store_samples": store.samples,
+    }
+
+    def flat(figure: str, key: str, note: str = "") -> Row:
+        return Row(
+            f"W5 purge soak: {figure}, end vs first quarter",
+            end[key],
+            first[key],
+            "first quarter",
+            unit="MB",
+            target=("<", FLAT_LIMIT),
+            void=void,
+            note=note,
+        )
+
+    return [
+        flat(
+            "worker RSS",
+            "worker_rss",
+            f"{expected:,} deliveries at {rate * ENDPOINTS:,.0f}/s; {purged:,} events purged "
+            "meanwhile" + (f"; VOID: {'; '.join(problems)}" if problems else ""),
+        ),
+        flat("API RSS", "api_rss"),
+        flat(
+            "PostgreSQL event+delivery+attempt",
+            "pg_bytes",
+            "tables, indexes and TOAST, summed over partitions",
+        ),
+        flat("Redis used_memory", "redis_used_memory", "whole Redis server: other users move it"),
+        Row(
+            "W5 purge soak: drain rate, last quarter vs first",
+            end["drain_per_s"],
+            first["drain_per_s"],
+            "first quarter",
+            target=(">=", DRAIN_FLOOR),
+            void=void,
+            note="open loop: equal to the offered rate while the gateway keeps up; "
+            + "worker CPU per delivery Q1..Q4 (ms): "
+            + ", ".join(
+                f"{q['worker_cpu_ms_per_delivery']:.2f}"
+                if q["worker_cpu_ms_per_delivery"] is not None
+                else "-"
+                for q in quarter
+            ),
+        ),
+    ]

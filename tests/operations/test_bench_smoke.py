@@ -66,3 +66,17 @@ def test_rate_search_finds_the_knee(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert 900 <= search.held <= 1000
     assert not search.generator_limited
+
+
+def test_purge_soak_quarters_split_the_deliveries_and_time_between_samples() -> None:
+    from bench.w5_soak import quarters
+
+    # 1,000 deliveries: 100/s for the first half, then 50/s; worker CPU 1 ms each.
+    samples = [
+        {"t": float(t), "delivered": d, "worker_cpu": d / 1000}
+        for t, d in [(0, 0), (2.5, 250), (5, 500), (10, 750), (15, 1000)]
+    ]
+    q = quarters(samples, 1000)
+    assert [round(x["drain_per_s"]) for x in q] == [100, 100, 50, 50]
+    assert [x["delivered"] for x in q] == [250, 500, 750, 1000]
+    assert all(abs(x["worker_cpu_ms_per_delivery"] - 1) < 1e-9 for x in q)
