@@ -231,18 +231,32 @@ _SIZE_SQL = (
     "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
     "FROM pg_partition_tree($1::text::regclass)"
 )
+# Live and dead rows, summed the same way: dead ones are what autovacuum has yet to
+# reclaim, so they tell a purge that falls behind from a vacuum that does.
+_ROWS_SQL = (
+    "SELECT coalesce(sum(s.n_live_tup), 0), coalesce(sum(s.n_dead_tup), 0) "
+    "FROM pg_partition_tree($1::text::regclass) t "
+    "JOIN pg_stat_user_tables s ON s.relid = t.relid"
+)
 _LEFT_SQL = (
     "SELECT (SELECT count(*) FROM event), "
     "(SELECT count(*) FROM delivery WHERE status IN ('pending', 'failed'))"
 )
 
 
-async def _table_bytes(db_url: str) -> dict[str, int]:
+async def _table_state(db_url: str) -> dict[str, int]:
+    """Bytes of each table, and the live and dead rows of all three."""
     import asyncpg
 
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
-        return {t: int(await conn.fetchval(_SIZE_SQL, t)) for t in _TABLES}
+        state = {f"pg_{t}": int(await conn.fetchval(_SIZE_SQL, t)) for t in _TABLES}
+        state["pg_live_rows"] = state["pg_dead_rows"] = 0
+        for t in _TABLES:
+            live, dead = await conn.fetchrow(_ROWS_SQL, t) or (0, 0)
+            state["pg_live_rows"] += int(live)
+            state["pg_dead_rows"] += int(dead)
+        return state
     finally:
         await conn.close()
 
@@ -272,13 +286,13 @@ class _StoreSampler(threading.Thread):
     def run(self) -> None:
         client = redis_client()
         while not self._done.is_set():
-            sizes = asyncio.run(_table_bytes(self.db_url))
+            state = asyncio.run(_table_state(self.db_url))
             memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
             self.samples.append(
                 {
                     "t": round(time.time(), 3),
-                    "pg_bytes": sum(sizes.values()),
-                    **{f"pg_{t}": n for t, n in sizes.items()},
+                    "pg_bytes": sum(state[f"pg_{t}"] for t in _TABLES),
+                    **state,
                     "redis_used_memory": int(memory["used_memory"]),
                 }
             )
@@ -377,7 +391,8 @@ def run_w5_purge(run: Run) -> list[Row]:
             f"    Q{i}: {q['drain_per_s']:,.0f} deliveries/s"
             + (f" ({cpu:.2f} ms worker CPU each)" if cpu is not None else "")
             + f", RSS worker {q['worker_rss'] / 1e6:.1f} MB, API {q['api_rss'] / 1e6:.1f} MB, "
-            f"PostgreSQL {q['pg_bytes'] / 1e6:.1f} MB, Redis {q['redis_used_memory'] / 1e6:.1f} MB"
+            f"PostgreSQL {q['pg_bytes'] / 1e6:.1f} MB ({q['pg_live_rows']:,} live rows, "
+            f"{q['pg_dead_rows']:,} dead), Redis {q['redis_used_memory'] / 1e6:.1f} MB"
         )
     print(f"    events purged during the run: {purged:,}; {'; '.join(problems) or 'ledger ok'}")
     run.details["w5_purge"] = {
@@ -418,7 +433,9 @@ def run_w5_purge(run: Run) -> list[Row]:
         flat(
             "PostgreSQL event+delivery+attempt",
             "pg_bytes",
-            "tables, indexes and TOAST, summed over partitions",
+            "tables, indexes and TOAST, summed over partitions; rows live/dead first "
+            f"{first['pg_live_rows']:,}/{first['pg_dead_rows']:,}, end "
+            f"{end['pg_live_rows']:,}/{end['pg_dead_rows']:,}",
         ),
         flat("Redis used_memory", "redis_used_memory", "whole Redis server: other users move it"),
         Row(
