@@ -18,9 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from tests.support.dns import ScriptedDNS
-from tests.support.gateway import PG_MISSING, Gateway
+from tests.support.gateway import PG_MISSING, Gateway, free_port
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, Reply, wait_until
 
@@ -292,3 +293,111 @@ def test_postgres_restart_answers_503_and_loses_nothing_accepted(
         f"{time.monotonic() - back:.1f}s after it was back"
     )
     assert gw.api.get("/readyz").status_code == 200
+
+
+def _answers(proc: subprocess.Popen[bytes], port: int) -> bool:
+    assert proc.poll() is None, "the second API process exited"
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _first_successes(receiver: Receiver, path: str) -> list[str]:
+    """Event ids in the order of their first 2xx receipt."""
+    seen: set[str] = set()
+    order = []
+    for r in receiver.received(path):
+        event_id = r.headers["webhook-id"]
+        if 200 <= r.status < 300 and event_id not in seen:
+            seen.add(event_id)
+            order.append(event_id)
+    return order
+
+
+def test_ordered_keys_keep_their_order_through_kills_and_a_redis_flush(
+    tmp_path: Path, dns: ScriptedDNS, receiver: Receiver, path: str
+) -> None:
+    """50 keys x 100 events to an ordered endpoint whose receiver refuses a random 20%
+    of requests, published through two API processes at once, delivered by two
+    workers; one worker is SIGKILLed and Redis flushed mid-run. Per key, the first
+    successful receipts are in the order `GET /v1/events?ordering_key=` lists, and
+    every event arrives."""
+    keys, per_key = 50, 100
+    redis_server = RedisServer(tmp_path)
+    redis_server.start()
+    gw = Gateway("postgres", tmp_path, dns, redis_url=redis_server.url)
+    # Retries come quickly and often enough that a fifth of refusals never ends a
+    # delivery failed (0.2^10); a killed worker's leases lapse after 12 s.
+    gw.env.update(
+        GATEWAY_RETRY_SCHEDULE="0.1,0.1,0.2,0.2,0.3,0.3,0.3,0.3,0.3",
+        GATEWAY_DELIVERY_TIMEOUT="1",
+    )
+    second = None
+    try:
+        with gw.running():
+            receiver.fail_randomly(path, 0.2, seed=17)
+            make_endpoint(gw, receiver.url(path), ordered=True)
+            gw.start_worker()
+            port = free_port()
+            second = gw._spawn("serve", "--port", str(port), name="server2")
+            wait_until(lambda: _answers(second, port), 60, "the second API process")
+            clients = [
+                gw.api,
+                httpx.Client(
+                    base_url=f"http://127.0.0.1:{port}", headers=dict(gw.api.headers), timeout=30
+                ),
+            ]
+
+            def publish(api: httpx.Client, half: int) -> None:
+                # Each process publishes half of every key's events, in batches of 5 per
+                # key, at the same time as the other: their commits interleave.
+                for start in range(half * per_key // 2, (half + 1) * per_key // 2, 5):
+                    batch = [
+                        {"type": "order.updated", "data": {"i": i}, "ordering_key": f"k{k}"}
+                        for i in range(start, start + 5)
+                        for k in range(keys)
+                    ]
+                    response = api.post("/v1/events/batch", json={"events": batch})
+                    assert response.status_code == 202, response.text
+
+            started = time.monotonic()
+            threads = [
+                threading.Thread(target=publish, args=(clients[i], i), daemon=True) for i in (0, 1)
+            ]
+            for t in threads:
+                t.start()
+            wait_until(lambda: len(receiver.received(path)) >= 1000, 60, "deliveries flowing")
+            gw.kill(gw.workers[0], signal.SIGKILL)
+            redis.Redis.from_url(redis_server.url).flushall()
+            gw.start_worker()
+            for t in threads:
+                t.join(60)
+            total = keys * per_key
+            wait_until(
+                lambda: len(_first_successes(receiver, path)) >= total,
+                90,
+                f"all {total} events received once with success",
+            )
+            arrived = _first_successes(receiver, path)
+            for k in range(keys):
+                listed = gw.api.get(
+                    "/v1/events", params={"ordering_key": f"k{k}", "limit": 250}
+                ).json()["data"]
+                assert [e["sequence"] for e in listed] == list(range(1, per_key + 1))
+                ids = [e["id"] for e in listed]
+                wanted = set(ids)
+                assert [e for e in arrived if e in wanted] == ids, f"key k{k} out of order"
+            sent = len(receiver.received(path))
+            print(
+                f"\nordered under faults: {total} events of {keys} keys, {sent} requests "
+                f"({sent - total} refused or repeated), all in order, none lost, "
+                f"{time.monotonic() - started:.1f}s"
+            )
+            clients[1].close()
+    finally:
+        if second is not None and second.poll() is None:
+            second.terminate()
+            second.wait(30)
+        if redis_server.proc and redis_server.proc.poll() is None:
+            redis_server.kill()
