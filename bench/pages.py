@@ -21,14 +21,18 @@ import asyncio
 import os
 import re
 import time
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.context import Run
 from bench.harness import Stack, asyncpg_dsn
 from bench.loadgen import percentile
 from bench.report import Row
+from gateway.store import partitions
+from gateway.timeutil import utcnow
 
 ENDPOINTS = 50
 TENANTS = 5
@@ -41,22 +45,32 @@ REQUESTS = 40
 TARGET_MS = 200.0
 
 
-def _fill_sql(endpoint_ids: list[str]) -> list[str]:
+# The first 10 characters of a ULID made at `t`: its millisecond, in Crockford base32,
+# so that the ids sort by time and fall in their day's partition, as the gateway's do.
+_ULID_TIME = """CREATE FUNCTION pg_temp.ulid_time(t timestamp) RETURNS text IMMUTABLE
+LANGUAGE sql AS $$ SELECT string_agg(substr('0123456789ABCDEFGHJKMNPQRSTVWXYZ',
+    ((floor(extract(epoch FROM t) * 1000)::bigint >> (45 - 5 * i)) & 31)::int + 1, 1), ''
+    ORDER BY i) FROM generate_series(0, 9) i $$"""
+
+
+def _fill_sql(endpoint_ids: list[str], now: datetime) -> list[str]:
     ids = "(ARRAY[" + ", ".join(f"'{i}'" for i in endpoint_ids) + "])"
     span = f"interval '{DAYS} days'"
-    # g = 1 is the newest; ids grow with time, as ULIDs do.
-    at = f"(now() AT TIME ZONE 'utc') - (g * {span} / {EVENTS})"
+    # g = 1 is the newest. One `now` for all the statements: a delivery's id is its
+    # event's, with its own prefix.
+    at = f"(TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}' - (g * {span} / {EVENTS}))"
+    ulid = f"pg_temp.ulid_time({at}) || lpad(g::text, 16, '0')"
     return [
+        _ULID_TIME,
         f"""INSERT INTO event (id, type, tenant_id, data, created_at)
-        SELECT 'evt_bench' || lpad(({EVENTS} - g)::text, 17, '0'),
+        SELECT 'evt_' || {ulid},
                (ARRAY['order.created', 'order.paid', 'invoice.sent'])[g % 3 + 1],
                'tenant-' || (g % {ENDPOINTS} % {TENANTS}), '{{"n": ' || g || '}}', {at}
         FROM generate_series(1, {EVENTS}) g""",
         f"""INSERT INTO delivery (id, event_id, event_type, endpoint_id, status, attempt_count,
                next_attempt_at, dispatched_at, stalled_claims, last_status_code,
                created_at, updated_at)
-        SELECT 'dlv_bench' || lpad(({EVENTS} - g)::text, 17, '0'),
-               'evt_bench' || lpad(({EVENTS} - g)::text, 17, '0'),
+        SELECT 'dlv_' || {ulid}, 'evt_' || {ulid},
                (ARRAY['order.created', 'order.paid', 'invoice.sent'])[g % 3 + 1],
                {ids}[g % {ENDPOINTS} + 1],
                CASE WHEN g % 3 <> 0 OR g % 6 = 0 THEN 'succeeded' ELSE 'failed' END,
@@ -67,7 +81,7 @@ def _fill_sql(endpoint_ids: list[str]) -> list[str]:
         # First attempts of every delivery: 600,000.
         f"""INSERT INTO attempt (delivery_id, attempt, started_at, status_code, duration_ms,
                response_body, error, endpoint_id, retried)
-        SELECT 'dlv_bench' || lpad(({EVENTS} - g)::text, 17, '0'), 1, {at},
+        SELECT 'dlv_' || {ulid}, 1, {at},
                CASE WHEN g % 3 <> 0 THEN 200 ELSE 503 END,
                5 + (random() * random() * 900)::int,
                CASE WHEN g % 3 <> 0 THEN '{{"ok":true}}' ELSE 'unavailable' END, NULL,
@@ -77,7 +91,7 @@ def _fill_sql(endpoint_ids: list[str]) -> list[str]:
         # Attempts 2 and 3 of the deliveries whose first failed: 400,000.
         f"""INSERT INTO attempt (delivery_id, attempt, started_at, status_code, duration_ms,
                response_body, error, endpoint_id, retried)
-        SELECT 'dlv_bench' || lpad(({EVENTS} - g)::text, 17, '0'), a,
+        SELECT 'dlv_' || {ulid}, a,
                {at} + a * interval '30 seconds',
                CASE WHEN a = 2 THEN 500 WHEN g % 6 = 0 THEN 200 ELSE NULL END,
                CASE WHEN a = 3 AND g % 6 <> 0 THEN 10000
@@ -91,16 +105,28 @@ def _fill_sql(endpoint_ids: list[str]) -> list[str]:
     ]
 
 
-async def _fill(db_url: str, endpoint_ids: list[str]) -> int:
+async def _fill(db_url: str, endpoint_ids: list[str]) -> tuple[int, str]:
+    """Fills the database; the number of attempts, and an event of the 12th newest."""
     import asyncpg
 
+    now = utcnow()
+    engine = create_async_engine(db_url)
+    try:  # the days filled need their partitions (PostgreSQL makes a week ahead)
+        async with engine.connect() as partitioned:
+            if await partitions.is_partitioned(partitioned):
+                await partitioned.rollback()
+                await partitions.create_ahead(partitioned, since=now - timedelta(days=DAYS))
+    finally:
+        await engine.dispose()
     conn = await asyncpg.connect(asyncpg_dsn(db_url))
     try:
-        for statement in _fill_sql(endpoint_ids):
+        for statement in _fill_sql(endpoint_ids, now):
             await conn.execute(statement)
         # Outside a transaction: the visibility map lets the figures read the index alone.
         await conn.execute("VACUUM ANALYZE attempt")
-        return int(await conn.fetchval("SELECT count(*) FROM attempt"))
+        attempts = int(await conn.fetchval("SELECT count(*) FROM attempt"))
+        event = str(await conn.fetchval("SELECT id FROM event ORDER BY id DESC OFFSET 12 LIMIT 1"))
+        return attempts, event
     finally:
         await conn.close()
 
@@ -150,11 +176,10 @@ def run_pages(run: Run) -> list[Row]:
             for i in range(ENDPOINTS)
         ]
         started = time.monotonic()
-        attempts = asyncio.run(_fill(stack.db_url, endpoint_ids))
+        attempts, event = asyncio.run(_fill(stack.db_url, endpoint_ids))
         fill_seconds = time.monotonic() - started
         print(f"  filled: {attempts:,} attempts, {EVENTS:,} events in {fill_seconds:.0f}s")
         endpoint = endpoint_ids[7]
-        event = f"evt_bench{EVENTS - 12:017d}"
         pages = [
             ("/console", "console"),
             ("/console/endpoints", "console"),

@@ -34,3 +34,17 @@ def new_id(prefix: str) -> str:
         rand = int.from_bytes(os.urandom(10), "big") >> 1  # headroom for increments
     _last = (millis, rand)
     return f"{prefix}_{_encode(millis, 10)}{_encode(rand, 16)}"
+
+
+def first_id_at(prefix: str, millis: int) -> str:
+    """The smallest id of `prefix` made at `millis` (ms since the epoch): ids made before
+    it sort below it, ids made at or after it do not."""
+    return f"{prefix}_{_encode(millis, 10)}{_ALPHABET[0] * 16}"
+
+
+def id_millis(id_: str) -> int:
+    """The millisecond an id was made at, read back from its first 10 characters."""
+    value = 0
+    for char in id_.partition("_")[2][:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return value

@@ -18,7 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import Row, bindparam, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -274,6 +274,7 @@ async def _store(
     keyed: list[tuple[Event, dict[str, Any], list[dict[str, Any]]]] = []
     # Earlier events of the batch's keys (idempotency and content keys, which are
     # namespaced apart), found with one query each.
+    await _lock_keys(session, items)
     keys_in_batch = await _by_keys(session, items)
     # The catalogue's entries for the batch's types: one query (see `dataschema.py`).
     catalogued = await dataschema.lookup(
@@ -510,6 +511,22 @@ _ENABLED_OF_TENANT = _ENABLED.where(_ENDPOINT.c.tenant_id == bindparam("tenant_i
 _INSERT_EVENTS = insert(table(Event))
 _INSERT_DELIVERIES = insert(table(Delivery))
 _ORDERING_KEY = table(OrderingKey)
+
+
+async def _lock_keys(session: AsyncSession, items: list[Publish]) -> None:
+    """PostgreSQL partitions events by time (`store/partitions.py`), and a unique index
+    of a partitioned table must hold its partition key: so a key's uniqueness is kept by
+    its advisory lock instead, held until commit, which a concurrent publish of the same
+    key waits for before it looks the key up (and finds this one's event)."""
+    keys = sorted({k for i in items for k in (i.idempotency_key, i.content_key) if k is not None})
+    conn = await session.connection()
+    if keys and conn.dialect.name == "postgresql":
+        await conn.execute(_LOCK_KEYS, {"keys": keys})
+
+
+_LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) FROM unnest(CAST(:keys AS text[])) k"
+)
 
 
 async def _by_keys(session: AsyncSession, items: list[Publish]) -> dict[str, Published]:

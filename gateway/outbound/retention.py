@@ -1,20 +1,30 @@
 """Retention: events older than `GATEWAY_RETENTION_DAYS` go, with their deliveries and attempts.
 
-Purged in small batches, each its own short transaction, so no long lock is held
-and a purge can be interrupted at any point. Deliveries still pending are kept
-whatever their age: nothing that may yet be sent is thrown away.
+On PostgreSQL, where event, delivery and attempt are partitioned by day
+(`store/partitions.py`), a purge first makes the partitions of the days ahead, then
+drops whole the partitions whose rows are all past the cutoff and hold nothing
+pending: no row is deleted one by one, so the tables stay flat however much passes
+through them. What is left past the cutoff (a partition holding a pending delivery,
+the DEFAULT partition, SQLite's tables) is purged row by row: in small batches, each
+its own short transaction, so no long lock is held and a purge can be interrupted at
+any point. Deliveries still pending are kept whatever their age: nothing that may
+yet be sent is thrown away.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.db import SessionMaker
+from gateway.store import partitions
 from gateway.store.models import Attempt, Delivery, DeliveryStatus, Event, table
+from gateway.store.partitions import Partition, in_range
 from gateway.timeutil import utcnow
 
 log = logging.getLogger("gateway.retention")
@@ -32,6 +42,11 @@ async def purge(
     """Delete expired events (and what hangs off them); returns how many events."""
     cutoff = utcnow() - timedelta(days=retention_days)
     total = 0
+    async with sessionmaker.kw["bind"].connect() as conn:
+        if await partitions.is_partitioned(conn):
+            await conn.rollback()
+            await partitions.create_ahead(conn)
+            total += await drop_expired(conn, cutoff, progress)
     for _ in range(max_batches):
         async with sessionmaker() as session, session.begin():
             still_pending = exists().where(
@@ -59,3 +74,76 @@ async def purge(
     if total:
         log.info("retention: purged %d events older than %g days", total, retention_days)
     return total
+
+
+async def drop_expired(
+    conn: AsyncConnection, cutoff: datetime, progress: Callable[[int], None] = lambda n: None
+) -> int:
+    """Drop the partitions wholly before `cutoff` that hold nothing pending: attempts
+    first, then deliveries, then events, as each refers to the next. Returns how many
+    events went."""
+    events = 0
+    for name in ("attempt", "delivery", "event"):
+        async with conn.begin():
+            expired = [
+                p
+                for p in await partitions.partitions(conn, name)
+                if p.upper is not None and p.upper <= cutoff
+            ]
+            kept_deliveries = await partitions.partitions(conn, "delivery")
+        for partition in expired:
+            assert partition.upper is not None
+            start = partition.lower or partitions.EVER
+            if name == "event" and any(p.overlaps(start, partition.upper) for p in kept_deliveries):
+                continue  # the day's deliveries are kept (one is pending): so are its events
+            try:
+                dropped = await _drop(conn, partition)
+            except DBAPIError as exc:  # a lock not had in time, a row arrived: next time
+                log.warning("retention: %s kept for now: %s", partition.name, exc.orig)
+                continue
+            if dropped is not None and name == "event":
+                events += dropped
+                progress(dropped)
+    return events
+
+
+async def _drop(conn: AsyncConnection, partition: Partition) -> int | None:
+    """Drop `partition` unless it holds something pending; its rows' count, or None."""
+    assert partition.upper is not None
+    lower, upper = partition.lower, partition.upper
+    name = partition.name
+    pending = f"status = '{DeliveryStatus.PENDING}'"
+    if partition.table == "attempt":
+        # Attempts of a pending delivery, which was made before the partition's end.
+        held = (
+            f"SELECT 1 FROM delivery d WHERE d.{pending} AND d.id < "
+            f"{partitions.bound('delivery', upper)} AND EXISTS "
+            f"(SELECT 1 FROM {name} a WHERE a.delivery_id = d.id) LIMIT 1"
+        )
+        # Nothing refers to attempts.
+        others = None
+    elif partition.table == "delivery":
+        held = f"SELECT 1 FROM {name} WHERE {pending} LIMIT 1"
+        # Later attempts of these deliveries, in partitions still kept.
+        others = f"DELETE FROM attempt WHERE {in_range('delivery', 'delivery_id', lower, upper)}"
+    else:
+        events = in_range("event", "event_id", lower, upper)
+        held = f"SELECT 1 FROM delivery WHERE {events} AND {pending} LIMIT 1"
+        # Deliveries of these events made later (a retry's, a replay's): their attempts
+        # go with them, by the foreign key's cascade.
+        others = f"DELETE FROM delivery WHERE {events}"
+    async with conn.begin():
+        if await conn.scalar(text(held)):
+            return None
+        if others is not None:
+            await conn.execute(text(others))
+        count = int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
+    async with conn.begin():
+        await partitions.lock(conn)
+        # Checked again under the lock: a retry may have made one pending meanwhile.
+        if await conn.scalar(text(held)):
+            return None
+        await conn.execute(text(f"ALTER TABLE {partition.table} DETACH PARTITION {name}"))
+        await conn.execute(text(f"DROP TABLE {name}"))
+    log.info("retention: dropped partition %s (%d rows)", name, count)
+    return count
