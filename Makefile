@@ -15,8 +15,9 @@ $(BIN)/.installed-runtime: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(BIN)/.installed: $(BIN)/.installed-runtime
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+# The Python SDK (clients/python, a package of its own) comes too: its tests are in tests/sdk.
+$(BIN)/.installed: $(BIN)/.installed-runtime clients/python/pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e clients/python
 	touch $@
 
 install-runtime: $(BIN)/.installed-runtime
@@ -51,6 +52,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gateway
+	$(BIN)/mypy --config-file clients/python/pyproject.toml clients/python/hookgate
 
 # The benchmark (bench/, all on loopback: see bench/__main__.py). Its receiver is nginx
 # from Debian's nginx-light, installed here if missing; the package may start a system
