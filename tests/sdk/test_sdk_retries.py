@@ -4,15 +4,18 @@ soon, with the same Idempotency-Key, and what is raised when it gives up."""
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import hookgate
 import pytest
 from hookgate import AsyncClient, Client, Retries
+from hookgate._core import retry_after_seconds
 
 from tests.support.gateway import free_port
 
@@ -35,6 +38,11 @@ class Answer:
     headers: tuple[tuple[str, str], ...] = ()
     drop: bool = False  # close the connection without answering
     delay: float = 0.0
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that gave up waiting (the timeout test) is no error here
 
 
 class ScriptedServer:
@@ -70,7 +78,7 @@ class ScriptedServer:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _any
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self) -> ScriptedServer:
@@ -165,3 +173,11 @@ def test_giving_up() -> None:
     with Client(refused, "key", retries=FAST) as client:
         with pytest.raises(hookgate.APIConnectionError):
             client.endpoints.create("https://example.com/hooks")
+
+
+def test_retry_after_in_seconds_or_as_an_http_date() -> None:
+    in_a_minute = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=60), True)
+    assert retry_after_seconds("5") == 5.0
+    assert 55 < (retry_after_seconds(in_a_minute) or 0) <= 60
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
