@@ -27,10 +27,10 @@ from gateway.console.web import BadCsrf, cookie_is_secure, error_page, redirect,
 from gateway.outbound import reads
 from gateway.outbound.catalogue import shown_event_types
 from gateway.settings import Settings
-from gateway.store.models import DeliveryStatus
 from gateway.timeutil import utcnow
 
 router = APIRouter(prefix="/portal", include_in_schema=False)
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "cancelled", "skipped")
 
 COOKIE = "gw_portal"
 
@@ -155,7 +155,7 @@ async def delivery_list(
     status: Short = None,
     cursor: Short = None,
 ) -> Response:
-    status = status if status in DeliveryStatus.ALL else None
+    status = status if status in DELIVERY_STATUSES else None
     found = await reads.list_deliveries(
         session,
         status=status,
