@@ -168,7 +168,8 @@ class EndpointLoads:
         except TimeoutError:
             if turn.done() and not turn.cancelled():
                 return  # handed over just as the wait ran out: it is ours
-            load.waiters.remove(turn)
+            if turn in load.waiters:  # a hand-over may have passed over it, cancelled
+                load.waiters.remove(turn)
             raise Busy(self._next_slot(load, max(self._pace(load), SLOW))) from None
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
