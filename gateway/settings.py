@@ -182,7 +182,9 @@ class Settings(BaseSettings):
         0.02,
         gt=0,
         le=5,
-        description="Seconds a worker waits between polls of the queue.",
+        description="Seconds a worker waits between polls of the queue; a job queued to "
+        "run now wakes it at once, so this bounds only the wait for jobs put off until "
+        "later (retries) and for a wake-up lost.",
     )
     job_timeout: float | None = Field(
         None,

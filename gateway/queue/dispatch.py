@@ -29,6 +29,13 @@ DELIVER_EVENTS = "deliver_events"
 DELIVER_DELIVERIES = "deliver_deliveries"
 
 JobFunction = Callable[..., Awaitable[Any]]
+
+
+def wake_channel(queue_name: str) -> str:
+    """The Pub/Sub channel on which idle workers hear that a job is ready now."""
+    return f"{queue_name}:wake"
+
+
 # Deliveries per job when many are handed out at once (publishes, sweeps, recovers).
 DELIVERIES_PER_JOB = 100
 
@@ -87,6 +94,9 @@ class ArqDispatcher:
 
         self.redis: ArqRedis = connect(redis_url, queue_name, connect_timeout=2, timeout=5)
         self._unavailable = (RedisError, OSError)
+        self._wake_channel = wake_channel(queue_name)
+        self._waker: asyncio.Task[None] | None = None
+        self._wake_again = False
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
@@ -105,7 +115,28 @@ class ArqDispatcher:
                 type(exc).__name__,
             )
             return False
+        if defer_seconds <= 0:
+            self._wake()
         return True
+
+    def _wake(self) -> None:
+        """Tell idle workers a job is ready, so that none waits out its poll delay.
+
+        In the background, one message at a time: the enqueues of a burst share a
+        message, and one more follows a message already under way, so the last job
+        queued is always announced after it was queued.
+        """
+        self._wake_again = True
+        if self._waker is None or self._waker.done():
+            self._waker = asyncio.create_task(self._wake_workers())
+
+    async def _wake_workers(self) -> None:
+        while self._wake_again:
+            self._wake_again = False
+            try:
+                await self.redis.publish(self._wake_channel, b"")
+            except self._unavailable:
+                return  # only a hint: the workers' polls find the job
 
     async def ping(self) -> bool:
         try:
@@ -114,6 +145,9 @@ class ArqDispatcher:
             return False
 
     async def close(self, grace: float = 0) -> None:
+        if self._waker is not None:
+            self._waker.cancel()
+            await asyncio.gather(self._waker, return_exceptions=True)
         await self.redis.aclose()
 
 

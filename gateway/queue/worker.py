@@ -1,26 +1,46 @@
-"""arq's worker, made to ride out Redis outages; `gateway/worker.py` gives it its jobs."""
+"""arq's worker, made to ride out Redis outages and to start ready jobs at once;
+`gateway/worker.py` gives it its jobs."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from typing import Any
 
 from arq.worker import Worker
 from redis.exceptions import RedisError
+
+from gateway.queue.dispatch import wake_channel
 
 log = logging.getLogger("gateway.worker")
 
 
 class ResilientWorker(Worker):
-    """An arq worker that rides out a Redis outage instead of exiting.
+    """An arq worker that rides out a Redis outage instead of exiting, and that is
+    woken by new jobs instead of waiting out its poll delay.
 
     arq lets a connection error in its poll loop end the worker; here the loop
     waits and tries again (backing off to 5 s), logging once when Redis goes and
     once when it is back. Jobs lost with Redis are found again by the sweeper.
+
+    Between polls arq sleeps its poll delay. Here that sleep is an idle wait that
+    a message on the queue's wake channel ends (`ArqDispatcher` sends one after
+    queueing a job that is due now): a published event's job starts without
+    waiting for the next poll. The poll delay still bounds the wait, for jobs put
+    off until later and for wake-ups lost (Pub/Sub keeps nothing for a listener
+    that is away).
     """
 
     _down_since: float | None = None
+    _listener: asyncio.Task[None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._idle = self.poll_delay_s
+        self.poll_delay_s = 0  # arq's own sleep between polls: the idle wait replaces it
+        self._woken = asyncio.Event()
 
     async def _poll_iteration(self) -> None:
         try:
@@ -35,3 +55,41 @@ class ResilientWorker(Worker):
         if self._down_since is not None:
             log.warning("Redis is back after %.1fs", time.monotonic() - self._down_since)
             self._down_since = None
+        await self._idle_wait()
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        # A running job stays in arq's queue until it ends, and arq checks each one it
+        # reads again (a transaction with Redis) before reaching the jobs behind it.
+        # Those running here are known without asking.
+        job_ids = [j for j in job_ids if not self._running_here(j.decode())]
+        await super().start_jobs(job_ids)
+
+    def _running_here(self, job_id: str) -> bool:
+        task = self.tasks.get(job_id)
+        return task is not None and not task.done()
+
+    async def _idle_wait(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._listener = asyncio.create_task(self._listen())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._woken.wait(), self._idle)
+        self._woken.clear()
+
+    async def _listen(self) -> None:
+        pubsub = self.pool.pubsub()
+        try:
+            await pubsub.subscribe(wake_channel(self.queue_name))
+            async for message in pubsub.listen():
+                if message["type"] == "message":
+                    self._woken.set()
+        except (RedisError, OSError):
+            pass  # polls go on meanwhile; the next idle wait listens again
+        finally:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+        await super().close()
