@@ -132,6 +132,9 @@ def test_a_strict_key_waits_for_its_failed_head_to_be_skipped(
     assert again.status_code == 409 and "skipped" in again.json()["detail"], again.text
     done = _delivery_of(gw, a2["id"], endpoint["id"])
     assert gw.api.post(f"/v1/deliveries/{done['id']}/skip").status_code == 409
+    # The command line's skip is the same service: the same refusal, said on stderr.
+    cli = gw.run_cli("deliveries", "skip", done["id"])
+    assert cli.returncode == 1 and "succeeded" in cli.stderr, cli.stderr
     assert gw.api.post("/v1/deliveries/dlv_nope/skip").status_code == 404
     listed = gw.api.get(
         f"/v1/endpoints/{endpoint['id']}/deliveries", params={"status": "skipped"}
