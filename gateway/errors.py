@@ -55,3 +55,9 @@ class TooManyRequests(GatewayError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class Unavailable(GatewayError):
+    """Something the request needs (other than the database) does not answer now."""
+
+    status_code = 503

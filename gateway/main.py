@@ -34,6 +34,7 @@ from gateway.api import (
     portal_links,
     sources,
     stats,
+    streams,
 )
 from gateway.api.deps import get_principal
 from gateway.api.schemas import error_responses
@@ -52,6 +53,7 @@ from gateway.outbound.batcher import PublishBatcher
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import MemoryAdmission, RedisAdmission
 from gateway.outbound.retention import purge
+from gateway.outbound.streams import MemoryHub, RedisHub
 from gateway.outbound.sweeper import sweep
 from gateway.outbound.tasks import CTX_KEY, FUNCTIONS, build_delivery_context
 from gateway.queue.dispatch import ArqDispatcher, Dispatcher, InProcessDispatcher
@@ -96,6 +98,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         else:
             dispatcher = ArqDispatcher(settings.redis_url, settings.queue_name)
         app.state.dispatcher = dispatcher
+        # Stream endpoints' clients (`api/streams.py`) meet the attempts offered to them
+        # in this process (embedded) or through Redis.
+        app.state.streams = (
+            delivery.streams
+            if delivery is not None
+            else RedisHub(dispatcher.redis, settings.queue_name)
+            if isinstance(dispatcher, ArqDispatcher)
+            else MemoryHub()
+        )
         app.state.admission = (
             RedisAdmission(dispatcher.redis, settings.queue_name)
             if isinstance(dispatcher, ArqDispatcher)
@@ -152,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     managed = error_responses(401, 422, 429, 503)
     for module in (
         endpoints,
+        streams,
         events,
         event_types,
         deliveries,

@@ -16,6 +16,7 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
         endpoints,
         event_types,
         events,
+        listen,
         receive,
         recover,
         retention,
@@ -33,4 +34,5 @@ def register(app: typer.Typer, keys: typer.Typer) -> None:
     app.command("doctor")(doctor.doctor)
     app.command("purge")(retention.purge)
     app.command("receive")(receive.receive)
+    app.command("listen")(listen.listen)
     app.command("dev-setup")(devsetup.dev_setup)

@@ -14,6 +14,7 @@ from gateway.groupcall import GroupCall
 from gateway.outbound.credentials import Credentials
 from gateway.outbound.load import EndpointLoads
 from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
+from gateway.outbound.streams import MemoryHub, StreamHub
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
 
@@ -26,6 +27,8 @@ class DeliveryContext:
     dispatcher: Dispatcher
     box: SecretBox  # opens the endpoint secrets and header values stored sealed
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
+    # Where stream endpoints' attempts are offered to their clients (`streams.py`).
+    streams: StreamHub = field(default_factory=MemoryHub)
     # Attempts that outlived their job's patience, finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
     # Signing keys by their sealed form, opened once per process (see `delivery.py`).

@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -29,6 +29,7 @@ from gateway.metrics import (
     ATTEMPT_SECONDS,
     IN_FLIGHT,
 )
+from gateway.outbound import streams
 from gateway.outbound.addresses import IPAddress, RefusedAddress, check_ip, parse_ip
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.credentials import AuthFailed, Ready
@@ -39,6 +40,7 @@ from gateway.outbound.load import Admitted, Busy
 from gateway.outbound.retry import parse_retry_after
 from gateway.outbound.signatures import STANDARD, key_of, scheme_of, signed_headers
 from gateway.outbound.transforms import Outgoing, transformed
+from gateway.store.models import EndpointKind
 from gateway.timeutil import as_utc, utcnow
 from gateway.tracing import child_span
 from gateway.transform import TransformError
@@ -183,6 +185,8 @@ async def _send(ctx: DeliveryContext, job: Job, admitted: Admitted, outgoing: Ou
         def elapsed_ms() -> int:
             return int((time.perf_counter() - start) * 1000)
 
+        if endpoint.kind == EndpointKind.STREAM:  # read by its stream's client, not POSTed
+            return await _offered(ctx, job, outgoing, headers, started_at, elapsed_ms)
         ready = None
         if endpoint.auth is not None:  # after the transformation, which never sees it
             ready = ctx.credentials.cached(endpoint.auth)
@@ -264,6 +268,43 @@ async def _request(
         ssl=ready.ssl_context if ready is not None and ready.ssl_context else True,
     ) as response:
         return response, await _read_capped(response)
+
+
+async def _offered(
+    ctx: DeliveryContext,
+    job: Job,
+    outgoing: Outgoing,
+    headers: dict[str, str],
+    started_at: datetime,
+    elapsed_ms: Callable[[], int],
+) -> Outcome:
+    """A stream endpoint's attempt: the signed request offered to its stream's clients,
+    answered by what the local receiver of the one that forwarded it answered."""
+    offer = streams.Offer.of(
+        job.delivery_id,
+        job.attempt,
+        job.event.id,
+        job.event.type,
+        outgoing.method,
+        headers,
+        outgoing.body,
+    )
+    timeout = ctx.settings.delivery_timeout
+    IN_FLIGHT.inc()
+    try:
+        ack = await ctx.streams.offer(job.endpoint.id, offer, timeout)
+    except streams.StreamError as exc:
+        return Outcome.unanswered(str(exc), started_at, elapsed_ms())
+    finally:
+        IN_FLIGHT.dec()
+        ATTEMPT_SECONDS.observe(elapsed_ms() / 1000)
+    if ack is None:
+        return Outcome.unanswered(f"not acknowledged within {timeout:g}s", started_at, elapsed_ms())
+    if ack.status_code is None:
+        error = f"the listener's receiver did not answer: {ack.error or 'no reason given'}"
+        return Outcome.unanswered(error[:1000], started_at, elapsed_ms())
+    body = ack.body[:RESPONSE_BODY_LIMIT].replace("\x00", "\ufffd")
+    return Outcome.answered(started_at, ack.status_code, elapsed_ms(), body, ack.error)
 
 
 def _signed_headers(

@@ -26,6 +26,7 @@ from gateway.store.models import (
     Delivery,
     DeliveryStatus,
     Endpoint,
+    EndpointKind,
     Ordering,
     Source,
     table,
@@ -117,11 +118,13 @@ async def create_endpoint(
 ) -> Endpoint:
     await _check_sources(session, body.source_ids, body.tenant_id)
     await check_subscribable(session, body.event_types)
-    await _checked_auth(body, body.url, settings)
+    url = await _url_of_kind(body, settings)
+    await _checked_auth(body, url, settings)
     now = utcnow()
     endpoint = Endpoint(
         id=new_id("ep"),
-        url=await _checked_url(body.url, settings),
+        url=url,
+        kind=body.kind,
         tenant_id=body.tenant_id,
         description=body.description,
         event_types=body.event_types,
@@ -146,6 +149,29 @@ async def create_endpoint(
     return endpoint
 
 
+async def _url_of_kind(body: EndpointCreate, settings: Settings) -> str:
+    """The URL to store: an http endpoint's, checked; "" for a stream one, which has none."""
+    if body.kind == EndpointKind.STREAM:
+        _check_stream_fields(body.url, body.auth)
+        return ""
+    if body.url is None:
+        raise Invalid("url is required for an http endpoint", loc=("body", "url"))
+    return await _checked_url(body.url, settings)
+
+
+def _check_stream_fields(url: str | None, auth: object | None) -> None:
+    """A stream endpoint's deliveries go to the client that reads its stream: to no
+    URL, and with no credentials for one."""
+    if url is not None:
+        raise Invalid(
+            "a stream endpoint has no url: its deliveries are read from "
+            "GET /v1/endpoints/{endpoint_id}/stream",
+            loc=("body", "url"),
+        )
+    if auth is not None:
+        raise Invalid("a stream endpoint has no auth", loc=("body", "auth"))
+
+
 async def update_endpoint(
     session: AsyncSession,
     endpoint_id: str,
@@ -156,6 +182,8 @@ async def update_endpoint(
 ) -> Endpoint:
     endpoint = await get_endpoint(session, endpoint_id, tenant_id)
     changes = body.model_dump(exclude_unset=True)
+    if endpoint.kind == EndpointKind.STREAM:
+        _check_stream_fields(changes.get("url"), changes.get("auth"))
     if "url" in changes:
         if changes["url"] is None:
             raise Invalid("url cannot be null", loc=("body", "url"))

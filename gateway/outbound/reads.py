@@ -23,7 +23,7 @@ from gateway.errors import Invalid
 from gateway.outbound import endpoint_auth
 from gateway.outbound.endpoints import SECRET, get_delivery, get_endpoint, shown_ordering
 from gateway.outbound.signatures import shown
-from gateway.store.models import Attempt, Delivery, Endpoint, Event
+from gateway.store.models import Attempt, Delivery, Endpoint, EndpointKind, Event
 from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import as_utc
 
@@ -40,6 +40,8 @@ def endpoint_out(
     out["signature"] = shown(endpoint.signature)
     out["auth"] = endpoint_auth.masked(endpoint.auth, box)
     out["ordered"] = shown_ordering(endpoint.ordering)
+    if endpoint.kind == EndpointKind.STREAM:
+        out["url"] = None  # stored as "": it has none
     if with_secret:
         out["secret"] = box.open(endpoint.secret, SECRET)
     return out

@@ -125,6 +125,13 @@ URL_DOC = (
     "host must resolve to public addresses (private, loopback and other special ranges "
     "are refused unless in GATEWAY_ALLOWED_NETWORKS); redirects are never followed."
 )
+KIND_DOC = (
+    '`"http"` (the default): deliveries are POSTed to `url`. `"stream"`: they are read by a '
+    "client of `GET /v1/endpoints/{endpoint_id}/stream` (such as `gateway listen`), which "
+    "acknowledges each with `POST /v1/endpoints/{endpoint_id}/stream/ack`; such an endpoint "
+    "has no `url` and no `auth`. Retries, signatures, the attempt log and health are the "
+    "same for both (see docs/listen.md)."
+)
 TENANT_DOC = (
     "The tenant (your customer) it belongs to: it then receives only that tenant's events. "
     "Null or left out: it receives events without a tenant. A tenant's key sets its own."
@@ -185,6 +192,7 @@ ENDPOINT_CREATE_EXAMPLE: dict[str, Any] = {
 ENDPOINT_EXAMPLE: dict[str, Any] = {
     "id": "ep_01KF3Y8Q2W6N4R9T7V5X1Z3B8D",
     "url": "https://billing.example.com/webhooks",
+    "kind": "http",
     "tenant_id": None,
     "description": "Billing service",
     "event_types": ["invoice.*"],
@@ -261,7 +269,13 @@ ATTEMPT_EXAMPLE: dict[str, Any] = {
 class EndpointCreate(Input):
     model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_CREATE_EXAMPLE]})
 
-    url: Text = Field(min_length=1, max_length=2048, description=URL_DOC)
+    url: Text | None = Field(
+        None,
+        min_length=1,
+        max_length=2048,
+        description=URL_DOC + " Required for an http endpoint; none for a stream one.",
+    )
+    kind: Literal["http", "stream"] = Field("http", description=KIND_DOC)
     tenant_id: TenantId | None = Field(None, description=TENANT_DOC)
     description: Text | None = Field(None, max_length=1000, description=DESCRIPTION_DOC)
     event_types: list[str] | None = Field(None, max_length=500, description=EVENT_TYPES_DOC)
@@ -364,7 +378,8 @@ class EndpointOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [ENDPOINT_EXAMPLE]})
 
     id: str = Field(description="The endpoint's id: `ep_` and a ULID.")
-    url: str = Field(description=URL_DOC)
+    url: str | None = Field(description=URL_DOC + " Null for a stream endpoint.")
+    kind: Literal["http", "stream"] = Field("http", description=KIND_DOC)
     tenant_id: str | None = Field(description=TENANT_DOC)
     description: str | None = Field(description=DESCRIPTION_DOC)
     event_types: list[str] | None = Field(description=EVENT_TYPES_DOC)
@@ -844,4 +859,36 @@ class FilterTestResult(BaseModel):
     error: str | None = Field(
         description="Why the filter failed on the event (then it does not match); null "
         "when it evaluated to true or false."
+    )
+
+
+class StreamAck(Input):
+    """What a stream's client answers for one attempt it was offered."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "dlv_01KF41J7M4A2C6E8G1J3K5M7NQ",
+                    "attempt": 1,
+                    "status_code": 200,
+                    "body": '{"ok":true}',
+                }
+            ]
+        }
+    )
+
+    delivery_id: ObjectId = Field(description="The offer's `delivery_id`.")
+    attempt: int = Field(ge=1, le=10_000, description="The offer's `attempt`.")
+    status_code: int | None = Field(
+        ge=100,
+        le=599,
+        description="What the local receiver answered: a 2xx is a success, anything else "
+        "a failure retried on the schedule. Null: it did not answer (say why in `error`).",
+    )
+    body: Text = Field(
+        "", max_length=4096, description="The first characters of the local answer's body."
+    )
+    error: Text | None = Field(
+        None, max_length=1000, description="Why there is no answer (recorded in the attempt log)."
     )

@@ -16,6 +16,7 @@ from gateway.outbound import delivery, retention, sweeper
 from gateway.outbound.client import create_delivery_client
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from gateway.outbound.streams import MemoryHub, RedisHub
 from gateway.queue.dispatch import (
     DELIVER_DELIVERIES,
     DELIVER_EVENT,
@@ -34,15 +35,19 @@ def build_delivery_context(
     settings: Settings, sessionmaker: SessionMaker, dispatcher: Dispatcher, box: SecretBox
 ) -> DeliveryContext:
     """The context of a delivering process (a worker, or `serve` in embedded mode): its
-    HTTP client, and endpoint rate limits shared through Redis when there is one.
-    Made inside the running loop, as aiohttp requires."""
-    limiter = (
-        RedisRateLimiter(dispatcher.redis, settings.queue_name)
-        if isinstance(dispatcher, ArqDispatcher)
-        else MemoryRateLimiter()
-    )
+    HTTP client, and endpoint rate limits and stream offers shared through Redis when
+    there is one. Made inside the running loop, as aiohttp requires."""
+    redis = dispatcher.redis if isinstance(dispatcher, ArqDispatcher) else None
     return DeliveryContext(
-        settings, sessionmaker, create_delivery_client(settings), dispatcher, box, limiter=limiter
+        settings,
+        sessionmaker,
+        create_delivery_client(settings),
+        dispatcher,
+        box,
+        limiter=MemoryRateLimiter()
+        if redis is None
+        else RedisRateLimiter(redis, settings.queue_name),
+        streams=MemoryHub() if redis is None else RedisHub(redis, settings.queue_name),
     )
 
 

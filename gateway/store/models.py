@@ -52,11 +52,26 @@ class Ordering:
     STRICT = "strict"
 
 
+class EndpointKind:
+    """How an endpoint receives its deliveries (`Endpoint.kind`)."""
+
+    # POSTed to its `url`.
+    HTTP = "http"
+    # Read by a client of `GET /v1/endpoints/{id}/stream` (`gateway listen`), which
+    # acknowledges each; its `url` is "" (see `outbound/streams.py`).
+    STREAM = "stream"
+    ALL = (HTTP, STREAM)
+
+
 class Endpoint(SQLModel, table=True):
     __tablename__ = "endpoint"
 
     id: str = Field(primary_key=True, max_length=40)
     url: str = Field(sa_column=Column(Text, nullable=False))
+    kind: str = Field(
+        default=EndpointKind.HTTP,
+        sa_column=Column(String(8), nullable=False, server_default=EndpointKind.HTTP),
+    )
     tenant_id: str | None = Field(default=None, index=True, max_length=255)
     description: str | None = Field(default=None, sa_column=Column(Text))
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON))

@@ -97,6 +97,9 @@ OPERATIONS = (
     "POST /v1/endpoints/{endpoint_id}/recover",
     "POST /v1/endpoints/{endpoint_id}/filter/test",
     "GET /v1/endpoints/{endpoint_id}/deliveries",
+    # The fuzzed endpoints are http ones (409): no case opens a stream that never ends.
+    "GET /v1/endpoints/{endpoint_id}/stream",
+    "POST /v1/endpoints/{endpoint_id}/stream/ack",
     "POST /v1/events",
     "POST /v1/events/batch",
     "GET /v1/events",
@@ -149,6 +152,7 @@ JSON_BODY_OPERATIONS = frozenset(
         "POST /v1/endpoints/{endpoint_id}/secret/rotate",
         "POST /v1/endpoints/{endpoint_id}/recover",
         "POST /v1/endpoints/{endpoint_id}/filter/test",
+        "POST /v1/endpoints/{endpoint_id}/stream/ack",
         "POST /v1/events",
         "POST /v1/events/batch",
         "POST /v1/sources",
