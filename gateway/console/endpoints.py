@@ -430,6 +430,8 @@ def endpoint_pages(
         errors: Errors = {}
         body = None
         fields = _endpoint_fields(form, errors, viewer.operator)
+        if shown["kind"] == "stream":
+            del fields["url"]  # it has none, and the form shows no field for one
         if fields.get("signature") == {"scheme": signatures.scheme_of(endpoint.signature)}:
             del fields["signature"]  # unchanged: keep its options as they are
         try:
