@@ -10,7 +10,7 @@ from functools import cache
 from typing import Any
 
 from hookgate import models
-from hookgate._core import Operation
+from hookgate._core import Operation, Stream
 from hookgate.resources import RESOURCES
 from pydantic import BaseModel
 
@@ -30,11 +30,11 @@ def _document() -> dict[str, Any]:
     return create_app().openapi()
 
 
-def _operations() -> dict[tuple[str, str], tuple[str, Operation[Any, Any]]]:
+def _operations() -> dict[tuple[str, str], tuple[str, Operation[Any, Any] | Stream[Any, Any]]]:
     found = {}
     for resource in RESOURCES:
         for name, value in vars(resource).items():
-            if isinstance(value, Operation):
+            if isinstance(value, Operation | Stream):
                 key = (value.route.method, value.route.path)
                 assert key not in found, f"{key} declared twice"
                 found[key] = (f"{resource.__name__}.{name}", value)
@@ -138,13 +138,17 @@ def test_each_operation_has_the_documents_parameters_body_and_answer() -> None:
         body_name = _ref_name(body.get("schema"))
         if body_name != (route.body.__name__ if route.body else None):
             problems.append(f"{name}: body {body_name} in the document, {route.body} in the SDK")
-        answers = [
-            (response.get("content") or {}).get("application/json", {}).get("schema")
+        contents = [
+            response.get("content") or {}
             for status, response in sorted(spec["responses"].items())
             if status.startswith("2")
         ]
-        answer = _ref_name(answers[0]) if answers and answers[0] else None
-        if answer != _component_name(route.returns):
+        streamed = "text/event-stream" in contents[0]
+        if streamed != isinstance(operation, Stream):
+            problems.append(f"{name}: server-sent events in one of the document and the SDK")
+        schema = contents[0].get("application/json", {}).get("schema")
+        answer = _ref_name(schema) if schema else None
+        if not streamed and answer != _component_name(route.returns):
             problems.append(f"{name}: answers {answer} in the document, {route.returns} in the SDK")
 
         params = inspect.signature(operation.build).parameters

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from hookgate import __version__
-from hookgate._core import Async, Call, Retries, Sync
+from hookgate._core import Async, Call, Retries, ServerSentEvents, Sync
 from hookgate.errors import APIConnectionError, APITimeoutError, error_for
 from hookgate.models import Page
 from hookgate.resources import (
@@ -29,6 +29,8 @@ from hookgate.resources import (
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# A stream is quiet for up to 10 s between the gateway's keep-alives: three missed, it is gone.
+STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 
 
 class _Settings:
@@ -57,14 +59,19 @@ class _Settings:
             "User-Agent": f"hookgate-python/{__version__}",
         }
 
-    def request(self, http: httpx.Client | httpx.AsyncClient, call: Call) -> httpx.Request:
+    def request(
+        self,
+        http: httpx.Client | httpx.AsyncClient,
+        call: Call,
+        timeout: float | httpx.Timeout | None = None,
+    ) -> httpx.Request:
         return http.build_request(
             call.route.method,
             self.base_url + call.path,
             params=call.params,
             json=call.json,
             headers={**self.headers, **call.headers},
-            timeout=self.timeout,
+            timeout=timeout or self.timeout,
         )
 
 
@@ -139,6 +146,26 @@ class Client(Root[Sync]):
             if not page.next_cursor:
                 return
             call = call.with_cursor(page.next_cursor)
+
+    def _stream(self, call: Call) -> Iterator[Any]:
+        request = self._settings.request(self._http, call, STREAM_TIMEOUT)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as error:
+            raise _unreachable(error) from error
+        try:
+            if not response.is_success:
+                response.read()
+                raise error_for(response)
+            events = ServerSentEvents()
+            for line in response.iter_lines():
+                found = events.feed(line)
+                if found and found[0] == "delivery":
+                    yield call.route.returns.model_validate_json(found[1])
+        except httpx.TransportError as error:
+            raise _unreachable(error) from error
+        finally:
+            response.close()
 
     def close(self) -> None:
         if self._own_http:
@@ -215,6 +242,26 @@ class AsyncClient(Root[Async]):
             if not page.next_cursor:
                 return
             call = call.with_cursor(page.next_cursor)
+
+    async def _stream(self, call: Call) -> AsyncIterator[Any]:
+        request = self._settings.request(self._http, call, STREAM_TIMEOUT)
+        try:
+            response = await self._http.send(request, stream=True)
+        except httpx.TransportError as error:
+            raise _unreachable(error) from error
+        try:
+            if not response.is_success:
+                await response.aread()
+                raise error_for(response)
+            events = ServerSentEvents()
+            async for line in response.aiter_lines():
+                found = events.feed(line)
+                if found and found[0] == "delivery":
+                    yield call.route.returns.model_validate_json(found[1])
+        except httpx.TransportError as error:
+            raise _unreachable(error) from error
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         if self._own_http:

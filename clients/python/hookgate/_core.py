@@ -94,6 +94,8 @@ class Runner(Protocol):
 
     def _paginate(self, call: Call) -> Any: ...
 
+    def _stream(self, call: Call) -> Any: ...
+
 
 class Resource(Generic[M]):
     """A group of operations, bound to a client (`Resource[Sync]` or `Resource[Async]`)."""
@@ -177,6 +179,68 @@ class Pages(Generic[P, T]):
 
         bound.__doc__ = self.__doc__
         return bound
+
+
+class Stream(Generic[P, T]):
+    """Server-sent events read as they come: an iterator of the `returns` model (one per
+    `event: delivery`) from the sync client, an async iterator from the async one. Never
+    retried: the stream ends when the connection does, and the caller reconnects."""
+
+    def __init__(self, route: Route, build: Callable[Concatenate[Any, P], Parts]) -> None:
+        self.route = route
+        self.build = build
+        self.__doc__ = build.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> Stream[P, T]: ...
+    @overload
+    def __get__(self, obj: Resource[Sync], owner: type[Any]) -> Callable[P, Iterator[T]]: ...
+    @overload
+    def __get__(self, obj: Resource[Async], owner: type[Any]) -> Callable[P, AsyncIterator[T]]: ...
+    def __get__(self, obj: Resource[Any] | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+
+        def bound(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return obj._runner._stream(build_call(self.route, self.build(obj, *args, **kwargs)))
+
+        bound.__doc__ = self.__doc__
+        return bound
+
+
+def stream(
+    path: str, returns: type[T]
+) -> Callable[[Callable[Concatenate[Any, P], Parts]], Stream[P, T]]:
+    """Declare a `GET` answered with server-sent events."""
+    route = Route("GET", path, returns, None, retry_safe=False)
+
+    def declare(build: Callable[Concatenate[Any, P], Parts]) -> Stream[P, T]:
+        return Stream(route, build)
+
+    return declare
+
+
+class ServerSentEvents:
+    """A text/event-stream read line by line: `feed` answers (event, data) as each ends."""
+
+    def __init__(self) -> None:
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if not line:
+            found = (self._event, "\n".join(self._data)) if self._data else None
+            self._event, self._data = "message", []
+            return found
+        if line.startswith(":"):  # a comment: the gateway's keep-alive
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._event = value
+        elif name == "data":
+            self._data.append(value)
+        return None
 
 
 def operation(

@@ -8,6 +8,7 @@ fails before anything is sent; response bodies keep fields this version does not
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -19,6 +20,8 @@ DeliveryStatus = Literal["pending", "succeeded", "failed", "cancelled", "skipped
 # How an endpoint receives the events of one `ordering_key`: as fast as it can (False),
 # one at a time in order (True), or one at a time and stopping at a failure ("strict").
 Ordered = bool | Literal["strict"]
+# Where an endpoint's deliveries go: POSTed to its url, or read from its stream.
+EndpointKind = Literal["http", "stream"]
 
 
 class RequestModel(BaseModel):
@@ -127,7 +130,8 @@ class RetryPolicy(RequestModel):
 
 
 class EndpointCreate(RequestModel):
-    url: str
+    url: str | None = None
+    kind: EndpointKind = "http"
     tenant_id: str | None = None
     description: str | None = None
     event_types: list[str] | None = None
@@ -167,7 +171,8 @@ class EndpointUpdate(RequestModel):
 
 class EndpointOut(ResponseModel):
     id: str
-    url: str
+    url: str | None
+    kind: EndpointKind = "http"
     tenant_id: str | None
     description: str | None
     event_types: list[str] | None
@@ -236,6 +241,35 @@ class TransformationTest(RequestModel):
 class TransformationTested(ResponseModel):
     result: dict[str, Any] | None
     error: str | None
+
+
+class StreamAck(RequestModel):
+    delivery_id: str
+    attempt: int
+    status_code: int | None
+    body: str = ""
+    error: str | None = None
+
+
+class StreamOffer(ResponseModel):
+    """One attempt read from a stream endpoint (not in the document's schemas: it is the
+    `data` of the stream's `delivery` events): the signed request, to forward as it is."""
+
+    delivery_id: str
+    attempt: int
+    event_id: str
+    event_type: str
+    method: str
+    headers: dict[str, str]
+    body: str
+    body_encoding: Literal["utf-8", "base64"]
+
+    @property
+    def content(self) -> bytes:
+        """The request's body as it was signed."""
+        if self.body_encoding == "base64":
+            return base64.b64decode(self.body)
+        return self.body.encode()
 
 
 class Recover(RequestModel):

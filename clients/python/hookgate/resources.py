@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from hookgate._core import M, Pages, Parts, Resource, new_idempotency_key, operation
+from hookgate._core import M, Pages, Parts, Resource, new_idempotency_key, operation, stream
 from hookgate.models import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -61,6 +61,8 @@ from hookgate.models import (
     SourceSecretOut,
     SourceUpdate,
     StatsOut,
+    StreamAck,
+    StreamOffer,
     TransformationTest,
     TransformationTested,
 )
@@ -194,9 +196,10 @@ class Endpoints(Resource[M]):
     """Where events are delivered."""
 
     @operation("POST", "/v1/endpoints", EndpointCreated, body=EndpointCreate)
-    def create(self, /, url: str, **fields: Any) -> Parts:
-        """Subscribe an endpoint; `fields` as in `EndpointCreate`. Answers its secret."""
-        return Parts(body={"url": url, **fields})
+    def create(self, /, url: str | None = None, **fields: Any) -> Parts:
+        """Subscribe an endpoint (at `url`, or `kind="stream"` without one); `fields` as in
+        `EndpointCreate`. Answers its secret."""
+        return Parts(body=fields if url is None else {"url": url, **fields})
 
     @operation("GET", "/v1/endpoints/{endpoint_id}", EndpointOut)
     def get(self, endpoint_id: str) -> Parts:
@@ -281,6 +284,29 @@ class Endpoints(Resource[M]):
         """Attempts, success rate and latency over time."""
         query = {"since": since, "until": until, "bucket": bucket}
         return Parts(path={"endpoint_id": endpoint_id}, query=query)
+
+    @stream("/v1/endpoints/{endpoint_id}/stream", StreamOffer)
+    def stream(self, endpoint_id: str) -> Parts:
+        """A stream endpoint's attempts as they come (`kind="stream"`), until the connection
+        ends. Acknowledge each with `acknowledge` within the gateway's delivery timeout, or
+        it fails and is retried; whatever was not acknowledged comes again on reconnecting."""
+        return Parts(path={"endpoint_id": endpoint_id})
+
+    @operation("POST", "/v1/endpoints/{endpoint_id}/stream/ack", NoContent, body=StreamAck)
+    def acknowledge(
+        self,
+        endpoint_id: str,
+        delivery_id: str,
+        attempt: int,
+        status_code: int | None,
+        *,
+        body: str | None = None,
+        error: str | None = None,
+    ) -> Parts:
+        """Answer one streamed attempt with what its receiver answered (2xx: delivered;
+        `status_code=None` and `error`: no answer)."""
+        ack = _set(delivery_id=delivery_id, attempt=attempt, body=body, error=error)
+        return Parts(path={"endpoint_id": endpoint_id}, body={**ack, "status_code": status_code})
 
     @operation("GET", "/v1/endpoints/{endpoint_id}/deliveries", Page[DeliveryOut])
     def deliveries_page(
