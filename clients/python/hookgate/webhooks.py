@@ -16,20 +16,28 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
 from hookgate.errors import SignatureError
 
 DEFAULT_TOLERANCE = 300
+
+
+class Headers(Protocol):
+    """A request's headers: a dict, or a framework's (Starlette's, Werkzeug's) as they are."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
+
 _STANDARD_PREFIX = "whsec_"
 
 
 def verify(
     payload: bytes | str,
-    headers: Mapping[str, str],
+    headers: Headers,
     secret: str,
     *,
     signature: BaseModel | Mapping[str, Any] | None = None,
