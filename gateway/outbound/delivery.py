@@ -121,7 +121,10 @@ def _claims(ctx: DeliveryContext) -> GroupCall[Want, list[Job]]:
 
 def _records(ctx: DeliveryContext) -> GroupCall[list[tuple[Job, Outcome]], None]:
     if ctx.records is None:
-        ctx.records = GroupCall(partial(record, ctx), JOBS_PER_TRANSACTION)
+        # The next delivery of an ordering key is sent by the process that recorded the
+        # end of the one before it, without a queue round trip.
+        send_next = partial(deliver_deliveries, ctx)
+        ctx.records = GroupCall(partial(record, ctx, send_next=send_next), JOBS_PER_TRANSACTION)
     return ctx.records
 
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.health import record_health
-from gateway.outbound.ordering import dispatch_successors, lets_next_go, not_held_back
+from gateway.outbound.ordering import SendHere, dispatch_successors, lets_next_go, not_held_back
 from gateway.outbound.payload import event_body
 from gateway.outbound.policy import effective, retry_delay
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, dispatch_deliveries
@@ -323,8 +323,13 @@ def _count(job: Job, outcome: Outcome) -> None:
         ATTEMPTS.labels(kind, status_class(outcome.status_code)).inc()
 
 
-async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]]) -> list[None]:
-    """Record the attempts of many jobs in one transaction."""
+async def record(
+    ctx: DeliveryContext,
+    batches: list[list[tuple[Job, Outcome]]],
+    send_next: SendHere | None = None,
+) -> list[None]:
+    """Record the attempts of many jobs in one transaction. `send_next` sends, in this
+    process, the deliveries of ordering keys whose previous one ended here."""
     results = [result for batch in batches for result in batch]
     now = utcnow()
     attempt_rows = []
@@ -454,7 +459,7 @@ async def record(ctx: DeliveryContext, batches: list[list[tuple[Job, Outcome]]])
     for job, _outcome in results:  # a breaker's probe is over, whatever came of it
         ctx.probing.pop(job.endpoint.id, None)
     if ended_heads:
-        await dispatch_successors(ctx, ended_heads)
+        await dispatch_successors(ctx, ended_heads, send_next)
     await _dispatch_later(ctx, retries)
     return [None] * len(batches)
 

@@ -17,7 +17,9 @@ the key's head.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, bindparam, case, exists, false, or_, select, true, update
@@ -33,6 +35,8 @@ if TYPE_CHECKING:  # the CLI's skip needs none of what a delivering process does
     from gateway.outbound.context import DeliveryContext
 
 log = logging.getLogger("gateway.delivery")
+# Sends deliveries (by id) in this process: `delivery.deliver_deliveries`, bound.
+SendHere = Callable[[list[str]], Awaitable[object]]
 
 _DELIVERY = table(Delivery)
 _ENDPOINT = table(Endpoint)
@@ -113,15 +117,31 @@ async def successors(session: AsyncSession, ended: list[str]) -> list[str]:
     return list(result.scalars())
 
 
-async def dispatch_successors(ctx: DeliveryContext, ended: list[str]) -> None:
-    """After the ends of these deliveries were committed: send the next of their keys.
-    A failure here is only a delay: the sweeper finds the new heads."""
+async def dispatch_successors(
+    ctx: DeliveryContext, ended: list[str], send_here: SendHere | None = None
+) -> None:
+    """After the ends of these deliveries were committed: send the next of their keys,
+    with `send_here` in this process (no queue round trip, which one key pays per
+    event), else through the queue. A failure here is only a delay: the sweeper finds
+    the new heads (a process that dies sending them leaves leases that lapse)."""
     try:
         async with ctx.sessionmaker() as session, session.begin():
             found = await successors(session, ended)
-        await dispatch_deliveries(ctx.dispatcher, found, f"next:{ended[0]}")
+        if not found:
+            return
+        if send_here is not None:
+            ctx.keep(asyncio.create_task(_sent_here(send_here, found)))
+        else:
+            await dispatch_deliveries(ctx.dispatcher, found, f"next:{ended[0]}")
     except Exception:
         log.exception("could not dispatch the next deliveries of %d ordering keys", len(ended))
+
+
+async def _sent_here(send_here: SendHere, delivery_ids: list[str]) -> None:
+    try:
+        await send_here(delivery_ids)
+    except Exception:  # their leases lapse, and the sweeper hands them out again
+        log.exception("could not send the next deliveries of %d ordering keys", len(delivery_ids))
 
 
 async def skip(
