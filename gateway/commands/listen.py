@@ -383,11 +383,11 @@ class _Listener:
             out.print(_line(row), markup=False)
         else:
             self.rows.append(row)
-            self._live.update(self._table())
+            self._live.update(self._table(), refresh=True)
 
     def _status(self) -> None:
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.update(self._table(), refresh=True)
         else:
             note(f"[dim]{escape(self.state)}[/dim]")
 

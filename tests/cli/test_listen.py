@@ -106,3 +106,19 @@ def test_listen_forwards_every_event_across_a_killed_listener(
     assert errors <= {"no listener connected", "not acknowledged"}, errors
     assert failures and all(retried for _, retried in failures), failures
     assert len(events) == 40
+
+
+def test_listen_refuses_what_cannot_work(gw: Gateway) -> None:
+    bad_url = gw.run_cli("listen", "--forward-to", "localhost:3000/webhooks")
+    assert bad_url.returncode == 2 and "http or https URL" in bad_url.stderr
+    wrong_key = gw.run_cli(
+        "listen",
+        "--forward-to",
+        "http://127.0.0.1:9/hooks",
+        "--url",
+        str(gw.api.base_url),
+        "--api-key",
+        "not-a-key",
+    )
+    assert wrong_key.returncode == 1 and "401" in wrong_key.stderr, wrong_key.stderr
+    assert gw.api.get("/v1/endpoints").json()["data"] == []
