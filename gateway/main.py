@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -112,7 +113,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if isinstance(dispatcher, ArqDispatcher)
             else MemoryAdmission()
         )
-        app.state.batcher = PublishBatcher(app.state.sessionmaker, dispatcher)
+        # Published deliveries are leased to their jobs for the sweeper's grace: a job
+        # lost meanwhile leaves a lease that has lapsed when the sweeper looks.
+        app.state.batcher = PublishBatcher(
+            app.state.sessionmaker,
+            dispatcher,
+            lease=timedelta(seconds=settings.sweep_grace) if settings.sweep_grace > 0 else None,
+        )
         app.state.failures = FailureLimiter(settings.auth_failure_rate_limit)
         app.state.inbound = InboundContext(
             box,

@@ -9,6 +9,7 @@ a 202 means stored.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from gateway.db import SessionMaker
 from gateway.groupcall import GroupCall
@@ -19,9 +20,12 @@ MAX_BATCH = 200
 
 
 class PublishBatcher:
-    def __init__(self, sessionmaker: SessionMaker, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, sessionmaker: SessionMaker, dispatcher: Dispatcher, lease: timedelta | None = None
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._dispatcher = dispatcher
+        self._lease = lease  # deliveries are stored leased to their jobs (`publish_many`)
         self._group: GroupCall[Publish, Published] = GroupCall(self._publish_many, MAX_BATCH)
 
     async def publish(self, item: Publish) -> Published:
@@ -29,7 +33,7 @@ class PublishBatcher:
 
     async def _publish_many(self, items: list[Publish]) -> Sequence[Published | Exception]:
         async with self._sessionmaker() as session:
-            return await publish_many(session, self._dispatcher, items)
+            return await publish_many(session, self._dispatcher, items, self._lease)
 
     async def close(self) -> None:
         await self._group.close()

@@ -45,6 +45,8 @@ class DeliveryContext:
     # The claims, and the records, of jobs running at once, each made in one
     # transaction; made on first use by `delivery.py`, which owns their types.
     claims: GroupCall[Any, Any] | None = None
+    # The reads of jobs that carry their deliveries' leases, likewise.
+    leases: GroupCall[Any, Any] | None = None
     records: GroupCall[Any, Any] | None = None
 
     def __post_init__(self) -> None:

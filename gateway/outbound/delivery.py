@@ -2,7 +2,9 @@
 
 The stages: claim (a lease in `locked_until`, in one short transaction), attempt
 (admitted by `load.py`, signed, sent without holding any database connection), and
-record (one more transaction), the SQL of the first and last in `ledger.py`. The
+record (one more transaction), the SQL of the first and last in `ledger.py`. A new
+event's deliveries are leased by the publish itself (`fanout.py`): their job carries
+the lease and only reads what it sends (`ledger.take_leased`), without a claim. The
 claims of jobs running at the same time in one process are made together, in one
 transaction, and so are their records (`gateway.groupcall`): that cost is most of a
 job's CPU, and under load it is shared by many jobs. A worker that dies mid-flight
@@ -35,7 +37,7 @@ from gateway.outbound.context import DeliveryContext
 from gateway.outbound.credentials import AuthFailed, Ready
 from gateway.outbound.endpoints import SECRET, live_previous_secret_expiry
 from gateway.outbound.health import breaker_wait
-from gateway.outbound.ledger import Job, Outcome, Want, claim, record
+from gateway.outbound.ledger import Job, Leased, Outcome, Want, claim, record, take_leased
 from gateway.outbound.load import Admitted, Busy
 from gateway.outbound.retry import parse_retry_after
 from gateway.outbound.signatures import STANDARD, key_of, scheme_of, signed_headers
@@ -82,8 +84,15 @@ async def deliver_deliveries(ctx: DeliveryContext, delivery_ids: Sequence[str]) 
     return await _deliver(ctx, Want(delivery_ids=tuple(delivery_ids)))
 
 
-async def _deliver(ctx: DeliveryContext, want: Want) -> int:
-    jobs = await _claims(ctx)(want)
+async def deliver_leased(ctx: DeliveryContext, lease: datetime, delivery_ids: Sequence[str]) -> int:
+    """Send the deliveries that their publish leased until `lease`, still pending."""
+    if not delivery_ids:
+        return 0
+    return await _deliver(ctx, Leased(lease, tuple(delivery_ids)))
+
+
+async def _deliver(ctx: DeliveryContext, want: Want | Leased) -> int:
+    jobs = await (_leases(ctx)(want) if isinstance(want, Leased) else _claims(ctx)(want))
     if not jobs:
         return 0
     tasks = [asyncio.create_task(_attempt_guarded(ctx, job)) for job in jobs]
@@ -117,6 +126,12 @@ def _claims(ctx: DeliveryContext) -> GroupCall[Want, list[Job]]:
     if ctx.claims is None:
         ctx.claims = GroupCall(partial(claim, ctx), JOBS_PER_TRANSACTION)
     return ctx.claims
+
+
+def _leases(ctx: DeliveryContext) -> GroupCall[Leased, list[Job]]:
+    if ctx.leases is None:
+        ctx.leases = GroupCall(partial(take_leased, ctx), JOBS_PER_TRANSACTION)
+    return ctx.leases
 
 
 def _records(ctx: DeliveryContext) -> GroupCall[list[tuple[Job, Outcome]], None]:

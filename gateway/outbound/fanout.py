@@ -12,10 +12,12 @@ which groups concurrent publishes), each item succeeding or failing on its own;
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, insert, select, text
@@ -29,7 +31,7 @@ from gateway.ids import new_id
 from gateway.metrics import EVENTS, FILTER_FAILURES, event_type_label
 from gateway.outbound import dataschema, filters
 from gateway.outbound.matching import source_matches, type_matches
-from gateway.queue.dispatch import Dispatcher, dispatch_events
+from gateway.queue.dispatch import Dispatcher, dispatch_events, dispatch_leased
 from gateway.store.models import (
     Delivery,
     DeliveryStatus,
@@ -117,6 +119,9 @@ class Published:
     event: Event
     deliveries: int
     created: bool  # False when an Idempotency-Key repeat returned the first event
+    # Its deliveries that the publish leased (see `publish_many`), and until when.
+    leased: list[str] = field(default_factory=list)
+    leased_until: datetime | None = None
 
 
 def serialize_data(data: dict[str, Any]) -> str:
@@ -138,9 +143,17 @@ async def publish(
 
 
 async def publish_many(
-    session: AsyncSession, dispatcher: Dispatcher, items: list[Publish]
+    session: AsyncSession,
+    dispatcher: Dispatcher,
+    items: list[Publish],
+    lease: timedelta | None = None,
 ) -> list[Published | Exception]:
     """Store the batch in one transaction; per item, the event or the error it gets.
+
+    With a `lease`, the deliveries are stored leased for that long (not those of
+    ordered endpoints, which the claim holds back in order) and their jobs carry
+    the lease, so that the worker sends them without claiming them first; a job
+    lost meanwhile leaves only a lease that lapses within the sweeper's grace.
 
     A batch that trips over a concurrent writer (an idempotency key committed
     elsewhere meanwhile, an endpoint deleted between matching and insert) is rolled
@@ -152,7 +165,7 @@ async def publish_many(
     results: list[Published | Exception] | None = None
     for tries_left in reversed(range(STORE_TRIES)):
         try:
-            results = await _store(session, items)
+            results = await _store(session, items, lease=lease)
             break
         except DBAPIError as exc:
             await session.rollback()
@@ -162,7 +175,7 @@ async def publish_many(
                 break  # an item the database refuses: found out item by item below
     if results is None:
         # Each is counted and dispatched on its own.
-        return [await _publish_alone(session, dispatcher, item) for item in items]
+        return [await _publish_alone(session, dispatcher, item, lease) for item in items]
     await _announce(dispatcher, items, results)
     return results
 
@@ -229,21 +242,29 @@ async def _announce(
                 "inbound" if r.event.source_id else "api",
                 event_type_label(r.event.type, item.by_operator),
             ).inc()
-    await dispatch_events(
-        dispatcher,
-        [
-            (r.event.id, r.deliveries)
-            for r in results
-            if isinstance(r, Published) and r.created and r.deliveries
-        ],
+    created = [r for r in results if isinstance(r, Published) and r.created]
+    # One batch, one lease.
+    until = next((r.leased_until for r in created if r.leased_until is not None), None)
+    await asyncio.gather(
+        dispatch_leased(dispatcher, until, [d for r in created for d in r.leased])
+        if until is not None
+        else asyncio.sleep(0),
+        dispatch_events(
+            dispatcher,
+            [
+                (r.event.id, r.deliveries - len(r.leased))
+                for r in created
+                if r.deliveries > len(r.leased)
+            ],
+        ),
     )
 
 
 async def _publish_alone(
-    session: AsyncSession, dispatcher: Dispatcher, item: Publish
+    session: AsyncSession, dispatcher: Dispatcher, item: Publish, lease: timedelta | None
 ) -> Published | Exception:
     try:
-        [result] = await publish_many(session, dispatcher, [item])
+        [result] = await publish_many(session, dispatcher, [item], lease)
     except Exception as exc:  # this item's alone: the others' results stand
         await session.rollback()
         return exc
@@ -261,10 +282,14 @@ def _conflict(exc: DBAPIError) -> bool:
 
 
 async def _store(
-    session: AsyncSession, items: list[Publish], all_or_none: bool = False
+    session: AsyncSession,
+    items: list[Publish],
+    all_or_none: bool = False,
+    lease: timedelta | None = None,
 ) -> list[Published | Exception]:
     """Store the items; per item, the event or its error. `all_or_none`: when any item
-    has an error, store nothing (the caller raises it)."""
+    has an error, store nothing (the caller raises it). With a `lease`, the deliveries
+    that may be sent at once are stored leased (see `publish_many`)."""
     results: list[Published | Exception] = []
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
@@ -378,9 +403,28 @@ async def _store(
     if events:
         await conn.execute(_INSERT_EVENTS, events)
     if deliveries:
+        if lease is not None:
+            _lease(deliveries, results, utcnow() + lease)
         await conn.execute(_INSERT_DELIVERIES, deliveries)
     await session.commit()
     return results
+
+
+def _lease(
+    deliveries: list[dict[str, Any]], results: list[Published | Exception], until: datetime
+) -> None:
+    """Lease the deliveries to their publish's jobs, all but ordered ones (numbered by
+    now), which go through the claim: it holds back all but the head of a key."""
+    of_event = {r.event.id: r for r in results if isinstance(r, Published) and r.created}
+    for row in deliveries:
+        if row.get("ordering_key") is None:
+            row["locked_until"] = until
+            row["stalled_claims"] = 1  # as a claim counts: a crash mid-attempt shows
+            published = of_event[row["event_id"]]
+            published.leased.append(row["id"])
+            published.leased_until = until
+        else:
+            row["locked_until"] = None
 
 
 async def _take_sequences(

@@ -49,6 +49,15 @@ class Want:
     delivery_ids: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Leased:
+    """What a job carries when the publish leased its deliveries: their ids, and the
+    lease (their `locked_until`), which makes them this job's without a claim."""
+
+    lease: datetime
+    delivery_ids: tuple[str, ...]
+
+
 @dataclass
 class Job:
     delivery_id: str
@@ -269,6 +278,122 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
                 row.stalled_claims - 1,
                 created_at=row.created_at,
                 ordering_key=row.ordering_key,
+            )
+        )
+    return jobs
+
+
+# A publish's lease with less than this left beyond the attempt's timeout is taken
+# over with a lease of a claim's length: an attempt (with its wait for a slot, and its
+# record) must end while its lease holds, or the sweeper hands the delivery out again.
+LEASE_MARGIN = timedelta(seconds=5)
+# The deliveries that publishes leased, still pending under a lease, with their events'
+# rows in the same read (the delivery's columns named apart from the event's).
+_LEASED = (
+    select(
+        _DELIVERY.c.id.label("delivery_id"),
+        _DELIVERY.c.endpoint_id,
+        _DELIVERY.c.locked_until,
+        _DELIVERY.c.attempt_count,
+        _DELIVERY.c.rate_slot_at,
+        _DELIVERY.c.stalled_claims,
+        _DELIVERY.c.created_at.label("delivery_created_at"),
+        _EVENT,
+    )
+    .join(_EVENT, _EVENT.c.id == _DELIVERY.c.event_id)
+    .where(
+        _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
+        _DELIVERY.c.status == DeliveryStatus.PENDING,
+        # Never leased by a publish: ordered deliveries go through the claim.
+        _DELIVERY.c.ordering_key.is_(None),
+    )
+)
+_TAKE_OVER = (
+    update(_DELIVERY)
+    .where(
+        _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
+        _DELIVERY.c.status == DeliveryStatus.PENDING,
+        _DELIVERY.c.locked_until == bindparam("lease"),
+    )
+    .values(locked_until=bindparam("new_lease"), stalled_claims=_DELIVERY.c.stalled_claims + 1)
+)
+
+
+async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Job]]:
+    """The deliveries of many jobs that their publishes leased, in one read; per job.
+
+    No claim: the publish wrote the lease in the same transaction as the rows, so
+    the job only reads what it sends (its deliveries still pending under that lease,
+    their events and endpoints), without a transaction or a commit to wait for. A job
+    that starts with too little of its lease left (it waited in the queue) first
+    takes its deliveries over with a claim's lease, if that lease is still theirs: a
+    delivery already handed out again by the sweeper is left to that job.
+    """
+    now = utcnow()
+    enough = now + timedelta(seconds=ctx.settings.delivery_timeout) + LEASE_MARGIN
+    owner: dict[str, int] = {}
+    lease_of: dict[str, datetime] = {}
+    late: dict[datetime, list[str]] = {}
+    for i, want in enumerate(wants):
+        for delivery_id in want.delivery_ids:
+            if delivery_id not in owner:
+                owner[delivery_id] = i
+                lease_of[delivery_id] = want.lease
+                if as_utc(want.lease) < enough:
+                    late.setdefault(want.lease, []).append(delivery_id)
+    if late:
+        new_lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
+        async with ctx.sessionmaker() as session, session.begin():
+            conn = await session.connection()
+            for lease, ids in late.items():
+                await conn.execute(_TAKE_OVER, {"ids": ids, "lease": lease, "new_lease": new_lease})
+        for ids in late.values():
+            for delivery_id in ids:
+                lease_of[delivery_id] = new_lease
+    async with ctx.sessionmaker() as session:
+        # Reads only: no transaction to open and commit, two round trips fewer.
+        conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        rows = sorted(
+            (
+                row
+                for row in await conn.execute(_LEASED, {"ids": list(owner)})
+                if row.locked_until is not None
+                and as_utc(row.locked_until) == as_utc(lease_of[row.delivery_id])
+            ),
+            key=lambda row: row.delivery_id,
+        )
+        endpoints = (
+            {
+                e.id: e
+                for e in await conn.execute(
+                    _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in rows})}
+                )
+            }
+            if rows
+            else {}
+        )
+    bodies: dict[str, bytes] = {}
+    jobs: list[list[Job]] = [[] for _ in wants]
+    for row in rows:
+        endpoint = endpoints.get(row.endpoint_id)
+        if endpoint is None:  # deleted meanwhile, and its deliveries with it
+            continue
+        body = bodies.get(row.id)
+        if body is None:
+            body = bodies[row.id] = event_body(
+                row.id, row.type, row.created_at, row.data, row.previous_data
+            )
+        jobs[owner[row.delivery_id]].append(
+            Job(
+                row.delivery_id,
+                lease_of[row.delivery_id],
+                row.attempt_count + 1,
+                endpoint,
+                row,  # the event's columns, under their own names
+                body,
+                row.rate_slot_at,
+                row.stalled_claims - 1,  # counted by the publish's lease or the takeover
+                created_at=row.delivery_created_at,
             )
         )
     return jobs

@@ -8,6 +8,7 @@ take their context as an argument.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from gateway.crypto import SecretBox
@@ -21,6 +22,7 @@ from gateway.queue.dispatch import (
     DELIVER_DELIVERIES,
     DELIVER_EVENT,
     DELIVER_EVENTS,
+    DELIVER_LEASED,
     ArqDispatcher,
     Dispatcher,
     JobFunction,
@@ -67,6 +69,10 @@ async def deliver_deliveries(ctx: dict[str, Any], delivery_ids: Sequence[str]) -
     return await delivery.deliver_deliveries(_gw(ctx), delivery_ids)
 
 
+async def deliver_leased(ctx: dict[str, Any], lease: datetime, delivery_ids: Sequence[str]) -> int:
+    return await delivery.deliver_leased(_gw(ctx), lease, delivery_ids)
+
+
 async def sweep(ctx: dict[str, Any]) -> int:
     return await sweeper.sweep(_gw(ctx))
 
@@ -80,4 +86,5 @@ FUNCTIONS: dict[str, JobFunction] = {
     DELIVER_EVENT: deliver_event,
     DELIVER_EVENTS: deliver_events,
     DELIVER_DELIVERIES: deliver_deliveries,
+    DELIVER_LEASED: deliver_leased,
 }

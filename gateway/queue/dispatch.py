@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.logs import Throttled
@@ -27,6 +27,8 @@ _outage = Throttled(log)
 DELIVER_EVENT = "deliver_event"  # one event; still run for jobs queued by older versions
 DELIVER_EVENTS = "deliver_events"
 DELIVER_DELIVERIES = "deliver_deliveries"
+# Deliveries leased by their publish: the job carries the lease, so it claims nothing.
+DELIVER_LEASED = "deliver_leased"
 
 JobFunction = Callable[..., Awaitable[Any]]
 
@@ -81,6 +83,19 @@ async def dispatch_events(dispatcher: Dispatcher, events: list[tuple[str, int]])
         size += deliveries
     await asyncio.gather(
         *(dispatcher.enqueue(DELIVER_EVENTS, ids, job_id=f"evt:{ids[0]}") for ids in jobs)
+    )
+
+
+async def dispatch_leased(dispatcher: Dispatcher, lease: datetime, ids: list[str]) -> None:
+    """Hand deliveries that their publish leased (`locked_until` = `lease`) to the queue,
+    in jobs of `DELIVERIES_PER_JOB` that carry the lease: the worker that runs one
+    sends them without claiming them again. The job id is the first delivery's."""
+    await asyncio.gather(
+        *(
+            dispatcher.enqueue(DELIVER_LEASED, lease, chunk, job_id=f"lease:{chunk[0]}")
+            for start in range(0, len(ids), DELIVERIES_PER_JOB)
+            for chunk in [ids[start : start + DELIVERIES_PER_JOB]]
+        )
     )
 
 

@@ -23,13 +23,13 @@ from gateway.db import create_engine, create_sessionmaker
 from gateway.migrate import upgrade
 from gateway.outbound import reads
 from gateway.outbound.context import DeliveryContext
-from gateway.outbound.delivery import deliver_deliveries, deliver_events
+from gateway.outbound.delivery import deliver_deliveries, deliver_events, deliver_leased
 from gateway.outbound.endpoints import create_endpoint, get_endpoint
-from gateway.outbound.fanout import publish
+from gateway.outbound.fanout import Publish, Published, publish, publish_many
 from gateway.outbound.ledger import Outcome, Want, claim, record
 from gateway.outbound.schemas import EndpointCreate
 from gateway.outbound.tasks import build_delivery_context
-from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS
+from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, DELIVER_LEASED
 from gateway.settings import Settings
 from gateway.timeutil import as_utc, utcnow
 from tests.support.receiver import Receiver, Reply
@@ -168,6 +168,49 @@ def test_a_claimed_delivery_is_not_claimed_again_until_its_lease_lapses(
         shown = await _delivery(ctx, delivery_id)
         assert shown["attempt_count"] == 1 and len(shown["attempts"]) == 1
         assert shown["attempts"][0].response_body != "late"
+
+    run(settings, scenario)
+
+
+def test_a_publish_leases_its_deliveries_to_the_job_it_queues(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    async def leased(ctx: DeliveryContext, jobs: QueuedJobs, seconds: float) -> Published:
+        async with ctx.sessionmaker() as session:
+            [published] = await publish_many(
+                session, jobs, [Publish("order.created", {})], timedelta(seconds=seconds)
+            )
+        assert isinstance(published, Published)
+        return published
+
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        await _endpoint(ctx, receiver.url(path))
+        published = await leased(ctx, jobs, 30)
+        [(function, (lease, ids), _, _)] = jobs.jobs
+        assert function == DELIVER_LEASED and ids == published.leased
+        # The lease is the job's: no claim takes the delivery meanwhile.
+        assert await claim(ctx, [Want(event_ids=(published.event.id,))]) == [[]]
+        assert await deliver_leased(ctx, lease, ids) == 1
+        assert (await _delivery(ctx, ids[0]))["status"] == "succeeded"
+        # The same job again (arq retries a job whose worker died): nothing is left.
+        assert await deliver_leased(ctx, lease, ids) == 0
+        assert len(receiver.received(path)) == 1
+
+        # A job that waited in the queue until too little of its lease was left takes
+        # the delivery over, if it is still its own; not once the sweeper's job has.
+        late = await leased(ctx, jobs, 1)
+        lost = await leased(ctx, jobs, 1)
+        assert late.leased_until is not None and lost.leased_until is not None
+        assert await deliver_deliveries(ctx, lost.leased) == 0  # not lapsed yet
+        async with ctx.sessionmaker() as session:  # lapsed, and taken by another job
+            await session.execute(
+                text("UPDATE delivery SET locked_until = :other WHERE id = :id"),
+                {"other": utcnow() + timedelta(seconds=60), "id": lost.leased[0]},
+            )
+            await session.commit()
+        assert await deliver_leased(ctx, late.leased_until, late.leased) == 1
+        assert await deliver_leased(ctx, lost.leased_until, lost.leased) == 0
+        assert len(receiver.received(path)) == 2
 
     run(settings, scenario)
 
