@@ -165,7 +165,7 @@ async def list_events(
         return (await page(session, query, Event.id, limit, cursor)).map(event_out)
     query = query.where(col(Event.ordering_key) == ordering_key)
     if cursor:
-        if not cursor.isdigit():
+        if not cursor.isdigit() or len(cursor) > 18:  # a sequence, within a BIGINT
             raise Invalid(
                 "cursor must be the next_cursor of a page of this ordering_key",
                 loc=("query", "cursor"),
