@@ -40,6 +40,7 @@ OPTIONS = {
     "data": "--data",
     "tenant_id": "--tenant",
     "previous_data": "--previous-data",
+    "ordering_key": "--ordering-key",
 }
 
 Tenant = Annotated[str | None, typer.Option(help="The tenant the event belongs to.")]
@@ -55,6 +56,13 @@ def events_publish(
         typer.Option(
             help="For an update event, the data before the change (a JSON object), "
             "delivered beside the data as previous_data."
+        ),
+    ] = None,
+    ordering_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Ordered endpoints receive the events of one key one at a time, in "
+            "publish order (see docs/ordering.md)."
         ),
     ] = None,
     as_json: JsonFlag = False,
@@ -76,7 +84,13 @@ def events_publish(
     except ValueError as exc:
         fail(f"--previous-data is not valid JSON: {exc}", EXIT_USAGE)
     try:
-        body = EventCreate(type=event_type, data=parsed, tenant_id=tenant, previous_data=before)
+        body = EventCreate(
+            type=event_type,
+            data=parsed,
+            tenant_id=tenant,
+            previous_data=before,
+            ordering_key=ordering_key,
+        )
     except ValidationError as exc:
         input_error(exc, OPTIONS)
     dispatcher = CommandDispatcher(settings)
@@ -91,6 +105,7 @@ def events_publish(
                 tenant_id=body.tenant_id,
                 schema_check=settings.event_types,
                 previous_data=body.previous_data,
+                ordering_key=body.ordering_key,
             )
         return dump(EventPublished, published_out(published))
 
@@ -160,6 +175,7 @@ def events_publish_batch(
             ),
             schema_check=settings.event_types,
             previous_data=event.previous_data,
+            ordering_key=event.ordering_key,
         )
         for event in batch.events
     ]

@@ -164,6 +164,12 @@ def test_ordering_fields_are_checked(gw: Gateway, receiver: Receiver, path: str)
     assert endpoint["ordered"] is False
     response = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"ordered": None})
     assert_422_naming(response, "ordered")
+    # The command line publishes with a key too, one event or a batch.
+    published = gw.run_cli(
+        "events", "publish", "a.b", "--data", "{}", "--ordering-key", "cli", "--json"
+    )
+    assert published.returncode == 0, published.stderr
+    assert json.loads(published.stdout)["sequence"] == 1
     for cursor in ("evt_x", "9" * 30):
         response = gw.api.get("/v1/events", params={"ordering_key": "k", "cursor": cursor})
         assert_422_naming(response, "cursor")
