@@ -6,13 +6,15 @@ route or status added to the gateway fails here until the SDK has it too."""
 from __future__ import annotations
 
 import inspect
+import re
+import typing
 from functools import cache
 from typing import Any
 
 from hookgate import models
 from hookgate._core import Operation, Stream
 from hookgate.resources import RESOURCES
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from gateway.main import create_app
 
@@ -23,6 +25,8 @@ SCHEMAS_NOT_IN_SDK = {"InboundAccepted", "InboundChallenge"}
 # Operations that take their whole body as one argument.
 WHOLE_BODY = {"import_openapi": "document"}
 REF = "#/components/schemas/"
+# A query parameter's choices, when the document writes them as a pattern.
+CHOICES = re.compile(r"^\^\(([\w|]+)\)\$$")
 
 
 @cache
@@ -81,7 +85,17 @@ def _shape(schema: dict[str, Any]) -> Any:
         return ("map", _shape(extra) if isinstance(extra, dict) else "any")
     if kind == "string" and schema.get("format") == "date-time":
         return "date-time"
+    if kind == "string" and (choices := CHOICES.match(schema.get("pattern", ""))):
+        return ("enum", frozenset(choices.group(1).split("|")))
     return kind or "any"
+
+
+def _without_null(shape: Any) -> Any:
+    """A parameter's type with `null` taken out: the SDK's None means "not sent"."""
+    if isinstance(shape, tuple) and shape[0] == "union":
+        rest = shape[1] - {"null"}
+        return next(iter(rest)) if len(rest) == 1 else ("union", rest)
+    return shape
 
 
 def _sdk_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -167,6 +181,18 @@ def test_each_operation_has_the_documents_parameters_body_and_answer() -> None:
             problems.append(
                 f"{name}: parameters {sorted(named)}, the document's {sorted(expected)}"
             )
+        hints = typing.get_type_hints(operation.build)
+        for param in spec.get("parameters", []):
+            ours = hints.get(param["name"].lower().replace("-", "_"))
+            if ours is None:
+                continue
+            theirs_shape = _without_null(_shape(param["schema"]))
+            ours_shape = _without_null(_shape(TypeAdapter(ours).json_schema()))
+            if theirs_shape != ours_shape:
+                problems.append(
+                    f"{name}: {param['name']} is {theirs_shape} in the document, "
+                    f"{ours_shape} in the SDK"
+                )
     assert problems == []
 
 
