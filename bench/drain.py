@@ -117,10 +117,12 @@ def backlog_drain(
     per_event_in_group: int,
     workers: int,
     keep_workers: bool = False,
+    keys: int | None = None,
 ) -> Drain:
-    """Publish `events` of `event_type`, then drain them; the workers are stopped after,
-    unless `keep_workers` (a phase that goes on with them)."""
-    publish = publish_backlog(stack.api, stack.auth, event_type, events)
+    """Publish `events` of `event_type` (with `keys`, over that many ordering keys), then
+    drain them; the workers are stopped after, unless `keep_workers` (a phase that goes
+    on with them)."""
+    publish = publish_backlog(stack.api, stack.auth, event_type, events, keys=keys)
     published = sum(r.ok for r in publish.results)
     unanswered = sum(r.status == 0 for r in publish.results)
     expected = published * per_event_in_group

@@ -205,9 +205,15 @@ async def closed_loop(
 
 
 def publish_requests(
-    api: str, auth: dict[str, str], event_type: str, n: int, first: int = 0
+    api: str,
+    auth: dict[str, str],
+    event_type: str,
+    n: int,
+    first: int = 0,
+    keys: int | None = None,
 ) -> list[Request]:
-    """n `POST /v1/events` bodies of about the size the facts were measured with (~150 B)."""
+    """n `POST /v1/events` bodies of about the size the facts were measured with (~150 B);
+    with `keys`, each with one of that many ordering keys, in turn."""
     headers = {**auth, "Content-Type": "application/json"}
     return [
         Request(
@@ -221,6 +227,7 @@ def publish_requests(
                         "currency": "eur",
                         "customer": "cus_bench",
                     },
+                    **({"ordering_key": f"key_{i % keys}"} if keys else {}),
                 }
             ).encode(),
             headers,
@@ -230,12 +237,17 @@ def publish_requests(
 
 
 def publish_backlog(
-    api: str, auth: dict[str, str], event_type: str, n: int, concurrency: int = 32
+    api: str,
+    auth: dict[str, str],
+    event_type: str,
+    n: int,
+    concurrency: int = 32,
+    keys: int | None = None,
 ) -> LoadRun:
     async def go() -> LoadRun:
         async with session(concurrency) as client:
             return await closed_loop(
-                client, publish_requests(api, auth, event_type, n), concurrency
+                client, publish_requests(api, auth, event_type, n, keys=keys), concurrency
             )
 
     return run(go())

@@ -31,7 +31,13 @@ class Compared:
 
 
 def _drain(
-    run: Run, stack: Stack, prefix: str, name: str, change: dict[str, Any] | None
+    run: Run,
+    stack: Stack,
+    prefix: str,
+    name: str,
+    change: dict[str, Any] | None,
+    events: int,
+    keys: int | None,
 ) -> tuple[Drain, bool]:
     event_type = f"{prefix}.{name}"
     ids = stack.endpoints(
@@ -44,10 +50,11 @@ def _drain(
         stack,
         run.receiver.arrivals,
         event_type,
-        max(1, run.sizes.w1_deliveries // PER_EVENT),
+        events,
         f"/{prefix}/{name}",
         PER_EVENT,
         1,
+        keys=keys,
     )
     book = ledger.check(
         f"W1 {name}",
@@ -63,12 +70,24 @@ def _drain(
     return drain, book.ok
 
 
-def compare_w1(run: Run, stack: Stack, prefix: str, change: dict[str, Any]) -> Compared:
-    """Drain W1 in turns with and without `change` (a PATCH body for every endpoint)."""
+def compare_w1(
+    run: Run,
+    stack: Stack,
+    prefix: str,
+    change: dict[str, Any],
+    events: int | None = None,
+    keys: int | None = None,
+    order: tuple[bool, ...] = ORDER,
+) -> Compared:
+    """Drain W1 in turns with and without `change` (a PATCH body for every endpoint):
+    backlogs of `events` (W1's size if None), over `keys` ordering keys if given."""
+    events = events or max(1, run.sizes.w1_deliveries // PER_EVENT)
     drains: dict[bool, list[tuple[Drain, bool]]] = {False: [], True: []}
-    for turn, changed in enumerate(ORDER):
+    for turn, changed in enumerate(order):
         name = f"{'with' if changed else 'without'}{turn}"
-        drains[changed].append(_drain(run, stack, prefix, name, change if changed else None))
+        drains[changed].append(
+            _drain(run, stack, prefix, name, change if changed else None, events, keys)
+        )
     return Compared(
         without=max((d for d, _ok in drains[False]), key=lambda d: d.rate),
         with_change=max((d for d, _ok in drains[True]), key=lambda d: d.rate),
