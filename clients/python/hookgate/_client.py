@@ -4,6 +4,7 @@ trying again as `Retries` says, and raise `hookgate.errors` for error answers.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -26,6 +27,8 @@ from hookgate.resources import (
     Root,
     Sources,
 )
+
+log = logging.getLogger("hookgate")
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -79,6 +82,11 @@ def _answered(call: Call, response: httpx.Response) -> bool:
     return response.is_success or response.status_code in call.route.answers
 
 
+def _retrying(call: Call, wait: float, why: httpx.Response | Exception) -> None:
+    reason = why.status_code if isinstance(why, httpx.Response) else type(why).__name__
+    log.info("%s %s: %s, trying again in %.2f s", call.route.method, call.path, reason, wait)
+
+
 def _unreachable(error: httpx.TransportError) -> APIConnectionError:
     kind = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
     return kind(f"no answer from the gateway: {type(error).__name__}: {error}")
@@ -130,12 +138,14 @@ class Client(Root[Sync]):
                 wait = retries.delay(call, done, error=error)
                 if wait is None:
                     raise _unreachable(error) from error
+                _retrying(call, wait, error)
             else:
                 if _answered(call, response):
                     return response
                 wait = retries.delay(call, done, response=response)
                 if wait is None:
                     return response
+                _retrying(call, wait, response)
             time.sleep(wait)
             done += 1
 
@@ -225,12 +235,14 @@ class AsyncClient(Root[Async]):
                 wait = retries.delay(call, done, error=error)
                 if wait is None:
                     raise _unreachable(error) from error
+                _retrying(call, wait, error)
             else:
                 if _answered(call, response):
                     return response
                 wait = retries.delay(call, done, response=response)
                 if wait is None:
                     return response
+                _retrying(call, wait, response)
             await asyncio.sleep(wait)
             done += 1
 

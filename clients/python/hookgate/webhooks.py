@@ -66,7 +66,7 @@ def verify(
     try:
         return json.loads(body)
     except ValueError as error:
-        raise SignatureError(f"the body is not JSON: {error}") from None
+        raise SignatureError(f"the signature is valid but the body is not JSON: {error}") from None
 
 
 def _options(
