@@ -124,14 +124,18 @@ async def _drop(conn: AsyncConnection, partition: Partition) -> int | None:
         others = None
     elif partition.table == "delivery":
         held = f"SELECT 1 FROM {name} WHERE {pending} LIMIT 1"
-        # Later attempts of these deliveries, in partitions still kept.
-        others = f"DELETE FROM attempt WHERE {in_range('delivery', 'delivery_id', lower, upper)}"
+        # Later attempts of these deliveries, in partitions still kept (none of a
+        # delivery made pending again meanwhile: then the detaching fails, and waits).
+        others = (
+            f"DELETE FROM attempt a WHERE {in_range('delivery', 'a.delivery_id', lower, upper)} "
+            f"AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id AND d.{pending})"
+        )
     else:
         events = in_range("event", "event_id", lower, upper)
         held = f"SELECT 1 FROM delivery WHERE {events} AND {pending} LIMIT 1"
         # Deliveries of these events made later (a retry's, a replay's): their attempts
         # go with them, by the foreign key's cascade.
-        others = f"DELETE FROM delivery WHERE {events}"
+        others = f"DELETE FROM delivery WHERE {events} AND NOT {pending}"
     async with conn.begin():
         if await conn.scalar(text(held)):
             return None
@@ -140,7 +144,9 @@ async def _drop(conn: AsyncConnection, partition: Partition) -> int | None:
         count = int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
     async with conn.begin():
         await partitions.lock(conn)
-        # Checked again under the lock: a retry may have made one pending meanwhile.
+        # The lock DETACH takes anyway, taken first: nothing is written to the table
+        # while it is checked again (a retry may have made a delivery pending since).
+        await conn.execute(text(f"LOCK TABLE {partition.table} IN ACCESS EXCLUSIVE MODE"))
         if await conn.scalar(text(held)):
             return None
         await conn.execute(text(f"ALTER TABLE {partition.table} DETACH PARTITION {name}"))

@@ -39,7 +39,7 @@ DAY = timedelta(days=1)
 EVER, FOREVER = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 # DDL waits at most this long for a lock: past it, the cron tries again next time,
 # rather than queueing every publish behind it.
-LOCK_TIMEOUT = "5s"
+LOCK_TIMEOUT = "2s"
 # One maker or dropper of partitions at a time (the workers' cron, `gateway purge`).
 _ADVISORY_KEY = 0x70617274  # "part"
 _BOUNDS = re.compile(r"FROM \((.+)\) TO \((.+)\)")
