@@ -3,8 +3,9 @@
     python -m bench [all|yardsticks|w1|w2|w3|w4|w5|embedded ...] [--quick] [options]
     python -m bench w5-purge [--soak N]    (not part of `all`: ~20 minutes)
 
-Y1 client ceiling, Y2 ingest ceiling, Y3 queue ceiling; W1 fan-out throughput,
-W2 ingest, W3 latency, W4 isolation, W5 soak, and W1 + W2 again in embedded mode.
+Y1 client ceiling, Y2 ingest ceiling, Y3 queue ceiling, Y4 durable ingest; W1 fan-out
+throughput, W2 ingest, W3 latency, W4 isolation, W5 soak, and W1 + W2 again in embedded
+mode.
 Everything it starts it stops (even on an error or Ctrl-C), every database it
 creates it drops, and it prints one table, also written to bench/results/.
 """
@@ -45,6 +46,7 @@ from bench import (
     w5_soak,
     y1_clients,
     y2_ingest,
+    y4_ingest,
 )
 from bench.context import QUICK, Run, Sizes
 from bench.harness import PG_URL, REDIS_URL
@@ -60,11 +62,12 @@ def _yardsticks(run: Run) -> list[Row]:
     y1_clients.aiohttp_ceiling(run)
     y1_clients.httpx_ceiling(run)
     y2_ingest.ceiling(run)
+    y4_ingest.ceiling(run)
     return []  # their rows are added at the end, with any measured on demand
 
 
 SECTIONS: dict[str, tuple[str, Callable[[Run], list[Row]]]] = {
-    "yardsticks": ("Y1-Y3 yardsticks", _yardsticks),
+    "yardsticks": ("Y1-Y4 yardsticks", _yardsticks),
     "w1": ("W1 fan-out throughput", w1_fanout.run_w1),
     "w1-transform": ("W1 with a transformation on every endpoint", w1_transform.run_w1_transform),
     "w1-oauth2": ("W1 with OAuth2 on every endpoint (token cached)", w1_oauth2.run_w1_oauth2),
@@ -95,6 +98,8 @@ def _yardstick_rows(run: Run) -> list[Row]:
         rows += [r for r in y1_clients.rows(run)]
     if run.known("y2") is not None:
         rows += y2_ingest.rows(run)
+    if run.known("y4") is not None:
+        rows += y4_ingest.rows(run)
     for row in rows:
         row.section = "yardsticks"
     return rows
