@@ -40,6 +40,7 @@ COLUMNS = {
 }
 DETAIL = {
     "id": "id",
+    "kind": "kind",
     "url": "url",
     "tenant_id": "tenant",
     "description": "description",
@@ -100,7 +101,8 @@ def endpoints_list(
         as_json,
         COLUMNS,
         "endpoints",
-        shown=lambda row: {**row, "state": _state(row)},
+        # A stream endpoint has no URL: it is read by `gateway listen`.
+        shown=lambda row: {**row, "state": _state(row), "url": row["url"] or "(stream)"},
     )
 
 

@@ -4,8 +4,10 @@ tests/cli/test_listen.py."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket
 import threading
 from typing import Any
 
@@ -36,6 +38,7 @@ class EventStream:
         self.url = f"/v1/endpoints/{endpoint_id}/stream"
         self.events: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.status: int | None = None
+        self._socket: socket.socket | None = None
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
 
@@ -43,6 +46,7 @@ class EventStream:
         try:
             with self.client.stream("GET", self.url) as response:
                 self.status = response.status_code
+                self._socket = response.extensions["network_stream"].get_extra_info("socket")
                 name, data = "message", ""
                 for line in response.iter_lines():
                     if line.startswith("event:"):
@@ -52,7 +56,7 @@ class EventStream:
                     elif line == "" and data:
                         self.events.put((name, json.loads(data)))
                         name, data = "message", ""
-        except httpx.HTTPError:
+        except (httpx.HTTPError, OSError):
             pass  # closed by the test
 
     def next(self, name: str, timeout: float = 15) -> dict[str, Any]:
@@ -61,8 +65,11 @@ class EventStream:
         return data
 
     def close(self) -> None:
-        self.client.close()
+        if self._socket is not None:  # ends the read the thread is blocked in
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
         self._thread.join(5)
+        self.client.close()
 
 
 def make_stream_endpoint(gw: Gateway, **fields: object) -> dict[str, Any]:

@@ -50,6 +50,7 @@ def start_listener(
     return proc
 
 
+@pytest.mark.slow
 def test_listen_forwards_every_event_across_a_killed_listener(
     gw: Gateway,
     receiver: Receiver,
@@ -91,6 +92,7 @@ def test_listen_forwards_every_event_across_a_killed_listener(
         payload = Webhook(secret).verify(request.body, request.headers)
         assert payload["type"] == "order.created"
     assert [e["id"] for e in gw.api.get("/v1/endpoints").json()["data"]] == [endpoint["id"]]
+    assert "(stream)" in gw.run_cli("endpoints", "list").stdout
 
     def all_succeeded() -> list[tuple[object, ...]] | None:
         rows = gw.sql(f"SELECT status FROM delivery WHERE endpoint_id = '{endpoint['id']}'")
