@@ -160,12 +160,16 @@ async def create_ahead(
     today = day_of(utcnow())
     first = day_of(since) if since is not None else today
     made = []
+    days = [first + n * DAY for n in range((today - first) // DAY + ahead_days + 1)]
     for table in PREFIXES:
-        days = [first + n * DAY for n in range((today - first) // DAY + ahead_days + 1)]
+        async with conn.begin():
+            listed = await partitions(conn, table)
         for day in days:
+            if any(p.overlaps(day, day + DAY) for p in listed):
+                continue  # the usual case: one look at the catalogue per table
             async with conn.begin():
                 await lock(conn)
-                existing = await partitions(conn, table)
+                existing = await partitions(conn, table)  # again, under the lock
                 if any(p.overlaps(day, day + DAY) for p in existing):
                     continue
                 default = next((p for p in existing if p.is_default), None)
