@@ -45,7 +45,19 @@ the stream is subscribed, then an `event: delivery` for each attempt, whose `dat
 with `POST /v1/endpoints/{endpoint_id}/stream/ack` within GATEWAY_DELIVERY_TIMEOUT; an
 attempt not acknowledged, or offered while no client is connected, fails and is retried
 on the schedule. A comment line (`: keep-alive`) comes every 10 seconds. Connecting
-makes the endpoint's deliveries waiting for a retry due at once."""
+makes the endpoint's deliveries waiting for a retry due at once. An HTTP endpoint has no
+stream (404)."""
+STREAM_EXAMPLE = (
+    'event: ready\ndata: {"endpoint_id": "ep_01KF3Y8Q2W6N4R9T7V5X1Z3B8D", "resumed": 0}\n\n'
+    'event: delivery\ndata: {"delivery_id":"dlv_01KF41J7M4A2C6E8G1J3K5M7NQ","attempt":1,'
+    '"event_id":"evt_01KF41J7M3P5S8V2X6Z9B4D7FH","event_type":"invoice.paid","method":"POST",'
+    '"headers":{"content-type":"application/json","webhook-id":"evt_01KF41J7M3P5S8V2X6Z9B4D7FH",'
+    '"webhook-timestamp":"1768472102","webhook-signature":"v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9'
+    'NDN/H/pI4=","webhook-attempt":"1"},"body":"{\\"id\\":\\"evt_01KF41J7M3P5S8V2X6Z9B4D7FH\\",'
+    '\\"type\\":\\"invoice.paid\\",\\"timestamp\\":\\"2026-01-15T10:15:02.318Z\\",'
+    '\\"data\\":{\\"invoice\\":\\"in_42\\"}}","body_encoding":"utf-8"}\n\n'
+    ": keep-alive\n\n"
+)
 
 
 async def get_streams(request: Request) -> streams.StreamHub:
@@ -59,8 +71,13 @@ StreamsDep = Annotated[streams.StreamHub, Depends(get_streams)]
     "/{endpoint_id}/stream",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": STREAM_DOC},
-        **error_responses(404, 409),
+        200: {
+            "content": {
+                "text/event-stream": {"schema": {"type": "string"}, "example": STREAM_EXAMPLE}
+            },
+            "description": STREAM_DOC,
+        },
+        **error_responses(404),
     },
     response_description="The endpoint's deliveries as server-sent events",
 )
@@ -78,9 +95,9 @@ async def stream(
     async with sessionmaker() as session:
         endpoint = await get_endpoint(session, endpoint_id, principal.tenant_id)
     if endpoint.kind != EndpointKind.STREAM:
-        raise Conflict(
-            f"endpoint {endpoint_id} is of kind {endpoint.kind}: its deliveries are POSTed "
-            "to its url, not streamed"
+        raise NotFound(
+            f"endpoint {endpoint_id} has no stream: it is of kind {endpoint.kind}, its "
+            "deliveries are POSTed to its url"
         )
     return StreamingResponse(
         _events(request, hub, sessionmaker, dispatcher, endpoint_id),

@@ -97,7 +97,7 @@ OPERATIONS = (
     "POST /v1/endpoints/{endpoint_id}/recover",
     "POST /v1/endpoints/{endpoint_id}/filter/test",
     "GET /v1/endpoints/{endpoint_id}/deliveries",
-    # The fuzzed endpoints are http ones (409): no case opens a stream that never ends.
+    # The fuzzed endpoints are http ones (404): no case opens a stream that never ends.
     "GET /v1/endpoints/{endpoint_id}/stream",
     "POST /v1/endpoints/{endpoint_id}/stream/ack",
     "POST /v1/events",

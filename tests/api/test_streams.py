@@ -113,7 +113,7 @@ def test_a_stream_endpoint_has_a_kind_and_no_url(gw: Gateway) -> None:
 
 def test_stream_route_and_ack_refuse_what_they_cannot_serve(gw: Gateway) -> None:
     http = gw.api.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/x"}).json()
-    assert gw.api.get(f"/v1/endpoints/{http['id']}/stream").status_code == 409
+    assert gw.api.get(f"/v1/endpoints/{http['id']}/stream").status_code == 404
     assert gw.api.get("/v1/endpoints/ep_01ZZZZZZZZZZZZZZZZZZZZZZZZ/stream").status_code == 404
     endpoint = make_stream_endpoint(gw, tenant_id="acme")
     other = create_key(gw, tenant_id="globex")["key"]
