@@ -265,14 +265,18 @@ async def resume(session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str
     """A client has connected: the endpoint is back. Its breaker closes and its pending
     deliveries, waiting for a retry, become due now, as a retry by hand would make
     them; those failed for good stay so (`recover` brings them back). Committed, then
-    dispatched; the number brought forward."""
+    dispatched; the number brought forward. Nothing for a disabled endpoint, whose
+    deliveries would only fail."""
     now = utcnow()
     e = table(Endpoint).c
-    await session.execute(
+    reopened = await session.execute(
         update(table(Endpoint))
-        .where(e.id == endpoint_id)
+        .where(e.id == endpoint_id, e.disabled.is_(False))
         .values(circuit_open_until=None, consecutive_failures=0)
     )
+    if reopened.rowcount == 0:  # type: ignore[attr-defined]
+        await session.rollback()
+        return 0
     d = table(Delivery).c
     ids = list(
         (
