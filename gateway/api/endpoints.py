@@ -138,8 +138,8 @@ async def update_endpoint(
     )
     await session.commit()
     shown = reads.endpoint_out(endpoint, box)
-    if "ordered" in body.model_fields_set and endpoint.ordering is None:
-        # What its keys held back goes now.
+    if "ordered" in body.model_fields_set:
+        # What its keys, or its failed deliveries, held back goes now.
         await service.dispatch_released(session, dispatcher, endpoint_id)
     return shown
 

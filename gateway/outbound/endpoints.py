@@ -233,6 +233,8 @@ async def update_endpoint(
         changes["ordering"] = stored_ordering(changes.pop("ordered"))
         if changes["ordering"] is None and endpoint.ordering is not None:
             await _release_keys(session, endpoint_id)
+        elif endpoint.ordering == Ordering.STRICT and changes["ordering"] == Ordering.ORDERED:
+            await _release_strict_holds(session, endpoint_id)
     for field, value in changes.items():
         setattr(endpoint, field, value)
     endpoint.updated_at = utcnow()
@@ -267,10 +269,26 @@ async def _release_keys(session: AsyncSession, endpoint_id: str) -> None:
         )
 
 
+async def _release_strict_holds(session: AsyncSession, endpoint_id: str) -> None:
+    """A strict endpoint made merely ordered: its failed deliveries hold nothing back
+    any longer. Its keyed waiting deliveries are marked undispatched, for
+    `dispatch_released` (a claim takes only those no longer held back)."""
+    c = table(Delivery).c
+    await session.execute(
+        update(table(Delivery))
+        .where(
+            c.endpoint_id == endpoint_id,
+            c.ordering_key.is_not(None),
+            c.status == DeliveryStatus.PENDING,
+        )
+        .values(dispatched_at=None)
+    )
+
+
 async def dispatch_released(
     session: AsyncSession, dispatcher: Dispatcher, endpoint_id: str
 ) -> None:
-    """Dispatch the deliveries `_release_keys` let go, after its commit."""
+    """Dispatch the deliveries a change of ordering let go, after its commit."""
     c = table(Delivery).c
     now = utcnow()
     ids = list(

@@ -14,6 +14,9 @@ from tests.support.gateway import Gateway
 from tests.support.helpers import assert_422_naming, make_endpoint, wait_delivery
 from tests.support.receiver import Receiver, Reply
 
+# Three retries, a tenth of a second apart: a head fails for good within half a second.
+QUICK_RETRIES = {"schedule": [0.1, 0.1, 0.1]}
+
 
 def _publish_batch(gw: Gateway, keys: list[str | None]) -> list[dict[str, Any]]:
     response = gw.api.post(
@@ -91,9 +94,9 @@ def test_each_key_arrives_in_order_one_at_a_time_and_keys_do_not_wait_for_each_o
 def test_a_head_that_finally_fails_lets_its_key_move_on(
     gw: Gateway, receiver: Receiver, path: str
 ) -> None:
-    # Four attempts (GATEWAY_RETRY_SCHEDULE has three retries), all refused.
+    # Four attempts (three quick retries), all refused.
     receiver.set(path, *[Reply(503)] * 4, Reply(200))
-    endpoint = make_endpoint(gw, receiver.url(path), ordered=True)
+    endpoint = make_endpoint(gw, receiver.url(path), ordered=True, retry_policy=QUICK_RETRIES)
     events = _publish_batch(gw, ["k", "k", "k"])
     receiver.wait_for(path, 6)
     assert [r.headers["webhook-id"] for r in receiver.received(path)] == [events[0]["id"]] * 4 + [
@@ -109,7 +112,7 @@ def test_a_strict_key_waits_for_its_failed_head_to_be_skipped(
 ) -> None:
     # Both heads are refused all four attempts; then everything is answered 200.
     receiver.set(path, *[Reply(503)] * 8, Reply(200))
-    endpoint = make_endpoint(gw, receiver.url(path), ordered="strict")
+    endpoint = make_endpoint(gw, receiver.url(path), ordered="strict", retry_policy=QUICK_RETRIES)
     assert endpoint["ordered"] == "strict"
     a1, c1, a2, c2 = _publish_batch(gw, ["a", "c", "a", "c"])
     heads = [_delivery_of(gw, e["id"], endpoint["id"]) for e in (a1, c1)]
@@ -140,13 +143,34 @@ def test_a_strict_key_waits_for_its_failed_head_to_be_skipped(
         f"/v1/endpoints/{endpoint['id']}/deliveries", params={"status": "skipped"}
     ).json()["data"]
     assert [d["id"] for d in listed] == [heads[0]["id"]]
+    # All this while, the sweeper (every 1 s, after 2 s of grace) left the held
+    # delivery alone: it was dispatched once, when published.
+    [(dispatched, created)] = gw.sql(
+        f"SELECT dispatched_at, created_at FROM delivery WHERE event_id = '{c2['id']}'"
+    )
+    assert dispatched == created
 
-    # Made unordered, the endpoint lets the other held key go at once.
-    response = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"ordered": False})
-    assert response.status_code == 200 and response.json()["ordered"] is False
+    # Made merely ordered, the endpoint lets the key of the other failed head go at once.
+    response = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"ordered": True})
+    assert response.status_code == 200 and response.json()["ordered"] is True
     receiver.wait_for(path, 11)
     assert receiver.received(path)[-1].headers["webhook-id"] == c2["id"]
     assert _delivery_of(gw, c1["id"], endpoint["id"])["status"] == "failed"
+
+
+def test_made_unordered_an_endpoint_sends_what_its_keys_held_back(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    receiver.set(path, Reply(503), Reply(200))
+    endpoint = make_endpoint(gw, receiver.url(path), ordered=True, retry_policy={"schedule": [60]})
+    first, second = _publish_batch(gw, ["k", "k"])
+    # The head was refused and waits a minute for its retry; the next waits behind it.
+    receiver.wait_for(path, 1)
+    response = gw.api.patch(f"/v1/endpoints/{endpoint['id']}", json={"ordered": False})
+    assert response.status_code == 200 and response.json()["ordered"] is False
+    receiver.wait_for(path, 2)
+    assert receiver.received(path)[-1].headers["webhook-id"] == second["id"]
+    assert _delivery_of(gw, first["id"], endpoint["id"])["status"] == "pending"
 
 
 def test_ordering_fields_are_checked(gw: Gateway, receiver: Receiver, path: str) -> None:
