@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -52,6 +53,7 @@ DETAIL = {
     "signature": "signature",
     "retry_policy": "retry policy",
     "contact_email": "contact email",
+    "ordered": "ordered",
     "disabled": "disabled",
     "disabled_reason": "why disabled",
     "failing_since": "failing since",
@@ -71,9 +73,17 @@ OPTIONS = {
     "signature": "--signature-scheme",
     "retry_policy": "--retry-policy",
     "contact_email": "--contact-email",
+    "ordered": "--ordered",
 }
 
 EndpointId = Annotated[str, typer.Argument(help="The endpoint's id (ep_...).")]
+
+
+class Ordered(StrEnum):
+    """`--ordered`: as the API's `ordered` true, or "strict"."""
+
+    true = "true"
+    strict = "strict"
 
 
 @app.command("list")
@@ -172,6 +182,13 @@ def endpoints_create(
             "--contact-email", help="Who is emailed when it is failing (GATEWAY_SMTP_URL)."
         ),
     ] = None,
+    ordered: Annotated[
+        Ordered | None,
+        typer.Option(
+            help="Deliver each ordering key's events one at a time, in publish order; "
+            "strict: a failed one holds its key until retried or skipped (docs/ordering.md)."
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe URL to events; prints the endpoint and its signing secret.
@@ -198,6 +215,7 @@ def endpoints_create(
             signature=None if signature_scheme is None else {"scheme": signature_scheme},
             retry_policy=_json_option(retry_policy, "--retry-policy"),
             contact_email=contact_email,
+            ordered="strict" if ordered == Ordered.strict else ordered is not None,
         )
     except ValidationError as exc:
         input_error(exc, OPTIONS)

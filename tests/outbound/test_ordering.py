@@ -194,6 +194,9 @@ def test_ordering_fields_are_checked(gw: Gateway, receiver: Receiver, path: str)
     )
     assert published.returncode == 0, published.stderr
     assert json.loads(published.stdout)["sequence"] == 1
+    created = gw.run_cli("endpoints", "create", receiver.url(path), "--ordered", "strict", "--json")
+    assert created.returncode == 0, created.stderr
+    assert json.loads(created.stdout)["ordered"] == "strict"
     for cursor in ("evt_x", "9" * 30):
         response = gw.api.get("/v1/events", params={"ordering_key": "k", "cursor": cursor})
         assert_422_naming(response, "cursor")
