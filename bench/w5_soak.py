@@ -224,19 +224,20 @@ PURGE_SETTINGS = {"GATEWAY_RETENTION_DAYS": "0.002", "GATEWAY_PURGE_INTERVAL_MIN
 FLAT_LIMIT = 1.10
 DRAIN_FLOOR = 0.90
 STORE_EVERY = 5.0  # seconds between samples of PostgreSQL's sizes and Redis' memory
+VACUUM_EVERY = 60.0  # seconds, where the server's autovacuum is off (see _StoreSampler)
 _TABLES = ("event", "delivery", "attempt")
-# Table, indexes and TOAST, summed over partitions when the table is partitioned
-# (a plain table is its own one-row tree).
-_SIZE_SQL = (
-    "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) "
-    "FROM pg_partition_tree($1::text::regclass)"
+# The table and its partitions, if it has any (the tree of a plain table is empty).
+_TREE = (
+    "(SELECT relid FROM pg_partition_tree($1::text::regclass) "
+    "UNION SELECT $1::text::regclass) AS tree"
 )
-# Live and dead rows, summed the same way: dead ones are what autovacuum has yet to
+# Table, indexes and TOAST, summed over partitions (a partitioned parent has none).
+_SIZE_SQL = f"SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM {_TREE}"
+# Live and dead rows, summed the same way: dead ones are what vacuum has yet to
 # reclaim, so they tell a purge that falls behind from a vacuum that does.
 _ROWS_SQL = (
     "SELECT coalesce(sum(s.n_live_tup), 0), coalesce(sum(s.n_dead_tup), 0) "
-    "FROM pg_partition_tree($1::text::regclass) t "
-    "JOIN pg_stat_user_tables s ON s.relid = t.relid"
+    f"FROM {_TREE} JOIN pg_stat_user_tables s ON s.relid = tree.relid"
 )
 _LEFT_SQL = (
     "SELECT (SELECT count(*) FROM event), "
@@ -244,21 +245,15 @@ _LEFT_SQL = (
 )
 
 
-async def _table_state(db_url: str) -> dict[str, int]:
+async def _table_state(conn: Any) -> dict[str, int]:
     """Bytes of each table, and the live and dead rows of all three."""
-    import asyncpg
-
-    conn = await asyncpg.connect(asyncpg_dsn(db_url))
-    try:
-        state = {f"pg_{t}": int(await conn.fetchval(_SIZE_SQL, t)) for t in _TABLES}
-        state["pg_live_rows"] = state["pg_dead_rows"] = 0
-        for t in _TABLES:
-            live, dead = await conn.fetchrow(_ROWS_SQL, t) or (0, 0)
-            state["pg_live_rows"] += int(live)
-            state["pg_dead_rows"] += int(dead)
-        return state
-    finally:
-        await conn.close()
+    state = {f"pg_{t}": int(await conn.fetchval(_SIZE_SQL, t)) for t in _TABLES}
+    state["pg_live_rows"] = state["pg_dead_rows"] = 0
+    for t in _TABLES:
+        live, dead = await conn.fetchrow(_ROWS_SQL, t) or (0, 0)
+        state["pg_live_rows"] += int(live)
+        state["pg_dead_rows"] += int(dead)
+    return state
 
 
 async def _left(db_url: str) -> tuple[int, int]:
@@ -275,32 +270,55 @@ async def _left(db_url: str) -> tuple[int, int]:
 
 class _StoreSampler(threading.Thread):
     """PostgreSQL's sizes and Redis' used_memory every few seconds, in a thread of its
-    own: the publisher's loop calls the 1 s sample and must not wait on a query."""
+    own: the publisher's loop calls the 1 s sample and must not wait on a query.
+
+    The thread keeps one event loop and one connection: `asyncio.run` here would list
+    every task of the process at its end, racing the publisher's loop (which makes
+    thousands), and fail. Where the server runs without autovacuum (a test server), it
+    also vacuums the three tables every minute in autovacuum's place: without it no
+    deleted or updated row's space is ever reused, and no table can level off.
+    """
 
     def __init__(self, db_url: str) -> None:
         super().__init__(name="w5-store-sampler", daemon=True)
         self.db_url = db_url
         self.samples: list[dict[str, Any]] = []
+        self.vacuums = 0
+        self.autovacuum = True
         self._done = threading.Event()
 
     def run(self) -> None:
+        import asyncpg
+
+        loop = asyncio.new_event_loop()
         client = redis_client()
-        while not self._done.is_set():
-            state = asyncio.run(_table_state(self.db_url))
-            memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
-            self.samples.append(
-                {
-                    "t": round(time.time(), 3),
-                    "pg_bytes": sum(state[f"pg_{t}"] for t in _TABLES),
-                    **state,
-                    "redis_used_memory": int(memory["used_memory"]),
-                }
-            )
-            self._done.wait(STORE_EVERY)
+        conn = loop.run_until_complete(asyncpg.connect(asyncpg_dsn(self.db_url)))
+        try:
+            self.autovacuum = loop.run_until_complete(conn.fetchval("SHOW autovacuum")) == "on"
+            next_vacuum = time.monotonic() + VACUUM_EVERY
+            while not self._done.is_set():
+                if not self.autovacuum and time.monotonic() >= next_vacuum:
+                    loop.run_until_complete(conn.execute(f"VACUUM {', '.join(_TABLES)}"))
+                    self.vacuums += 1
+                    next_vacuum = time.monotonic() + VACUUM_EVERY
+                state = loop.run_until_complete(_table_state(conn))
+                memory: dict[str, Any] = client.info("memory")  # type: ignore[assignment]
+                self.samples.append(
+                    {
+                        "t": round(time.time(), 3),
+                        "pg_bytes": sum(state[f"pg_{t}"] for t in _TABLES),
+                        **state,
+                        "redis_used_memory": int(memory["used_memory"]),
+                    }
+                )
+                self._done.wait(STORE_EVERY)
+        finally:
+            loop.run_until_complete(conn.close())
+            loop.close()
 
     def stop(self) -> None:
         self._done.set()
-        self.join(timeout=30)
+        self.join(timeout=120)  # a VACUUM under way finishes first
 
     def at(self, t: float) -> dict[str, Any]:
         """The last sample taken by time `t` (the first one if none was)."""
@@ -408,6 +426,8 @@ def run_w5_purge(run: Run) -> list[Row]:
         "quarters": quarter,
         "samples": samples,
         "store_samples": store.samples,
+        "autovacuum": store.autovacuum,
+        "bench_vacuums": store.vacuums,
     }
 
     def flat(figure: str, key: str, note: str = "") -> Row:
@@ -433,7 +453,8 @@ def run_w5_purge(run: Run) -> list[Row]:
         flat(
             "PostgreSQL event+delivery+attempt",
             "pg_bytes",
-            "tables, indexes and TOAST, summed over partitions; rows live/dead first "
+            ("" if store.autovacuum else f"autovacuum off: the bench vacuumed {store.vacuums}x; ")
+            + "tables, indexes and TOAST, summed over partitions; rows live/dead first "
             f"{first['pg_live_rows']:,}/{first['pg_dead_rows']:,}, end "
             f"{end['pg_live_rows']:,}/{end['pg_dead_rows']:,}",
         ),
