@@ -107,6 +107,7 @@ OPERATIONS = (
     "GET /v1/events/{event_id}/deliveries",
     "GET /v1/deliveries/{delivery_id}",
     "POST /v1/deliveries/{delivery_id}/retry",
+    "POST /v1/deliveries/{delivery_id}/skip",
     "POST /v1/sources",
     "GET /v1/sources",
     "GET /v1/sources/{source_id}",
