@@ -308,12 +308,14 @@ _LEASED = (
         _DELIVERY.c.ordering_key.is_(None),
     )
 )
+# One statement for the late jobs of many publishes: a delivery still under the lease
+# of its own publish (another's lease equal to the microsecond is not to be met).
 _TAKE_OVER = (
     update(_DELIVERY)
     .where(
         _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
         _DELIVERY.c.status == DeliveryStatus.PENDING,
-        _DELIVERY.c.locked_until == bindparam("lease"),
+        _DELIVERY.c.locked_until.in_(bindparam("leases", expanding=True)),
     )
     .values(locked_until=bindparam("new_lease"), stalled_claims=_DELIVERY.c.stalled_claims + 1)
 )
@@ -333,23 +335,28 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
     enough = now + timedelta(seconds=ctx.settings.delivery_timeout) + LEASE_MARGIN
     owner: dict[str, int] = {}
     lease_of: dict[str, datetime] = {}
-    late: dict[datetime, list[str]] = {}
+    late: list[str] = []
     for i, want in enumerate(wants):
         for delivery_id in want.delivery_ids:
             if delivery_id not in owner:
                 owner[delivery_id] = i
                 lease_of[delivery_id] = want.lease
                 if as_utc(want.lease) < enough:
-                    late.setdefault(want.lease, []).append(delivery_id)
+                    late.append(delivery_id)
     if late:
         new_lease = now + timedelta(seconds=ctx.settings.job_timeout or 60)
         async with ctx.sessionmaker() as session, session.begin():
             conn = await session.connection()
-            for lease, ids in late.items():
-                await conn.execute(_TAKE_OVER, {"ids": ids, "lease": lease, "new_lease": new_lease})
-        for ids in late.values():
-            for delivery_id in ids:
-                lease_of[delivery_id] = new_lease
+            await conn.execute(
+                _TAKE_OVER,
+                {
+                    "ids": late,
+                    "leases": list({lease_of[delivery_id] for delivery_id in late}),
+                    "new_lease": new_lease,
+                },
+            )
+        for delivery_id in late:
+            lease_of[delivery_id] = new_lease
     async with ctx.sessionmaker() as session:
         # Reads only: no transaction to open and commit, two round trips fewer.
         conn = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
