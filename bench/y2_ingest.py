@@ -5,6 +5,7 @@ httptools, no access log), searched with the same generator and requests as W2."
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from bench import loadgen, ratesearch
 from bench.context import Run
@@ -14,15 +15,24 @@ from bench.receivers import free_port, wait_http
 from bench.report import Row
 
 
-def measure(run: Run) -> Search:
+def search_app(
+    run: Run,
+    name: str,
+    app: str,
+    ready_path: str,
+    make: Callable[[str, int], list[loadgen.Request]],
+    env: dict[str, str] | None = None,
+) -> Search:
+    """Serve `app` on `gateway serve`'s uvicorn settings and search the rate it holds;
+    `make(base, n)` builds the requests. Y2 and Y4 differ only in the app."""
     port = free_port()
     proc = Proc(
-        "y2-noop",
+        name,
         [
             sys.executable,
             "-m",
             "uvicorn",
-            "bench.noop_app:app",
+            app,
             "--host",
             "127.0.0.1",
             "--port",
@@ -36,21 +46,36 @@ def measure(run: Run) -> Search:
             "--no-access-log",
         ],
         log_dir=run.dir,
+        env=env,
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_http(f"{base}/docs", proc=proc)
-        print("  Y2 no-op FastAPI route:")
-
-        def make(n: int) -> list[loadgen.Request]:
-            requests = loadgen.publish_requests(base, {}, "y2.noop", n)
-            for r in requests:
-                r.url = f"{base}/noop"
-            return requests
-
-        return ratesearch.search(make, run.sizes.step_seconds, run.sizes.refine_steps)
+        wait_http(f"{base}{ready_path}", proc=proc)
+        return ratesearch.search(
+            lambda n: make(base, n), run.sizes.step_seconds, run.sizes.refine_steps
+        )
     finally:
         proc.stop(10)
+
+
+def held_row(figure: str, search: Search) -> Row:
+    """A yardstick's row: the rate it held, and its p99 there."""
+    best = search.best
+    note = f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held"
+    if search.generator_limited:
+        note += "; the generator fell behind first"
+    return Row(figure, None, search.held, note=note, details=search.summary())
+
+
+def measure(run: Run) -> Search:
+    def make(base: str, n: int) -> list[loadgen.Request]:
+        requests = loadgen.publish_requests(base, {}, "y2.noop", n)
+        for r in requests:
+            r.url = f"{base}/noop"
+        return requests
+
+    print("  Y2 no-op FastAPI route:")
+    return search_app(run, "y2-noop", "bench.noop_app:app", "/docs", make)
 
 
 def ceiling(run: Run) -> Search:
@@ -58,17 +83,4 @@ def ceiling(run: Run) -> Search:
 
 
 def rows(run: Run) -> list[Row]:
-    search = ceiling(run)
-    best = search.best
-    note = f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held"
-    if search.generator_limited:
-        note += "; the generator fell behind first"
-    return [
-        Row(
-            "Y2 ingest ceiling: no-op FastAPI POST, held",
-            None,
-            search.held,
-            note=note,
-            details=search.summary(),
-        )
-    ]
+    return [held_row("Y2 ingest ceiling: no-op FastAPI POST, held", ceiling(run))]

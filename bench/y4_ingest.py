@@ -10,41 +10,28 @@ Stack's (migrated as the gateway's, dropped afterwards), whose idle API stays up
 
 from __future__ import annotations
 
-import sys
-
-from bench import loadgen, ratesearch
+from bench import loadgen
 from bench.context import Run
 from bench.harness import REDIS_URL, Stack, asyncpg_dsn
-from bench.procs import Proc
 from bench.ratesearch import Search
-from bench.receivers import free_port, wait_http
 from bench.report import Row
+from bench.y2_ingest import held_row, search_app
 
 
 def measure(run: Run) -> Search:
     with Stack(run.dir, "y4") as stack:
         [endpoint] = stack.endpoints([run.receiver.url("y4", "durable", "e0")], "y4.durable")
-        port = free_port()
-        proc = Proc(
+
+        def make(base: str, n: int) -> list[loadgen.Request]:
+            return loadgen.publish_requests(base, {}, "y4.durable", n)
+
+        print("  Y4 bare Starlette + asyncpg group commit + enqueue:")
+        return search_app(
+            run,
             "y4-durable",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.durable_app:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            log_dir=run.dir,
+            "bench.durable_app:app",
+            "/ready",
+            make,
             env={
                 **stack.env,
                 "Y4_DATABASE": asyncpg_dsn(stack.db_url),
@@ -53,17 +40,6 @@ def measure(run: Run) -> Search:
                 "Y4_ENDPOINT": endpoint,
             },
         )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_http(f"{base}/ready", proc=proc)
-            print("  Y4 bare Starlette + asyncpg group commit + enqueue:")
-
-            def make(n: int) -> list[loadgen.Request]:
-                return loadgen.publish_requests(base, {}, "y4.durable", n)
-
-            return ratesearch.search(make, run.sizes.step_seconds, run.sizes.refine_steps)
-        finally:
-            proc.stop(10)
 
 
 def ceiling(run: Run) -> Search:
@@ -71,17 +47,9 @@ def ceiling(run: Run) -> Search:
 
 
 def rows(run: Run) -> list[Row]:
-    search = ceiling(run)
-    best = search.best
-    note = f"p99 {best.run.latency(99) * 1000:.1f} ms" if best else "no rate held"
-    if search.generator_limited:
-        note += "; the generator fell behind first"
     return [
-        Row(
+        held_row(
             "Y4 durable ingest: bare Starlette + asyncpg group commit + enqueue, held",
-            None,
-            search.held,
-            note=note,
-            details=search.summary(),
+            ceiling(run),
         )
     ]
