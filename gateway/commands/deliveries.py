@@ -13,7 +13,11 @@ from gateway.commands.output import dump, print_json, print_page, print_record, 
 from gateway.commands.running import run
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from gateway.queue.dispatch import Dispatcher
 
 app = typer.Typer(
     help="List, show and retry deliveries (directly in the database).", no_args_is_help=True
@@ -117,21 +121,8 @@ def _attempt_row(attempt: dict[str, Any]) -> dict[str, Any]:
 def deliveries_retry(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
     """Queue one more attempt now, whatever the delivery's state (a succeeded one is resent)."""
     from gateway.outbound.endpoints import retry_delivery
-    from gateway.outbound.schemas import DeliveryOut
 
-    settings = load_settings()
-    dispatcher = CommandDispatcher(settings)
-
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        async with dispatcher:
-            return dump(DeliveryOut, await retry_delivery(session, dispatcher, delivery_id))
-
-    delivery = run(settings, work)
-    note(f"[green]retrying {delivery_id}[/green]: {dispatcher.summary()}")
-    if as_json:
-        print_json(delivery)
-    else:
-        print_record(delivery, COLUMNS)
+    _change(delivery_id, as_json, retry_delivery, "retrying")
 
 
 @app.command("skip")
@@ -139,6 +130,17 @@ def deliveries_skip(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
     """Never send a failed or pending delivery; to an ordered endpoint, the next event of
     its ordering key goes (what a strict endpoint's failed delivery needs)."""
     from gateway.outbound.ordering import skip
+
+    _change(delivery_id, as_json, skip, "skipped")
+
+
+def _change(
+    delivery_id: str,
+    as_json: bool,
+    change: Callable[[AsyncSession, Dispatcher, str], Awaitable[Any]],
+    done: str,
+) -> None:
+    """Change one delivery through its service function, which may queue work, and show it."""
     from gateway.outbound.schemas import DeliveryOut
 
     settings = load_settings()
@@ -146,10 +148,10 @@ def deliveries_skip(delivery_id: DeliveryId, as_json: JsonFlag = False) -> None:
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         async with dispatcher:
-            return dump(DeliveryOut, await skip(session, dispatcher, delivery_id))
+            return dump(DeliveryOut, await change(session, dispatcher, delivery_id))
 
     delivery = run(settings, work)
-    note(f"[green]skipped {delivery_id}[/green]: {dispatcher.summary()}")
+    note(f"[green]{done} {delivery_id}[/green]: {dispatcher.summary()}")
     if as_json:
         print_json(delivery)
     else:
