@@ -8,6 +8,7 @@ tables (or `--json`) on stdout; errors, notes and progress on stderr. Exit codes
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -147,3 +148,18 @@ def input_error(exc: ValidationError, names: dict[str, str] | None = None) -> No
         shown = names.get(field) or (f"{names[top]} {inner}" if top in names else field)
         problems.append(f"{shown}: {message}")
     fail("; ".join(problems), EXIT_USAGE)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by Ctrl-C or SIGTERM, for a command that runs until stopped; called
+    inside its running loop."""
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            pass
+    return stop

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from gateway.commands.common import EXIT_USAGE, JsonFlag, fail, note, out
+from gateway.commands.common import EXIT_USAGE, JsonFlag, fail, note, out, stop_on_signals
 
 if TYPE_CHECKING:
     import aiohttp
@@ -170,17 +170,9 @@ class _Listener:
         self._live: Any = None  # the live table, on a terminal
 
     async def run(self) -> None:
-        import signal
-
         import aiohttp
 
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
-                pass
+        stop = stop_on_signals()
         headers = {"Authorization": f"Bearer {self.key}", "User-Agent": "gateway-listen"}
         async with (
             aiohttp.ClientSession(headers=headers) as api,

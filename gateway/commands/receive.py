@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gateway.commands.common import EXIT_FAILED, EXIT_USAGE, JsonFlag, fail, note
+from gateway.commands.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    JsonFlag,
+    fail,
+    note,
+    stop_on_signals,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -122,9 +129,7 @@ async def _serve(
     as_json: bool,
     tally: Tally,
 ) -> None:
-    import asyncio
     import os
-    import signal
 
     from aiohttp import web
     from rich.markup import escape
@@ -152,13 +157,7 @@ async def _serve(
             f"[dim]Point an endpoint at it: gateway endpoints create {escape(url)} "
             "(with GATEWAY_ALLOWED_NETWORKS=127.0.0.1/32 where the gateway runs).[/dim]"
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, stop.set)
-            except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
-                pass
+        stop = stop_on_signals()
         await stop.wait()
     finally:
         await runner.cleanup()
