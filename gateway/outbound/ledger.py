@@ -287,27 +287,25 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
 # over with a lease of a claim's length: an attempt (with its wait for a slot, and its
 # record) must end while its lease holds, or the sweeper hands the delivery out again.
 LEASE_MARGIN = timedelta(seconds=5)
-# The deliveries that publishes leased, still pending under a lease, with their events'
-# rows in the same read (the delivery's columns named apart from the event's).
-_LEASED = (
-    select(
-        _DELIVERY.c.id.label("delivery_id"),
-        _DELIVERY.c.endpoint_id,
-        _DELIVERY.c.locked_until,
-        _DELIVERY.c.attempt_count,
-        _DELIVERY.c.rate_slot_at,
-        _DELIVERY.c.stalled_claims,
-        _DELIVERY.c.created_at.label("delivery_created_at"),
-        _EVENT,
-    )
-    .join(_EVENT, _EVENT.c.id == _DELIVERY.c.event_id)
-    .where(
-        _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
-        _DELIVERY.c.status == DeliveryStatus.PENDING,
-        # Never leased by a publish: ordered deliveries go through the claim.
-        _DELIVERY.c.ordering_key.is_(None),
-    )
-)
+# The deliveries that publishes leased, read by primary key alone: which of them are
+# still pending under their lease is decided here, in Python. With `status` in the
+# condition PostgreSQL may walk the status index instead, whose entries for "pending"
+# include every row version not yet vacuumed (1.5 ms of server CPU a read, against
+# 0.13 ms for this one and the events' read, measured on 10,000 pending deliveries);
+# and a join with the events, unknown to the planner until it runs, made it plan every
+# partition of `event` on each read.
+_LEASED = select(
+    _DELIVERY.c.id,
+    _DELIVERY.c.event_id,
+    _DELIVERY.c.endpoint_id,
+    _DELIVERY.c.status,
+    _DELIVERY.c.ordering_key,
+    _DELIVERY.c.locked_until,
+    _DELIVERY.c.attempt_count,
+    _DELIVERY.c.rate_slot_at,
+    _DELIVERY.c.stalled_claims,
+    _DELIVERY.c.created_at,
+).where(_DELIVERY.c.id.in_(bindparam("ids", expanding=True)))
 # One statement for the late jobs of many publishes: a delivery still under the lease
 # of its own publish (another's lease equal to the microsecond is not to be met).
 _TAKE_OVER = (
@@ -322,7 +320,7 @@ _TAKE_OVER = (
 
 
 async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Job]]:
-    """The deliveries of many jobs that their publishes leased, in one read; per job.
+    """The deliveries of many jobs that their publishes leased, read together; per job.
 
     No claim: the publish wrote the lease in the same transaction as the rows, so
     the job only reads what it sends (its deliveries still pending under that lease,
@@ -364,43 +362,51 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
             (
                 row
                 for row in await conn.execute(_LEASED, {"ids": list(owner)})
-                if row.locked_until is not None
-                and as_utc(row.locked_until) == as_utc(lease_of[row.delivery_id])
+                if row.status == DeliveryStatus.PENDING
+                # Never leased by a publish: ordered deliveries go through the claim.
+                and row.ordering_key is None
+                and row.locked_until is not None
+                and as_utc(row.locked_until) == as_utc(lease_of[row.id])
             ),
-            key=lambda row: row.delivery_id,
+            key=lambda row: row.id,
         )
-        endpoints = (
-            {
+        events, endpoints = {}, {}
+        if rows:
+            events = {
+                e.id: e
+                for e in await conn.execute(
+                    _EVENTS_BY_ID, {"ids": list({row.event_id for row in rows})}
+                )
+            }
+            endpoints = {
                 e.id: e
                 for e in await conn.execute(
                     _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in rows})}
                 )
             }
-            if rows
-            else {}
-        )
     bodies: dict[str, bytes] = {}
     jobs: list[list[Job]] = [[] for _ in wants]
     for row in rows:
         endpoint = endpoints.get(row.endpoint_id)
-        if endpoint is None:  # deleted meanwhile, and its deliveries with it
+        event = events.get(row.event_id)
+        if endpoint is None or event is None:  # deleted meanwhile, and its deliveries with it
             continue
-        body = bodies.get(row.id)
+        body = bodies.get(event.id)
         if body is None:
-            body = bodies[row.id] = event_body(
-                row.id, row.type, row.created_at, row.data, row.previous_data
+            body = bodies[event.id] = event_body(
+                event.id, event.type, event.created_at, event.data, event.previous_data
             )
-        jobs[owner[row.delivery_id]].append(
+        jobs[owner[row.id]].append(
             Job(
-                row.delivery_id,
-                lease_of[row.delivery_id],
+                row.id,
+                lease_of[row.id],
                 row.attempt_count + 1,
                 endpoint,
-                row,  # the event's columns, under their own names
+                event,
                 body,
                 row.rate_slot_at,
                 row.stalled_claims - 1,  # counted by the publish's lease or the takeover
-                created_at=row.delivery_created_at,
+                created_at=row.created_at,
             )
         )
     return jobs
