@@ -38,6 +38,12 @@ def _always_failing(receiver: Receiver, path: str) -> None:
     receiver.set(path, Reply(500, b'{"error":"boom"}'))
 
 
+# Deliveries that fail once and for all: the bulk retry tests start from failed
+# deliveries. With the tests' schedule (4 attempts), five in a row open the endpoint's
+# breaker, and its half-open probes, one at a time, held those tests for 15 s.
+NO_RETRIES = {"schedule": []}
+
+
 def _attempt_rows(driver: Any, delivery_id: str) -> list[Any]:
     from selenium.webdriver.common.by import By
 
@@ -128,8 +134,10 @@ def test_bulk_retry_counts_first_then_follows_progress(
     from selenium.webdriver.common.by import By
 
     _always_failing(receiver, path)
-    make_endpoint(gw, receiver.url(path), event_types=["order.*"])
-    disabled = make_endpoint(gw, receiver.url(path + "/off"), event_types=["order.*"])
+    make_endpoint(gw, receiver.url(path), event_types=["order.*"], retry_policy=NO_RETRIES)
+    disabled = make_endpoint(
+        gw, receiver.url(path + "/off"), event_types=["order.*"], retry_policy=NO_RETRIES
+    )
     receiver.set(path + "/off", Reply(500))
     events = [publish(gw, "order.placed", {"n": n}) for n in range(3)]
     other = publish(gw, "user.created")  # no endpoint takes it
@@ -385,7 +393,8 @@ def test_bulk_retry_takes_at_most_its_limit_oldest_first(
     import asyncio
 
     _always_failing(receiver, path)
-    make_endpoint(gw, receiver.url(path))
+    # Five failures in a row: its breaker is open when the bulk retry closes it.
+    make_endpoint(gw, receiver.url(path), retry_policy=NO_RETRIES)
     events = [publish(gw, "order.placed", {"n": n}) for n in range(5)]
     deliveries = [deliveries_of(gw, e["id"])[0]["id"] for e in events]
     for delivery_id in deliveries:
