@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.logs import Throttled
@@ -99,6 +99,24 @@ async def dispatch_leased(dispatcher: Dispatcher, lease: datetime, ids: list[str
     )
 
 
+# Queues an arq job, as arq's `enqueue_job` does (the same keys, the same job data, and
+# nothing if a job of that id is queued or kept), and tells idle workers when it is due
+# now: in one round trip, where `enqueue_job` takes three (WATCH, EXISTS, then
+# MULTI/EXEC) and the wake-up a fourth. KEYS: the job's key, its result's key, the
+# queue; ARGV: the job, its score, its expiry (ms), its id, the wake channel or "".
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then
+  return 0
+end
+redis.call('PSETEX', KEYS[1], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('PUBLISH', ARGV[5], '')
+end
+return 1
+"""
+
+
 class ArqDispatcher:
     def __init__(self, redis_url: str, queue_name: str) -> None:
         # No ping at start: the API must come up, and keep accepting events,
@@ -109,19 +127,32 @@ class ArqDispatcher:
 
         self.redis: ArqRedis = connect(redis_url, queue_name, connect_timeout=2, timeout=5)
         self._unavailable = (RedisError, OSError)
+        self._queue_name = queue_name
         self._wake_channel = wake_channel(queue_name)
-        self._waker: asyncio.Task[None] | None = None
-        self._wake_again = False
+        self._enqueue = self.redis.register_script(_ENQUEUE)
 
     async def enqueue(
         self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
     ) -> bool:
+        from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
+        from arq.jobs import serialize_job
+        from arq.utils import timestamp_ms
+
+        now_ms = timestamp_ms()
+        defer_ms = round(defer_seconds * 1000) if defer_seconds > 0 else 0
+        job = serialize_job(function, args, {}, None, now_ms, serializer=self.redis.job_serializer)
         try:
-            await self.redis.enqueue_job(
-                function,
-                *args,
-                _job_id=job_id,
-                _defer_by=timedelta(seconds=defer_seconds) if defer_seconds > 0 else None,
+            await self._enqueue(
+                keys=[job_key_prefix + job_id, result_key_prefix + job_id, self._queue_name],
+                args=[
+                    job,
+                    now_ms + defer_ms,
+                    defer_ms + expires_extra_ms,
+                    job_id,
+                    # Only a job due now: idle workers then start it without waiting out
+                    # their poll delay (`ResilientWorker`).
+                    self._wake_channel if defer_ms == 0 else "",
+                ],
             )
         except self._unavailable as exc:
             _outage.warning(
@@ -130,28 +161,7 @@ class ArqDispatcher:
                 type(exc).__name__,
             )
             return False
-        if defer_seconds <= 0:
-            self._wake()
         return True
-
-    def _wake(self) -> None:
-        """Tell idle workers a job is ready, so that none waits out its poll delay.
-
-        In the background, one message at a time: the enqueues of a burst share a
-        message, and one more follows a message already under way, so the last job
-        queued is always announced after it was queued.
-        """
-        self._wake_again = True
-        if self._waker is None or self._waker.done():
-            self._waker = asyncio.create_task(self._wake_workers())
-
-    async def _wake_workers(self) -> None:
-        while self._wake_again:
-            self._wake_again = False
-            try:
-                await self.redis.publish(self._wake_channel, b"")
-            except self._unavailable:
-                return  # only a hint: the workers' polls find the job
 
     async def ping(self) -> bool:
         try:
@@ -160,9 +170,6 @@ class ArqDispatcher:
             return False
 
     async def close(self, grace: float = 0) -> None:
-        if self._waker is not None:
-            self._waker.cancel()
-            await asyncio.gather(self._waker, return_exceptions=True)
         await self.redis.aclose()
 
 

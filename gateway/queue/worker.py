@@ -9,12 +9,37 @@ import logging
 import time
 from typing import Any
 
+from arq.constants import in_progress_key_prefix
+from arq.utils import timestamp_ms
 from arq.worker import Worker
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from gateway.queue.dispatch import wake_channel
 
 log = logging.getLogger("gateway.worker")
+
+# Marks in progress the jobs of a poll that no worker has started and that are still
+# due, as arq's `start_jobs` does for each job in four round trips (WATCH, EXISTS,
+# ZSCORE, MULTI/EXEC), one job after another: here one round trip for them all.
+# KEYS: the queue, then each job's in-progress key; ARGV: now (ms), the in-progress
+# timeout (ms), then each job's id. Returns the started ids, each followed by its score.
+_START = """
+local started = {}
+local now = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  local id = ARGV[i + 1]
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local score = redis.call('ZSCORE', KEYS[1], id)
+    if score and tonumber(score) <= now then
+      redis.call('PSETEX', KEYS[i], ARGV[2], '1')
+      started[#started + 1] = id
+      started[#started + 1] = score
+    end
+  end
+end
+return started
+"""
 
 
 class ResilientWorker(Worker):
@@ -31,6 +56,8 @@ class ResilientWorker(Worker):
     waiting for the next poll. The poll delay still bounds the wait, for jobs put
     off until later and for wake-ups lost (Pub/Sub keeps nothing for a listener
     that is away).
+
+    The jobs that a poll finds are started together, in one script call (`_START`).
     """
 
     _down_since: float | None = None
@@ -41,6 +68,7 @@ class ResilientWorker(Worker):
         self._idle = self.poll_delay_s
         self.poll_delay_s = 0  # arq's own sleep between polls: the idle wait replaces it
         self._woken = asyncio.Event()
+        self._start: AsyncScript | None = None  # the pool is made in `main`
 
     async def _poll_iteration(self) -> None:
         try:
@@ -59,10 +87,42 @@ class ResilientWorker(Worker):
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # A running job stays in arq's queue until it ends, and arq checks each one it
-        # reads again (a transaction with Redis) before reaching the jobs behind it.
-        # Those running here are known without asking.
-        job_ids = [j for j in job_ids if not self._running_here(j.decode())]
-        await super().start_jobs(job_ids)
+        # reads again before reaching the jobs behind it. Those running here are known
+        # without asking.
+        wanted: list[str] = []
+        for raw in job_ids:
+            job_id = raw.decode()
+            if self._running_here(job_id):
+                continue
+            if wanted and self.sem.locked():
+                break  # no slot free for more: the next poll finds the rest
+            await self.sem.acquire()  # the first waits for a slot, as in arq
+            wanted.append(job_id)
+        if not wanted:
+            return
+        if self._start is None:
+            self._start = self.pool.register_script(_START)
+        try:
+            started = await self._start(
+                keys=[self.queue_name, *(in_progress_key_prefix + j for j in wanted)],
+                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), *wanted],
+            )
+        except BaseException:
+            for _ in wanted:
+                self.sem.release()
+            raise
+        score_of = {
+            started[i].decode(): int(float(started[i + 1])) for i in range(0, len(started), 2)
+        }
+        for job_id in wanted:
+            score = score_of.get(job_id)
+            if score is None:  # started elsewhere, or ended, or put off meanwhile
+                self.sem.release()
+                continue
+            self.job_counter += 1
+            task = self.loop.create_task(self.run_job(job_id, score))
+            task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
+            self.tasks[job_id] = task
 
     def _running_here(self, job_id: str) -> bool:
         task = self.tasks.get(job_id)
