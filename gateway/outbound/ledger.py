@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Update, bindparam, case, insert, or_, select, update
+from sqlalchemy import Row, Update, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
@@ -137,6 +137,15 @@ _ENDPOINT = table(Endpoint)
 _ATTEMPT = table(Attempt)
 
 
+def _pending_found_by_key() -> Any:
+    """`status = 'pending'`, written so that no index on `status` can serve it, for
+    statements that find their rows by a key (ids, events): without fresh statistics
+    (a new day's partition, a server without autovacuum) PostgreSQL would otherwise
+    walk the status index, whose "pending" entries include every row version not yet
+    vacuumed: 2.5 ms against 0.2 ms for a claim of 10 deliveries among 15,000 pending."""
+    return func.coalesce(_DELIVERY.c.status, "") == DeliveryStatus.PENDING
+
+
 def _claim_statement(by: str, skip_locked: bool) -> Update:
     """Lease the due, unleased deliveries of some events (`by` "event_id") or by id.
 
@@ -150,7 +159,7 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
         select(d.id)
         .where(
             d[by].in_(bindparam("keys", expanding=True)),
-            d.status == DeliveryStatus.PENDING,
+            _pending_found_by_key(),
             d.next_attempt_at <= bindparam("due_by"),
             or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
             # An ordered endpoint's delivery waits for the one before it of its key.
@@ -312,7 +321,7 @@ _TAKE_OVER = (
     update(_DELIVERY)
     .where(
         _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
-        _DELIVERY.c.status == DeliveryStatus.PENDING,
+        _pending_found_by_key(),
         _DELIVERY.c.locked_until.in_(bindparam("leases", expanding=True)),
     )
     .values(locked_until=bindparam("new_lease"), stalled_claims=_DELIVERY.c.stalled_claims + 1)
