@@ -3,7 +3,7 @@
 `gw` runs every test that takes it twice: on SQLite with in-process delivery
 (`gateway serve` alone), and on PostgreSQL + Redis with a separate arq worker
 (`gateway serve` + `gateway worker`). Both are real processes; tests talk to
-them over HTTP and isolate by truncating the tables before each test.
+them over HTTP and isolate by emptying the tables before each test.
 """
 
 from __future__ import annotations
@@ -89,8 +89,10 @@ def gw(gateway: Gateway) -> Iterator[Gateway]:
     yield gateway
     stored = "\n".join(
         repr(row)
-        for table in ("endpoint", "source", "api_key")
-        for row in gateway.sql(f"SELECT * FROM {table}")
+        for rows in gateway.sql_each(
+            *(f"SELECT * FROM {table}" for table in ("endpoint", "source", "api_key"))
+        )
+        for row in rows
     )
     assert "whsec_" not in stored and API_KEY not in stored, "a secret stored in plaintext"
     assert not re.search(r"gw_[A-Za-z0-9_\-]{20}", stored), "an API key stored in plaintext"
