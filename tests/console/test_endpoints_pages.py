@@ -232,15 +232,18 @@ def test_send_a_test_event(page: Any, gw: Gateway, receiver: Receiver, path: str
     link = page.find_element(by.CSS_SELECTOR, "#deliveries tbody tr td:nth-child(2) a")
     assert link.text == payload["id"]
     assert link.get_attribute("href").endswith(f"/console/events/{payload['id']}")
+
     # The deliveries refresh in place: it shows as succeeded without a reload.
-    wait_until(
-        lambda: (
-            page.find_element(by.CSS_SELECTOR, "#deliveries tbody tr td:nth-child(3)").text
-            == "succeeded"
-        ),
-        15,
-        "the delivery to show as succeeded",
-    )
+    def succeeded() -> bool:
+        from selenium.common.exceptions import StaleElementReferenceException
+
+        try:
+            cell = page.find_element(by.CSS_SELECTOR, "#deliveries tbody tr td:nth-child(3)")
+            return bool(cell.text == "succeeded")
+        except StaleElementReferenceException:  # swapped by a refresh between two steps
+            return False
+
+    wait_until(succeeded, 15, "the delivery to show as succeeded")
 
 
 def test_recover_shows_the_count_then_requeues(
