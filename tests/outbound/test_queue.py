@@ -1,0 +1,129 @@
+"""The queue's own Redis scripts keep arq's contract: a job queued once per id, readable
+by arq's worker, idle workers woken only for work due now, and each queued job started
+once by however many workers poll it (`gateway/queue/dispatch.py`, `worker.py`)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+from arq.jobs import Job, JobStatus
+from arq.worker import func
+from redis.asyncio import Redis
+
+from gateway.queue.dispatch import ArqDispatcher, wake_channel
+from gateway.queue.worker import ResilientWorker
+from tests.support.gateway import PG_MISSING, REDIS_URL
+
+pytestmark = pytest.mark.skipif(PG_MISSING is not None, reason=str(PG_MISSING))
+
+
+@pytest.fixture
+def queue() -> Iterator[str]:
+    """A queue of the test's own; its jobs' ids start with its name, so that only its
+    keys are deleted afterwards (other tests share the Redis database)."""
+    name = f"gwtest-queue-{uuid.uuid4().hex[:8]}"
+    yield name
+
+    async def clean() -> None:
+        client: Redis = Redis.from_url(REDIS_URL)
+        keys = [k async for k in client.scan_iter(f"arq:*:{name}*")]
+        await client.delete(name, *keys)
+        await client.aclose()
+
+    asyncio.run(clean())
+
+
+def run(test: Callable[[str], Coroutine[Any, Any, None]]) -> Callable[[str], None]:
+    def sync(queue: str) -> None:
+        asyncio.run(test(queue))
+
+    sync.__name__ = test.__name__
+    return sync
+
+
+@run
+async def test_a_job_is_queued_once_per_id_and_reads_as_arqs_own(queue: str) -> None:
+    dispatcher = ArqDispatcher(REDIS_URL, queue)
+    job_id = f"{queue}:job"
+    try:
+        assert await dispatcher.enqueue("deliver_events", ["evt_1", "evt_2"], job_id=job_id)
+        assert await dispatcher.enqueue("deliver_events", ["evt_other"], job_id=job_id)
+        assert await dispatcher.redis.zcard(queue) == 1
+        job = Job(job_id, dispatcher.redis, _queue_name=queue)
+        assert await job.status() == JobStatus.queued
+        info = await job.info()
+        assert info is not None
+        assert (info.function, info.args) == ("deliver_events", (["evt_1", "evt_2"],))
+    finally:
+        await dispatcher.close()
+
+
+@run
+async def test_only_a_job_due_now_wakes_the_workers(queue: str) -> None:
+    dispatcher = ArqDispatcher(REDIS_URL, queue)
+    listener = dispatcher.redis.pubsub()
+    await listener.subscribe(wake_channel(queue))
+    try:
+        await dispatcher.enqueue(
+            "deliver_events", ["evt_later"], job_id=f"{queue}:later", defer_seconds=30
+        )
+        assert await listener.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
+        score = await dispatcher.redis.zscore(queue, f"{queue}:later")
+        assert score is not None and score > (await _now_ms(dispatcher.redis)) + 25_000
+        await dispatcher.enqueue("deliver_events", ["evt_now"], job_id=f"{queue}:now")
+        message = await listener.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert message is not None and message["type"] == "message"
+    finally:
+        await listener.aclose()
+        await dispatcher.close()
+
+
+@run
+async def test_two_workers_polling_one_queue_start_each_job_once(queue: str) -> None:
+    runs: list[int] = []
+    all_ran = asyncio.Event()
+
+    async def work(_ctx: dict[str, Any], n: int) -> None:
+        runs.append(n)
+        if len(runs) == 59:
+            all_ran.set()
+        await asyncio.sleep(0.01)
+
+    dispatcher = ArqDispatcher(REDIS_URL, queue)
+    for n in range(60):
+        await dispatcher.enqueue("work", n, job_id=f"{queue}:{n}")
+    # One job is already running on some other worker: it is left to that worker.
+    await dispatcher.redis.psetex(f"arq:in-progress:{queue}:0", 60_000, b"1")
+    workers = [
+        ResilientWorker(
+            [func(work, name="work")],  # type: ignore[arg-type]
+            redis_pool=dispatcher.redis,
+            queue_name=queue,
+            poll_delay=0.05,
+            max_jobs=7,
+            handle_signals=False,
+            keep_result=0,
+        )
+        for _ in range(2)
+    ]
+    polling = [asyncio.create_task(w.main()) for w in workers]
+    try:
+        await asyncio.wait_for(all_ran.wait(), 30)
+    finally:
+        for task in polling:
+            task.cancel()
+        await asyncio.gather(*polling, return_exceptions=True)
+        for w in workers:
+            await w.close()
+    assert sorted(runs) == list(range(1, 60))
+    assert await dispatcher.redis.zscore(queue, f"{queue}:0") is not None
+    await dispatcher.close()
+
+
+async def _now_ms(client: Redis) -> float:
+    seconds, micros = await client.time()
+    return seconds * 1000 + micros / 1000
