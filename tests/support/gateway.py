@@ -14,7 +14,7 @@ import subprocess
 import sys
 import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -198,6 +198,9 @@ class Gateway:
 
     def start_server(self) -> None:
         self.server = self._spawn("serve", "--port", str(self.port), name="server")
+        self._wait_server()
+
+    def _wait_server(self) -> None:
         wait_until(self._healthy, 30, "the gateway to answer /healthz")
 
     def _healthy(self) -> bool:
@@ -210,6 +213,12 @@ class Gateway:
             return False
 
     def start_worker(self) -> subprocess.Popen[bytes]:
+        proc, wait = self._spawn_worker()
+        wait()
+        return proc
+
+    def _spawn_worker(self) -> tuple[subprocess.Popen[bytes], Callable[[], None]]:
+        """A worker started, and what waits until it polls the queue."""
         assert self.redis_url is not None
         client = redis_client(self.redis_url)
         client.delete(f"{self.queue}:health-check")
@@ -221,8 +230,7 @@ class Gateway:
                 raise AssertionError(f"gateway worker exited: {self.log_tail('worker0')}")
             return bool(client.exists(f"{self.queue}:health-check"))
 
-        wait_until(ready, 30, "the worker to start")
-        return proc
+        return proc, lambda: wait_until(ready, 30, "the worker to start")
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         proc.send_signal(sig)
@@ -239,9 +247,12 @@ class Gateway:
         if self.backend == "postgres":
             result = self.run_cli("migrate")
             assert result.returncode == 0, result.stderr
-        self.start_server()
-        if self.backend == "postgres":
-            self.start_worker()
+        # The API and the worker start side by side (each is mostly imports).
+        self.server = self._spawn("serve", "--port", str(self.port), name="server")
+        worker_ready = self._spawn_worker()[1] if self.backend == "postgres" else None
+        self._wait_server()
+        if worker_ready is not None:
+            worker_ready()
 
     @contextmanager
     def running(self) -> Iterator[Gateway]:
