@@ -20,15 +20,20 @@ from gateway.queue.dispatch import wake_channel
 log = logging.getLogger("gateway.worker")
 
 # Marks in progress the jobs of a poll that no worker has started and that are still
-# due, as arq's `start_jobs` does for each job in four round trips (WATCH, EXISTS,
-# ZSCORE, MULTI/EXEC), one job after another: here one round trip for them all.
-# KEYS: the queue, then each job's in-progress key; ARGV: now (ms), the in-progress
-# timeout (ms), then each job's id. Returns the started ids, each followed by its score.
+# due, at most ARGV[3] of them, as arq's `start_jobs` does for each job in four round
+# trips (WATCH, EXISTS, ZSCORE, MULTI/EXEC), one job after another: here one round trip
+# for them all. KEYS: the queue, then each job's in-progress key; ARGV: now (ms), the
+# in-progress timeout (ms), the most to start, then each job's id. Returns the started
+# ids, each followed by its score.
 _START = """
 local started = {}
 local now = tonumber(ARGV[1])
+local most = tonumber(ARGV[3])
 for i = 2, #KEYS do
-  local id = ARGV[i + 1]
+  if #started >= 2 * most then
+    break
+  end
+  local id = ARGV[i + 2]
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local score = redis.call('ZSCORE', KEYS[1], id)
     if score and tonumber(score) <= now then
@@ -89,40 +94,36 @@ class ResilientWorker(Worker):
         # A running job stays in arq's queue until it ends, and arq checks each one it
         # reads again before reaching the jobs behind it. Those running here are known
         # without asking.
-        wanted: list[str] = []
-        for raw in job_ids:
-            job_id = raw.decode()
-            if self._running_here(job_id):
-                continue
-            if wanted and self.sem.locked():
-                break  # no slot free for more: the next poll finds the rest
-            await self.sem.acquire()  # the first waits for a slot, as in arq
-            wanted.append(job_id)
+        wanted = [j for j in (raw.decode() for raw in job_ids) if not self._running_here(j)]
         if not wanted:
             return
+        # A slot for each job to start: the first waited for, as in arq, then those free
+        # now. Every job read goes to the script, which skips those started elsewhere:
+        # the first few may all be running on another worker while later ones wait.
+        await self.sem.acquire()
+        slots = 1
+        while slots < len(wanted) and not self.sem.locked():
+            await self.sem.acquire()
+            slots += 1
         if self._start is None:
             self._start = self.pool.register_script(_START)
         try:
             started = await self._start(
                 keys=[self.queue_name, *(in_progress_key_prefix + j for j in wanted)],
-                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), *wanted],
+                args=[timestamp_ms(), int(self.in_progress_timeout_s * 1000), slots, *wanted],
             )
         except BaseException:
-            for _ in wanted:
+            for _ in range(slots):
                 self.sem.release()
             raise
-        score_of = {
-            started[i].decode(): int(float(started[i + 1])) for i in range(0, len(started), 2)
-        }
-        for job_id in wanted:
-            score = score_of.get(job_id)
-            if score is None:  # started elsewhere, or ended, or put off meanwhile
-                self.sem.release()
-                continue
+        for i in range(0, len(started), 2):
+            job_id, score = started[i].decode(), int(float(started[i + 1]))
             self.job_counter += 1
             task = self.loop.create_task(self.run_job(job_id, score))
             task.add_done_callback(lambda _: self._release_sem_dec_counter_on_complete())
             self.tasks[job_id] = task
+        for _ in range(slots - len(started) // 2):  # slots left unused
+            self.sem.release()
 
     def _running_here(self, job_id: str) -> bool:
         task = self.tasks.get(job_id)

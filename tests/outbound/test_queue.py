@@ -127,3 +127,42 @@ async def test_two_workers_polling_one_queue_start_each_job_once(queue: str) -> 
 async def _now_ms(client: Redis) -> float:
     seconds, micros = await client.time()
     return seconds * 1000 + micros / 1000
+
+
+@run
+async def test_jobs_held_elsewhere_at_the_head_of_the_queue_do_not_stall_a_worker(
+    queue: str,
+) -> None:
+    """More jobs at the head of the queue run on other workers than this one has slots:
+    it starts the ready jobs behind them."""
+    runs: list[int] = []
+    all_ran = asyncio.Event()
+
+    async def work(_ctx: dict[str, Any], n: int) -> None:
+        runs.append(n)
+        if len(runs) == 5:
+            all_ran.set()
+
+    dispatcher = ArqDispatcher(REDIS_URL, queue)
+    for n in range(10):
+        await dispatcher.enqueue("work", n, job_id=f"{queue}:{n}")
+    for n in range(5):
+        await dispatcher.redis.psetex(f"arq:in-progress:{queue}:{n}", 60_000, b"1")
+    worker = ResilientWorker(
+        [func(work, name="work")],  # type: ignore[arg-type]
+        redis_pool=dispatcher.redis,
+        queue_name=queue,
+        poll_delay=0.05,
+        max_jobs=2,
+        handle_signals=False,
+        keep_result=0,
+    )
+    polling = asyncio.create_task(worker.main())
+    try:
+        await asyncio.wait_for(all_ran.wait(), 30)
+    finally:
+        polling.cancel()
+        await asyncio.gather(polling, return_exceptions=True)
+        await worker.close()
+        await dispatcher.close()
+    assert sorted(runs) == [5, 6, 7, 8, 9]
