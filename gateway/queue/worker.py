@@ -25,6 +25,12 @@ log = logging.getLogger("gateway.worker")
 # for them all. KEYS: the queue, then each job's in-progress key; ARGV: now (ms), the
 # in-progress timeout (ms), the most to start, then each job's id. Returns the started
 # ids, each followed by its score.
+# Jobs started by one poll at most; a poll that starts this many polls again at once.
+# Started all at once, a backlog went to the first worker to poll, and the attempts of
+# hundreds of jobs queued in one process for their endpoints' turns (`load.py`) while
+# another worker idled.
+START_AT_ONCE = 10
+
 _START = """
 local started = {}
 local now = tonumber(ARGV[1])
@@ -71,6 +77,7 @@ class ResilientWorker(Worker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._idle = self.poll_delay_s
+        self._more_ready = False  # the last poll left ready jobs: `START_AT_ONCE`
         self.poll_delay_s = 0  # arq's own sleep between polls: the idle wait replaces it
         self._woken = asyncio.Event()
         self._start: AsyncScript | None = None  # the pool is made in `main`
@@ -88,7 +95,11 @@ class ResilientWorker(Worker):
         if self._down_since is not None:
             log.warning("Redis is back after %.1fs", time.monotonic() - self._down_since)
             self._down_since = None
-        await self._idle_wait()
+        if self._more_ready:
+            self._more_ready = False
+            await asyncio.sleep(0)  # let the jobs just started begin, then poll again
+        else:
+            await self._idle_wait()
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         # A running job stays in arq's queue until it ends, and arq checks each one it
@@ -102,7 +113,7 @@ class ResilientWorker(Worker):
         # the first few may all be running on another worker while later ones wait.
         await self.sem.acquire()
         slots = 1
-        while slots < len(wanted) and not self.sem.locked():
+        while slots < min(len(wanted), START_AT_ONCE) and not self.sem.locked():
             await self.sem.acquire()
             slots += 1
         if self._start is None:
@@ -124,6 +135,7 @@ class ResilientWorker(Worker):
             self.tasks[job_id] = task
         for _ in range(slots - len(started) // 2):  # slots left unused
             self.sem.release()
+        self._more_ready = len(started) // 2 == START_AT_ONCE
 
     def _running_here(self, job_id: str) -> bool:
         task = self.tasks.get(job_id)
