@@ -113,6 +113,8 @@ async def test_two_workers_polling_one_queue_start_each_job_once(queue: str) -> 
     polling = [asyncio.create_task(w.main()) for w in workers]
     try:
         await asyncio.wait_for(all_ran.wait(), 30)
+        for w in workers:  # the last jobs end (recorded in Redis) before the workers stop
+            await asyncio.gather(*list(w.tasks.values()), return_exceptions=True)
     finally:
         for task in polling:
             task.cancel()
@@ -160,6 +162,8 @@ async def test_jobs_held_elsewhere_at_the_head_of_the_queue_do_not_stall_a_worke
     polling = asyncio.create_task(worker.main())
     try:
         await asyncio.wait_for(all_ran.wait(), 30)
+        # The last job ends (recorded in Redis) before the worker stops.
+        await asyncio.gather(*list(worker.tasks.values()), return_exceptions=True)
     finally:
         polling.cancel()
         await asyncio.gather(polling, return_exceptions=True)
