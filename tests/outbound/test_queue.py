@@ -84,51 +84,14 @@ async def test_only_a_job_due_now_wakes_the_workers(queue: str) -> None:
 
 @run
 async def test_two_workers_polling_one_queue_start_each_job_once(queue: str) -> None:
-    runs: list[int] = []
-    all_ran = asyncio.Event()
-
-    async def work(_ctx: dict[str, Any], n: int) -> None:
-        runs.append(n)
-        if len(runs) == 59:
-            all_ran.set()
-        await asyncio.sleep(0.01)
-
     dispatcher = ArqDispatcher(REDIS_URL, queue)
-    for n in range(60):
-        await dispatcher.enqueue("work", n, job_id=f"{queue}:{n}")
-    # One job is already running on some other worker: it is left to that worker.
-    await dispatcher.redis.psetex(f"arq:in-progress:{queue}:0", 60_000, b"1")
-    workers = [
-        ResilientWorker(
-            [func(work, name="work")],  # type: ignore[arg-type]
-            redis_pool=dispatcher.redis,
-            queue_name=queue,
-            poll_delay=0.05,
-            max_jobs=7,
-            handle_signals=False,
-            keep_result=0,
-        )
-        for _ in range(2)
-    ]
-    polling = [asyncio.create_task(w.main()) for w in workers]
     try:
-        await asyncio.wait_for(all_ran.wait(), 30)
-        for w in workers:  # the last jobs end (recorded in Redis) before the workers stop
-            await asyncio.gather(*list(w.tasks.values()), return_exceptions=True)
+        # One job is already running on some other worker: it is left to that worker.
+        runs = await _run_jobs(dispatcher, queue, jobs=60, held=1, workers=2, max_jobs=7)
+        assert sorted(runs) == list(range(1, 60))
+        assert await dispatcher.redis.zscore(queue, f"{queue}:0") is not None
     finally:
-        for task in polling:
-            task.cancel()
-        await asyncio.gather(*polling, return_exceptions=True)
-        for w in workers:
-            await w.close()
-    assert sorted(runs) == list(range(1, 60))
-    assert await dispatcher.redis.zscore(queue, f"{queue}:0") is not None
-    await dispatcher.close()
-
-
-async def _now_ms(client: Redis) -> float:
-    seconds, micros = await client.time()
-    return seconds * 1000 + micros / 1000
+        await dispatcher.close()
 
 
 @run
@@ -137,36 +100,59 @@ async def test_jobs_held_elsewhere_at_the_head_of_the_queue_do_not_stall_a_worke
 ) -> None:
     """More jobs at the head of the queue run on other workers than this one has slots:
     it starts the ready jobs behind them."""
+    dispatcher = ArqDispatcher(REDIS_URL, queue)
+    try:
+        runs = await _run_jobs(dispatcher, queue, jobs=10, held=5, workers=1, max_jobs=2)
+        assert sorted(runs) == [5, 6, 7, 8, 9]
+    finally:
+        await dispatcher.close()
+
+
+async def _run_jobs(
+    dispatcher: ArqDispatcher, queue: str, *, jobs: int, held: int, workers: int, max_jobs: int
+) -> list[int]:
+    """Queue `jobs` jobs, the first `held` of them marked in progress on "another worker",
+    run `workers` workers until every other job has run, and return what ran (job n runs
+    with n)."""
     runs: list[int] = []
     all_ran = asyncio.Event()
 
     async def work(_ctx: dict[str, Any], n: int) -> None:
         runs.append(n)
-        if len(runs) == 5:
+        if len(runs) == jobs - held:
             all_ran.set()
+        await asyncio.sleep(0.01)  # jobs overlap, so that every worker takes some
 
-    dispatcher = ArqDispatcher(REDIS_URL, queue)
-    for n in range(10):
+    for n in range(jobs):
         await dispatcher.enqueue("work", n, job_id=f"{queue}:{n}")
-    for n in range(5):
+    for n in range(held):
         await dispatcher.redis.psetex(f"arq:in-progress:{queue}:{n}", 60_000, b"1")
-    worker = ResilientWorker(
-        [func(work, name="work")],  # type: ignore[arg-type]
-        redis_pool=dispatcher.redis,
-        queue_name=queue,
-        poll_delay=0.05,
-        max_jobs=2,
-        handle_signals=False,
-        keep_result=0,
-    )
-    polling = asyncio.create_task(worker.main())
+    running = [
+        ResilientWorker(
+            [func(work, name="work")],  # type: ignore[arg-type]
+            redis_pool=dispatcher.redis,
+            queue_name=queue,
+            poll_delay=0.05,
+            max_jobs=max_jobs,
+            handle_signals=False,
+            keep_result=0,
+        )
+        for _ in range(workers)
+    ]
+    polling = [asyncio.create_task(w.main()) for w in running]
     try:
         await asyncio.wait_for(all_ran.wait(), 30)
-        # The last job ends (recorded in Redis) before the worker stops.
-        await asyncio.gather(*list(worker.tasks.values()), return_exceptions=True)
+        for w in running:  # the last jobs end (recorded in Redis) before the workers stop
+            await asyncio.gather(*list(w.tasks.values()), return_exceptions=True)
     finally:
-        polling.cancel()
-        await asyncio.gather(polling, return_exceptions=True)
-        await worker.close()
-        await dispatcher.close()
-    assert sorted(runs) == [5, 6, 7, 8, 9]
+        for task in polling:
+            task.cancel()
+        await asyncio.gather(*polling, return_exceptions=True)
+        for w in running:
+            await w.close()
+    return runs
+
+
+async def _now_ms(client: Redis) -> float:
+    seconds, micros = await client.time()
+    return seconds * 1000 + micros / 1000
