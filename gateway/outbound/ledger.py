@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Update, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
 from gateway.outbound.context import DeliveryContext
@@ -254,24 +256,9 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
         claimed.sort(key=lambda row: row.id)
         if not claimed:
             return [[] for _ in wants]
-        events = {
-            e.id: e
-            for e in await conn.execute(
-                _EVENTS_BY_ID, {"ids": list({row.event_id for row in claimed})}
-            )
-        }
-        endpoints = {
-            e.id: e
-            for e in await conn.execute(
-                _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in claimed})}
-            )
-        }
+        events, endpoints, bodies = await _events_and_endpoints(conn, claimed)
     if full:
         await _continue(ctx, wants, {row.id for row in claimed}, claimed[-1].id)
-    bodies = {
-        e.id: event_body(e.id, e.type, e.created_at, e.data, e.previous_data)
-        for e in events.values()
-    }
     jobs: list[list[Job]] = [[] for _ in wants]
     for row in claimed:
         owner = by_event.get(row.event_id)
@@ -379,32 +366,15 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
             ),
             key=lambda row: row.id,
         )
-        events, endpoints = {}, {}
-        if rows:
-            events = {
-                e.id: e
-                for e in await conn.execute(
-                    _EVENTS_BY_ID, {"ids": list({row.event_id for row in rows})}
-                )
-            }
-            endpoints = {
-                e.id: e
-                for e in await conn.execute(
-                    _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in rows})}
-                )
-            }
-    bodies: dict[str, bytes] = {}
+        if not rows:
+            return [[] for _ in wants]
+        events, endpoints, bodies = await _events_and_endpoints(conn, rows)
     jobs: list[list[Job]] = [[] for _ in wants]
     for row in rows:
         endpoint = endpoints.get(row.endpoint_id)
         event = events.get(row.event_id)
         if endpoint is None or event is None:  # deleted meanwhile, and its deliveries with it
             continue
-        body = bodies.get(event.id)
-        if body is None:
-            body = bodies[event.id] = event_body(
-                event.id, event.type, event.created_at, event.data, event.previous_data
-            )
         jobs[owner[row.id]].append(
             Job(
                 row.id,
@@ -412,13 +382,37 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
                 row.attempt_count + 1,
                 endpoint,
                 event,
-                body,
+                bodies[event.id],
                 row.rate_slot_at,
                 row.stalled_claims - 1,  # counted by the publish's lease or the takeover
                 created_at=row.created_at,
             )
         )
     return jobs
+
+
+async def _events_and_endpoints(
+    conn: AsyncConnection, deliveries: Sequence[Any]
+) -> tuple[dict[str, Row[Any]], dict[str, Row[Any]], dict[str, bytes]]:
+    """The events and endpoints of these deliveries (rows with `event_id` and
+    `endpoint_id`), by id, read by primary key, and each event's body as it is sent."""
+    events = {
+        e.id: e
+        for e in await conn.execute(
+            _EVENTS_BY_ID, {"ids": list({row.event_id for row in deliveries})}
+        )
+    }
+    endpoints = {
+        e.id: e
+        for e in await conn.execute(
+            _ENDPOINTS_BY_ID, {"ids": list({row.endpoint_id for row in deliveries})}
+        )
+    }
+    bodies = {
+        e.id: event_body(e.id, e.type, e.created_at, e.data, e.previous_data)
+        for e in events.values()
+    }
+    return events, endpoints, bodies
 
 
 async def _continue(
