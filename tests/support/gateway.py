@@ -318,15 +318,14 @@ class Gateway:
 
     def sql(self, statement: str) -> list[tuple[object, ...]]:
         """Read the database directly (for checks the API does not expose)."""
-        if self.backend == "sqlite":
-            with sqlite3.connect(str(make_url(self.database_url).database), timeout=30) as conn:
-                return list(conn.execute(statement).fetchall())
-        return asyncio.run(_pg_fetch(self.database_url, statement))
+        [rows] = self.sql_each(statement)
+        return rows
 
     def sql_each(self, *statements: str) -> list[list[tuple[object, ...]]]:
         """`sql` of several statements, over one connection."""
         if self.backend == "sqlite":
-            return [self.sql(statement) for statement in statements]
+            with sqlite3.connect(str(make_url(self.database_url).database), timeout=30) as conn:
+                return [list(conn.execute(statement).fetchall()) for statement in statements]
         return asyncio.run(_pg_fetch_each(self.database_url, statements))
 
 
@@ -367,16 +366,6 @@ async def _pg_empty(url: str, truncate: bool) -> int:
             else:
                 return deleted
         raise AssertionError("unreachable")
-    finally:
-        await conn.close()
-
-
-async def _pg_fetch(url: str, statement: str) -> list[tuple[object, ...]]:
-    import asyncpg
-
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
-    try:
-        return [tuple(row) for row in await conn.fetch(statement)]
     finally:
         await conn.close()
 
