@@ -168,10 +168,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticated = [Depends(get_principal)]
     # What every management route can answer; each route adds its own (404, 409, ...).
     managed = error_responses(401, 422, 429, 503)
+    # Routes are matched in order: publishing, the hottest, first.
     for module in (
+        events,
         endpoints,
         streams,
-        events,
         event_types,
         deliveries,
         sources,

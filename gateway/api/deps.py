@@ -49,13 +49,20 @@ async def get_dispatcher(request: Request) -> Dispatcher:
     return request.app.state.dispatcher  # type: ignore[no-any-return]
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
+bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 
 
 async def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    return await authenticate(request, credentials)
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """The caller of a management route, admitted under its rate limit; 401 or 429."""
     failures: FailureLimiter = request.app.state.failures
     address = client_address(request)
     blocked = failures.blocked_for(address)
@@ -83,6 +90,8 @@ def is_json(content_type: str | None) -> bool:
     """What FastAPI parses as JSON: `application/json` or `application/*+json`."""
     if not content_type:
         return False
+    if content_type == "application/json":  # nearly every request: no parsing needed
+        return True
     message = email.message.Message()
     message["content-type"] = content_type
     subtype = message.get_content_subtype()

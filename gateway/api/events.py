@@ -6,7 +6,7 @@ import hashlib
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import AfterValidator
 
 from gateway.api.deps import (
@@ -23,6 +23,7 @@ from gateway.api.deps import (
     TenantFilter,
     TypeFilter,
 )
+from gateway.api.publish_route import IDEMPOTENCY_KEY, PublishRoute
 from gateway.api.schemas import Page, error_responses
 from gateway.auth import Principal, scoped_tenant
 from gateway.errors import GatewayError
@@ -57,35 +58,13 @@ def _scoped_idempotency_key(principal: Principal, key: str) -> str:
     return f"api:{hashlib.sha256(owner.encode()).hexdigest()[:24]}:{key}"
 
 
-@router.post(
-    "",
-    status_code=status.HTTP_202_ACCEPTED,
-    response_model=EventPublished,
-    dependencies=JSON_BODY,
-    responses={
-        200: {
-            "model": EventPublished,
-            "description": "A repeat of an earlier Idempotency-Key: the first event",
-        },
-        **error_responses(409, 413, 415),
-    },
-    response_description="Stored with its deliveries: it will arrive",
-)
 async def publish_event(
     body: EventCreate,
     batcher: BatcherDep,
     principal: PrincipalDep,
     settings: SettingsDep,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            min_length=1,
-            max_length=200,
-            description="Publish at most once per key: a repeat answers 200 with the first "
-            "event (409 if its body differs). Scoped to the caller: a tenant, or one unscoped key.",
-        ),
-    ] = None,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY_KEY] = None,
 ) -> dict[str, object]:
     """Store the event and its deliveries durably, then fan it out; 202 means it will arrive.
 
@@ -113,6 +92,26 @@ async def publish_event(
     if not published.created:
         response.status_code = status.HTTP_200_OK
     return reads.published_out(published)
+
+
+# Its parameters are resolved by `PublishRoute`, not by FastAPI: see publish_route.py.
+router.add_api_route(
+    "",
+    publish_event,
+    methods=["POST"],
+    route_class_override=PublishRoute,
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=EventPublished,
+    dependencies=JSON_BODY,
+    responses={
+        200: {
+            "model": EventPublished,
+            "description": "A repeat of an earlier Idempotency-Key: the first event",
+        },
+        **error_responses(409, 413, 415),
+    },
+    response_description="Stored with its deliveries: it will arrive",
+)
 
 
 @router.post(
