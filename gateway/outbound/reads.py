@@ -28,7 +28,7 @@ from gateway.store.queries import Page, get_or_404, page
 from gateway.timeutil import as_utc
 
 if TYPE_CHECKING:  # publishing's module loads metrics and tracing, which reads do not need
-    from gateway.outbound.fanout import Published
+    from gateway.outbound.fanout import NewEvent, Published
 
 
 def endpoint_out(
@@ -47,7 +47,7 @@ def endpoint_out(
     return out
 
 
-def event_out(event: Event) -> dict[str, object]:
+def event_out(event: Event | NewEvent) -> dict[str, object]:
     return {
         "id": event.id,
         "type": event.type,

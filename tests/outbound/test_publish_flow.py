@@ -6,6 +6,8 @@ import json
 
 from standardwebhooks import Webhook
 
+from gateway.outbound.fanout import NewEvent
+from gateway.store.models import Event
 from tests.support.gateway import Gateway
 from tests.support.helpers import deliveries_of, make_endpoint, publish, wait_delivery
 from tests.support.receiver import Receiver, Reply
@@ -53,3 +55,9 @@ def test_cookies_set_by_one_endpoint_never_reach_another(
     publish(gw, "a.c")
     for request in receiver.wait_for(setter, 2) + receiver.wait_for(other, 2):
         assert "cookie" not in request.headers
+
+
+def test_a_new_events_fields_are_the_event_tables_columns() -> None:
+    # A publish inserts `NewEvent.row()` as the event's row: a column missing from it
+    # would be stored as its default, silently.
+    assert list(NewEvent.__slots__) == [c.name for c in Event.__table__.columns]  # type: ignore[attr-defined]
