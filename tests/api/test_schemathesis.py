@@ -136,6 +136,10 @@ OPERATIONS = (
 )
 
 
+# What uvicorn's HTTP parser answers a message that is not valid HTTP/1.1.
+UVICORN_REFUSAL = "Invalid HTTP request received."
+
+
 @dataclass(frozen=True)
 class KnownBug:
     """A failure the gateway is known to have: schemathesis failure code and status."""
@@ -308,6 +312,10 @@ def test_operation_conforms(gw: Gateway, api_schema: schemathesis.BaseSchema, la
         @given(case=_cases(operation, ids))
         def run(case: schemathesis.Case) -> None:
             response = case.call(session=session, headers=AUTH, timeout=30)
+            if response.status_code == 400 and response.text == UVICORN_REFUSAL:
+                # uvicorn refused the message as HTTP (a generated `transfer-encoding: _Q`
+                # header, say) before any route saw it: no operation's answer to check.
+                return
             try:
                 case.validate_response(response, checks=CHECKS, headers=AUTH)
             except FailureGroup as group:
