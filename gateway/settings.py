@@ -204,9 +204,9 @@ class Settings(BaseSettings):
     connections_per_host: int = Field(
         50,
         ge=1,
-        description="Attempts under way at once to one endpoint, per process. An endpoint "
-        "starts with 4 and earns one more with each quick answer; one that answers slowly "
-        "(over a second) gets a tenth of these, and its further attempts are put off.",
+        description="Attempts under way at once to one endpoint, per process. One that "
+        "answers slowly (over a second) gets a tenth of these, and its further attempts are "
+        "put off.",
     )
     # Sweeper: how often it runs and how overdue a delivery must be before it is
     # re-dispatched (its own job had that long to run).
