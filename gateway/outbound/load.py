@@ -17,8 +17,9 @@ The process has `delivery_concurrency` slots, in two lanes:
   about when the endpoint can take it.
 
 Per endpoint, at most `connections_per_endpoint` attempts are under way at once. An
-attempt waits at most `max_wait` for its endpoint's turn, then is put off. Waiting for
-a turn happens before a slot is taken. (There is no slow start: a window that had
+attempt waits for its endpoint's turn while the endpoint's queue goes round fast enough
+to reach it within `MAX_TURN_WAIT`, and is put off otherwise (checked every `max_wait`).
+Waiting for a turn happens before a slot is taken. (There is no slow start: a window that had
 to be earned, and shrank at a slow answer, held healthy endpoints back whenever the
 worker itself was busy, and bought nothing the slow lane does not already give.)
 """
@@ -34,6 +35,9 @@ from dataclasses import dataclass, field
 
 # An attempt unanswered for this long is slow; so is an endpoint whose answers take it.
 SLOW = 1.0
+# The longest an attempt waits for its endpoint's turn, even while the endpoint answers:
+# the job that holds it has a deadline (`job_timeout`, at least 70 s).
+MAX_TURN_WAIT = 10.0
 # Endpoints remembered (their typical answer time); idle ones are forgotten beyond it.
 MAX_TRACKED = 10_000
 
@@ -51,6 +55,7 @@ class _Load:
     tenant: str | None
     last_end: float  # when the last attempt ended (or tracking began)
     in_flight: int = 0
+    finished: int = 0  # attempts ended, ever: waiters for a turn see them go round
     sending: int = 0  # attempts sent and not yet answered (in_flight counts waiting ones)
     sending_since: float = 0.0  # when `sending` last went from 0 to 1
     typical: float = 0.0  # moving average of answer times, in seconds
@@ -156,27 +161,48 @@ class EndpointLoads:
         self._enter_slow(load)
 
     async def _turn(self, load: _Load) -> None:
-        """Wait for one of the endpoint's attempts, up to `max_wait`; Busy after that."""
+        """Wait for one of the endpoint's attempts; Busy once the endpoint has gone
+        `max_wait` without ending one, or its queue would not drain at the pace seen
+        within `MAX_TURN_WAIT` of the start of the wait."""
         if not load.waiters and load.in_flight < self._cap:
             load.in_flight += 1
             return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
         load.waiters.append(turn)
+        give_up = loop.time() + MAX_TURN_WAIT
         try:
-            async with asyncio.timeout(self._max_wait):
-                await turn
-        except TimeoutError:
-            if turn.done() and not turn.cancelled():
-                return  # handed over just as the wait ran out: it is ours
-            if turn in load.waiters:  # a hand-over may have passed over it, cancelled
-                load.waiters.remove(turn)
-            raise Busy(self._next_slot(load, max(self._pace(load), SLOW))) from None
+            while True:
+                finished, since = load.finished, loop.time()
+                await asyncio.wait([turn], timeout=self._max_wait)
+                if turn.done():
+                    return
+                # Its turns still go round, fast enough for the whole queue to have
+                # them before `give_up`: the wait is the gateway's own (a worker that
+                # took on a large backlog), and putting those attempts off, spaced a
+                # second apart, only slowed the backlog down (to 50 a second per
+                # endpoint in W1's drains with two workers).
+                went_round = load.finished - finished
+                now = loop.time()
+                if (
+                    not went_round
+                    or self._is_slow(load)
+                    or len(load.waiters) * (now - since) / went_round > give_up - now
+                ):
+                    break
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self._ended(load, 0.0, None)  # handed over, never used: give it back
             elif turn in load.waiters:
                 load.waiters.remove(turn)
             raise
+        load.waiters.remove(turn)
+        turn.cancel()
+        # Spaced at the pace the endpoint answers: a second or more when it stopped
+        # answering, its typical answer time while it answers (floored at a second, that
+        # came to one attempt a second per connection: 50 a second for an endpoint that
+        # took thousands).
+        raise Busy(self._next_slot(load, self._pace(load)))
 
     def _is_slow(self, load: _Load) -> bool:
         if load.typical > SLOW:
@@ -200,6 +226,7 @@ class EndpointLoads:
 
     def _ended(self, load: _Load, duration: float, end: float | None) -> None:
         load.in_flight -= 1
+        load.finished += 1
         if end is not None:
             load.typical = duration if not load.typical else 0.8 * load.typical + 0.2 * duration
             load.last_end = end

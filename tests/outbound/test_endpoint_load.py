@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
+from gateway.outbound import load
 from gateway.outbound.load import Admitted, Busy, EndpointLoads
 
 
@@ -123,6 +124,54 @@ def test_an_attempt_waits_for_its_turn_then_gives_up_as_busy() -> None:
             pass
 
     run(scenario())
+
+
+async def _queue_of_quick_answers() -> tuple[int, int]:
+    """Two at a time, 40 attempts of 10 ms each: the last waits about 0.2 s for its
+    turn, four times `max_wait`, with turns going round all along. (Sent, put off.)"""
+    loads = EndpointLoads(2, max_wait=0.05)
+    sent = busy = 0
+
+    async def one() -> None:
+        nonlocal sent, busy
+        try:
+            async with loads.attempt("ep") as admitted, admitted.sending():
+                await asyncio.sleep(0.01)  # the endpoint's answer
+                sent += 1
+        except Busy:
+            busy += 1
+
+    await asyncio.gather(*(one() for _ in range(40)))
+    return sent, busy
+
+
+def test_a_queue_longer_than_the_wait_is_waited_through_while_it_goes_round() -> None:
+    assert run(_queue_of_quick_answers()) == (40, 0)
+
+
+def test_a_queue_that_would_not_go_round_in_time_is_put_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(load, "MAX_TURN_WAIT", 0.12)  # the queue needs about 0.2 s
+    sent, busy = run(_queue_of_quick_answers())
+    assert sent + busy == 40
+    assert busy > 0 and sent >= 2, (sent, busy)
+
+
+def test_an_attempt_put_off_behind_a_quick_endpoints_queue_comes_back_at_its_pace() -> None:
+    async def scenario() -> float:
+        clock = Clock()  # frozen: the endpoint answered in 5 ms until just now
+        loads = EndpointLoads(1, clock, max_wait=0.01)
+        await _answer(loads, clock, "quick", 0.005, times=5)
+        async with AsyncExitStack() as held:
+            await _send(held, loads, "quick")
+            with pytest.raises(Busy) as busy:
+                await _send(held, loads, "quick")
+            return busy.value.seconds
+
+    # Its next turn, at its pace: not a second later (which, per connection, drained a
+    # backlog to a quick endpoint at one attempt a second).
+    assert run(scenario()) == pytest.approx(0.005)
 
 
 def test_an_endpoint_that_answers_again_is_no_longer_slow() -> None:
