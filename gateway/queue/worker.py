@@ -46,12 +46,18 @@ class ResilientWorker(Worker):
         try:
             await super()._poll_iteration()
         except (RedisError, OSError) as exc:
+            _stop_if_cancelled(exc)
             now = time.monotonic()
             if self._down_since is None:
                 self._down_since = now
                 log.warning("Redis unreachable (%s); waiting for it", type(exc).__name__)
             await asyncio.sleep(min(5.0, 0.2 + (now - self._down_since) / 4))
             return
+        # A stop (a cancellation) that arrives during the Redis transaction of arq's
+        # start_jobs can end there: redis-py turns a watched transaction cut short into
+        # a WatchError, which arq takes for a job started elsewhere. The worker then
+        # polled on, unstoppable; a queue test hung on it about one run in ten.
+        _stop_if_cancelled()
         if self._down_since is not None:
             log.warning("Redis is back after %.1fs", time.monotonic() - self._down_since)
             self._down_since = None
@@ -71,8 +77,11 @@ class ResilientWorker(Worker):
     async def _idle_wait(self) -> None:
         if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen())
+        # asyncio.timeout, not wait_for: on Python 3.11, wait_for can lose a cancellation
+        # that arrives just as the wake-up does.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._woken.wait(), self._idle)
+            async with asyncio.timeout(self._idle):
+                await self._woken.wait()
         self._woken.clear()
 
     async def _listen(self) -> None:
@@ -93,3 +102,11 @@ class ResilientWorker(Worker):
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
         await super().close()
+
+
+def _stop_if_cancelled(cause: BaseException | None = None) -> None:
+    """Raise the cancellation of this task that something below caught and turned into
+    an error (or dropped): the worker is being stopped."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError from cause
