@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 # An attempt unanswered for this long is slow; so is an endpoint whose answers take it.
 SLOW = 1.0
 # The longest an attempt waits for its endpoint's turn, even while the endpoint answers:
-# the job that holds it has a deadline (`job_timeout`, at least 70 s).
+# the job that holds it has a deadline (`job_timeout`, at least 2 x the delivery timeout
+# + 10 s, so that this wait and then the attempt itself fit within it).
 MAX_TURN_WAIT = 10.0
 # Endpoints remembered (their typical answer time); idle ones are forgotten beyond it.
 MAX_TRACKED = 10_000
