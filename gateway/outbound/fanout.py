@@ -188,14 +188,16 @@ async def publish_many(
     A batch that trips over a concurrent writer (an idempotency key committed
     elsewhere meanwhile, an endpoint deleted between matching and insert) is rolled
     back and stored again: the second look finds the key's event, and no longer
-    the endpoint. If it keeps failing, each item is stored on its own, so that one
-    item's failure is its own: no item's error goes to another, and an item that
-    was committed is never answered with an error.
+    the endpoint. The last try locks the endpoints it matches against deletion
+    (`_store`), so that a stream of deletes cannot fail it too. If the batch keeps
+    failing, each item is stored on its own, so that one item's failure is its own:
+    no item's error goes to another, and an item that was committed is never
+    answered with an error.
     """
     results: list[Published | Exception] | None = None
     for tries_left in reversed(range(STORE_TRIES)):
         try:
-            results = await _store(session, items, lease=lease)
+            results = await _store(session, items, lease=lease, lock=tries_left == 0)
             break
         except DBAPIError as exc:
             await session.rollback()
@@ -233,7 +235,7 @@ async def publish_all(
     results: list[Published | Exception] = []
     for tries_left in reversed(range(STORE_TRIES)):
         try:
-            results = await _store(session, items, all_or_none=True)
+            results = await _store(session, items, all_or_none=True, lock=tries_left == 0)
             break
         except DBAPIError as exc:
             await session.rollback()
@@ -316,10 +318,17 @@ async def _store(
     items: list[Publish],
     all_or_none: bool = False,
     lease: timedelta | None = None,
+    lock: bool = False,
 ) -> list[Published | Exception]:
     """Store the items; per item, the event or its error. `all_or_none`: when any item
     has an error, store nothing (the caller raises it). With a `lease`, the deliveries
-    that may be sent at once are stored leased (see `publish_many`)."""
+    that may be sent at once are stored leased (see `publish_many`).
+
+    `lock` takes a key-share lock on the endpoints read for matching, held until the
+    commit: a delete of one of them waits for this publish (and then deletes its
+    deliveries with it), where otherwise an endpoint deleted between the read and
+    the insert fails the insert. Only a retry takes it: a lock writes to the rows
+    it locks, which every publish paying would cost more than the rare retry."""
     results: list[Published | Exception] = []
     candidates_for: dict[str | None, list[Subscription]] = {}
     events: list[dict[str, Any]] = []
@@ -357,11 +366,13 @@ async def _store(
                     results.append(refused)
                     continue
             if item.endpoint_ids is not None:
-                candidates = await _named_endpoints(session, item.tenant_id, item.endpoint_ids)
+                candidates = await _named_endpoints(
+                    session, item.tenant_id, item.endpoint_ids, lock
+                )
             else:
                 if item.tenant_id not in candidates_for:
                     candidates_for[item.tenant_id] = await _enabled_endpoints(
-                        session, item.tenant_id
+                        session, item.tenant_id, lock
                     )
                 candidates = candidates_for[item.tenant_id]
         except (Invalid, Conflict) as exc:
@@ -496,23 +507,32 @@ def _repeat(earlier: Published, item: Publish) -> Published | Exception:
     return Published(earlier.event, earlier.deliveries, created=False)
 
 
-async def _enabled_endpoints(session: AsyncSession, tenant_id: str | None) -> list[Subscription]:
+async def _enabled_endpoints(
+    session: AsyncSession, tenant_id: str | None, lock: bool = False
+) -> list[Subscription]:
     """The endpoints an event may go to, by the tenant rule (see `matching.py`): a
     tenant's event only its tenant's, an event without a tenant only the endpoints
     without one. Only the columns that matching reads."""
     conn = await session.connection()
-    if tenant_id is None:
-        return list((await conn.execute(_ENABLED_UNOWNED)).all())
-    return list((await conn.execute(_ENABLED_OF_TENANT, {"tenant_id": tenant_id})).all())
+    query, params = (
+        (_ENABLED_UNOWNED, {})
+        if tenant_id is None
+        else (_ENABLED_OF_TENANT, {"tenant_id": tenant_id})
+    )
+    if lock:
+        query = query.with_for_update(read=True, key_share=True)
+    return list((await conn.execute(query, params)).all())
 
 
 async def _named_endpoints(
-    session: AsyncSession, tenant_id: str | None, endpoint_ids: list[str]
+    session: AsyncSession, tenant_id: str | None, endpoint_ids: list[str], lock: bool = False
 ) -> list[Subscription]:
     wanted = set(endpoint_ids)
     query = _subscriptions().where(col(Endpoint.id).in_(wanted))
     if tenant_id is not None:
         query = query.where(col(Endpoint.tenant_id) == tenant_id)
+    if lock:
+        query = query.with_for_update(read=True, key_share=True)
     endpoints = list((await session.execute(query)).all())
     missing = wanted - {ep.id for ep in endpoints}
     if missing:
