@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, update
+from sqlalchemy import Row, func, literal, update
 
 from gateway.metrics import ENDPOINTS_DISABLED
 from gateway.outbound.alerts import announce
@@ -118,7 +118,10 @@ async def _apply(ctx: DeliveryContext, tally: _Tally, now: datetime) -> None:
                 update(_ENDPOINT)
                 .where(c.id == endpoint.id)
                 .values(
-                    failing_since=endpoint.failing_since or now,
+                    # The row's own value: the endpoint as claimed may be stale by now.
+                    failing_since=func.coalesce(
+                        c.failing_since, literal(now, c.failing_since.type)
+                    ),
                     # A quick refusal (4xx) shows the endpoint is up: the breaker starts over.
                     consecutive_failures=(
                         c.consecutive_failures + tally.unhealthy

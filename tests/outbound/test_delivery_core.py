@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from standardwebhooks import Webhook
 
 from gateway.crypto import SecretBox, generate_key, parse_key
@@ -26,11 +26,13 @@ from gateway.outbound.context import DeliveryContext
 from gateway.outbound.delivery import deliver_deliveries, deliver_events, deliver_leased
 from gateway.outbound.endpoints import create_endpoint, get_endpoint
 from gateway.outbound.fanout import Publish, Published, publish, publish_many
+from gateway.outbound.health import record_health
 from gateway.outbound.ledger import Outcome, Want, claim, record
 from gateway.outbound.schemas import EndpointCreate
 from gateway.outbound.tasks import build_delivery_context
 from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, DELIVER_LEASED
 from gateway.settings import Settings
+from gateway.store.models import Endpoint, table
 from gateway.timeutil import as_utc, utcnow
 from tests.support.receiver import Receiver, Reply
 
@@ -275,5 +277,34 @@ def test_an_endpoint_with_its_breaker_open_is_put_off_until_it_closes(
         shown = await _delivery(ctx, delivery_id)
         assert shown["attempt_count"] == 0 and shown["attempts"] == []
         assert abs((as_utc(shown["next_attempt_at"]) - opens_until).total_seconds()) < 5
+
+    run(settings, scenario)
+
+
+def test_a_failure_recorded_from_a_stale_endpoint_keeps_when_its_failing_began(
+    settings: Settings, receiver: Receiver, path: str
+) -> None:
+    """Health is recorded after the attempt, from the endpoint as it was claimed: by
+    then another process may have changed when its failures began, and that stands."""
+
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        endpoint_id = await _endpoint(ctx, receiver.url(path))
+        async with ctx.sessionmaker() as session:
+            endpoints = table(Endpoint)
+            query = select(endpoints).where(endpoints.c.id == endpoint_id)
+            [claimed] = (await session.execute(query)).all()
+            began = utcnow() - timedelta(seconds=ctx.settings.disable_after * 0.6)
+            await session.execute(
+                text("UPDATE endpoint SET failing_since = :began"), {"began": began}
+            )
+            await session.commit()
+        await record_health(ctx, [(claimed, 422, False, True)], utcnow())
+
+        async with ctx.sessionmaker() as session:
+            endpoint = await get_endpoint(session, endpoint_id)
+        assert endpoint.failing_since is not None
+        assert abs((as_utc(endpoint.failing_since) - began).total_seconds()) < 1
+        # 60% of the way to disabled by time: the 50% warning went out.
+        assert endpoint.warned_percent == 50
 
     run(settings, scenario)
