@@ -166,6 +166,10 @@ def _headers(text: str, errors: Errors) -> dict[str, str]:
     return headers
 
 
+# The form's choices for `ordered`, and the API's value of each.
+ORDERED_CHOICES: dict[str, bool | str] = {"false": False, "true": True, "strict": "strict"}
+
+
 def _endpoint_fields(form: dict[str, str], errors: Errors, sources: bool = True) -> dict[str, Any]:
     """The fields of a create or an update body, as the API would receive them; without
     `sources` (a tenant's portal: sources are the operator's), none about origins."""
@@ -185,6 +189,8 @@ def _endpoint_fields(form: dict[str, str], errors: Errors, sources: bool = True)
         "headers": _headers(form.get("headers", ""), errors),
         "rate_limit": rate or None,
         "filter": form.get("filter", "").strip() or None,
+        # A value the select does not offer goes through as typed: the schema names it.
+        "ordered": ORDERED_CHOICES.get(form.get("ordered", "false"), form.get("ordered")),
     }
     scheme = form.get("signature_scheme", "").strip()
     if scheme:  # the scheme with its default options; the API sets other options
@@ -230,6 +236,9 @@ def _form_of(endpoint: dict[str, Any]) -> dict[str, str]:
         "rate_limit": str(endpoint.get("rate_limit") or ""),
         "filter": endpoint.get("filter") or "",
         "signature_scheme": (endpoint.get("signature") or {}).get("scheme", "standard"),
+        "ordered": next(
+            (k for k, v in ORDERED_CHOICES.items() if v == endpoint.get("ordered")), "false"
+        ),
     }
 
 
