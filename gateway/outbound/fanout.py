@@ -485,12 +485,16 @@ async def _take_sequences(
     upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(_ORDERING_KEY)
     upsert = upsert.on_conflict_do_update(
         index_elements=[_ORDERING_KEY.c.key],
-        set_={"last_sequence": _ORDERING_KEY.c.last_sequence + upsert.excluded.last_sequence},
+        set_={
+            "last_sequence": _ORDERING_KEY.c.last_sequence + upsert.excluded.last_sequence,
+            "used_at": upsert.excluded.used_at,
+        },
     ).returning(_ORDERING_KEY.c.key, _ORDERING_KEY.c.last_sequence)
     # One statement for all the keys, its rows in sorted order (they are locked in the
     # order given); were two batches to deadlock all the same, `publish_many` runs the
     # loser again.
-    rows = [{"key": key, "last_sequence": wanted[key]} for key in sorted(wanted)]
+    now = utcnow()
+    rows = [{"key": key, "last_sequence": wanted[key], "used_at": now} for key in sorted(wanted)]
     next_of = {key: last - wanted[key] + 1 for key, last in await conn.execute(upsert.values(rows))}
     for event, event_row, ordered_deliveries in keyed:
         key = event_row["ordering_key"]

@@ -8,7 +8,9 @@ through them. What is left past the cutoff (a partition holding a pending delive
 the DEFAULT partition, SQLite's tables) is purged row by row: in small batches, each
 its own short transaction, so no long lock is held and a purge can be interrupted at
 any point. Deliveries still pending are kept whatever their age: nothing that may
-yet be sent is thrown away.
+yet be sent is thrown away. Then the ordering keys that no event uses any more, and
+that no publish has taken for as long, are forgotten: their counters would otherwise
+grow with every key ever used.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gateway.db import SessionMaker
 from gateway.ids import first_id_at
 from gateway.store import partitions
-from gateway.store.models import Attempt, Delivery, DeliveryStatus, Event, table
+from gateway.store.models import Attempt, Delivery, DeliveryStatus, Event, OrderingKey, table
 from gateway.store.partitions import Partition, in_range
 from gateway.timeutil import utcnow
 
@@ -32,6 +34,7 @@ log = logging.getLogger("gateway.retention")
 
 BATCH = 500
 _EVENT, _DELIVERY, _ATTEMPT = table(Event), table(Delivery), table(Attempt)
+_ORDERING_KEY = table(OrderingKey)
 
 
 async def purge(
@@ -94,7 +97,28 @@ async def purge(
         progress(len(ids))
     if total:
         log.info("retention: purged %d events older than %g days", total, retention_days)
+    forgotten = await forget_idle_keys(sessionmaker, cutoff)
+    if forgotten:
+        log.info("retention: forgot %d ordering keys unused since the cutoff", forgotten)
     return total
+
+
+async def forget_idle_keys(sessionmaker: SessionMaker, cutoff: datetime) -> int:
+    """Delete the ordering keys not taken since `cutoff` of which no event is left: the
+    next event of such a key starts its sequence at 1 again, with nothing of the key
+    left to be ordered against. One statement, so one scan of the counters.
+
+    A publish taking one of them meanwhile holds its row until it commits; the delete
+    then reads the row again before it deletes it, finds it used just now, and keeps it
+    (PostgreSQL's READ COMMITTED recheck; SQLite has one writer)."""
+    k = _ORDERING_KEY.c
+    async with sessionmaker() as session, session.begin():
+        result = await session.execute(
+            delete(_ORDERING_KEY).where(
+                k.used_at < cutoff, ~exists().where(_EVENT.c.ordering_key == k.key)
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def drop_expired(

@@ -162,12 +162,15 @@ class Source(SQLModel, table=True):
 class OrderingKey(SQLModel, table=True):
     """The last sequence number given to an ordering key's events. Taken by an upsert in
     the publishing transaction, whose row lock it holds until commit: the sequence of a
-    key's events is the order in which their transactions committed."""
+    key's events is the order in which their transactions committed. `used_at`: when it
+    was last taken; retention deletes a key unused for its period once none of its
+    events is left (`retention.py`)."""
 
     __tablename__ = "ordering_key"
 
     key: str = Field(sa_column=Column(String(200), primary_key=True))
     last_sequence: int = Field(sa_column=Column(BigInteger, nullable=False))
+    used_at: datetime = Field(default_factory=utcnow)
 
 
 class Event(SQLModel, table=True):

@@ -145,3 +145,33 @@ def test_purge_drops_expired_days_and_keeps_a_day_with_a_pending_delivery(
     tables = _tables(gw)
     assert not {partition_name(t, kept_day) for t in PREFIXES} & tables
     assert gw.sql("SELECT count(*) FROM event") == [(0,)]
+
+
+def test_purge_forgets_ordering_keys_that_nothing_uses_any_more(
+    gw: Gateway, receiver: Receiver, path: str
+) -> None:
+    endpoint = make_endpoint(gw, receiver.url(path))["id"]
+    first = publish(gw, "recent", ordering_key="recent")
+    assert first["sequence"] == 1
+    long_ago = f"'{LONG_AGO:%Y-%m-%d %H:%M:%S}+00'"
+    # Taken long ago, its events all gone: forgotten.
+    gw.sql(
+        "INSERT INTO ordering_key (key, last_sequence, used_at) "
+        f"VALUES ('idle-gone', 7, {long_ago})"
+    )
+    # Taken long ago, but one of its events is still pending: kept, with its count.
+    gw.sql(
+        "INSERT INTO ordering_key (key, last_sequence, used_at) "
+        f"VALUES ('idle-kept', 3, {long_ago})"
+    )
+    stuck, _ = _store(gw, endpoint, LONG_AGO, 1, "pending")
+    gw.sql(f"UPDATE event SET ordering_key = 'idle-kept', sequence = 3 WHERE id = '{stuck}'")
+
+    asyncio.run(_purge(gw.database_url, 30))
+
+    kept = {row[0]: row[1] for row in gw.sql("SELECT key, last_sequence FROM ordering_key")}
+    assert kept == {"recent": 1, "idle-kept": 3}
+    # A forgotten key starts again at 1; the others go on from where they were.
+    assert publish(gw, "again", ordering_key="idle-gone")["sequence"] == 1
+    assert publish(gw, "again", ordering_key="idle-kept")["sequence"] == 4
+    assert publish(gw, "again", ordering_key="recent")["sequence"] == 2
