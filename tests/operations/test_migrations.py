@@ -101,5 +101,14 @@ def test_postgres_partitioned_schema_matches_the_models_and_can_be_undone(
         assert _partitioned_differences(gateway.database_url) == set()
         migrate.upgrade(settings)
         assert _partitioned_differences(gateway.database_url) == _PARTITIONED_ONLY
+        # Every timestamp is stored with its time zone, as the models declare (the
+        # comparison above does not tell the two kinds apart).
+        assert (
+            gateway.sql(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = 'public' AND data_type = 'timestamp without time zone'"
+            )
+            == []
+        )
     finally:
         gateway.stop()
