@@ -21,24 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from gateway.outbound.fanout import STORE_TRIES, Publish, publish_many
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
+from tests.support.jobs import QueuedJobs
 from tests.support.receiver import Receiver
-
-
-class KeptJobs:
-    """A dispatcher that only counts what the publish queues."""
-
-    def __init__(self) -> None:
-        self.jobs = 0
-
-    async def enqueue(self, function: str, *args: Any, job_id: str, **_: Any) -> bool:
-        self.jobs += 1
-        return True
-
-    async def ping(self) -> bool:
-        return True
-
-    async def close(self, grace: float = 0) -> None:
-        pass
 
 
 def _delete_elsewhere(dsn: str, endpoint_id: str) -> str:
@@ -84,7 +68,7 @@ def test_a_publish_losing_an_endpoint_on_every_try_stores_on_the_last(
             if statement.startswith("INSERT INTO delivery"):
                 deletes.append(_delete_elsewhere(dsn, ids[len(deletes)]))
 
-        jobs = KeptJobs()
+        jobs = QueuedJobs()
         try:
             async with engine.connect() as conn:
                 async with AsyncSession(bind=conn) as session:

@@ -34,28 +34,10 @@ from gateway.queue.dispatch import DELIVER_DELIVERIES, DELIVER_EVENTS, DELIVER_L
 from gateway.settings import Settings
 from gateway.store.models import Endpoint, table
 from gateway.timeutil import as_utc, utcnow
+from tests.support.jobs import QueuedJobs
 from tests.support.receiver import Receiver, Reply
 
 SCHEDULE = (30.0, 60.0)
-
-
-class QueuedJobs:
-    """A Dispatcher that keeps the jobs it is given, in order."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[str, tuple[Any, ...], str, float]] = []
-
-    async def enqueue(
-        self, function: str, *args: Any, job_id: str, defer_seconds: float = 0
-    ) -> bool:
-        self.jobs.append((function, args, job_id, defer_seconds))
-        return True
-
-    async def ping(self) -> bool:
-        return True
-
-    async def close(self, grace: float = 0) -> None:
-        pass
 
 
 @pytest.fixture
