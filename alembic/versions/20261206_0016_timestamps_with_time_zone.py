@@ -31,20 +31,19 @@ _COLUMNS = (
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    for table, column in _COLUMNS:
-        op.execute(
-            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE timestamp with time zone "
-            f"USING {column} AT TIME ZONE 'UTC'"
-        )
+    _retype("timestamp with time zone")
 
 
 def downgrade() -> None:
+    _retype("timestamp without time zone")
+
+
+def _retype(sql_type: str) -> None:
+    """Each column as `sql_type`, its values read as UTC (both ways)."""
     if op.get_bind().dialect.name != "postgresql":
         return
     for table, column in _COLUMNS:
         op.execute(
-            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE timestamp without time zone "
+            f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {sql_type} "
             f"USING {column} AT TIME ZONE 'UTC'"
         )

@@ -441,7 +441,7 @@ async def _store(
     # work costs more CPU than the database does here.
     conn = await session.connection()
     if keyed:
-        await _take_sequences(conn, keyed)
+        await _take_sequences(conn, keyed, now)
     if events:
         await conn.execute(_INSERT_EVENTS, events)
     if deliveries:
@@ -470,9 +470,12 @@ def _lease(
 
 
 async def _take_sequences(
-    conn: AsyncConnection, keyed: list[tuple[NewEvent, dict[str, Any], list[dict[str, Any]]]]
+    conn: AsyncConnection,
+    keyed: list[tuple[NewEvent, dict[str, Any], list[dict[str, Any]]]],
+    now: datetime,
 ) -> None:
-    """Number the keyed events of the batch, in batch order, after the key's last number.
+    """Number the keyed events of the batch, in batch order, after the key's last number;
+    `now`, the batch's time, is when each key was last taken (`used_at`, for retention).
 
     The counter's row stays locked until this transaction commits, so a concurrent
     publish of the same key (another API process) waits, and takes the numbers after
@@ -493,7 +496,6 @@ async def _take_sequences(
     # One statement for all the keys, its rows in sorted order (they are locked in the
     # order given); were two batches to deadlock all the same, `publish_many` runs the
     # loser again.
-    now = utcnow()
     rows = [{"key": key, "last_sequence": wanted[key], "used_at": now} for key in sorted(wanted)]
     next_of = {key: last - wanted[key] + 1 for key, last in await conn.execute(upsert.values(rows))}
     for event, event_row, ordered_deliveries in keyed:
