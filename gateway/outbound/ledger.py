@@ -20,17 +20,16 @@ from sqlalchemy import (
     ARRAY,
     ColumnElement,
     Row,
-    Select,
     String,
-    Table,
     Update,
+    and_,
+    any_,
     bindparam,
     case,
     func,
     insert,
     or_,
     select,
-    true,
     update,
 )
 from sqlalchemy.exc import DataError, IntegrityError
@@ -164,6 +163,29 @@ def _pending_found_by_key() -> Any:
     return func.coalesce(_DELIVERY.c.status, "") == DeliveryStatus.PENDING
 
 
+def _id_among(column: ColumnElement[str], postgres: bool, name: str = "ids") -> Any:
+    """`column IN :name` for a table partitioned by its id (`column`), with `_bounds`.
+
+    On PostgreSQL, `id IN (...)` of a few hundred ids was planned as a sequential scan
+    of the day's partition whenever its pages cost less than as many index probes at
+    `random_page_cost`: every day's partition below about 100,000 rows, with statistics
+    or without. A job's read grew to 20-60 ms over a 20-second W3 run. Here the ids
+    come as one array, unnested in a subquery whose length the planner cannot know (it
+    takes 10), so it probes the primary key for each; and their range (`lo`, `hi`: ids
+    sort by time) prunes the partitions at planning. SQLite has no arrays, and plans
+    the list by its index.
+    """
+    if not postgres:
+        return column.in_(bindparam(name, expanding=True))
+    ids = select(func.unnest(bindparam(name, type_=ARRAY(String)))).scalar_subquery()
+    return and_(column == any_(func.array(ids)), column.between(bindparam("lo"), bindparam("hi")))
+
+
+def _bounds(ids: Collection[str]) -> dict[str, str]:
+    """The range parameters of an `_id_among` condition."""
+    return {"lo": min(ids), "hi": max(ids)}
+
+
 def _claim_statement(by: str, skip_locked: bool) -> Update:
     """Lease the due, unleased deliveries of some events (`by` "event_id") or by id.
 
@@ -176,7 +198,10 @@ def _claim_statement(by: str, skip_locked: bool) -> Update:
     due_ids = (
         select(d.id)
         .where(
-            d[by].in_(bindparam("keys", expanding=True)),
+            # By event: an index of its own, not the partitions' key.
+            d.event_id.in_(bindparam("keys", expanding=True))
+            if by == "event_id"
+            else _id_among(d.id, skip_locked, "keys"),
             _pending_found_by_key(),
             d.next_attempt_at <= bindparam("due_by"),
             or_(d.locked_until.is_(None), d.locked_until < bindparam("now")),
@@ -263,6 +288,7 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
                             "due_by": now + CLOCK_SLACK,
                             "now": now,
                             "lease": lease,
+                            **(_bounds(keys) if by == "id" else {}),
                         },
                     )
                 ).all()
@@ -319,48 +345,25 @@ _LEASED_COLUMNS = (
 )
 
 
-def _by_ids(table: Table, columns: Sequence[ColumnElement[Any]], postgres: bool) -> Select[Any]:
-    """Rows of `table` by id (`ids`), each found through the primary key.
-
-    On PostgreSQL, `id IN (...)` is planned as a sequential scan of the day's partition
-    whenever its pages cost less than as many index probes at `random_page_cost`: for a
-    job's 100 to 300 ids, every day's partition below about 100,000 rows. That scan
-    grew to 20-60 ms a read over a 20-second W3 run, on a fresh partition and with
-    statistics alike. Here each id is its own lookup (`LIMIT 1` keeps the planner from
-    turning them into a join), and the ids' range (`lo`, `hi`: ids sort by time) prunes
-    the partitions at planning. SQLite has no arrays, and plans the list by its index.
-    """
-    if not postgres:
-        return select(*columns).where(table.c.id.in_(bindparam("ids", expanding=True)))
-    ids = func.unnest(bindparam("ids", type_=ARRAY(String)))
-    keys = ids.table_valued("id").render_derived(name="k")
-    found = (
-        select(*columns)
-        .where(table.c.id == keys.c.id, table.c.id.between(bindparam("lo"), bindparam("hi")))
-        .limit(1)
-        .lateral("found")
-    )
-    return select(*found.c).select_from(keys).join(found, true())
-
-
-def _ids(ids: Collection[str]) -> dict[str, Any]:
-    """The parameters of a `_by_ids` statement."""
-    return {"ids": list(ids), "lo": min(ids), "hi": max(ids)}
-
-
-_LEASED = {postgres: _by_ids(_DELIVERY, _LEASED_COLUMNS, postgres) for postgres in (True, False)}
-_EVENTS_BY_ID = {postgres: _by_ids(_EVENT, list(_EVENT.c), postgres) for postgres in (True, False)}
+_LEASED = {
+    postgres: select(*_LEASED_COLUMNS).where(_id_among(_DELIVERY.c.id, postgres))
+    for postgres in (True, False)
+}
+_EVENTS_BY_ID = {
+    postgres: select(_EVENT).where(_id_among(_EVENT.c.id, postgres)) for postgres in (True, False)
+}
 # One statement for the late jobs of many publishes: a delivery still under the lease
 # of its own publish (another's lease equal to the microsecond is not to be met).
-_TAKE_OVER = (
-    update(_DELIVERY)
+_TAKE_OVER = {
+    postgres: update(_DELIVERY)
     .where(
-        _DELIVERY.c.id.in_(bindparam("ids", expanding=True)),
+        _id_among(_DELIVERY.c.id, postgres),
         _pending_found_by_key(),
         _DELIVERY.c.locked_until.in_(bindparam("leases", expanding=True)),
     )
     .values(locked_until=bindparam("new_lease"), stalled_claims=_DELIVERY.c.stalled_claims + 1)
-)
+    for postgres in (True, False)
+}
 
 
 async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Job]]:
@@ -390,11 +393,12 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
         async with ctx.sessionmaker() as session, session.begin():
             conn = await session.connection()
             await conn.execute(
-                _TAKE_OVER,
+                _TAKE_OVER[conn.dialect.name == "postgresql"],
                 {
                     "ids": late,
                     "leases": list({lease_of[delivery_id] for delivery_id in late}),
                     "new_lease": new_lease,
+                    **_bounds(late),
                 },
             )
         for delivery_id in late:
@@ -406,7 +410,9 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
         rows = sorted(
             (
                 row
-                for row in await conn.execute(_LEASED[postgres], _ids(owner))
+                for row in await conn.execute(
+                    _LEASED[postgres], {"ids": list(owner), **_bounds(owner)}
+                )
                 if row.status == DeliveryStatus.PENDING
                 # Never leased by a publish: ordered deliveries go through the claim.
                 and row.ordering_key is None
@@ -445,11 +451,12 @@ async def _events_and_endpoints(
 ) -> tuple[dict[str, Row[Any]], dict[str, Row[Any]], dict[str, bytes]]:
     """The events and endpoints of these deliveries (rows with `event_id` and
     `endpoint_id`), by id, read by primary key, and each event's body as it is sent."""
-    postgres = conn.dialect.name == "postgresql"
+    event_ids = {row.event_id for row in deliveries}
     events = {
         e.id: e
         for e in await conn.execute(
-            _EVENTS_BY_ID[postgres], _ids({row.event_id for row in deliveries})
+            _EVENTS_BY_ID[conn.dialect.name == "postgresql"],
+            {"ids": list(event_ids), **_bounds(event_ids)},
         )
     }
     endpoints = {

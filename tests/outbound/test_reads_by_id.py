@@ -1,5 +1,6 @@
-"""A job's reads of its deliveries and events by id go through the primary key, however
-many ids and however big the day's partition: PostgreSQL planned `id IN (...)` of a
+"""A job's statements by delivery id go through the primary key, however many ids and
+however big the day's partition: the leased read, the takeover of late leases and the
+claim by id (the events' read shares their condition). PostgreSQL planned `id IN (...)` of a
 few hundred ids as a sequential scan of the day's partition, 20-60 ms a read by the
 end of a 20-second W3 run.
 
@@ -12,6 +13,7 @@ shows that the test's data is where the hazard is.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -73,10 +75,18 @@ def test_reads_by_id_probe_the_primary_key(gw: Gateway, receiver: Receiver, path
                     {"ids": ids, "event": event_id, "endpoint": endpoint_id},
                 )
                 asked = ids[ROWS // 2 : ROWS // 2 + ASKED]
-                events = ledger._EVENTS_BY_ID[True]
+                now = datetime.now(UTC)
+                by_id = {"ids": asked, **ledger._bounds(asked)}
                 plans = {
-                    "leased": await _plan(conn, ledger._LEASED[True], ledger._ids(asked)),
-                    "events": await _plan(conn, events, ledger._ids([event_id])),
+                    "leased": await _plan(conn, ledger._LEASED[True], by_id),
+                    "take-over": await _plan(
+                        conn, ledger._TAKE_OVER[True], {**by_id, "leases": [now], "new_lease": now}
+                    ),
+                    "claim": await _plan(
+                        conn,
+                        ledger._CLAIM["id", True],
+                        {**by_id, "keys": asked, "due_by": now, "now": now, "lease": now},
+                    ),
                     "in-list": await _plan(conn, ledger._LEASED[False], {"ids": asked}),
                 }
                 await conn.rollback()
@@ -86,8 +96,8 @@ def test_reads_by_id_probe_the_primary_key(gw: Gateway, receiver: Receiver, path
 
     plans = asyncio.run(go())
     assert "Seq Scan on delivery" in plans["in-list"], plans["in-list"]
-    for name in ("leased", "events"):
-        assert "Seq Scan" not in plans[name], plans[name]
+    for name in ("leased", "take-over", "claim"):
+        assert "Seq Scan on delivery" not in plans[name], plans[name]
         assert "Index Scan" in plans[name], plans[name]
     # The ids' range prunes the partitions at planning: only today's is read.
-    assert plans["leased"].count("Index Scan") == 1, plans["leased"]
+    assert plans["leased"].count(" on delivery_") == 1, plans["leased"]
