@@ -100,8 +100,12 @@ class BadEndpoints:
         self.proc.stop(10)
 
 
-def start_bad_endpoints(run_dir: Path, counts: dict[str, int]) -> BadEndpoints:
-    """`counts`: endpoints wanted of each kind, e.g. {"never": 2, "huge": 1}."""
+def start_bad_endpoints(run_dir: Path, counts: dict[str, int], tries: int = 3) -> BadEndpoints:
+    """`counts`: endpoints wanted of each kind, e.g. {"never": 2, "huge": 1}.
+
+    The ports are free when picked, but one of dozens may be taken before the server
+    binds it (an outgoing connection's port, from the same range): then it starts
+    again on new ones."""
     ports = {kind: [free_port() for _ in range(n)] for kind, n in counts.items()}
     every = [port for kind_ports in ports.values() for port in kind_ports]
     proc = Proc(
@@ -112,6 +116,11 @@ def start_bad_endpoints(run_dir: Path, counts: dict[str, int]) -> BadEndpoints:
     try:
         for port in every:
             wait_http(f"http://127.0.0.1:{port}/healthz", proc=proc)
+    except RuntimeError:
+        proc.stop(5)
+        if tries > 1 and "address already in use" in proc.log_tail():
+            return start_bad_endpoints(run_dir, counts, tries - 1)
+        raise
     except BaseException:
         proc.stop(5)
         raise
