@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # Offers a client's connection may have waiting to be written; past that, an offer is
 # dropped for that client (its attempt times out and is retried, as any unanswered one).
 QUEUE_LIMIT = 1000
+# How long Redis may take to confirm a subscription before the attempt gives up.
+CONFIRM_WITHIN = 5.0
 
 
 class StreamError(Exception):
@@ -190,6 +192,87 @@ class _PubSubListening:
         return None
 
 
+class _Acknowledgements:
+    """The acknowledgements one process waits for, on one Pub/Sub connection of its own:
+    each attempt's channel is subscribed while it waits, and one reader hands what
+    comes to the attempt. (A connection of its own per attempt in flight made a worker
+    sending to stream endpoints hold as many Redis connections as attempts.)"""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._subscribing = asyncio.Lock()
+        # By channel: Redis has confirmed the subscription; the acknowledgement came.
+        self._confirmed: dict[str, asyncio.Future[None]] = {}
+        self._acks: dict[str, asyncio.Future[str]] = {}
+
+    @contextlib.asynccontextmanager
+    async def waiting(self, channel: str) -> AsyncIterator[asyncio.Future[str]]:
+        """Subscribed to `channel` while the block runs; the future is its message."""
+        from redis.exceptions import RedisError
+
+        loop = asyncio.get_running_loop()
+        confirmed = self._confirmed[channel] = loop.create_future()
+        ack = self._acks[channel] = loop.create_future()
+        try:
+            # One at a time: attempts subscribing together made a connection each (the
+            # Pub/Sub object connects on its first command), all but one lost.
+            async with self._subscribing:
+                if self._pubsub is None:
+                    self._pubsub = self._redis.pubsub()
+                await self._pubsub.subscribe(channel)
+                if self._reader is None or self._reader.done():
+                    self._reader = asyncio.create_task(self._read(self._pubsub))
+            # Subscribed once Redis confirms it: a message published before that is lost.
+            try:
+                await asyncio.wait_for(confirmed, CONFIRM_WITHIN)
+            except TimeoutError:
+                raise StreamError("stream unavailable: Redis did not confirm") from None
+            yield ack
+        finally:
+            self._confirmed.pop(channel, None)
+            self._acks.pop(channel, None)
+            if self._pubsub is not None:
+                with contextlib.suppress(RedisError, OSError):
+                    await self._pubsub.unsubscribe(channel)
+
+    async def _read(self, pubsub: Any) -> None:
+        """Hand out confirmations and acknowledgements while any attempt waits."""
+        from redis.exceptions import RedisError
+
+        try:
+            while self._acks:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    continue
+                channel = _text(message["channel"])
+                if message["type"] == "subscribe":
+                    _settle(self._confirmed.get(channel), None)
+                elif message["type"] == "message":
+                    _settle(self._acks.get(channel), _text(message["data"]))
+        except (RedisError, OSError) as exc:
+            # Every attempt waiting fails now (and is retried); the next one reconnects.
+            failure = StreamError(f"stream unavailable: Redis: {type(exc).__name__}")
+            waiting: list[asyncio.Future[Any]] = [*self._confirmed.values(), *self._acks.values()]
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(failure)
+            if self._pubsub is pubsub:
+                self._pubsub = None
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:
+    if future is not None and not future.done():
+        future.set_result(value)
+
+
 class RedisHub:
     """Workers and API processes apart: offers and acknowledgements go through Redis
     Pub/Sub. An offer goes to the endpoint's channel, which every API process holding
@@ -200,6 +283,7 @@ class RedisHub:
     def __init__(self, redis: Redis, queue_name: str) -> None:
         self._redis = redis
         self._prefix = f"{queue_name}:stream"
+        self._acks = _Acknowledgements(redis)
 
     def _channel(self, endpoint_id: str) -> str:
         return f"{self._prefix}:{endpoint_id}"
@@ -210,16 +294,19 @@ class RedisHub:
     async def offer(self, endpoint_id: str, offer: Offer, within: float) -> Ack | None:
         from redis.exceptions import RedisError
 
-        # A connection of its own for the attempt's wait (the pool's, given back after):
-        # one per stream attempt in flight.
         try:
-            async with self._subscribed(self._ack_channel(offer.delivery_id, offer.attempt)) as sub:
+            async with self._acks.waiting(
+                self._ack_channel(offer.delivery_id, offer.attempt)
+            ) as ack:
                 if await self._redis.publish(self._channel(endpoint_id), offer.json()) == 0:
                     raise NoListener
-                text = await sub.next(within)
+                try:
+                    text = await asyncio.wait_for(ack, within)
+                except TimeoutError:
+                    return None
         except (RedisError, OSError) as exc:
             raise StreamError(f"stream unavailable: Redis: {type(exc).__name__}") from None
-        return None if text is None else Ack.parse(text)
+        return Ack.parse(text)
 
     def listen(self, endpoint_id: str) -> contextlib.AbstractAsyncContextManager[Listening]:
         return self._subscribed(self._channel(endpoint_id))
