@@ -142,26 +142,47 @@ def machine_cpu() -> tuple[float, float]:
 _SHARED = ("postgres", "redis-server", "nginx")
 
 
-def cpu_by_process() -> dict[int, float]:
-    """CPU seconds of every process on the machine but the bench's own and the shared
-    servers, by pid: two snapshots tell what other users of the machine took."""
-    ours = {os.getpid(), *(p.pid for p in _running)}
-    out = {}
+def _processes() -> list[tuple[int, str, int, float]]:
+    """(pid, command name, parent pid, CPU seconds) of every process, from /proc."""
+    out = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in ours:
+        if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name.startswith(_SHARED):
-            continue
         fields = stat[stat.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        out.append((int(entry.name), name, int(fields[1]), cpu))
+    return out
+
+
+def cpu_by_process() -> dict[int, float]:
+    """CPU seconds of every process on the machine but the bench's own and the shared
+    servers, by pid: two snapshots tell what other users of the machine took."""
+    ours = {os.getpid(), *(p.pid for p in _running)}
+    return {
+        pid: cpu
+        for pid, name, parent, cpu in _processes()
+        if pid not in ours
+        and not name.startswith(_SHARED)
         # A child of the bench's, or a kernel thread (softirq work is the bench's traffic).
-        if int(fields[1]) in ours or int(fields[1]) == 2 or entry.name == "2":
-            continue
-        out[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        and parent not in ours
+        and parent != 2
+        and pid != 2
+    }
+
+
+def shared_server_cpu() -> dict[str, float]:
+    """CPU seconds of each shared server, summed over its processes (PostgreSQL's
+    backends, nginx's workers): all of the machine's, which in a bench run is ours."""
+    out = dict.fromkeys(_SHARED, 0.0)
+    for _pid, name, _parent, cpu in _processes():
+        for server in _SHARED:
+            if name.startswith(server):
+                out[server] += cpu
     return out
 
 

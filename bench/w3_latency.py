@@ -16,6 +16,7 @@ from typing import Any
 from bench import embedded, ledger, live, w1_fanout
 from bench.context import Run
 from bench.harness import Stack
+from bench.procs import busy_share, cpu_seconds, machine_cpu, shared_server_cpu
 from bench.report import Row
 
 ENDPOINTS = 10
@@ -57,6 +58,7 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
         f"W3{mode} at {load:.0%} of {capacity:,.0f} deliveries/s: {rate:,.1f} events/s "
         f"x {ENDPOINTS} endpoints"
     )
+    cpu_before = _cpu(stack)
     warm = live.publish(stack, f"w3.{name}.warm", rate, max(1, int(rate * WARM_SECONDS)))
     measured = live.publish(stack, f"w3.{name}.run", rate, max(1, int(rate * run.sizes.w3_seconds)))
     group = f"/w3/{name}"
@@ -64,6 +66,7 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
     got = run.receiver.arrivals.wait_for(
         group, expected, 60 + expected / 100, stack.check_alive, stall=20
     )
+    cost = _cost(cpu_before, _cpu(stack), warm.accepted + measured.accepted)
     book = ledger.check(
         f"W3 {name}",
         stack.db_url,
@@ -75,7 +78,13 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
         warm.unanswered + measured.unanswered,
     )
     lat = live.latencies(run.receiver.arrivals, [group], measured.due)
-    note = f"{rate:,.0f} events/s x {ENDPOINTS}"
+    note = (
+        f"{rate:,.0f} events/s x {ENDPOINTS}; CPU per event "
+        + ", ".join(
+            f"{who} {ms:.1f}" for who, ms in cost.items() if who != "machine_busy" and ms >= 0.05
+        )
+        + f" ms; machine {cost['machine_busy']:.0%} busy"
+    )
     if measured.load.generator_behind:
         note += f"; generator lag p99 {measured.load.lag(99) * 1000:.0f} ms"
     if lat.missing:
@@ -90,6 +99,7 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
         "first_delivery_ms": {q: lat.first_ms(q) for q in (50, 99, 99.9)},
         "every_delivery_ms": {q: lat.every_ms(q) for q in (50, 99, 99.9)},
         "missing": lat.missing,
+        "cpu_ms_per_event": cost,
         "ledger": book.summary(),
     }
     run.details[f"w3_{name}"] = details
@@ -97,7 +107,7 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
         f"    first delivery p50 {lat.first_ms(50):.1f} ms, "
         f"p99 {lat.first_ms(99):.1f} ms, p99.9 {lat.first_ms(99.9):.1f} ms; "
         "every delivery p99 "
-        f"{lat.every_ms(99):.1f} ms"
+        f"{lat.every_ms(99):.1f} ms\n    " + note
     )
     return [
         Row(
@@ -111,3 +121,33 @@ def _level(run: Run, stack: Stack, name: str, load: float, capacity: float, mode
         )
         for q in (50, 99, 99.9)
     ]
+
+
+def _cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds so far of the stack's processes and the servers, and the machine's."""
+    assert stack.server is not None
+    servers = shared_server_cpu()
+    busy, total = machine_cpu()
+    return {
+        "API": cpu_seconds(stack.server.pid),
+        "worker": sum(cpu_seconds(w.pid) for w in stack.workers),
+        "PostgreSQL": servers["postgres"],
+        "Redis": servers["redis-server"],
+        "nginx": servers["nginx"],
+        "busy": busy,
+        "total": total,
+    }
+
+
+def _cost(before: dict[str, float], after: dict[str, float], events: int) -> dict[str, float]:
+    """Milliseconds of CPU per event by process between two `_cpu` samples, and the
+    machine's busy share."""
+    cost = {
+        who: round(1000 * (after[who] - before[who]) / max(1, events), 2)
+        for who in before
+        if who not in ("busy", "total")
+    }
+    cost["machine_busy"] = round(
+        busy_share((before["busy"], before["total"]), (after["busy"], after["total"])), 3
+    )
+    return cost
