@@ -182,7 +182,10 @@ def _id_among(column: ColumnElement[str], postgres: bool, name: str = "ids") -> 
 
 
 def _bounds(ids: Collection[str]) -> dict[str, str]:
-    """The range parameters of an `_id_among` condition."""
+    """The range parameters of an `_id_among` condition. Taken in Python: every event
+    and delivery id is `new_id`'s, of one length and of digits and capitals after one
+    prefix, which any collation orders as Python does (the partitions' bounds rely
+    on it too)."""
     return {"lo": min(ids), "hi": max(ids)}
 
 
