@@ -164,7 +164,8 @@ def _pending_found_by_key() -> Any:
 
 
 def _id_among(column: ColumnElement[str], postgres: bool, name: str = "ids") -> Any:
-    """`column IN :name` for a table partitioned by its id (`column`), with `_bounds`.
+    """`column IN :name` for a table partitioned by its id (`column`); its parameters
+    are `_id_params`'.
 
     On PostgreSQL, `id IN (...)` of a few hundred ids was planned as a sequential scan
     of the day's partition whenever its pages cost less than as many index probes at
@@ -181,12 +182,12 @@ def _id_among(column: ColumnElement[str], postgres: bool, name: str = "ids") -> 
     return and_(column == any_(func.array(ids)), column.between(bindparam("lo"), bindparam("hi")))
 
 
-def _bounds(ids: Collection[str]) -> dict[str, str]:
-    """The range parameters of an `_id_among` condition. Taken in Python: every event
-    and delivery id is `new_id`'s, of one length and of digits and capitals after one
-    prefix, which any collation orders as Python does (the partitions' bounds rely
-    on it too)."""
-    return {"lo": min(ids), "hi": max(ids)}
+def _id_params(ids: Collection[str], name: str = "ids") -> dict[str, Any]:
+    """The parameters of an `_id_among` condition: the ids, and their range. The range
+    is taken in Python: every event and delivery id is `new_id`'s, of one length and
+    of digits and capitals after one prefix, which any collation orders as Python
+    does (the partitions' bounds rely on it too)."""
+    return {name: list(ids), "lo": min(ids), "hi": max(ids)}
 
 
 def _claim_statement(by: str, skip_locked: bool) -> Update:
@@ -287,11 +288,10 @@ async def claim(ctx: DeliveryContext, wants: list[Want]) -> list[list[Job]]:
                     await conn.execute(
                         _CLAIM[by, postgres],
                         {
-                            "keys": list(keys),
                             "due_by": now + CLOCK_SLACK,
                             "now": now,
                             "lease": lease,
-                            **(_bounds(keys) if by == "id" else {}),
+                            **(_id_params(keys, "keys") if by == "id" else {"keys": list(keys)}),
                         },
                     )
                 ).all()
@@ -398,10 +398,9 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
             await conn.execute(
                 _TAKE_OVER[conn.dialect.name == "postgresql"],
                 {
-                    "ids": late,
                     "leases": list({lease_of[delivery_id] for delivery_id in late}),
                     "new_lease": new_lease,
-                    **_bounds(late),
+                    **_id_params(late),
                 },
             )
         for delivery_id in late:
@@ -413,9 +412,7 @@ async def take_leased(ctx: DeliveryContext, wants: list[Leased]) -> list[list[Jo
         rows = sorted(
             (
                 row
-                for row in await conn.execute(
-                    _LEASED[postgres], {"ids": list(owner), **_bounds(owner)}
-                )
+                for row in await conn.execute(_LEASED[postgres], _id_params(owner))
                 if row.status == DeliveryStatus.PENDING
                 # Never leased by a publish: ordered deliveries go through the claim.
                 and row.ordering_key is None
@@ -454,12 +451,11 @@ async def _events_and_endpoints(
 ) -> tuple[dict[str, Row[Any]], dict[str, Row[Any]], dict[str, bytes]]:
     """The events and endpoints of these deliveries (rows with `event_id` and
     `endpoint_id`), by id, read by primary key, and each event's body as it is sent."""
-    event_ids = {row.event_id for row in deliveries}
     events = {
         e.id: e
         for e in await conn.execute(
             _EVENTS_BY_ID[conn.dialect.name == "postgresql"],
-            {"ids": list(event_ids), **_bounds(event_ids)},
+            _id_params({row.event_id for row in deliveries}),
         )
     }
     endpoints = {

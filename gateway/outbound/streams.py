@@ -178,6 +178,11 @@ class MemoryHub:
         return True
 
 
+def _text(value: bytes | str) -> str:
+    """A Pub/Sub field as text (the client may be made to decode, or not)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class _PubSubListening:
     def __init__(self, pubsub: Any) -> None:
         self._pubsub = pubsub
@@ -187,8 +192,7 @@ class _PubSubListening:
         while (left := deadline - time.monotonic()) > 0:
             message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=left)
             if message is not None and message["type"] == "message":
-                data = message["data"]
-                return data.decode() if isinstance(data, bytes) else str(data)
+                return _text(message["data"])
         return None
 
 
@@ -262,10 +266,6 @@ class _Acknowledgements:
                 self._pubsub = None
             with contextlib.suppress(RedisError, OSError):
                 await pubsub.aclose()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _settle(future: asyncio.Future[Any] | None, value: Any) -> None:

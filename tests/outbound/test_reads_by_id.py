@@ -76,7 +76,8 @@ def test_reads_by_id_probe_the_primary_key(gw: Gateway, receiver: Receiver, path
                 )
                 asked = ids[ROWS // 2 : ROWS // 2 + ASKED]
                 now = datetime.now(UTC)
-                by_id = {"ids": asked, **ledger._bounds(asked)}
+                by_id = ledger._id_params(asked)
+                times = {"due_by": now, "now": now, "lease": now}
                 plans = {
                     "leased": await _plan(conn, ledger._LEASED[True], by_id),
                     "take-over": await _plan(
@@ -85,7 +86,7 @@ def test_reads_by_id_probe_the_primary_key(gw: Gateway, receiver: Receiver, path
                     "claim": await _plan(
                         conn,
                         ledger._CLAIM["id", True],
-                        {**by_id, "keys": asked, "due_by": now, "now": now, "lease": now},
+                        {**ledger._id_params(asked, "keys"), **times},
                     ),
                     "in-list": await _plan(conn, ledger._LEASED[False], {"ids": asked}),
                 }

@@ -28,11 +28,11 @@ def _offer(delivery_id: str) -> Offer:
     return Offer.of(delivery_id, 1, "evt_1", "order.created", "POST", {}, b"{}")
 
 
-async def _subscriptions(admin: Redis, prefix: str) -> list[int]:
+async def _subscriptions(admin: Redis, name: str) -> list[int]:
     """Channels subscribed per Pub/Sub connection that holds one of ours (by name)."""
     counts = []
     for client in await admin.client_list(_type="pubsub"):
-        if int(client.get("sub", 0)) > 0 and client.get("name") == prefix:
+        if int(client.get("sub", 0)) > 0 and client.get("name") == name:
             counts.append(int(client["sub"]))
     return counts
 
