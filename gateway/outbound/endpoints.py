@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
@@ -23,6 +23,7 @@ from gateway.outbound.signer import generate_secret
 from gateway.queue.dispatch import DELIVER_DELIVERIES, Dispatcher, dispatch_deliveries
 from gateway.settings import Settings
 from gateway.store.models import (
+    Attempt,
     Delivery,
     DeliveryStatus,
     Endpoint,
@@ -111,6 +112,10 @@ async def delete_endpoint(
 ) -> None:
     """Delete the endpoint (once committed) with its deliveries and their attempt logs."""
     await session.delete(await get_endpoint(session, endpoint_id, tenant_id))
+    # The deliveries go by their foreign key's cascade, which waits for an attempt being
+    # recorded on one of them; their attempts (no foreign key on PostgreSQL) after that.
+    await session.flush()
+    await session.execute(delete(Attempt).where(col(Attempt.endpoint_id) == endpoint_id))
 
 
 async def create_endpoint(

@@ -165,26 +165,29 @@ async def _drop(conn: AsyncConnection, partition: Partition) -> int | None:
             f"(SELECT 1 FROM {name} a WHERE a.delivery_id = d.id) LIMIT 1"
         )
         # Nothing refers to attempts.
-        others = None
+        others = []
     elif partition.table == "delivery":
         held = f"SELECT 1 FROM {name} WHERE {pending} LIMIT 1"
-        # Later attempts of these deliveries, in partitions still kept (none of a
-        # delivery made pending again meanwhile: then the detaching fails, and waits).
-        others = (
+        # Later attempts of these deliveries, in partitions still kept.
+        others = [
             f"DELETE FROM attempt a WHERE {in_range('delivery', 'a.delivery_id', lower, upper)} "
             f"AND NOT EXISTS (SELECT 1 FROM delivery d WHERE d.id = a.delivery_id AND d.{pending})"
-        )
+        ]
     else:
         events = in_range("event", "event_id", lower, upper)
         held = f"SELECT 1 FROM delivery WHERE {events} AND {pending} LIMIT 1"
-        # Deliveries of these events made later (a retry's, a replay's): their attempts
-        # go with them, by the foreign key's cascade.
-        others = f"DELETE FROM delivery WHERE {events} AND NOT {pending}"
+        # Deliveries of these events made later (a retry's, a replay's), with their
+        # attempts.
+        later = f"FROM delivery WHERE {events} AND NOT {pending}"
+        others = [
+            f"DELETE FROM attempt WHERE delivery_id IN (SELECT id {later})",
+            f"DELETE {later}",
+        ]
     async with conn.begin():
         if await conn.scalar(text(held)):
             return None
-        if others is not None:
-            await conn.execute(text(others))
+        for statement in others:
+            await conn.execute(text(statement))
         count = int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0)
     async with conn.begin():
         await partitions.lock(conn)
@@ -193,6 +196,10 @@ async def _drop(conn: AsyncConnection, partition: Partition) -> int | None:
         await conn.execute(text(f"LOCK TABLE {partition.table} IN ACCESS EXCLUSIVE MODE"))
         if await conn.scalar(text(held)):
             return None
+        # What referred to the partition since the first pass (an attempt of a delivery
+        # retried and ended meanwhile): no foreign key stops the drop for it.
+        for statement in others:
+            await conn.execute(text(statement))
         await conn.execute(text(f"ALTER TABLE {partition.table} DETACH PARTITION {name}"))
         await conn.execute(text(f"DROP TABLE {name}"))
     log.info("retention: dropped partition %s (%d rows)", name, count)

@@ -374,6 +374,8 @@ def test_delete_removes_its_deliveries_but_not_the_event(
     assert gw.api.get(f"/v1/deliveries/{delivery['id']}").status_code == 404
     assert gw.api.get(f"/v1/events/{event['id']}").status_code == 200
     assert deliveries_of(gw, event["id"]) == []
+    # The attempt log went too (on PostgreSQL no foreign key takes it along).
+    assert gw.sql(f"SELECT count(*) FROM attempt WHERE delivery_id = '{delivery['id']}'") == [(0,)]
 
 
 def test_endpoint_deliveries_rejects_unknown_status(

@@ -115,7 +115,7 @@ def test_purge_drops_expired_days_and_keeps_a_day_with_a_pending_delivery(
     noon = timedelta(hours=12)
     gone_event, gone_delivery = _store(gw, endpoint, gone_day + noon, 1, "succeeded")
     # What refers to the expired day from days still kept: a later attempt, a replay's
-    # delivery. They go with it (they would stop the partitions' detaching).
+    # delivery with its attempt. They go with it (no foreign key takes them along).
     _attempt(gw, gone_delivery, 2, kept_day + noon)
     replay = _id("dlv", utcnow(), 1)
     gw.sql(
@@ -123,6 +123,7 @@ def test_purge_drops_expired_days_and_keeps_a_day_with_a_pending_delivery(
         f"stalled_claims, created_at, updated_at) VALUES ('{replay}', '{gone_event}', "
         f"'{endpoint}', 'succeeded', 0, 0, now(), now())"
     )
+    _attempt(gw, replay, 1, utcnow())
     kept_event, kept_delivery = _store(gw, endpoint, kept_day + noon, 1, "pending")
     # The cron makes what is missing ahead.
     farthest = today + timedelta(days=AHEAD_DAYS)
