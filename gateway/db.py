@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,6 +21,18 @@ from gateway.settings import Settings
 PING_AFTER_IDLE_SECONDS = 1.0
 
 SessionMaker = async_sessionmaker[AsyncSession]
+
+# Serialization failure and deadlock (PostgreSQL): the transaction may simply be run again.
+_RETRYABLE_SQLSTATES = ("40001", "40P01")
+
+
+def lost_a_race(exc: DBAPIError) -> bool:
+    """The transaction was aborted for another's sake (a deadlock, a serialization
+    failure): running it again is the remedy."""
+    state = getattr(exc.orig, "sqlstate", None) or getattr(
+        getattr(exc.orig, "__cause__", None), "sqlstate", None
+    )
+    return state in _RETRYABLE_SQLSTATES
 
 
 def create_engine(settings: Settings, pre_ping: bool = True) -> AsyncEngine:

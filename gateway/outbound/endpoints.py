@@ -6,11 +6,13 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, delete, func, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 from sqlmodel import col
 
 from gateway.crypto import SecretBox
+from gateway.db import lost_a_race
 from gateway.errors import Conflict, Invalid, NotFound
 from gateway.ids import new_id
 from gateway.outbound import filters, signatures
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 SECRET = "endpoint.secret"  # what a sealed endpoint secret is bound to
 # Reads of the current secret a rotation makes while others keep changing it.
 ROTATION_TRIES = 10
+# Deletes of an endpoint that a deadlock with a worker's record may abort.
+DELETE_TRIES = 3
 
 
 async def _checked_url(url: str, settings: Settings) -> str:
@@ -110,12 +114,22 @@ async def get_endpoint(
 async def delete_endpoint(
     session: AsyncSession, endpoint_id: str, tenant_id: str | None = None
 ) -> None:
-    """Delete the endpoint (once committed) with its deliveries and their attempt logs."""
-    await session.delete(await get_endpoint(session, endpoint_id, tenant_id))
-    # The deliveries go by their foreign key's cascade, which waits for an attempt being
-    # recorded on one of them; their attempts (no foreign key on PostgreSQL) after that.
-    await session.flush()
-    await session.execute(delete(Attempt).where(col(Attempt.endpoint_id) == endpoint_id))
+    """Delete the endpoint (once committed) with its deliveries and their attempt logs.
+
+    The deliveries go by their foreign key's cascade, which waits for an attempt being
+    recorded on one of them; their attempts (no foreign key on PostgreSQL) after that.
+    The cascade and a worker recording attempts lock the same deliveries, each in its
+    own order: when PostgreSQL ends a deadlock by aborting this side, it runs again."""
+    for tries_left in reversed(range(DELETE_TRIES)):
+        await get_endpoint(session, endpoint_id, tenant_id)
+        try:
+            await session.execute(delete(Endpoint).where(col(Endpoint.id) == endpoint_id))
+            await session.execute(delete(Attempt).where(col(Attempt.endpoint_id) == endpoint_id))
+            return
+        except DBAPIError as exc:
+            await session.rollback()
+            if tries_left == 0 or not lost_a_race(exc):
+                raise
 
 
 async def create_endpoint(

@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from gateway.db import lost_a_race
 from gateway.errors import Conflict, Invalid
 from gateway.ids import new_id
 from gateway.metrics import EVENTS, FILTER_FAILURES, event_type_label
@@ -47,8 +48,6 @@ log = logging.getLogger("gateway.fanout")
 
 # Stores of one batch before its items are stored one by one.
 STORE_TRIES = 3
-# Serialization failure and deadlock (PostgreSQL): the transaction may simply be run again.
-_RETRYABLE_SQLSTATES = ("40001", "40P01")
 
 Subscription = Row[str, list[str] | None, list[str] | None, bool, str | None, str | None]
 
@@ -305,12 +304,7 @@ async def _publish_alone(
 
 def _conflict(exc: DBAPIError) -> bool:
     """A write that lost a race with another transaction: worth doing again."""
-    if isinstance(exc, IntegrityError):
-        return True
-    state = getattr(exc.orig, "sqlstate", None) or getattr(
-        getattr(exc.orig, "__cause__", None), "sqlstate", None
-    )
-    return state in _RETRYABLE_SQLSTATES
+    return isinstance(exc, IntegrityError) or lost_a_race(exc)
 
 
 async def _store(

@@ -33,9 +33,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gateway.db import lost_a_race
 from gateway.metrics import ATTEMPTS, DEFERRED, FINISHED, status_class
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.health import record_health
@@ -57,6 +58,8 @@ log = logging.getLogger("gateway.delivery")
 CLAIM_BATCH = 500
 # Clocks of API hosts and workers differ a little; work due this soon is due now.
 CLOCK_SLACK = timedelta(seconds=1)
+# Transactions of records that a deadlock may abort before they are given up.
+RECORD_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -636,13 +639,8 @@ async def record(
                 "v_updated_at": now,
             }
         )
-    # Core executemany on the connection: one round trip per statement, not per row.
     try:
-        async with ctx.sessionmaker() as session, session.begin():
-            conn = await session.connection()
-            await conn.execute(_UPDATE_OWNED, delivery_rows)
-            if attempt_rows:
-                await conn.execute(_INSERT_ATTEMPTS, attempt_rows)
+        await _write_records(ctx, delivery_rows, attempt_rows)
     except (IntegrityError, DataError):
         # A delivery re-claimed meanwhile (its attempt's number taken), or one row that
         # cannot be stored: record one by one, so that one row fails alone.
@@ -681,6 +679,26 @@ async def record(
         await dispatch_successors(ctx, ended_heads, send_next)
     await _dispatch_later(ctx, retries)
     return [None] * len(batches)
+
+
+async def _write_records(
+    ctx: DeliveryContext, delivery_rows: list[dict[str, Any]], attempt_rows: list[dict[str, Any]]
+) -> None:
+    """Record the outcomes on the deliveries and log their attempts, in one transaction;
+    run again when PostgreSQL aborts it to end a deadlock (an endpoint's delete
+    cascading to the same deliveries, in another order)."""
+    for tries_left in reversed(range(RECORD_TRIES)):
+        try:
+            # Core executemany on the connection: one round trip per statement, not per row.
+            async with ctx.sessionmaker() as session, session.begin():
+                conn = await session.connection()
+                await conn.execute(_UPDATE_OWNED, delivery_rows)
+                if attempt_rows:
+                    await conn.execute(_INSERT_ATTEMPTS, attempt_rows)
+            return
+        except DBAPIError as exc:
+            if tries_left == 0 or not lost_a_race(exc):
+                raise
 
 
 async def _dispatch_later(
