@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gateway.ids import new_id
 from gateway.outbound.endpoints import delete_endpoint
+from tests.support.deadlock import deadlock, deadlocks, dsn_of
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, wait_until
@@ -40,58 +39,23 @@ def test_a_delete_that_a_deadlock_aborts_runs_again(
             f"stalled_claims, created_at, updated_at) VALUES ('{delivery}', '{event}', "
             f"'{endpoint}', 'succeeded', 1, 0, '{now}', '{now}')"
         )
-    dsn = make_url(gw.database_url).set(drivername="postgresql").render_as_string(False)
-    deadlocks_before = _deadlocks(gw)
+    before = deadlocks(gw)
 
     async def go() -> None:
-        # The "worker": holds `second`, as a record in flight would, and asks for `first`
-        # once the delete holds it. It waits 10 s before looking for a deadlock, the
-        # delete 1 s (PostgreSQL's default): the delete is the one aborted.
-        worker = await asyncpg.connect(dsn)
-        watcher = await asyncpg.connect(dsn)
         engine = create_async_engine(gw.database_url)
+
+        async def delete() -> None:
+            async with AsyncSession(engine) as session:
+                await delete_endpoint(session, endpoint)
+                await session.commit()
+
         try:
-            await worker.execute("SET deadlock_timeout = '10s'")
-            recording = worker.transaction()
-            await recording.start()
-            await worker.execute("SELECT 1 FROM delivery WHERE id = $1 FOR UPDATE", second)
-
-            async def delete() -> None:
-                async with AsyncSession(engine) as session:
-                    await delete_endpoint(session, endpoint)
-                    await session.commit()
-
-            deleting = asyncio.create_task(delete())
-
-            async def delete_waits() -> bool:
-                return bool(
-                    await watcher.fetchval(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE 'DELETE FROM endpoint%'"
-                    )
-                )
-
-            deadline = asyncio.get_running_loop().time() + 10
-            while not await delete_waits():
-                assert asyncio.get_running_loop().time() < deadline, "the delete never waited"
-                await asyncio.sleep(0.02)
-            # Blocks until the delete, found in the deadlock, is aborted; it is run
-            # again at once and waits for this transaction to end.
-            await worker.execute("SELECT 1 FROM delivery WHERE id = $1 FOR UPDATE", first)
-            await recording.commit()
-            await asyncio.wait_for(deleting, 30)
+            await deadlock(dsn_of(gw), second, first, "DELETE FROM endpoint", delete())
         finally:
-            await worker.close()
-            await watcher.close()
             await engine.dispose()
 
     asyncio.run(go())
     assert gw.api.get(f"/v1/endpoints/{endpoint}").status_code == 404
     assert gw.sql(f"SELECT count(*) FROM delivery WHERE event_id = '{event}'") == [(0,)]
-    # There was a deadlock, and the "worker" came through it: the delete was aborted.
-    wait_until(lambda: _deadlocks(gw) > deadlocks_before, what="the deadlock in the statistics")
-
-
-def _deadlocks(gw: Gateway) -> int:
-    [(count,)] = gw.sql("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
-    return int(count)  # type: ignore[call-overload]
+    # There was a deadlock, and the test's side came through it: the delete was aborted.
+    wait_until(lambda: deadlocks(gw) > before, what="the deadlock in the statistics")
