@@ -6,14 +6,12 @@ aborting one of them. The delete that loses runs again and succeeds (it answered
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
-from gateway.ids import new_id
 from gateway.outbound.endpoints import delete_endpoint
-from tests.support.deadlock import deadlock, deadlocks, dsn_of
+from tests.support.deadlock import deadlock, deadlocks, dsn_of, two_deliveries
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, wait_until
@@ -25,20 +23,9 @@ def test_a_delete_that_a_deadlock_aborts_runs_again(
     if gw.backend != "postgres":
         pytest.skip("SQLite has one writer: no deadlock")
     endpoint = make_endpoint(gw, receiver.url(path))["id"]
-    event = new_id("evt")
-    # Two finished deliveries (the worker leaves them alone), made in this order: the
-    # delete's cascade, walking the endpoint's index, reaches `first` first.
-    first, second = new_id("dlv"), new_id("dlv")
-    now = datetime.now(UTC).isoformat()
-    gw.sql(
-        f"INSERT INTO event (id, type, data, created_at) VALUES ('{event}', 't', '{{}}', '{now}')"
-    )
-    for delivery in (first, second):
-        gw.sql(
-            "INSERT INTO delivery (id, event_id, endpoint_id, status, attempt_count, "
-            f"stalled_claims, created_at, updated_at) VALUES ('{delivery}', '{event}', "
-            f"'{endpoint}', 'succeeded', 1, 0, '{now}', '{now}')"
-        )
+    # Finished (the worker leaves them alone); the delete's cascade, walking the
+    # endpoint's index, reaches `first` first.
+    event, first, second = two_deliveries(gw, endpoint, "succeeded")
     before = deadlocks(gw)
 
     async def go() -> None:

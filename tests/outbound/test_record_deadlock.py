@@ -13,9 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db import create_sessionmaker
-from gateway.ids import new_id
 from gateway.outbound import ledger
-from tests.support.deadlock import deadlock, deadlocks, dsn_of
+from tests.support.deadlock import deadlock, deadlocks, dsn_of, two_deliveries
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, wait_until
@@ -27,22 +26,10 @@ def test_a_record_that_a_deadlock_aborts_runs_again(
     if gw.backend != "postgres":
         pytest.skip("SQLite has one writer: no deadlock")
     endpoint = make_endpoint(gw, receiver.url(path))["id"]
-    event = new_id("evt")
     now = datetime.now(UTC)
     # Leased far ahead, as by a job in flight: the sweeper leaves them alone.
     lease = now + timedelta(hours=1)
-    first, second = new_id("dlv"), new_id("dlv")
-    gw.sql(
-        "INSERT INTO event (id, type, data, created_at) "
-        f"VALUES ('{event}', 't', '{{}}', '{now.isoformat()}')"
-    )
-    for delivery in (first, second):
-        gw.sql(
-            "INSERT INTO delivery (id, event_id, endpoint_id, status, attempt_count, "
-            "stalled_claims, locked_until, created_at, updated_at) VALUES "
-            f"('{delivery}', '{event}', '{endpoint}', 'pending', 0, 0, "
-            f"'{lease.isoformat()}', '{now.isoformat()}', '{now.isoformat()}')"
-        )
+    event, first, second = two_deliveries(gw, endpoint, "pending", lease)
     # The record updates `first`, then `second`.
     deliveries: list[dict[str, Any]] = [
         {

@@ -6,12 +6,35 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from gateway.ids import new_id
 from tests.support.gateway import Gateway
+
+
+def two_deliveries(
+    gw: Gateway, endpoint: str, status: str, lease: datetime | None = None
+) -> tuple[str, str, str]:
+    """An event and two deliveries of it to `endpoint`, made in this order (so that a
+    walk of the endpoint's index reaches the first first): their ids."""
+    event, first, second = new_id("evt"), new_id("dlv"), new_id("dlv")
+    now = datetime.now(UTC).isoformat()
+    locked_until = "NULL" if lease is None else f"'{lease.isoformat()}'"
+    gw.sql(
+        f"INSERT INTO event (id, type, data, created_at) VALUES ('{event}', 't', '{{}}', '{now}')"
+    )
+    for delivery in (first, second):
+        gw.sql(
+            "INSERT INTO delivery (id, event_id, endpoint_id, status, attempt_count, "
+            "stalled_claims, locked_until, created_at, updated_at) VALUES "
+            f"('{delivery}', '{event}', '{endpoint}', '{status}', 0, 0, {locked_until}, "
+            f"'{now}', '{now}')"
+        )
+    return event, first, second
 
 
 def dsn_of(gw: Gateway) -> str:
