@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gateway.outbound.endpoints import delete_endpoint
-from tests.support.deadlock import deadlock, deadlocks, dsn_of, two_deliveries
+from tests.support.deadlock import deadlock, deadlocks, two_deliveries
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, wait_until
@@ -37,7 +37,7 @@ def test_a_delete_that_a_deadlock_aborts_runs_again(
                 await session.commit()
 
         try:
-            await deadlock(dsn_of(gw), second, first, "DELETE FROM endpoint", delete())
+            await deadlock(gw, second, first, "DELETE FROM endpoint", delete())
         finally:
             await engine.dispose()
 

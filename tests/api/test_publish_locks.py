@@ -15,11 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from gateway.outbound.fanout import STORE_TRIES, Publish, publish_many
-from tests.support.gateway import Gateway
+from tests.support.gateway import Gateway, asyncpg_dsn
 from tests.support.helpers import make_endpoint
 from tests.support.jobs import QueuedJobs
 from tests.support.receiver import Receiver
@@ -57,7 +56,7 @@ def test_a_publish_losing_an_endpoint_on_every_try_stores_on_the_last(
         make_endpoint(gw, receiver.url(f"{path}/{i}"), tenant_id=tenant)["id"]
         for i in range(STORE_TRIES + 2)
     ]
-    dsn = make_url(gw.database_url).set(drivername="postgresql").render_as_string(False)
+    dsn = asyncpg_dsn(gw.database_url)
     deletes: list[str] = []
 
     async def go() -> Any:

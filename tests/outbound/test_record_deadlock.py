@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db import create_sessionmaker
 from gateway.outbound import ledger
-from tests.support.deadlock import deadlock, deadlocks, dsn_of, two_deliveries
+from tests.support.deadlock import deadlock, deadlocks, two_deliveries
 from tests.support.gateway import Gateway
 from tests.support.helpers import make_endpoint
 from tests.support.receiver import Receiver, wait_until
@@ -67,7 +67,7 @@ def test_a_record_that_a_deadlock_aborts_runs_again(
         ctx: Any = SimpleNamespace(sessionmaker=create_sessionmaker(engine))
         try:
             record = ledger._write_records(ctx, deliveries, attempts)
-            await deadlock(dsn_of(gw), second, first, "UPDATE delivery", record)
+            await deadlock(gw, second, first, "UPDATE delivery", record)
         finally:
             await engine.dispose()
 

@@ -10,10 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from gateway.ids import new_id
-from tests.support.gateway import Gateway
+from tests.support.gateway import Gateway, asyncpg_dsn
 
 
 def two_deliveries(
@@ -37,17 +36,14 @@ def two_deliveries(
     return event, first, second
 
 
-def dsn_of(gw: Gateway) -> str:
-    return make_url(gw.database_url).set(drivername="postgresql").render_as_string(False)
-
-
 async def deadlock(
-    dsn: str, held: str, wanted: str, waiting: str, gateway_side: Coroutine[Any, Any, Any]
+    gw: Gateway, held: str, wanted: str, waiting: str, gateway_side: Coroutine[Any, Any, Any]
 ) -> Any:
     """Lock delivery `held`, run `gateway_side` until a statement of it starting with
     `waiting` waits for a lock (it has locked `wanted` and wants `held`), then lock
     `wanted`: a deadlock. Once the gateway's side was aborted, this side gets `wanted`
     and commits; returns what `gateway_side` returned, which must have come through."""
+    dsn = asyncpg_dsn(gw.database_url)
     test_side = await asyncpg.connect(dsn)
     watcher = await asyncpg.connect(dsn)
     task = None

@@ -329,14 +329,15 @@ class Gateway:
         return asyncio.run(_pg_fetch_each(self.database_url, statements))
 
 
-def _asyncpg_dsn(url: str) -> str:
+def asyncpg_dsn(url: str) -> str:
+    """A gateway database URL as asyncpg's own `connect` takes it."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def _pg_execute(url: str, statement: str) -> None:
     import asyncpg
 
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute(statement)
     finally:
@@ -347,7 +348,7 @@ async def _pg_empty(url: str, truncate: bool) -> int:
     """Empty the gateway's tables; the number of rows deleted (0 when truncated)."""
     import asyncpg
 
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         if truncate:
             await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
@@ -373,7 +374,7 @@ async def _pg_empty(url: str, truncate: bool) -> int:
 async def _pg_fetch_each(url: str, statements: tuple[str, ...]) -> list[list[tuple[object, ...]]]:
     import asyncpg
 
-    conn = await asyncpg.connect(_asyncpg_dsn(url))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         return [[tuple(row) for row in await conn.fetch(statement)] for statement in statements]
     finally:
