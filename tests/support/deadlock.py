@@ -54,10 +54,13 @@ async def deadlock(
         await test_side.execute("SELECT 1 FROM delivery WHERE id = $1 FOR UPDATE", held)
         task = asyncio.create_task(gateway_side)
         deadline = asyncio.get_running_loop().time() + 10
+        # Only a statement that waits for this side's lock: other tests' statements of
+        # the same shape may be waiting for locks of their own at the same moment.
         while not await watcher.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE $1",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 "
+            "AND $2::int = ANY(pg_blocking_pids(pid))",
             waiting + "%",
+            test_side.get_server_pid(),
         ):
             assert asyncio.get_running_loop().time() < deadline, f"{waiting}... never waited"
             await asyncio.sleep(0.02)
