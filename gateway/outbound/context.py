@@ -29,8 +29,11 @@ class DeliveryContext:
     limiter: RateLimiter = field(default_factory=MemoryRateLimiter)
     # Where stream endpoints' attempts are offered to their clients (`streams.py`).
     streams: StreamHub = field(default_factory=MemoryHub)
-    # Attempts that outlived their job's patience, finishing in the background.
+    # Attempts that outlived their job's patience, and records that outlived theirs,
+    # finishing in the background.
     stragglers: set[asyncio.Task[None]] = field(default_factory=set)
+    # Outcomes of attempts whose records are being written in the background.
+    unrecorded: int = 0
     # Signing keys by their sealed form, opened once per process (see `delivery.py`).
     signing_keys: dict[str, bytes] = field(default_factory=dict)
     # Endpoints' auth opened, OAuth2 tokens and mTLS contexts (`credentials.py`).
@@ -59,7 +62,8 @@ class DeliveryContext:
         task.add_done_callback(self.stragglers.discard)
 
     async def drain(self, grace: float) -> None:
-        """Let background attempts finish for up to `grace` seconds, then cancel them.
+        """Let background attempts and records finish for up to `grace` seconds, then
+        cancel them.
 
         A cancelled attempt keeps its lease until it lapses; the sweeper then
         sends it again, so nothing is lost, at worst sent twice.

@@ -8,6 +8,7 @@ see which jobs a stage asks for and run them itself.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -21,7 +22,7 @@ from standardwebhooks import Webhook
 from gateway.crypto import SecretBox, generate_key, parse_key
 from gateway.db import create_engine, create_sessionmaker
 from gateway.migrate import upgrade
-from gateway.outbound import reads
+from gateway.outbound import delivery, reads
 from gateway.outbound.context import DeliveryContext
 from gateway.outbound.delivery import deliver_deliveries, deliver_events, deliver_leased
 from gateway.outbound.endpoints import create_endpoint, get_endpoint
@@ -35,7 +36,7 @@ from gateway.settings import Settings
 from gateway.store.models import Endpoint, table
 from gateway.timeutil import as_utc, utcnow
 from tests.support.jobs import QueuedJobs
-from tests.support.receiver import Receiver, Reply
+from tests.support.receiver import Receiver, Reply, wait_until
 
 SCHEDULE = (30.0, 60.0)
 
@@ -52,6 +53,14 @@ def settings(tmp_path: Path) -> Settings:
     )
     upgrade(settings)
     return settings
+
+
+@pytest.fixture(autouse=True)
+def jobs_wait_for_their_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests read a job's record as soon as the job has ended: here a job waits
+    for it however long it takes (it leaves a slow one to the background otherwise,
+    as `test_a_job_leaves_a_slow_record_to_the_background` shows)."""
+    monkeypatch.setattr(delivery, "RECORD_PATIENCE", 60.0)
 
 
 Scenario = Callable[[DeliveryContext, QueuedJobs], Awaitable[None]]
@@ -290,3 +299,55 @@ def test_a_failure_recorded_from_a_stale_endpoint_keeps_when_its_failing_began(
         assert endpoint.warned_percent == 50
 
     run(settings, scenario)
+
+
+@pytest.mark.parametrize("room", [True, False], ids=["room", "full"])
+def test_a_job_leaves_a_slow_record_to_the_background(
+    settings: Settings, receiver: Receiver, path: str, monkeypatch: pytest.MonkeyPatch, room: bool
+) -> None:
+    """A job whose record waits (here for SQLite's write lock, held by the test) ends
+    once `RECORD_PATIENCE` is over, and the record lands afterwards; unless the process
+    already has `MAX_UNRECORDED` outcomes waiting so, when the job waits for it."""
+    monkeypatch.setattr(delivery, "RECORD_PATIENCE", 0.05)
+    monkeypatch.setattr(delivery, "MAX_UNRECORDED", 1 if room else 0)
+
+    async def scenario(ctx: DeliveryContext, jobs: QueuedJobs) -> None:
+        await _endpoint(ctx, receiver.url(path))
+        async with ctx.sessionmaker() as session:
+            [published] = await publish_many(
+                session, jobs, [Publish("order.created", {})], timedelta(seconds=30)
+            )
+        assert isinstance(published, Published) and published.leased_until is not None
+        [delivery_id] = published.leased
+        database = str(settings.database_url).split("///", 1)[1]
+        lock = sqlite3.connect(database, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # readers go on; the record's write waits
+        try:
+            job = asyncio.create_task(deliver_leased(ctx, published.leased_until, published.leased))
+            await _until(lambda: len(receiver.received(path)) == 1, "the attempt")
+            if room:
+                assert await asyncio.wait_for(job, 10) == 1
+                assert ctx.unrecorded == 1
+            else:
+                done, _ = await asyncio.wait([job], timeout=0.5)
+                assert not done and ctx.unrecorded == 0
+            # Read on the test's own connection: the process's one SQLite connection is
+            # the record's, waiting.
+            [(status,)] = lock.execute(
+                "SELECT status FROM delivery WHERE id = ?", (delivery_id,)
+            ).fetchall()
+            assert status == "pending"
+        finally:
+            lock.rollback()
+            lock.close()
+        assert await asyncio.wait_for(job, 10) == 1
+        await _until(lambda: ctx.unrecorded == 0, "the record")
+        shown = await _delivery(ctx, delivery_id)
+        assert shown["status"] == "succeeded" and len(shown["attempts"]) == 1
+
+    run(settings, scenario)
+
+
+async def _until(check: Callable[[], bool], what: str) -> None:
+    """`wait_until` for a scenario, which runs on the event loop that must go on."""
+    await asyncio.to_thread(wait_until, check, timeout=10, what=what)
