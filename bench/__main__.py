@@ -1,7 +1,7 @@
 """`make bench`: the gateway against yardsticks measured in the same run, on loopback.
 
     python -m bench [all|yardsticks|w1|w2|w3|w4|w5|embedded ...] [--quick] [options]
-    python -m bench w5-purge [--soak N]    (not part of `all`: ~20 minutes)
+    python -m bench w5-purge [--soak N]    (not part of `all`: ~25 minutes)
 
 Y1 client ceiling, Y2 ingest ceiling, Y3 queue ceiling, Y4 durable ingest; W1 fan-out
 throughput, W2 ingest, W3 latency, W4 isolation, W5 soak, and W1 + W2 again in embedded
@@ -86,7 +86,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Run], list[Row]]]] = {
 }
 
 
-# Run only when named: the purge soak takes ~20 minutes on its own.
+# Run only when named: the purge soak takes ~25 minutes on its own.
 NOT_IN_ALL = {"w5-purge"}
 
 

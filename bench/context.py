@@ -27,6 +27,7 @@ class Sizes:
     w4_seconds: float = 15.0  # open-loop phase of W4
     soak_deliveries: int = 200_000
     long_soak_deliveries: int = 1_000_000  # the purge soak, section w5-purge
+    long_soak_full: bool = True  # the purge soak lasts PURGE_SOAK_SECONDS at least
     embedded_deliveries: int = 20_000
 
 
@@ -42,6 +43,7 @@ QUICK = Sizes(
     w4_seconds=5.0,
     soak_deliveries=20_000,
     long_soak_deliveries=40_000,
+    long_soak_full=False,  # a few minutes: its figures only show that it runs
     embedded_deliveries=4_000,
 )
 

@@ -27,7 +27,7 @@ from typing import Any
 import redis
 
 from bench import ledger, live, w1_fanout
-from bench.context import Run
+from bench.context import Run, Sizes
 from bench.harness import Stack, asyncpg_dsn, redis_client
 from bench.procs import cpu_seconds, rss_bytes
 from bench.report import Row
@@ -215,7 +215,7 @@ def run_w5(run: Run) -> list[Row]:
     return rows
 
 
-# The purge soak (section `w5-purge`, not part of `all`: ~20 minutes at 1,000,000
+# The purge soak (section `w5-purge`, not part of `all`: ~25 minutes at 1,000,000
 # deliveries). W5 with retention purging as it goes: events kept 0.001 days (86 s),
 # the purge every minute. Figures at the end of the first quarter of the deliveries
 # against the end: the memory of the processes, the size in PostgreSQL of what the
@@ -226,6 +226,12 @@ def run_w5(run: Run) -> list[Row]:
 # At 0.002 days they leveled off later, and "end vs first quarter" (1.10-1.12) was
 # mostly the climb.
 PURGE_SETTINGS = {"GATEWAY_RETENTION_DAYS": "0.001", "GATEWAY_PURGE_INTERVAL_MINUTES": "1"}
+# So its first quarter ends past that level-off, the purge soak runs at least this
+# long unless `--soak-rate` says otherwise: at 60% of a faster W1 (2,575 deliveries/s)
+# 1,000,000 deliveries took 6.5 minutes, its first quarter ended 97 s in, and the
+# tables doubled after it (1.94) while the purge kept them as level as before; in 21
+# minutes the first quarter ended at 5.3 and the end was 1.10 of it.
+PURGE_SOAK_SECONDS = 1500.0
 FLAT_LIMIT = 1.10
 DRAIN_FLOOR = 0.90
 STORE_EVERY = 5.0  # seconds between samples of PostgreSQL's sizes and Redis' memory
@@ -355,10 +361,19 @@ def quarters(samples: list[dict[str, Any]], expected: int) -> list[dict[str, Any
     return out
 
 
+def purge_soak_rate(sizes: Sizes, capacity: float) -> float:
+    """Events/s for the purge soak: 60% of W1's `capacity` (deliveries/s), or slower
+    where that would end it within `PURGE_SOAK_SECONDS` (full sizes only)."""
+    rate = LOAD * capacity / ENDPOINTS
+    if sizes.long_soak_full:
+        rate = min(rate, sizes.long_soak_deliveries / ENDPOINTS / PURGE_SOAK_SECONDS)
+    return rate
+
+
 def run_w5_purge(run: Run) -> list[Row]:
     total = run.sizes.long_soak_deliveries
     events = max(1, total // ENDPOINTS)
-    rate = run.soak_rate or LOAD * w1_fanout.capacity(run) / ENDPOINTS
+    rate = run.soak_rate or purge_soak_rate(run.sizes, w1_fanout.capacity(run))
     group = "/w5p/soak"
     arrivals = run.receiver.arrivals
     with Stack(run.dir, "w5-purge", settings=PURGE_SETTINGS) as stack:

@@ -80,3 +80,15 @@ def test_purge_soak_quarters_split_the_deliveries_and_time_between_samples() -> 
     assert [round(x["drain_per_s"]) for x in q] == [100, 100, 50, 50]
     assert [x["delivered"] for x in q] == [250, 500, 750, 1000]
     assert all(abs(x["worker_cpu_ms_per_delivery"] - 1) < 1e-9 for x in q)
+
+
+def test_purge_soak_lasts_past_its_tables_level_off_unless_quick() -> None:
+    from bench.context import QUICK, Sizes
+    from bench.w5_soak import PURGE_SOAK_SECONDS, purge_soak_rate
+
+    # 60% of 2,575 deliveries/s would end 1,000,000 in 6.5 minutes: slowed to 25.
+    rate = purge_soak_rate(Sizes(), 2_575 / 0.6)
+    assert 1_000_000 / 10 / rate == pytest.approx(PURGE_SOAK_SECONDS)
+    # A slower gateway keeps its 60%, and --quick its few minutes.
+    assert purge_soak_rate(Sizes(), 1_000) == pytest.approx(60)
+    assert purge_soak_rate(QUICK, 2_575 / 0.6) == pytest.approx(257.5)
