@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from gateway.outbound.ratelimit import MemoryRateLimiter, RateLimiter
 from gateway.outbound.streams import MemoryHub, StreamHub
 from gateway.queue.dispatch import Dispatcher
 from gateway.settings import Settings
+
+log = logging.getLogger("gateway.delivery")
 
 
 @dataclass
@@ -58,8 +61,19 @@ class DeliveryContext:
         )
 
     def keep(self, task: asyncio.Task[None]) -> None:
+        """Let `task` (attempts and their record, or a record) finish in the background;
+        its failure is logged, and its deliveries' leases lapse, so the sweeper sends
+        them again, as for a worker that died."""
         self.stragglers.add(task)
-        task.add_done_callback(self.stragglers.discard)
+        task.add_done_callback(self._kept_done)
+
+    def _kept_done(self, task: asyncio.Task[None]) -> None:
+        self.stragglers.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "recording attempts in the background failed; the sweeper will send them again",
+                exc_info=task.exception(),
+            )
 
     async def drain(self, grace: float) -> None:
         """Let background attempts and records finish for up to `grace` seconds, then

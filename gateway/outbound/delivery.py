@@ -129,24 +129,17 @@ async def _record_in_time(ctx: DeliveryContext, finished: list[tuple[Job, Outcom
     except asyncio.CancelledError:
         recording.cancel()
         raise
-    if done or ctx.unrecorded + len(finished) > MAX_UNRECORDED:
+    count = len(finished)
+    if done or ctx.unrecorded + count > MAX_UNRECORDED:
         await recording  # its failure is this job's, as before
         return
-    count = len(finished)
     ctx.unrecorded += count
 
-    def recorded(task: asyncio.Task[None]) -> None:
+    def recorded(_task: asyncio.Task[None]) -> None:
         ctx.unrecorded -= count
-        if not task.cancelled() and task.exception() is not None:
-            # As for a worker that died: the leases lapse and the sweeper sends again.
-            log.error(
-                "recording %d attempts failed; the sweeper will send them again",
-                count,
-                exc_info=task.exception(),
-            )
 
     recording.add_done_callback(recorded)
-    ctx.keep(recording)
+    ctx.keep(recording)  # which logs its failure
 
 
 async def _record_stragglers(

@@ -351,3 +351,25 @@ def test_a_job_leaves_a_slow_record_to_the_background(
 async def _until(check: Callable[[], bool], what: str) -> None:
     """`wait_until` for a scenario, which runs on the event loop that must go on."""
     await asyncio.to_thread(wait_until, check, timeout=10, what=what)
+
+
+def test_work_left_to_the_background_that_fails_is_logged(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A record (or a straggler's) that fails in the background is not lost silently:
+    its deliveries' leases lapse and the sweeper sends them again, and the log says so."""
+
+    async def scenario(ctx: DeliveryContext, _jobs: QueuedJobs) -> None:
+        async def failing() -> None:
+            raise RuntimeError("the database went away")
+
+        task = asyncio.create_task(failing())
+        ctx.keep(task)
+        await asyncio.gather(task, return_exceptions=True)
+        assert not ctx.stragglers
+
+    with caplog.at_level("ERROR", logger="gateway.delivery"):
+        run(settings, scenario)
+    [logged] = [r for r in caplog.records if r.name == "gateway.delivery"]
+    assert "the sweeper will send them again" in logged.getMessage()
+    assert logged.exc_info is not None and "went away" in str(logged.exc_info[1])
